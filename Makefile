@@ -1,0 +1,51 @@
+# Radiant: the two commands are `make demo` and `make test`; everything else is here for developers.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+# Torch pin: the CPU wheel. On a machine that brings its own torch (a CUDA box) use `make test TORCH=`.
+TORCH  ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-full bench cuda-check sysdeps clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# System libraries the Python wheels need (Open3D links libusb). Only installs where we are root and it is missing.
+sysdeps:
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        echo "installing libusb-1.0-0 (needed by open3d)"; \
+	        (apt-get update -qq && apt-get install -y -qq libusb-1.0-0) >/dev/null; \
+	    else echo "warning: libusb-1.0 missing; open3d-based tests and benches will be skipped"; fi; \
+	fi
+
+$(VENV)/.installed-%: pyproject.toml | $(VENV)/bin/python
+	@echo "installing radiant[$*] into $(VENV)"
+	@if [ -n "$(TORCH)" ]; then $(PIP) install "$(TORCH)"; fi
+	$(PIP) install -e ".[$*]"
+	@touch $@
+
+demo: sysdeps $(VENV)/.installed-bench
+	$(VENV)/bin/radiant bench rays --quick --out out/bench/rays.jsonl
+
+test: sysdeps $(VENV)/.installed-test
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-full: sysdeps $(VENV)/.installed-test
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: sysdeps $(VENV)/.installed-bench
+	$(VENV)/bin/radiant bench rays --out out/bench/rays.jsonl
+
+# Compile-check every CUDA source (no GPU needed). The .cu files are torch-free by design.
+cuda-check:
+	@mkdir -p build/cuda-check
+	@for f in cuda/gpu/*.cu; do \
+	    echo "nvcc -c $$f"; \
+	    nvcc -std=c++17 -O2 -Icuda/include -c $$f -o build/cuda-check/$$(basename $$f .cu).o || exit 1; \
+	done
+
+clean:
+	rm -rf build out .pytest_cache

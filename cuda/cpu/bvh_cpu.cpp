@@ -1,0 +1,178 @@
+// Radiant kernels: binned-SAH BVH build (host) and the CPU closest-hit / any-hit loops over bvh.h.
+#include "bvh_cpu.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace radiant {
+namespace {
+
+constexpr int kBins = 16;
+constexpr int kMaxDepth = kMaxStack - 4;
+constexpr float kTraversalCost = 1.0f;  // relative to one primitive test
+constexpr int kMaxLeafSize = 8;
+
+struct BuildPrim {
+    AABB box;
+    Vec3 centroid;
+    int32_t index;  // caller's primitive index
+};
+
+struct Builder {
+    std::vector<BuildPrim>& prims;
+    std::vector<BVHNode>& nodes;
+    int max_leaf;
+
+    int32_t make_leaf(int32_t begin, int32_t end, const AABB& box) {
+        BVHNode n;
+        for (int k = 0; k < 3; ++k) { n.lo[k] = box.lo[k]; n.hi[k] = box.hi[k]; }
+        n.offset = begin;
+        n.count = end - begin;
+        nodes.push_back(n);
+        return (int32_t)nodes.size() - 1;
+    }
+
+    // Builds the subtree over prims[begin, end) depth-first and returns its node index.
+    int32_t build(int32_t begin, int32_t end, int depth) {
+        AABB box, cbox;
+        for (int32_t i = begin; i < end; ++i) {
+            box.expand(prims[i].box);
+            cbox.expand(prims[i].centroid);
+        }
+        int32_t n = end - begin;
+        if (n <= 1 || depth >= kMaxDepth) return make_leaf(begin, end, box);
+
+        // Binned SAH over the centroid bounds (Wald 2007), all three axes.
+        float best_cost = kInf;
+        int best_axis = -1, best_bin = -1;
+        Vec3 cext = cbox.extent();
+        for (int axis = 0; axis < 3; ++axis) {
+            float ext = cext[axis];
+            if (!(ext > 0.f)) continue;
+            AABB bin_box[kBins];
+            int bin_count[kBins] = {0};
+            float scale = kBins / ext;
+            float lo = cbox.lo[axis];
+            for (int32_t i = begin; i < end; ++i) {
+                int b = min_((int)((prims[i].centroid[axis] - lo) * scale), kBins - 1);
+                bin_count[b]++;
+                bin_box[b].expand(prims[i].box);
+            }
+            // Sweep from the right, then from the left, accumulating area * count.
+            float right_cost[kBins];
+            AABB acc;
+            int cnt = 0;
+            for (int b = kBins - 1; b > 0; --b) {
+                acc.expand(bin_box[b]);
+                cnt += bin_count[b];
+                right_cost[b] = acc.half_area() * cnt;
+            }
+            acc = AABB();
+            cnt = 0;
+            for (int b = 0; b < kBins - 1; ++b) {
+                acc.expand(bin_box[b]);
+                cnt += bin_count[b];
+                float cost = acc.half_area() * cnt + right_cost[b + 1];
+                if (cnt > 0 && cnt < n && cost < best_cost) {
+                    best_cost = cost;
+                    best_axis = axis;
+                    best_bin = b;
+                }
+            }
+        }
+        float parent_area = box.half_area();
+        float split_cost = kTraversalCost + (parent_area > 0.f ? best_cost / parent_area : (float)n);
+        int32_t mid;
+        if (best_axis < 0) {
+            // All centroids coincide: no spatial split helps; split by index to bound the leaf size.
+            if (n <= max_leaf) return make_leaf(begin, end, box);
+            mid = begin + n / 2;
+        } else {
+            if (n <= max_leaf && (float)n <= split_cost) return make_leaf(begin, end, box);
+            float scale = kBins / cext[best_axis];
+            float lo = cbox.lo[best_axis];
+            auto it = std::partition(prims.begin() + begin, prims.begin() + end, [&](const BuildPrim& p) {
+                return min_((int)((p.centroid[best_axis] - lo) * scale), kBins - 1) <= best_bin;
+            });
+            mid = (int32_t)(it - prims.begin());
+            if (mid == begin || mid == end) mid = begin + n / 2;
+        }
+        int32_t self = make_leaf(begin, end, box);  // becomes interior below
+        build(begin, mid, depth + 1);              // left child lands at self + 1
+        int32_t right = build(mid, end, depth + 1);
+        nodes[self].offset = right;
+        nodes[self].count = 0;
+        return self;
+    }
+};
+
+}  // namespace
+
+BVHBuildResult bvh_build_cpu(const float* vertices, int64_t num_vertices, const int32_t* faces, int64_t num_faces,
+                             const float* spheres, int64_t num_spheres, int max_leaf_size) {
+    (void)num_vertices;
+    std::vector<BuildPrim> prims;
+    prims.reserve(num_faces + num_spheres);
+    for (int64_t f = 0; f < num_faces; ++f) {
+        BuildPrim p;
+        for (int k = 0; k < 3; ++k) p.box.expand(Vec3::load(vertices + 3 * (int64_t)faces[3 * f + k]));
+        p.centroid = p.box.center();
+        p.index = (int32_t)f;
+        prims.push_back(p);
+    }
+    for (int64_t s = 0; s < num_spheres; ++s) {
+        BuildPrim p;
+        Vec3 c = Vec3::load(spheres + 4 * s);
+        float r = fabsf(spheres[4 * s + 3]);
+        p.box = AABB(c - Vec3(r), c + Vec3(r));
+        p.centroid = c;
+        p.index = (int32_t)(num_faces + s);
+        prims.push_back(p);
+    }
+    BVHBuildResult out;
+    if (prims.empty()) return out;
+    out.nodes.reserve(2 * prims.size() / 2 + 1);
+    Builder builder{prims, out.nodes, max_leaf_size > 0 ? max_leaf_size : kMaxLeafSize};
+    builder.build(0, (int32_t)prims.size(), 0);
+
+    out.prim_ids.resize(prims.size());
+    out.prim_data.assign(prims.size() * kPrimStride, 0.f);
+    for (size_t i = 0; i < prims.size(); ++i) {
+        int32_t id = prims[i].index;
+        out.prim_ids[i] = id;
+        float* dst = out.prim_data.data() + i * kPrimStride;
+        if (id < num_faces) {
+            for (int k = 0; k < 3; ++k)
+                for (int c = 0; c < 3; ++c) dst[3 * k + c] = vertices[3 * (int64_t)faces[3 * (int64_t)id + k] + c];
+        } else {
+            for (int c = 0; c < 4; ++c) dst[c] = spheres[4 * (int64_t)(id - num_faces) + c];
+        }
+    }
+    return out;
+}
+
+void bvh_intersect_cpu(const BVHNode* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
+                       int32_t num_triangles, const float* origins, const float* directions, const float* tmin,
+                       const float* tmax, int64_t num_rays, bool any_hit, float* t_out, int32_t* prim_out,
+                       float* u_out, float* v_out, bool* hit_out) {
+    at::parallel_for(0, num_rays, 256, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+            Vec3 o = Vec3::load(origins + 3 * i), d = Vec3::load(directions + 3 * i);
+            Hit hit;
+            if (any_hit) {
+                hit_out[i] = traverse<true>(nodes, num_nodes, prims, prim_ids, num_triangles, o, d, tmin[i], tmax[i], hit);
+            } else {
+                traverse<false>(nodes, num_nodes, prims, prim_ids, num_triangles, o, d, tmin[i], tmax[i], hit);
+                t_out[i] = hit.t;
+                prim_out[i] = hit.prim;
+                u_out[i] = hit.u;
+                v_out[i] = hit.v;
+            }
+        }
+    });
+}
+
+}  // namespace radiant

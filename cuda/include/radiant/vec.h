@@ -1,0 +1,70 @@
+// Radiant kernels: a plain 3-vector of floats and the operations the ray kernels need.
+#pragma once
+#include <cmath>
+#include "common.h"
+
+namespace radiant {
+
+struct Vec3 {
+    float x, y, z;
+    RADIANT_HD Vec3() : x(0.f), y(0.f), z(0.f) {}
+    RADIANT_HD Vec3(float x_, float y_, float z_) : x(x_), y(y_), z(z_) {}
+    RADIANT_HD explicit Vec3(float s) : x(s), y(s), z(s) {}
+    RADIANT_HD static Vec3 load(const float* p) { return Vec3(p[0], p[1], p[2]); }
+    RADIANT_HD void store(float* p) const { p[0] = x; p[1] = y; p[2] = z; }
+    RADIANT_HD float operator[](int i) const { return i == 0 ? x : (i == 1 ? y : z); }
+    RADIANT_HD float& operator[](int i) { return i == 0 ? x : (i == 1 ? y : z); }
+};
+
+RADIANT_HD Vec3 operator+(Vec3 a, Vec3 b) { return Vec3(a.x + b.x, a.y + b.y, a.z + b.z); }
+RADIANT_HD Vec3 operator-(Vec3 a, Vec3 b) { return Vec3(a.x - b.x, a.y - b.y, a.z - b.z); }
+RADIANT_HD Vec3 operator-(Vec3 a) { return Vec3(-a.x, -a.y, -a.z); }
+RADIANT_HD Vec3 operator*(Vec3 a, Vec3 b) { return Vec3(a.x * b.x, a.y * b.y, a.z * b.z); }
+RADIANT_HD Vec3 operator*(Vec3 a, float s) { return Vec3(a.x * s, a.y * s, a.z * s); }
+RADIANT_HD Vec3 operator*(float s, Vec3 a) { return Vec3(a.x * s, a.y * s, a.z * s); }
+RADIANT_HD Vec3 operator/(Vec3 a, float s) { return a * (1.f / s); }
+RADIANT_HD Vec3& operator+=(Vec3& a, Vec3 b) { a = a + b; return a; }
+RADIANT_HD float dot(Vec3 a, Vec3 b) { return a.x * b.x + a.y * b.y + a.z * b.z; }
+RADIANT_HD Vec3 cross(Vec3 a, Vec3 b) {
+    return Vec3(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x);
+}
+RADIANT_HD float length(Vec3 a) { return sqrtf(dot(a, a)); }
+RADIANT_HD Vec3 normalize(Vec3 a) { return a / length(a); }
+RADIANT_HD Vec3 vmin(Vec3 a, Vec3 b) { return Vec3(min_(a.x, b.x), min_(a.y, b.y), min_(a.z, b.z)); }
+RADIANT_HD Vec3 vmax(Vec3 a, Vec3 b) { return Vec3(max_(a.x, b.x), max_(a.y, b.y), max_(a.z, b.z)); }
+RADIANT_HD float max_component(Vec3 a) { return max_(a.x, max_(a.y, a.z)); }
+RADIANT_HD float min_component(Vec3 a) { return min_(a.x, min_(a.y, a.z)); }
+RADIANT_HD Vec3 vabs(Vec3 a) { return Vec3(fabsf(a.x), fabsf(a.y), fabsf(a.z)); }
+RADIANT_HD int max_dimension(Vec3 a) { return (a.x > a.y) ? (a.x > a.z ? 0 : 2) : (a.y > a.z ? 1 : 2); }
+
+// Axis-aligned box; empty boxes have min > max.
+struct AABB {
+    Vec3 lo, hi;
+    RADIANT_HD AABB() : lo(kInf), hi(-kInf) {}
+    RADIANT_HD AABB(Vec3 a, Vec3 b) : lo(a), hi(b) {}
+    RADIANT_HD void expand(Vec3 p) { lo = vmin(lo, p); hi = vmax(hi, p); }
+    RADIANT_HD void expand(const AABB& b) { lo = vmin(lo, b.lo); hi = vmax(hi, b.hi); }
+    RADIANT_HD Vec3 extent() const { return hi - lo; }
+    RADIANT_HD Vec3 center() const { return (lo + hi) * 0.5f; }
+    RADIANT_HD bool empty() const { return lo.x > hi.x || lo.y > hi.y || lo.z > hi.z; }
+    RADIANT_HD float half_area() const {
+        if (empty()) return 0.f;
+        Vec3 e = extent();
+        return e.x * e.y + e.y * e.z + e.z * e.x;
+    }
+};
+
+// Slab test of a ray against a box, with a precomputed reciprocal direction.
+// Returns the entry/exit interval clipped to [tmin, tmax]; a miss gives t0 > t1.
+// NaNs from 0 * inf (origin on a slab plane, direction parallel to it) are dropped by the min/max order.
+RADIANT_HD void ray_box(const Vec3& org, const Vec3& inv_dir, const AABB& b, float tmin, float tmax,
+                        float& t0, float& t1) {
+    float tx0 = (b.lo.x - org.x) * inv_dir.x, tx1 = (b.hi.x - org.x) * inv_dir.x;
+    float ty0 = (b.lo.y - org.y) * inv_dir.y, ty1 = (b.hi.y - org.y) * inv_dir.y;
+    float tz0 = (b.lo.z - org.z) * inv_dir.z, tz1 = (b.hi.z - org.z) * inv_dir.z;
+    t0 = max_(max_(min_(tx0, tx1), min_(ty0, ty1)), max_(min_(tz0, tz1), tmin));
+    // Conservative exit (pbrt-v4: t1 *= 1 + 2 * gamma(3)) so rounding never culls a primitive lying on a face.
+    t1 = min_(min_(max_(tx0, tx1), max_(ty0, ty1)) * 1.00000036f, min_(max_(tz0, tz1) * 1.00000036f, tmax));
+}
+
+}  // namespace radiant
