@@ -10,7 +10,7 @@
 namespace radiant {
 namespace {
 
-// Returns (nodes int32 (N,8) bit-packed BVHNode, prim_data float32 (P,9), prim_ids int32 (P,)), all on the CPU.
+// Returns (nodes int32 (N,32) bit-packed BVHNode4, prim_data float32 (P,9), prim_ids int32 (P,)), all on the CPU.
 std::vector<at::Tensor> bvh_build(at::Tensor vertices, at::Tensor faces, at::Tensor spheres, int64_t max_leaf_size) {
     check_tensor(vertices, "vertices", at::kFloat, 2, 3);
     check_tensor(faces, "faces", at::kInt, 2, 3);
@@ -32,8 +32,8 @@ std::vector<at::Tensor> bvh_build(at::Tensor vertices, at::Tensor faces, at::Ten
                                      faces.size(0), spheres.data_ptr<float>(), spheres.size(0), (int)max_leaf_size);
     auto i32 = at::TensorOptions().dtype(at::kInt);
     auto f32 = at::TensorOptions().dtype(at::kFloat);
-    at::Tensor nodes = at::empty({(int64_t)r.nodes.size(), 8}, i32);
-    std::memcpy(nodes.data_ptr<int32_t>(), r.nodes.data(), r.nodes.size() * sizeof(BVHNode));
+    at::Tensor nodes = at::empty({(int64_t)r.nodes.size(), kNodeInts}, i32);
+    std::memcpy(nodes.data_ptr<int32_t>(), r.nodes.data(), r.nodes.size() * sizeof(BVHNode4));
     at::Tensor prims = at::empty({(int64_t)r.prim_ids.size(), kPrimStride}, f32);
     std::memcpy(prims.data_ptr<float>(), r.prim_data.data(), r.prim_data.size() * sizeof(float));
     at::Tensor ids = at::empty({(int64_t)r.prim_ids.size()}, i32);
@@ -44,7 +44,7 @@ std::vector<at::Tensor> bvh_build(at::Tensor vertices, at::Tensor faces, at::Ten
 void check_bvh_args(const at::Tensor& nodes, const at::Tensor& prims, const at::Tensor& prim_ids,
                     const at::Tensor& origins, const at::Tensor& directions, const at::Tensor& tmin,
                     const at::Tensor& tmax) {
-    check_tensor(nodes, "nodes", at::kInt, 2, 8);
+    check_tensor(nodes, "nodes", at::kInt, 2, kNodeInts);
     check_tensor(prims, "prims", at::kFloat, 2, kPrimStride);
     check_tensor(prim_ids, "prim_ids", at::kInt, 1);
     check_tensor(origins, "origins", at::kFloat, 2, 3);
@@ -82,7 +82,7 @@ std::vector<at::Tensor> bvh_intersect(at::Tensor nodes, at::Tensor prims, at::Te
         v = at::empty({n}, opts);
     }
     auto ptr = [](at::Tensor& x) { return x.defined() ? x.data_ptr() : nullptr; };
-    const BVHNode* node_ptr = reinterpret_cast<const BVHNode*>(nodes.data_ptr<int32_t>());
+    const BVHNode4* node_ptr = reinterpret_cast<const BVHNode4*>(nodes.data_ptr<int32_t>());
     if (origins.is_cuda()) {
 #ifdef RADIANT_WITH_CUDA
         bvh_intersect_cuda(node_ptr, (int32_t)nodes.size(0), prims.data_ptr<float>(), prim_ids.data_ptr<int32_t>(),

@@ -1,7 +1,7 @@
 // Radiant kernels: binned-SAH BVH build (host) and the CPU closest-hit / any-hit loops over bvh.h.
 #include "bvh_cpu.h"
 
-#include <ATen/Parallel.h>
+#include "parallel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,9 +11,18 @@ namespace radiant {
 namespace {
 
 constexpr int kBins = 16;
-constexpr int kMaxDepth = kMaxStack - 4;
+constexpr int kMaxDepth = 60;  // binary depth; bounds the traversal stack (bvh.h kMaxStack)
 constexpr float kTraversalCost = 1.0f;  // relative to one primitive test
 constexpr int kMaxLeafSize = 8;
+
+// Binary node of the SAH build, before collapsing to 4-wide: interior nodes have count 0, left child at
+// index + 1 and right child at `offset`; leaves own prims [offset, offset + count).
+struct BVHNode {
+    float lo[3];
+    int32_t offset;
+    float hi[3];
+    int32_t count;
+};
 
 struct BuildPrim {
     AABB box;
@@ -109,6 +118,61 @@ struct Builder {
     }
 };
 
+float node_area(const BVHNode& n) {
+    return AABB(Vec3(n.lo[0], n.lo[1], n.lo[2]), Vec3(n.hi[0], n.hi[1], n.hi[2])).half_area();
+}
+
+// Collapses the binary tree into 4-wide nodes: open the largest-area interior child until four slots are used
+// (the usual BVH2 -> BVH4 collapse, e.g. Wald et al. 2008). Returns the index of the new node.
+int32_t collapse(const std::vector<BVHNode>& bin, int32_t root, std::vector<BVHNode4>& out) {
+    int32_t slots[4];
+    int n = 0;
+    if (bin[root].count > 0) {
+        slots[n++] = root;
+    } else {
+        slots[n++] = root + 1;
+        slots[n++] = bin[root].offset;
+        while (n < 4) {
+            int pick = -1;
+            float best_area = -1.f;
+            for (int k = 0; k < n; ++k) {
+                if (bin[slots[k]].count == 0 && node_area(bin[slots[k]]) > best_area) {
+                    best_area = node_area(bin[slots[k]]);
+                    pick = k;
+                }
+            }
+            if (pick < 0) break;
+            int32_t opened = slots[pick];
+            slots[pick] = opened + 1;
+            slots[n++] = bin[opened].offset;
+        }
+    }
+    int32_t self = (int32_t)out.size();
+    out.emplace_back();
+    for (int k = 0; k < 4; ++k) {
+        BVHNode4& node = out[self];
+        if (k >= n) {
+            node.lo_x[k] = node.lo_y[k] = node.lo_z[k] = kInf;
+            node.hi_x[k] = node.hi_y[k] = node.hi_z[k] = -kInf;
+            node.child[k] = 0;
+            node.count[k] = -1;
+            continue;
+        }
+        const BVHNode& c = bin[slots[k]];
+        node.lo_x[k] = c.lo[0]; node.lo_y[k] = c.lo[1]; node.lo_z[k] = c.lo[2];
+        node.hi_x[k] = c.hi[0]; node.hi_y[k] = c.hi[1]; node.hi_z[k] = c.hi[2];
+        if (c.count > 0) {
+            node.child[k] = c.offset;
+            node.count[k] = c.count;
+        } else {
+            int32_t child = collapse(bin, slots[k], out);  // may reallocate `out`
+            out[self].child[k] = child;
+            out[self].count[k] = 0;
+        }
+    }
+    return self;
+}
+
 }  // namespace
 
 BVHBuildResult bvh_build_cpu(const float* vertices, int64_t num_vertices, const int32_t* faces, int64_t num_faces,
@@ -134,9 +198,12 @@ BVHBuildResult bvh_build_cpu(const float* vertices, int64_t num_vertices, const 
     }
     BVHBuildResult out;
     if (prims.empty()) return out;
-    out.nodes.reserve(2 * prims.size() / 2 + 1);
-    Builder builder{prims, out.nodes, max_leaf_size > 0 ? max_leaf_size : kMaxLeafSize};
+    std::vector<BVHNode> binary;
+    binary.reserve(prims.size());
+    Builder builder{prims, binary, max_leaf_size > 0 ? max_leaf_size : kMaxLeafSize};
     builder.build(0, (int32_t)prims.size(), 0);
+    out.nodes.reserve(binary.size() / 2 + 1);
+    collapse(binary, 0, out.nodes);
 
     out.prim_ids.resize(prims.size());
     out.prim_data.assign(prims.size() * kPrimStride, 0.f);
@@ -154,11 +221,11 @@ BVHBuildResult bvh_build_cpu(const float* vertices, int64_t num_vertices, const 
     return out;
 }
 
-void bvh_intersect_cpu(const BVHNode* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
+void bvh_intersect_cpu(const BVHNode4* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
                        int32_t num_triangles, const float* origins, const float* directions, const float* tmin,
                        const float* tmax, int64_t num_rays, bool any_hit, float* t_out, int32_t* prim_out,
                        float* u_out, float* v_out, bool* hit_out) {
-    at::parallel_for(0, num_rays, 256, [&](int64_t begin, int64_t end) {
+    parallel_chunks(num_rays, 1024, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
             Vec3 o = Vec3::load(origins + 3 * i), d = Vec3::load(directions + 3 * i);
             Hit hit;

@@ -7,7 +7,7 @@
 namespace radiant {
 
 struct BVHBuildResult {
-    std::vector<BVHNode> nodes;
+    std::vector<BVHNode4> nodes;  // 4-wide, root first
     std::vector<float> prim_data;   // kPrimStride floats per primitive, leaf order
     std::vector<int32_t> prim_ids;  // caller's primitive index per leaf slot
 };
@@ -17,7 +17,7 @@ BVHBuildResult bvh_build_cpu(const float* vertices, int64_t num_vertices, const 
                              const float* spheres, int64_t num_spheres, int max_leaf_size);
 
 // Closest hit writes t (inf on a miss), prim (-1), u, v; any hit writes hit_out only.
-void bvh_intersect_cpu(const BVHNode* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
+void bvh_intersect_cpu(const BVHNode4* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
                        int32_t num_triangles, const float* origins, const float* directions, const float* tmin,
                        const float* tmax, int64_t num_rays, bool any_hit, float* t_out, int32_t* prim_out,
                        float* u_out, float* v_out, bool* hit_out);

@@ -5,7 +5,7 @@ namespace radiant {
 namespace {
 
 template <bool ANY_HIT>
-__global__ void bvh_intersect_kernel(const BVHNode* __restrict__ nodes, int32_t num_nodes,
+__global__ void bvh_intersect_kernel(const BVHNode4* __restrict__ nodes, int32_t num_nodes,
                                      const float* __restrict__ prims, const int32_t* __restrict__ prim_ids,
                                      int32_t num_triangles, const float* __restrict__ origins,
                                      const float* __restrict__ directions, const float* __restrict__ tmin,
@@ -28,7 +28,7 @@ __global__ void bvh_intersect_kernel(const BVHNode* __restrict__ nodes, int32_t 
 
 }  // namespace
 
-void bvh_intersect_cuda(const BVHNode* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
+void bvh_intersect_cuda(const BVHNode4* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
                         int32_t num_triangles, const float* origins, const float* directions, const float* tmin,
                         const float* tmax, int64_t num_rays, bool any_hit, float* t_out, int32_t* prim_out,
                         float* u_out, float* v_out, bool* hit_out, cudaStream_t stream) {

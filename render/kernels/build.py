@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import sys
 import threading
 from pathlib import Path
@@ -24,10 +25,32 @@ def _sources(with_cuda: bool) -> list[Path]:
     return files
 
 
+def _cpu_flags() -> str:
+    """The host CPU's model and feature flags: the build uses -march=native, so the cache is per CPU kind."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor()
+    lines = [l for l in info.splitlines() if l.startswith(("model name", "flags"))]
+    return "\n".join(sorted(set(lines)))
+
+
+def _cflags(with_cuda: bool) -> list[str]:
+    # -ffp-contract=off: no fused multiply-add, so the C++ results match the torch references bit for bit.
+    flags = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
+    if platform.machine() in ("x86_64", "AMD64") and not os.environ.get("RADIANT_PORTABLE_BUILD"):
+        flags.append("-march=native")
+    if with_cuda:
+        flags.append("-DRADIANT_WITH_CUDA")
+    return flags
+
+
 def _source_hash(with_cuda: bool) -> str:
     h = hashlib.sha256()
     h.update(torch.__version__.encode())
     h.update(b"cuda" if with_cuda else b"cpu")
+    h.update(" ".join(_cflags(with_cuda)).encode())
+    h.update(_cpu_flags().encode())
     for path in sorted(CUDA_ROOT.rglob("*")):
         if path.suffix in {".h", ".cpp", ".cu"}:
             h.update(str(path.relative_to(CUDA_ROOT)).encode())
@@ -62,15 +85,11 @@ def load():
         name = f"radiant_kernels_{key}"
         if not any(cache.glob(f"{name}*.so")):
             print("building ray kernels (~1 min, once)...", file=sys.stderr, flush=True)
-        # -ffp-contract=off: no fused multiply-add, so the C++ results match the torch references bit for bit.
-        cflags = ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-math-errno"]
-        if with_cuda:
-            cflags.append("-DRADIANT_WITH_CUDA")
         _module = load_extension(
             name=name,
             sources=[str(s) for s in _sources(with_cuda)],
             extra_include_paths=[str(CUDA_ROOT / "include"), str(CUDA_ROOT)],
-            extra_cflags=cflags,
+            extra_cflags=_cflags(with_cuda),
             extra_cuda_cflags=["-O3", "-std=c++17", "-DRADIANT_WITH_CUDA"] if with_cuda else None,
             build_directory=str(cache),
             verbose=bool(os.environ.get("RADIANT_VERBOSE_BUILD")),

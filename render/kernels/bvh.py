@@ -74,8 +74,11 @@ class BVH:
         """Scene bounds (lo, hi) from the root node; empty scenes give (inf, -inf)."""
         if self.num_nodes == 0:
             return torch.full((3,), math.inf), torch.full((3,), -math.inf)
-        root = self.nodes[0].cpu().view(torch.float32)
-        return root[0:3].clone(), root[4:7].clone()
+        root = self.nodes[0].cpu().view(torch.float32)[:24].view(6, 4)  # lo_x, hi_x, lo_y, hi_y, lo_z, hi_z
+        used = self.nodes[0, 28:32].cpu() >= 0
+        lo = root[0::2][:, used].min(1).values
+        hi = root[1::2][:, used].max(1).values
+        return lo, hi
 
     def _intersect(self, origins, directions, tmin, tmax, any_hit: bool):
         check_rays(origins, directions, self.device)
@@ -141,17 +144,23 @@ def _watertight_reference(org, d, v0, v1, v2, tmin, tmax):
     return torch.where(ok, t, math.inf), V * inv_det, W * inv_det
 
 
+def _dot(a, b):
+    """x*x' + y*y' + z*z' summed left to right, as vec.h's dot (a reduction could reorder the sum)."""
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
+
+
 def _sphere_reference(org, d, spheres, tmin, tmax):
     """Robust ray/sphere (Ray Tracing Gems ch. 7) for rays (R,·) x spheres (S,4); t (R,S) with inf for misses."""
     center, radius = spheres[None, :, :3], spheres[None, :, 3]
     f = org[:, None, :] - center
     dd = d[:, None, :]
-    a = (dd * dd).sum(-1)
-    b = -(f * dd).sum(-1)
+    a = _dot(dd, dd)
+    b = -_dot(f, dd)
     l = f + (b / a)[..., None] * dd
-    disc = a * (radius * radius - (l * l).sum(-1))
-    c = (f * f).sum(-1) - radius * radius
-    q = b + torch.copysign(torch.sqrt(disc.clamp_min(0)), b)
+    disc = a * (radius * radius - _dot(l, l))
+    c = _dot(f, f) - radius * radius
+    # sqrt in double, rounded once: correctly rounded like sqrtf (torch's vectorized float sqrt may be 1 ulp off).
+    q = b + torch.copysign(torch.sqrt(disc.clamp_min(0).double()).float(), b)
     t0, t1 = c / q, q / a
     t0, t1 = torch.minimum(t0, t1), torch.maximum(t0, t1)
     lo, hi = tmin[:, None], tmax[:, None]

@@ -6,21 +6,22 @@
 
 namespace radiant {
 
-// 32-byte flattened node, depth-first order: an interior node's left child is the next node,
-// its right child is `offset`. A leaf (count > 0) owns primitives [offset, offset + count).
-struct BVHNode {
-    float lo[3];
-    int32_t offset;
-    float hi[3];
-    int32_t count;
+// 128-byte 4-wide node (structure of arrays, so the four box tests vectorize on the CPU). Child slot k is
+// empty (count < 0, inverted box), an interior node (count == 0, child = node index) or a leaf
+// (count > 0, primitives [child, child + count)). The root is node 0. Built by collapsing a binary SAH tree.
+struct BVHNode4 {
+    float lo_x[4], hi_x[4], lo_y[4], hi_y[4], lo_z[4], hi_z[4];
+    int32_t child[4];
+    int32_t count[4];
 };
-static_assert(sizeof(BVHNode) == 32, "BVHNode must stay 32 bytes");
+static_assert(sizeof(BVHNode4) == 128, "BVHNode4 must stay 128 bytes");
+constexpr int kNodeInts = 32;
 
 // Primitives are stored in leaf order, 9 floats each: a triangle's three vertices, or a sphere's
 // center and radius (the rest unused). `prim_ids[i]` is the caller's index: triangles first
 // ([0, num_triangles)), then spheres.
 constexpr int kPrimStride = 9;
-constexpr int kMaxStack = 64;
+constexpr int kMaxStack = 3 * 64;  // up to 3 deferred children per level of a depth-64 tree
 
 struct Hit {
     float t;
@@ -115,36 +116,63 @@ RADIANT_HD void sphere_uv(const Vec3& org, const Vec3& dir, float t, const float
     v = acosf(clamp_(local.z, -1.f, 1.f)) * (1.f / kPi);
 }
 
-RADIANT_HD bool node_box(const BVHNode& n, const Vec3& org, const Vec3& inv_dir, float tmin, float tmax,
-                         float& t0) {
-    float t1;
-    ray_box(org, inv_dir, AABB(Vec3(n.lo[0], n.lo[1], n.lo[2]), Vec3(n.hi[0], n.hi[1], n.hi[2])), tmin, tmax, t0, t1);
-    return t0 <= t1;
+struct StackEntry {
+    int32_t child, count;
+    float t;
+};
+
+// Entry distances of a node's four children; misses get +inf. Near/far slabs are chosen by the ray's
+// direction signs once per ray; a 0 * inf NaN (origin on a slab plane, parallel ray) is ignored by the
+// argument order of max_/min_ (it counts as inside). Exit distances are made conservative (pbrt-v4: 1 + 2 gamma(3)).
+struct BoxRay {
+    float ox, oy, oz, ix, iy, iz;
+    bool nx, ny, nz;  // direction component negative: near plane is hi
+};
+
+RADIANT_HD BoxRay make_box_ray(const Vec3& org, const Vec3& dir) {
+    BoxRay r;
+    r.ox = org.x; r.oy = org.y; r.oz = org.z;
+    r.ix = 1.f / dir.x; r.iy = 1.f / dir.y; r.iz = 1.f / dir.z;
+    r.nx = r.ix < 0.f; r.ny = r.iy < 0.f; r.nz = r.iz < 0.f;
+    return r;
+}
+
+RADIANT_HD void node4_boxes(const BVHNode4& n, const BoxRay& r, float tmin, float tmax, float t_enter[4]) {
+    const float* near_x = r.nx ? n.hi_x : n.lo_x;
+    const float* far_x = r.nx ? n.lo_x : n.hi_x;
+    const float* near_y = r.ny ? n.hi_y : n.lo_y;
+    const float* far_y = r.ny ? n.lo_y : n.hi_y;
+    const float* near_z = r.nz ? n.hi_z : n.lo_z;
+    const float* far_z = r.nz ? n.lo_z : n.hi_z;
+    for (int k = 0; k < 4; ++k) {
+        float t0x = (near_x[k] - r.ox) * r.ix, t1x = (far_x[k] - r.ox) * r.ix;
+        float t0y = (near_y[k] - r.oy) * r.iy, t1y = (far_y[k] - r.oy) * r.iy;
+        float t0z = (near_z[k] - r.oz) * r.iz, t1z = (far_z[k] - r.oz) * r.iz;
+        float t0 = max_(t0x, max_(t0y, max_(t0z, tmin)));
+        float t1 = min_(t1x * 1.00000036f, min_(t1y * 1.00000036f, min_(t1z * 1.00000036f, tmax)));
+        t_enter[k] = t0 <= t1 ? t0 : kInf;
+    }
 }
 
 // Closest hit (ANY_HIT = false) or first hit found (ANY_HIT = true) in (tmin, tmax).
-// Children are tested at their parent and the nearer one is visited first.
+// Children are visited nearest first; deferred ones are skipped once a closer hit is known.
 template <bool ANY_HIT>
-RADIANT_HD bool traverse(const BVHNode* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
+RADIANT_HD bool traverse(const BVHNode4* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
                          int32_t num_triangles, const Vec3& org, const Vec3& dir, float tmin, float tmax, Hit& hit) {
     hit.t = tmax;
     hit.prim = -1;
     hit.u = hit.v = 0.f;
     if (num_nodes == 0) return false;
-    Vec3 inv_dir(1.f / dir.x, 1.f / dir.y, 1.f / dir.z);
+    BoxRay br = make_box_ray(org, dir);
     WatertightRay wr = make_watertight_ray(org, dir);
-    float t_root;
-    if (!node_box(nodes[0], org, inv_dir, tmin, tmax, t_root)) return false;
 
-    int32_t stack[kMaxStack];
-    float stack_t[kMaxStack];  // entry distance of each deferred node, to skip it once a closer hit is known
+    StackEntry stack[kMaxStack];
     int sp = 0;
-    int32_t ni = 0;
+    StackEntry cur{0, 0, tmin};
     int32_t best = -1;  // leaf-order index of the closest primitive so far
     while (true) {
-        const BVHNode& n = nodes[ni];
-        if (n.count > 0) {
-            for (int32_t i = n.offset; i < n.offset + n.count; ++i) {
+        if (cur.count > 0) {
+            for (int32_t i = cur.child; i < cur.child + cur.count; ++i) {
                 const float* p = prims + (size_t)i * kPrimStride;
                 float t, u = 0.f, v = 0.f;
                 bool h = prim_ids[i] < num_triangles ? intersect_triangle(wr, p, tmin, hit.t, t, u, v)
@@ -161,24 +189,29 @@ RADIANT_HD bool traverse(const BVHNode* nodes, int32_t num_nodes, const float* p
                 }
             }
         } else {
-            int32_t left = ni + 1, right = n.offset;
-            float tl, tr;
-            bool hl = node_box(nodes[left], org, inv_dir, tmin, hit.t, tl);
-            bool hr = node_box(nodes[right], org, inv_dir, tmin, hit.t, tr);
-            if (hl && hr) {
-                if (tr < tl) { swap_(left, right); swap_(tl, tr); }
-                stack_t[sp] = tr;
-                stack[sp++] = right;
-                ni = left;
+            const BVHNode4& n = nodes[cur.child];
+            float te[4];
+            node4_boxes(n, br, tmin, hit.t, te);
+            // Insertion sort of the hit children by entry distance (at most 4).
+            StackEntry hits[4];
+            int nh = 0;
+            for (int k = 0; k < 4; ++k) {
+                if (te[k] == kInf) continue;
+                StackEntry e{n.child[k], n.count[k], te[k]};
+                int j = nh++;
+                while (j > 0 && hits[j - 1].t > e.t) { hits[j] = hits[j - 1]; --j; }
+                hits[j] = e;
+            }
+            if (nh > 0) {
+                for (int j = nh - 1; j > 0; --j) stack[sp++] = hits[j];
+                cur = hits[0];
                 continue;
             }
-            if (hl) { ni = left; continue; }
-            if (hr) { ni = right; continue; }
         }
         bool found = false;
         while (sp > 0) {
-            --sp;
-            if (stack_t[sp] <= hit.t) { ni = stack[sp]; found = true; break; }
+            cur = stack[--sp];
+            if (cur.t <= hit.t) { found = true; break; }
         }
         if (!found) break;
     }
