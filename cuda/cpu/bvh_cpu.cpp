@@ -12,7 +12,7 @@ namespace {
 
 constexpr int kBins = 16;
 constexpr int kMaxDepth = 60;  // binary depth; bounds the traversal stack (bvh.h kMaxStack)
-constexpr float kTraversalCost = 1.0f;  // relative to one primitive test
+constexpr float kTraversalCost = 3.0f;  // relative to one primitive test
 constexpr int kMaxLeafSize = 8;
 
 // Binary node of the SAH build, before collapsing to 4-wide: interior nodes have count 0, left child at
