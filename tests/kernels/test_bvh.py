@@ -246,6 +246,24 @@ def test_extension_checks_directly():
         ext.bvh_build(torch.rand(3, 3), torch.zeros(1, 3, dtype=torch.int64), torch.zeros(0, 4), 0)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the CUDA build is only compile-checked")
+def test_cuda_matches_reference(soup):
+    verts, faces, spheres = soup
+    gen = torch.Generator().manual_seed(7)
+    n = 20000
+    origins = torch.rand(n, 3, generator=gen) * 6 - 3
+    directions = random_directions(n, gen)
+    bvh = BVH(verts, faces, spheres).to("cuda")
+    a = bvh.closest_hit(origins.cuda(), directions.cuda())
+    b = BVHReference(verts, faces, spheres).closest_hit(origins, directions)
+    a = type(a)(*(x.cpu() for x in (a.t, a.prim, a.u, a.v)))
+    agree = (a.hit == b.hit).float().mean()
+    assert agree > 0.9999
+    both = a.hit & b.hit
+    torch.testing.assert_close(a.t[both], b.t[both], rtol=1e-5, atol=1e-6)
+    assert torch.equal(bvh.any_hit(origins.cuda(), directions.cuda()).cpu(), a.hit)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Against Open3D's RaycastingScene (Embree) on real meshes.
 
