@@ -216,6 +216,7 @@ BVHBuildResult bvh_build_cpu(const float* vertices, int64_t num_vertices, const 
                 for (int c = 0; c < 3; ++c) dst[3 * k + c] = vertices[3 * (int64_t)faces[3 * (int64_t)id + k] + c];
         } else {
             for (int c = 0; c < 4; ++c) dst[c] = spheres[4 * (int64_t)(id - num_faces) + c];
+            dst[4] = std::nanf("");  // sphere marker, see bvh.h
         }
     }
     return out;

@@ -4,6 +4,13 @@
 #include "common.h"
 #include "vec.h"
 
+#if !defined(__CUDACC__) && (defined(__SSE2__) || defined(_M_X64))
+#include <immintrin.h>
+#define RADIANT_HOST_SSE 1
+#else
+#define RADIANT_HOST_SSE 0
+#endif
+
 namespace radiant {
 
 // 128-byte 4-wide node (structure of arrays, so the four box tests vectorize on the CPU). Child slot k is
@@ -18,7 +25,8 @@ static_assert(sizeof(BVHNode4) == 128, "BVHNode4 must stay 128 bytes");
 constexpr int kNodeInts = 32;
 
 // Primitives are stored in leaf order, 9 floats each: a triangle's three vertices, or a sphere's
-// center and radius (the rest unused). `prim_ids[i]` is the caller's index: triangles first
+// center and radius followed by a NaN marker in slot 4 (vertices are finite, so the leaf loop tells the two
+// apart without reading prim_ids). `prim_ids[i]` is the caller's index: triangles first
 // ([0, num_triangles)), then spheres.
 constexpr int kPrimStride = 9;
 constexpr int kMaxStack = 3 * 64;  // up to 3 deferred children per level of a depth-64 tree
@@ -35,6 +43,8 @@ struct WatertightRay {
     int kx, ky, kz;
     float sx, sy, sz;
 };
+
+RADIANT_HD bool is_sphere_slot(const float* p) { return p[4] != p[4]; }
 
 RADIANT_HD float select(const Vec3& v, int k) { return k == 0 ? v.x : (k == 1 ? v.y : v.z); }
 
@@ -116,6 +126,14 @@ RADIANT_HD void sphere_uv(const Vec3& org, const Vec3& dir, float t, const float
     v = acosf(clamp_(local.z, -1.f, 1.f)) * (1.f / kPi);
 }
 
+RADIANT_HD int first_bit(int mask) {
+#if defined(__CUDA_ARCH__)
+    return __ffs(mask) - 1;
+#else
+    return __builtin_ctz((unsigned)mask);
+#endif
+}
+
 struct StackEntry {
     int32_t child, count;
     float t;
@@ -137,21 +155,43 @@ RADIANT_HD BoxRay make_box_ray(const Vec3& org, const Vec3& dir) {
     return r;
 }
 
-RADIANT_HD void node4_boxes(const BVHNode4& n, const BoxRay& r, float tmin, float tmax, float t_enter[4]) {
+// Returns a bit mask of the children whose box the ray enters within [tmin, tmax], and their entry distances.
+RADIANT_HD int node4_boxes(const BVHNode4& n, const BoxRay& r, float tmin, float tmax, float t_enter[4]) {
     const float* near_x = r.nx ? n.hi_x : n.lo_x;
     const float* far_x = r.nx ? n.lo_x : n.hi_x;
     const float* near_y = r.ny ? n.hi_y : n.lo_y;
     const float* far_y = r.ny ? n.lo_y : n.hi_y;
     const float* near_z = r.nz ? n.hi_z : n.lo_z;
     const float* far_z = r.nz ? n.lo_z : n.hi_z;
+#if RADIANT_HOST_SSE
+    // The same arithmetic four lanes at a time: maxps/minps have exactly the NaN behaviour of max_/min_.
+    const __m128 ox = _mm_set1_ps(r.ox), oy = _mm_set1_ps(r.oy), oz = _mm_set1_ps(r.oz);
+    const __m128 ix = _mm_set1_ps(r.ix), iy = _mm_set1_ps(r.iy), iz = _mm_set1_ps(r.iz);
+    const __m128 grow = _mm_set1_ps(1.00000036f);
+    __m128 t0x = _mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(near_x), ox), ix);
+    __m128 t1x = _mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(far_x), ox), ix);
+    __m128 t0y = _mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(near_y), oy), iy);
+    __m128 t1y = _mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(far_y), oy), iy);
+    __m128 t0z = _mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(near_z), oz), iz);
+    __m128 t1z = _mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(far_z), oz), iz);
+    __m128 t0 = _mm_max_ps(t0x, _mm_max_ps(t0y, _mm_max_ps(t0z, _mm_set1_ps(tmin))));
+    __m128 t1 = _mm_min_ps(_mm_mul_ps(t1x, grow),
+                           _mm_min_ps(_mm_mul_ps(t1y, grow), _mm_min_ps(_mm_mul_ps(t1z, grow), _mm_set1_ps(tmax))));
+    _mm_storeu_ps(t_enter, t0);
+    return _mm_movemask_ps(_mm_cmple_ps(t0, t1));
+#else
+    int mask = 0;
     for (int k = 0; k < 4; ++k) {
         float t0x = (near_x[k] - r.ox) * r.ix, t1x = (far_x[k] - r.ox) * r.ix;
         float t0y = (near_y[k] - r.oy) * r.iy, t1y = (far_y[k] - r.oy) * r.iy;
         float t0z = (near_z[k] - r.oz) * r.iz, t1z = (far_z[k] - r.oz) * r.iz;
         float t0 = max_(t0x, max_(t0y, max_(t0z, tmin)));
         float t1 = min_(t1x * 1.00000036f, min_(t1y * 1.00000036f, min_(t1z * 1.00000036f, tmax)));
-        t_enter[k] = t0 <= t1 ? t0 : kInf;
+        t_enter[k] = t0;
+        mask |= (t0 <= t1) << k;
     }
+    return mask;
+#endif
 }
 
 // Closest hit (ANY_HIT = false) or first hit found (ANY_HIT = true) in (tmin, tmax).
@@ -175,8 +215,8 @@ RADIANT_HD bool traverse(const BVHNode4* nodes, int32_t num_nodes, const float* 
             for (int32_t i = cur.child; i < cur.child + cur.count; ++i) {
                 const float* p = prims + (size_t)i * kPrimStride;
                 float t, u = 0.f, v = 0.f;
-                bool h = prim_ids[i] < num_triangles ? intersect_triangle(wr, p, tmin, hit.t, t, u, v)
-                                                     : intersect_sphere(org, dir, p, tmin, hit.t, t);
+                bool h = is_sphere_slot(p) ? intersect_sphere(org, dir, p, tmin, hit.t, t)
+                                           : intersect_triangle(wr, p, tmin, hit.t, t, u, v);
                 if (h) {
                     hit.t = t;
                     hit.u = u;
@@ -191,18 +231,34 @@ RADIANT_HD bool traverse(const BVHNode4* nodes, int32_t num_nodes, const float* 
         } else {
             const BVHNode4& n = nodes[cur.child];
             float te[4];
-            node4_boxes(n, br, tmin, hit.t, te);
-            // Insertion sort of the hit children by entry distance (at most 4).
-            StackEntry hits[4];
-            int nh = 0;
-            for (int k = 0; k < 4; ++k) {
-                if (te[k] == kInf) continue;
-                StackEntry e{n.child[k], n.count[k], te[k]};
-                int j = nh++;
-                while (j > 0 && hits[j - 1].t > e.t) { hits[j] = hits[j - 1]; --j; }
-                hits[j] = e;
-            }
-            if (nh > 0) {
+            int mask = node4_boxes(n, br, tmin, hit.t, te);
+            if (mask != 0) {
+                int k0 = first_bit(mask);
+                mask &= mask - 1;
+                if (mask == 0) {  // one child hit: descend, no stack traffic
+                    cur = StackEntry{n.child[k0], n.count[k0], te[k0]};
+                    continue;
+                }
+                int k1 = first_bit(mask);
+                mask &= mask - 1;
+                StackEntry a{n.child[k0], n.count[k0], te[k0]}, b{n.child[k1], n.count[k1], te[k1]};
+                if (b.t < a.t) swap_(a, b);
+                if (mask == 0) {  // two: visit the nearer, defer the farther
+                    stack[sp++] = b;
+                    cur = a;
+                    continue;
+                }
+                // Three or four: insertion sort by entry distance (Embree special-cases 1 and 2 the same way).
+                StackEntry hits[4] = {a, b, a, a};
+                int nh = 2;
+                while (mask != 0) {
+                    int k = first_bit(mask);
+                    mask &= mask - 1;
+                    StackEntry e{n.child[k], n.count[k], te[k]};
+                    int j = nh++;
+                    while (j > 0 && hits[j - 1].t > e.t) { hits[j] = hits[j - 1]; --j; }
+                    hits[j] = e;
+                }
                 for (int j = nh - 1; j > 0; --j) stack[sp++] = hits[j];
                 cur = hits[0];
                 continue;
