@@ -97,7 +97,8 @@ def read_image(path: Path, raw: bool = False) -> np.ndarray:
     try:
         img = np.asarray(iio.imread(path))
     except Exception as e:
-        raise ImageReadError(f"could not decode image ({type(e).__name__}: {e})".splitlines()[0]) from None
+        detail = str(e).splitlines()[0][:120] if "backend" not in str(e) else "unrecognised or corrupt data"
+        raise ImageReadError(f"could not decode image ({detail})") from None
     if img.ndim == 2:
         img = img[..., None]
     if img.ndim != 3 or img.shape[-1] not in (1, 2, 3, 4):

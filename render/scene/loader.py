@@ -700,8 +700,9 @@ class Reader:
         self.used.add(name)
         if p.kind not in kinds:
             got = f"<{p.el.tag}>"
+            shown = [{"object": "a nested <texture>", "ref": "<ref id>"}.get(k, f"<{k}>") for k in kinds]
             raise self.ld.err(p.el, f"parameter '{name}' of {self.o.tag} '{self.o.type}' must be "
-                                    f"{' or '.join('<' + k + '>' for k in kinds)}, got {got}")
+                                    f"{', '.join(shown[:-1]) + ' or ' if len(shown) > 1 else ''}{shown[-1]}, got {got}")
         return p
 
     def float(self, name: str, default: float) -> float:
