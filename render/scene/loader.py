@@ -537,6 +537,11 @@ class Loader:
             if abs(np.linalg.det(m[:3, :3])) < 1e-12:
                 raise self.err(r.o.props["to_world"].el, "to_world is singular (zero scale)")
             shape.vertices, shape.faces, shape.normals, shape.uvs = mesh.to_world(m)
+            if shape.face_normals:
+                shape.normals = None  # Mitsuba drops vertex normals and shades with the face normal
+            elif shape.normals is None:
+                # Mitsuba recomputes smooth normals for meshes that come without them
+                shape.normals = meshes.angle_weighted_normals(shape.vertices, shape.faces).astype(np.float32)
         bsdfs, emitters = [], []
         named = [p.el for p in r.o.props.values() if p.kind in ("object", "ref")]
         r.object_props()

@@ -36,10 +36,11 @@ class Mesh:
 
 
 def rectangle() -> Mesh:
-    """Mitsuba's rectangle: [-1,1]^2 at z=0, normal +z, uv = (x+1)/2, (y+1)/2."""
-    v = [(-1, -1, 0), (1, -1, 0), (1, 1, 0), (-1, 1, 0)]
-    uv = [(0, 0), (1, 0), (1, 1), (0, 1)]
-    return Mesh(v, [(0, 1, 2), (0, 2, 3)], [(0, 0, 1)] * 4, uv)
+    """Mitsuba's rectangle mesh: [-1,1]^2 at z=0, normal +z, uv = (x+1)/2, (y+1)/2; Mitsuba's vertex order
+    and diagonal (faces (1,2,0), (1,3,2))."""
+    v = [(-1, -1, 0), (1, -1, 0), (-1, 1, 0), (1, 1, 0)]
+    uv = [(0, 0), (1, 0), (0, 1), (1, 1)]
+    return Mesh(v, [(1, 2, 0), (1, 3, 2)], [(0, 0, 1)] * 4, uv)
 
 
 def cube() -> Mesh:
@@ -63,38 +64,120 @@ def tessellated_disk(segments: int = DISK_SEGMENTS) -> Mesh:
     return Mesh(v, faces, np.tile([0.0, 0.0, 1.0], (len(v), 1)), uv)
 
 
-def _file_has_normals(path: Path, kind: str) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(1 << 20)
-    if kind == "obj":
-        return b"\nvn " in head or head.startswith(b"vn ")
-    end = head.find(b"end_header")
-    return b" nx" in head[:end if end >= 0 else len(head)]
+def angle_weighted_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Smooth vertex normals as Mitsuba's Mesh::recompute_vertex_normals: face normals weighted by the corner
+    angle (Thuermer and Wuethrich 1998), summed per vertex and normalised."""
+    v = vertices.astype(np.float64)
+    tri = v[faces]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    length = np.linalg.norm(n, axis=1, keepdims=True)
+    n = np.where(length > 0, n / np.where(length > 0, length, 1), 0)
+    out = np.zeros_like(v)
+    for i in range(3):
+        d0 = tri[:, (i + 1) % 3] - tri[:, i]
+        d1 = tri[:, (i + 2) % 3] - tri[:, i]
+        d0 /= np.maximum(np.linalg.norm(d0, axis=1, keepdims=True), 1e-30)
+        d1 /= np.maximum(np.linalg.norm(d1, axis=1, keepdims=True), 1e-30)
+        angle = np.arccos(np.clip((d0 * d1).sum(axis=1), -1, 1))
+        np.add.at(out, faces[:, i], n * angle[:, None])
+    length = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.where(length > 0, out / np.where(length > 0, length, 1), 0)
 
 
-def load_mesh_file(path: Path, kind: str, flip_tex_coords: bool) -> Mesh:
-    """Read an obj or ply file with trimesh (no merging/reordering); raise MeshReadError if unusable."""
+def _obj_index(token: str, count: int, lineno: int, what: str) -> int:
+    i = int(token)
+    i = i - 1 if i > 0 else count + i
+    if not 0 <= i < count:
+        raise MeshReadError(f"line {lineno}: {what} index {token} out of range (have {count})")
+    return i
+
+
+def read_obj(path: Path, flip_tex_coords: bool) -> Mesh:
+    """OBJ as Mitsuba reads it: polygons fan-triangulated, one vertex per distinct (v, vt, vn) triple,
+    negative indices relative; other statements (o, g, usemtl, ...) ignored."""
+    pos, tex, nor = [], [], []
+    keys: dict[tuple, int] = {}
+    corners: list[tuple] = []
+    faces: list[tuple] = []
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        raise MeshReadError(f"cannot read OBJ file ({e.strerror})") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        tag = parts[0]
+        try:
+            if tag == "v":
+                pos.append([float(x) for x in parts[1:4]])
+                if len(pos[-1]) != 3:
+                    raise ValueError
+            elif tag == "vt":
+                tex.append([float(x) for x in (parts[1:3] + ["0"])[:2]])
+            elif tag == "vn":
+                nor.append([float(x) for x in parts[1:4]])
+                if len(nor[-1]) != 3:
+                    raise ValueError
+            elif tag == "f":
+                ids = []
+                for corner in parts[1:]:
+                    f = corner.split("/")
+                    key = (_obj_index(f[0], len(pos), lineno, "vertex"),
+                           _obj_index(f[1], len(tex), lineno, "texture") if len(f) > 1 and f[1] else -1,
+                           _obj_index(f[2], len(nor), lineno, "normal") if len(f) > 2 and f[2] else -1)
+                    if key not in keys:
+                        keys[key] = len(corners)
+                        corners.append(key)
+                    ids.append(keys[key])
+                if len(ids) < 3:
+                    raise MeshReadError(f"line {lineno}: a face needs at least 3 vertices")
+                faces.extend((ids[0], ids[i - 1], ids[i]) for i in range(2, len(ids)))
+        except ValueError:
+            raise MeshReadError(f"line {lineno}: cannot parse {line.strip()[:40]!r}") from None
+    if not faces:
+        raise MeshReadError("OBJ file has no triangles")
+    c = np.array(corners, dtype=np.int64)
+    vertices = np.asarray(pos, dtype=np.float64)[c[:, 0]]
+    uvs = normals = None
+    if tex and (c[:, 1] >= 0).all():
+        uvs = np.asarray(tex, dtype=np.float64)[c[:, 1]]
+        if flip_tex_coords:
+            uvs[:, 1] = 1.0 - uvs[:, 1]
+    if nor and (c[:, 2] >= 0).all():
+        normals = np.asarray(nor, dtype=np.float64)[c[:, 2]]
+    if not np.isfinite(vertices).all():
+        raise MeshReadError("OBJ file has NaN or infinite vertex positions")
+    return Mesh(vertices, np.asarray(faces, dtype=np.int64), normals, uvs)
+
+
+def read_ply(path: Path, flip_tex_coords: bool) -> Mesh:
+    """PLY via trimesh (no merging/reordering); normals (nx, ny, nz) and uvs (u/v, s/t, texture_u/v) kept."""
     import logging
 
     import trimesh
 
     logging.getLogger("trimesh").setLevel(logging.ERROR)
     try:
-        loaded = trimesh.load(str(path), file_type=kind, process=False, force="mesh", skip_materials=True)
+        loaded = trimesh.load(str(path), file_type="ply", process=False, force="mesh")
     except Exception as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise MeshReadError(f"could not parse {kind.upper()} file ({msg})") from None
+        raise MeshReadError(f"could not parse PLY file ({msg})") from None
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0 or len(loaded.vertices) == 0:
-        raise MeshReadError(f"{kind.upper()} file has no triangles")
+        raise MeshReadError("PLY file has no triangles")
     vertices = np.asarray(loaded.vertices, dtype=np.float64)
     faces = np.asarray(loaded.faces, dtype=np.int64)
     if not np.isfinite(vertices).all():
-        raise MeshReadError(f"{kind.upper()} file has NaN or infinite vertex positions")
+        raise MeshReadError("PLY file has NaN or infinite vertex positions")
     if faces.min() < 0 or faces.max() >= len(vertices):
-        raise MeshReadError(f"{kind.upper()} file has face indices outside the vertex list")
-    normals: Optional[np.ndarray] = None
-    if _file_has_normals(path, kind):
-        normals = np.asarray(loaded.vertex_normals, dtype=np.float64)
+        raise MeshReadError("PLY file has face indices outside the vertex list")
+    raw = loaded.metadata.get("_ply_raw", {}).get("vertex", {}).get("data", {})
+    normals = None
+    names = raw.dtype.names or () if isinstance(raw, np.ndarray) else tuple(raw.keys())
+    if all(k in names for k in ("nx", "ny", "nz")):
+        normals = np.concatenate([np.asarray(raw[k], dtype=np.float64).reshape(-1, 1) for k in ("nx", "ny", "nz")], 1)
+        if len(normals) != len(vertices):
+            normals = None
     uvs = getattr(loaded.visual, "uv", None)
     if uvs is not None:
         uvs = np.asarray(uvs, dtype=np.float64)
@@ -103,3 +186,8 @@ def load_mesh_file(path: Path, kind: str, flip_tex_coords: bool) -> Mesh:
         elif flip_tex_coords:
             uvs = np.stack([uvs[:, 0], 1.0 - uvs[:, 1]], axis=1)
     return Mesh(vertices, faces, normals, uvs)
+
+
+def load_mesh_file(path: Path, kind: str, flip_tex_coords: bool) -> Mesh:
+    """Read an obj or ply file; raise MeshReadError (message says why) if it is unusable."""
+    return read_obj(path, flip_tex_coords) if kind == "obj" else read_ply(path, flip_tex_coords)

@@ -18,9 +18,12 @@ def scale(v) -> np.ndarray:
 
 
 def rotate(axis, angle_deg: float) -> np.ndarray:
-    """Right-handed rotation by angle_deg degrees about axis (Rodrigues), as Mitsuba's Transform::rotate."""
+    """Right-handed rotation by angle_deg degrees about axis (Rodrigues), as Mitsuba's Transform::rotate.
+
+    Like Mitsuba (drjit's rotate), the axis is NOT normalised: a non-unit axis gives a non-rigid matrix,
+    and we reproduce that so scenes load with Mitsuba's geometry.
+    """
     a = np.asarray(axis, dtype=np.float64)
-    a = a / np.linalg.norm(a)
     s, c = math.sin(math.radians(angle_deg)), math.cos(math.radians(angle_deg))
     x, y, z = a
     m = np.eye(4)

@@ -63,8 +63,9 @@ class Shape:
     """A shape in world space. kind 'mesh': vertices (V,3) float32, faces (F,3) int32, optional normals
     (V,3) float32 (unit, world space) and uvs (V,2) float32. kind 'sphere': analytic center (3,) and radius.
 
-    flip_normals is NOT baked into the arrays: the tracer negates geometric and shading normals when set
-    (as Mitsuba does). face_normals means: ignore vertex normals, shade with the geometric normal.
+    Mesh normals are the file's (or Mitsuba's angle-weighted recomputation when the file has none), None when
+    face_normals is set (shade with the geometric normal). flip_normals is NOT baked into the arrays: the
+    tracer negates geometric and shading normals when set (as Mitsuba does).
     `to_world` is the object-to-world matrix the shape was built with (sphere: its full frame, for uvs).
     """
     kind: str

@@ -209,12 +209,12 @@ def test_checkerboard():
 # ------------------------------------------------------------------ shapes
 def test_rectangle_geometry():
     sh = shape_world('<scale x="2" y="3"/><translate z="1"/>')
-    np.testing.assert_allclose(sh.vertices, [[-2, -3, 1], [2, -3, 1], [2, 3, 1], [-2, 3, 1]])
+    np.testing.assert_allclose(sh.vertices, [[-2, -3, 1], [2, -3, 1], [-2, 3, 1], [2, 3, 1]])
     v = sh.vertices[sh.faces]
     n = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
     assert (n[:, 2] > 0).all()  # faces +z like Mitsuba
     np.testing.assert_allclose(sh.normals, [[0, 0, 1]] * 4)
-    np.testing.assert_allclose(sh.uvs, [[0, 0], [1, 0], [1, 1], [0, 1]])
+    np.testing.assert_allclose(sh.uvs, [[0, 0], [1, 0], [0, 1], [1, 1]])
     assert sh.vertices.dtype == np.float32 and sh.faces.dtype == np.int32
 
 
@@ -256,9 +256,15 @@ def test_obj_and_ply(tmp_path):
     np.testing.assert_allclose(a.uvs[:, 1], [1, 1, 0.75])  # Mitsuba flips OBJ v by default
     np.testing.assert_allclose(b.uvs[:, 1], [0, 0, 0.25])
     assert b.face_normals
+    q = scene('<shape type="obj"><string name="filename" value="q.obj"/></shape>', tmp_path) if (
+        tmp_path / "q.obj").write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nf -4 -3 -2 -1\n") else None
+    np.testing.assert_array_equal(q.shapes[0].faces, [[0, 1, 2], [0, 2, 3]])  # fan, negative indices
     trimesh.creation.box().export(tmp_path / "b.ply")
     p = scene('<shape type="ply"><string name="filename" value="b.ply"/></shape>', tmp_path).shapes[0]
-    assert p.faces.shape == (12, 3) and p.normals is None
+    assert p.faces.shape == (12, 3)
+    # no normals in the file: Mitsuba's angle-weighted smooth normals (cube corners -> diagonals)
+    np.testing.assert_allclose(p.normals, np.sign(p.vertices) / math.sqrt(3), atol=1e-6)
+    assert b.normals is None  # face_normals
 
 
 def test_allow_outside(tmp_path):
