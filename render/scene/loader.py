@@ -37,7 +37,23 @@ PLUGINS = {
     "film": ("hdrfilm",),
     "sampler": ("independent",),
     "integrator": ("path", "direct", "aov"),
-    "rfilter": ("box", "gaussian"),
+    "rfilter": ("box", "gaussian", "tent"),
+}
+
+# Mitsuba 3 plugins we know of but do not support (a clearer message than "unknown").
+MITSUBA_ONLY = {
+    "shape": ("serialized", "cylinder", "shapegroup", "instance", "bsplinecurve", "linearcurve", "sdfgrid",
+              "ellipsoids", "ellipsoidsmesh", "merge"),
+    "bsdf": ("blendbsdf", "mask", "bumpmap", "normalmap", "pplastic", "hair", "principled", "principledthin",
+             "measured", "measured_polarized", "polarizer", "retarder", "circular", "null"),
+    "emitter": ("projector", "sunsky", "sky", "sun"),
+    "texture": ("mesh_attribute", "volume"),
+    "sensor": ("orthographic", "thinlens", "radiancemeter", "irradiancemeter", "distant", "batch"),
+    "film": ("specfilm",),
+    "sampler": ("stratified", "multijitter", "orthogonal", "ldsampler"),
+    "integrator": ("volpath", "volpathmis", "prb", "prb_basic", "prb_projective", "direct_projective", "ptracer",
+                   "moment", "stokes", "depth"),
+    "rfilter": ("lanczos", "mitchell", "catmullrom"),
 }
 
 AOV_TYPES = ("albedo", "depth", "position", "uv", "geo_normal", "sh_normal", "dp_du", "dp_dv", "duv_dx",
@@ -112,7 +128,8 @@ class Loader:
         if allow_value and "value" in el.attrs:
             if any(k in el.attrs for k in "xyz"):
                 raise self.err(el, "give either value=\"x y z\" or x/y/z attributes, not both")
-            return np.array(self.numbers(el, el.attrs["value"], (3,)), dtype=np.float64)
+            v = self.numbers(el, el.attrs["value"], (1, 3))
+            return np.array(v * 3 if len(v) == 1 else v, dtype=np.float64)
         return np.array([self.number(el, el.attrs[k], k) if k in el.attrs else default for k in "xyz"])
 
     # ---------------------------------------------------------------- structure
@@ -134,6 +151,9 @@ class Loader:
         allowed = ("type", "id", "name")
         self.check_attrs(el, allowed, ("type",))
         t = el.attrs["type"]
+        if t in MITSUBA_ONLY.get(el.tag, ()):
+            raise self.err(el, f"Mitsuba's {el.tag} plugin '{t}' is not supported by Radiant "
+                               f"(supported: {', '.join(PLUGINS[el.tag])})")
         if t not in PLUGINS[el.tag]:
             close = difflib.get_close_matches(t, PLUGINS[el.tag], 1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -179,6 +199,11 @@ class Loader:
                 raise self.err(el, "must be empty")
             if not any(k in el.attrs for k in ("value", "x", "y", "z")):
                 raise self.err(el, "needs value=\"x y z\" or x/y/z attributes")
+            if "value" in el.attrs:
+                if any(k in el.attrs for k in "xyz"):
+                    raise self.err(el, "give either value=\"x y z\" or x/y/z attributes, not both")
+                v = self.numbers(el, el.attrs["value"], (1, 3))
+                return Prop(name, tag, np.array(v * 3 if len(v) == 1 else v, dtype=np.float64), el)
             return Prop(name, tag, self.xyz(el, 0.0), el)
         if el.children:
             raise self.err(el, "must be empty")
@@ -365,7 +390,7 @@ class Loader:
         return Texture("bitmap", params, image=img, to_uv=r.to_uv(), id=r.o.id)
 
     def make_texture_checkerboard(self, r: "Reader") -> Texture:
-        params = {"color0": r.rgb("color0", 0.4), "color1": r.rgb("color1", 0.2)}
+        params = {"color0": r.color("color0", 0.4), "color1": r.color("color1", 0.2)}
         return Texture("checkerboard", params, to_uv=r.to_uv(), id=r.o.id)
 
     # ---- bsdfs
@@ -383,8 +408,8 @@ class Loader:
                            f"(expected one of: {', '.join(mitsuba_tables.CONDUCTORS)})")
         eta, k = mitsuba_tables.CONDUCTORS[material]
         params["material"] = material
-        params["eta"] = r.color("eta", np.array(eta, dtype=np.float32) if not has_eta else 0.0)
-        params["k"] = r.color("k", np.array(k, dtype=np.float32) if not has_eta else 1.0)
+        params["eta"] = r.color("eta", np.array(eta, dtype=np.float32) if not has_eta else 0.0, bounded=False)
+        params["k"] = r.color("k", np.array(k, dtype=np.float32) if not has_eta else 1.0, bounded=False)
         params["specular_reflectance"] = r.color("specular_reflectance", 1.0)
         if rough:
             params.update(r.microfacet(anisotropic=True))
@@ -398,8 +423,8 @@ class Loader:
 
     def _dielectric(self, r, kind: str):
         int_ior, ext_ior = r.ior("int_ior", "bk7"), r.ior("ext_ior", "air")
-        if int_ior < 0 or ext_ior < 0 or int_ior == ext_ior:
-            raise self.err(r.o.el, f"int_ior ({int_ior}) and ext_ior ({ext_ior}) must be positive and differ")
+        if int_ior <= 0 or ext_ior <= 0:
+            raise self.err(r.o.el, f"int_ior ({int_ior}) and ext_ior ({ext_ior}) must be positive")
         params = {"int_ior": int_ior, "ext_ior": ext_ior, "eta": int_ior / ext_ior,
                   "specular_reflectance": r.color("specular_reflectance", 1.0),
                   "specular_transmittance": r.color("specular_transmittance", 1.0)}
@@ -418,8 +443,8 @@ class Loader:
 
     def _plastic(self, r, rough: bool):
         int_ior, ext_ior = r.ior("int_ior", "polypropylene"), r.ior("ext_ior", "air")
-        if int_ior < 0 or ext_ior < 0 or int_ior == ext_ior:
-            raise self.err(r.o.el, f"int_ior ({int_ior}) and ext_ior ({ext_ior}) must be positive and differ")
+        if int_ior <= 0 or ext_ior <= 0:
+            raise self.err(r.o.el, f"int_ior ({int_ior}) and ext_ior ({ext_ior}) must be positive")
         params = {"diffuse_reflectance": r.color("diffuse_reflectance", 0.5),
                   "specular_reflectance": r.color("specular_reflectance", 1.0),
                   "int_ior": int_ior, "ext_ior": ext_ior, "eta": int_ior / ext_ior,
@@ -441,14 +466,11 @@ class Loader:
                 nested.append(r.object_prop(p.name, ("bsdf",)))
         if not 1 <= len(nested) <= 2:
             raise self.err(r.o.el, f"needs one or two nested bsdfs, got {len(nested)}")
-        for b in nested:
-            if b.type == "twosided":
-                raise self.err(r.o.el, "a twosided bsdf cannot nest another twosided bsdf")
         return BSDF("twosided", {}, nested=nested, id=r.o.id)
 
     # ---- emitters
     def make_emitter_area(self, r):
-        return Emitter("area", {"radiance": r.color("radiance", 1.0)}, id=r.o.id)
+        return Emitter("area", {"radiance": r.color("radiance", 1.0, bounded=False)}, id=r.o.id)
 
     def make_emitter_point(self, r):
         intensity = r.rgb("intensity", 1.0)
@@ -600,7 +622,7 @@ class Loader:
             fov = float(fov_p.value)
             if not 0 < fov < 180:
                 raise self.err(fov_p.el, f"fov must be in (0, 180) degrees, got {fov}")
-            axis = r.choice("fov_axis", "x", ("x", "y", "diagonal", "smaller", "larger"))
+            axis = r.choice("fov_axis", "x", ("x", "y", "diagonal", "smaller", "larger"), lower=True)
         else:
             text = focal.value if focal is not None else "50mm"
             mm = re.fullmatch(r"\s*([0-9.eE+-]+)\s*(mm)?\s*", text)
@@ -636,6 +658,11 @@ class Loader:
     def make_rfilter(self, r) -> RFilter:
         if r.o.type == "box":
             return RFilter("box", 0.0)
+        if r.o.type == "tent":
+            radius = r.float("radius", 1.0)
+            if radius <= 0:
+                raise self.err(r.o.props["radius"].el, f"radius must be positive, got {radius}")
+            return RFilter("tent", 0.0, radius)
         sd = r.float("stddev", 0.5)
         if sd <= 0:
             raise self.err(r.o.props["stddev"].el, f"stddev must be positive, got {sd}")
@@ -726,8 +753,9 @@ class Reader:
         p = self.prop(name, ("string",))
         return default if p is None else p.value
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+    def choice(self, name: str, default: str, choices: tuple[str, ...], lower: bool = False) -> str:
         v = self.string(name, default)
+        v = v.lower() if lower else v
         if v not in choices:
             raise self.ld.err(self.o.props[name].el, f"'{v}' is not a valid {name} (expected one of: {', '.join(choices)})")
         return v
@@ -754,12 +782,16 @@ class Reader:
             return np.full(3, p.value, dtype=np.float32)
         return p.value
 
-    def color(self, name: str, default):
-        """Spectrum-or-texture parameter: RGB (3,) float32 or a Texture."""
+    def color(self, name: str, default, bounded: bool = True):
+        """Spectrum-or-texture parameter: RGB (3,) float32 or a Texture. bounded: an <rgb> must lie in
+        [0, 1] (Mitsuba's reflectance spectra); eta, k and radiance are unbounded."""
         p = self.prop(name, ("float", "integer", "rgb", "spectrum", "object", "ref"))
         if p is not None and p.kind in ("object", "ref"):
             return self.object_prop(name, ("texture",))
-        return self.rgb(name, default)
+        value = self.rgb(name, default)
+        if bounded and p is not None and p.kind == "rgb" and (value.min() < 0 or value.max() > 1):
+            raise self.ld.err(p.el, f"RGB reflectance {list(map(float, value))} must lie in [0, 1]")
+        return value
 
     def object_prop(self, name: str, expect: tuple[str, ...]):
         p = self.o.props[name]
@@ -788,7 +820,7 @@ class Reader:
         return mitsuba_tables.IORS[key]
 
     def microfacet(self, anisotropic: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {"distribution": self.choice("distribution", "beckmann", ("beckmann", "ggx"))}
+        out: dict[str, Any] = {"distribution": self.choice("distribution", "beckmann", ("beckmann", "ggx"), lower=True)}
         has_uv = "alpha_u" in self.o.props or "alpha_v" in self.o.props
         if anisotropic and has_uv:
             if "alpha" in self.o.props:

@@ -86,9 +86,11 @@ class Shape:
 
 @dataclass
 class RFilter:
-    """Reconstruction filter: `box` or `gaussian` (stddev, Mitsuba's default 0.5; radius 4 stddev)."""
+    """Reconstruction filter: `box`, `gaussian` (stddev, Mitsuba's default 0.5; radius 4 stddev) or `tent`
+    (radius, default 1)."""
     type: str = "gaussian"
     stddev: float = 0.5
+    radius: float = 0.0
 
 
 @dataclass

@@ -357,3 +357,22 @@ def test_bundled_scenes_load():
     assert sph.sampler.sample_count == 8
     assert [s.kind for s in sph.shapes] == ["mesh", "sphere", "sphere", "sphere"]
     assert sph.emitters[0].type == "envmap" and sph.emitters[0].image.shape == (32, 64, 3)
+
+
+def test_mitsuba_leniencies():
+    """Forms Mitsuba accepts: single-value point/translate, upper-case fov_axis/distribution/IOR names,
+    nested twosided, integer for a float, tent filter."""
+    sc = scene('<emitter type="point"><point name="position" value="2"/></emitter>'
+               '<shape type="cube"><transform name="to_world"><translate value="3"/></transform></shape>'
+               '<bsdf type="roughconductor" id="g"><string name="distribution" value="GGX"/></bsdf>'
+               '<bsdf type="dielectric" id="d"><string name="int_ior" value="BK7"/></bsdf>'
+               '<bsdf type="twosided" id="t"><bsdf type="twosided"><bsdf type="diffuse"/></bsdf></bsdf>'
+               '<shape type="sphere"><integer name="radius" value="2"/></shape>'
+               '<sensor type="perspective"><integer name="fov" value="40"/><string name="fov_axis" value="X"/>'
+               '<film type="hdrfilm"><rfilter type="tent"/></film></sensor>')
+    np.testing.assert_allclose(sc.emitters[0].params["position"], [2, 2, 2])
+    np.testing.assert_allclose(sc.shapes[0].to_world[:3, 3], [3, 3, 3])
+    assert sc.bsdfs["g"].params["distribution"] == "ggx"
+    assert sc.bsdfs["d"].params["int_ior"] == pytest.approx(1.5046)
+    assert sc.shapes[1].radius == 2
+    assert sc.sensor.fov_axis == "x" and sc.film.rfilter.type == "tent" and sc.film.rfilter.radius == 1.0
