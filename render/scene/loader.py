@@ -641,6 +641,7 @@ class Loader:
                 raise self.err(r.o.props[n].el, f"{n} must be positive, got {getattr(f, n)}")
         f.pixel_format = r.choice("pixel_format", "rgb", ("rgb", "rgba", "luminance", "luminance_alpha", "xyz", "xyza"))
         f.component_format = r.choice("component_format", "float16", ("float16", "float32", "uint32"))
+        f.file_format = r.choice("file_format", "openexr", ("openexr", "rgbe", "pfm"), lower=True)
         f.crop_offset_x, f.crop_offset_y = r.int("crop_offset_x", 0), r.int("crop_offset_y", 0)
         f.crop_width = r.int("crop_width", f.width - f.crop_offset_x)
         f.crop_height = r.int("crop_height", f.height - f.crop_offset_y)

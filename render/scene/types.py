@@ -102,6 +102,7 @@ class Film:
     rfilter: RFilter = field(default_factory=RFilter)
     pixel_format: str = "rgb"
     component_format: str = "float16"
+    file_format: str = "openexr"
     crop_offset_x: int = 0
     crop_offset_y: int = 0
     crop_width: Optional[int] = None

@@ -154,3 +154,12 @@ def test_bundled_scenes_load_in_mitsuba():
         scene = mi.load_file(str(root / f), spp=1)
         assert scene.sensors()
     assert math.isfinite(1.0)
+
+
+def test_image_readers_match_mitsuba(tmp_path):
+    from render.scene.images import read_image
+
+    img = np.random.default_rng(0).uniform(0, 5, (9, 40, 3)).astype(np.float32)
+    for ext in ("hdr", "exr"):  # Mitsuba writes RLE-compressed RGBE and half/float EXR
+        mi.Bitmap(img).write(str(tmp_path / f"a.{ext}"))
+        np.testing.assert_array_equal(read_image(tmp_path / f"a.{ext}"), np.array(mi.Bitmap(str(tmp_path / f"a.{ext}"))))
