@@ -163,3 +163,20 @@ def test_image_readers_match_mitsuba(tmp_path):
     for ext in ("hdr", "exr"):  # Mitsuba writes RLE-compressed RGBE and half/float EXR
         mi.Bitmap(img).write(str(tmp_path / f"a.{ext}"))
         np.testing.assert_array_equal(read_image(tmp_path / f"a.{ext}"), np.array(mi.Bitmap(str(tmp_path / f"a.{ext}"))))
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_bitmap_texels_match_mitsuba(tmp_path, raw):
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "t.png", np.random.default_rng(1).integers(0, 256, (4, 5, 3)).astype(np.uint8))
+    xml = (f'<texture type="bitmap" id="t"><string name="filename" value="t.png"/><boolean name="raw" '
+           f'value="{str(raw).lower()}"/><string name="filter_type" value="nearest"/></texture>')
+    ours = load_string(f'<scene version="3.0.0">{xml}</scene>', tmp_path).textures["t"].image
+    tex = mi.load_dict({"type": "bitmap", "filename": str(tmp_path / "t.png"), "raw": raw, "filter_type": "nearest"})
+    h, w = ours.shape[:2]
+    for y in range(h):
+        for x in range(w):  # row 0 of the image is v in [0, 1/h), as in Mitsuba
+            si = mi.SurfaceInteraction3f()
+            si.uv = mi.Point2f((x + 0.5) / w, (y + 0.5) / h)
+            np.testing.assert_allclose(np.array(tex.eval(si)), ours[y, x], atol=1e-6)
