@@ -10,7 +10,7 @@ import pytest
 
 from render.scene import camera_rays, load_string, mitsuba_tables
 
-mi = pytest.importorskip("mitsuba")
+mi = pytest.importorskip("mitsuba", exc_type=ImportError)
 mi.set_variant("scalar_rgb")
 mi.set_log_level(mi.LogLevel.Error)
 
