@@ -17,7 +17,10 @@ def srgb_to_linear(x: np.ndarray) -> np.ndarray:
 
 def read_exr(path: Path) -> np.ndarray:
     """(H, W, C) float32 from an OpenEXR file; channels R,G,B (or Y) in that order, alpha dropped."""
-    import OpenEXR
+    try:
+        import OpenEXR
+    except ImportError:
+        raise ImageReadError("reading EXR needs the OpenEXR package (pip install openexr)") from None
 
     try:
         with OpenEXR.File(str(path), separate_channels=True) as f:
