@@ -11,11 +11,12 @@ checkerboard; sensor perspective + hdrfilm (box/gaussian/tent) + independent; in
 Anything else, any unread parameter and any malformed value raises SceneError (a UserError) with one
 line `<file>:<line>: <element>: what was wrong / what was expected`.
 
-Deliberate differences from Mitsuba: coloured wavelength:value spectra are an error (RGB only; flat ones
-are grey); spheres must have a positive radius and uniform scale; an area emitter outside a shape, a
-non-area emitter inside one, film/sampler outside a sensor, NaN/inf values are errors; files must lie
-inside the scene folder unless allow_outside=True. As Mitsuba: rotation axes are not normalised, OBJ v
-is flipped (flip_tex_coords), meshes without normals get angle-weighted normals.
+Colours are linear sRGB as in Mitsuba's *_rgb variants: wavelength:value spectra are integrated exactly
+as Mitsuba does (D65-weighted for reflectances, plain for emitters; see spectra.py). Deliberate differences
+from Mitsuba: spectrum files are unsupported; spheres must have a positive radius and uniform scale; an
+area emitter outside a shape, a non-area emitter inside one, film/sampler outside a sensor, NaN/inf values
+are errors; files must lie inside the scene folder unless allow_outside=True. As Mitsuba: rotation axes
+are not normalised, OBJ v is flipped (flip_tex_coords), meshes without normals get angle-weighted normals.
 """
 
 from .camera import camera_frame, camera_rays, fov_x_from

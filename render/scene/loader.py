@@ -18,6 +18,7 @@ import numpy as np
 from . import meshes, mitsuba_tables
 from .camera import fov_x_from
 from .images import ImageReadError, read_image
+from .spectra import spectrum_list_to_srgb, uniform_emitter_rgb
 from .transforms import look_at, rotate, scale, translate, uniform_scale
 from .types import (BSDF, Emitter, Film, Integrator, RFilter, Sampler, Scene, SceneError, Sensor, Shape,
                     Texture)
@@ -175,7 +176,7 @@ class Loader:
                 if c.tag == "ref":
                     self.check_attrs(c, ("id", "name"), ("id",))
             elif c.tag in PROPERTY_TAGS:
-                prop = self.property(c)
+                prop = self.property(c, within_emitter=el.tag == "emitter")
             else:
                 raise self.err(c, f"unknown element <{c.tag}> (expected a property tag: {', '.join(PROPERTY_TAGS)}, "
                                   f"or an object: {', '.join(OBJECT_TAGS)})")
@@ -185,7 +186,7 @@ class Loader:
         self.objs[id(el)] = o
         return o
 
-    def property(self, el: Element) -> Prop:
+    def property(self, el: Element, within_emitter: bool = False) -> Prop:
         tag = el.tag
         if "name" not in el.attrs:
             raise self.err(el, "missing attribute 'name'")
@@ -230,20 +231,23 @@ class Loader:
             return Prop(name, tag, np.array(v * 3 if len(v) == 1 else v, dtype=np.float32), el)
         if tag == "spectrum":
             if ":" in text:
-                # RGB mode: a wavelength:value list is accepted only when it is flat (= grey); we do not
-                # integrate spectra against CIE curves, so a coloured spectrum is an error, not a guess.
-                vals = []
+                # As Mitsuba's RGB variants: integrate against CIE 1931 (times D65 outside emitters) -> sRGB
+                pairs = []
                 for item in [p for p in re.split(r"[,\s]+", text.strip()) if p]:
                     if item.count(":") != 1:
-                        raise self.err(el, f"bad wavelength:value pair '{item}'")
+                        raise self.err(el, f"bad wavelength:value pair '{item}' (expected e.g. 400:0.5, 700:0.8)")
                     w, v = item.split(":")
-                    self.number(el, w, "wavelength")
-                    vals.append(self.number(el, v))
-                if not vals or max(vals) - min(vals) > 1e-6 * max(1.0, abs(max(vals))):
-                    raise self.err(el, "wavelength-dependent spectra are not supported (RGB rendering); "
-                                       "give an <rgb> value or a constant spectrum")
-                return Prop(name, tag, np.full(3, vals[0], dtype=np.float32), el)
+                    pairs.append((self.number(el, w, "wavelength"), self.number(el, v)))
+                if len(pairs) < 2:
+                    raise self.err(el, "a wavelength:value spectrum needs at least two pairs")
+                ws = [p[0] for p in pairs]
+                if any(b <= a for a, b in zip(ws, ws[1:])):
+                    raise self.err(el, "wavelengths must be strictly increasing")
+                rgb = spectrum_list_to_srgb(ws, [p[1] for p in pairs], d65=not within_emitter)
+                return Prop(name, tag, rgb, el)
             v = self.numbers(el, text, (1,))
+            if within_emitter:
+                return Prop(name, tag, uniform_emitter_rgb(v[0]), el)
             return Prop(name, tag, np.full(3, v[0], dtype=np.float32), el)
         raise AssertionError(tag)
 
@@ -601,6 +605,7 @@ class Loader:
         near, far = r.float("near_clip", 1e-2), r.float("far_clip", 1e4)
         if not 0 < near < far:
             raise self.err(r.o.el, f"need 0 < near_clip < far_clip (got {near}, {far})")
+        r.float("focus_distance", far)  # read (as Mitsuba's ProjectiveCamera does); a pinhole has no focus
         film, sampler = None, None
         for c in r.take_children() + r.object_props():
             obj = self.build(c, ("film", "sampler"), r.o.el)
@@ -792,6 +797,8 @@ class Reader:
         value = self.rgb(name, default)
         if bounded and p is not None and p.kind == "rgb" and (value.min() < 0 or value.max() > 1):
             raise self.ld.err(p.el, f"RGB reflectance {list(map(float, value))} must lie in [0, 1]")
+        if bounded and p is not None and p.kind == "spectrum":
+            value = np.clip(value, 0.0, 1.0)  # Mitsuba clamps out-of-gamut reflectance spectra (with a warning)
         return value
 
     def object_prop(self, name: str, expect: tuple[str, ...]):

@@ -180,3 +180,41 @@ def test_bitmap_texels_match_mitsuba(tmp_path, raw):
             si = mi.SurfaceInteraction3f()
             si.uv = mi.Point2f((x + 0.5) / w, (y + 0.5) / h)
             np.testing.assert_allclose(np.array(tex.eval(si)), ours[y, x], atol=1e-6)
+
+
+SPECTRA = ["400:0.1, 500:0.5, 600:0.8, 700:0.3", "400:0, 500:8, 600:15.6, 700:18.4", "400:0.78, 700:0.78",
+           "380:0.0, 500:1, 720:0", "450:1.5, 650:1.2", "0.3", "2"]
+
+
+@pytest.mark.parametrize("spec", SPECTRA)
+def test_spectra_match_mitsuba(spec):
+    """<spectrum> to RGB as Mitsuba's scalar_rgb parser: reflectances (D65-weighted, clamped) and emitters."""
+    xml = (f'<bsdf type="diffuse" id="d"><spectrum name="reflectance" value="{spec}"/></bsdf>'
+           f'<bsdf type="conductor" id="c"><spectrum name="eta" value="{spec}"/></bsdf>'
+           f'<emitter type="constant"><spectrum name="radiance" value="{spec}"/></emitter>'
+           f'<emitter type="point"><spectrum name="intensity" value="{spec}"/></emitter>'
+           f'<shape type="rectangle"><emitter type="area"><spectrum name="radiance" value="{spec}"/></emitter></shape>')
+    if float(spec.split(":")[-1]) > 1 and ":" not in spec:
+        xml = xml.split("</bsdf>", 1)[1]  # a single value > 1 is not a valid reflectance in Mitsuba either
+    ours, theirs = both(xml)
+
+    def value(obj, key):
+        v = mi.traverse(obj)[key]
+        return np.broadcast_to(np.array(v, dtype=np.float64), 3)
+
+    params = mi.traverse(theirs)
+    checked = set()
+    for key in params.keys():
+        if key == "d.reflectance.value":
+            np.testing.assert_allclose(ours.bsdfs["d"].params["reflectance"], value(theirs, key), atol=2e-5)
+            checked.add("d")
+        if key == "c.eta.value":
+            np.testing.assert_allclose(ours.bsdfs["c"].params["eta"], value(theirs, key), atol=2e-5)
+            checked.add("c")
+    assert checked == ({"c", "d"} if "d" in ours.bsdfs else {"c"})
+    emitters_mi = theirs.emitters()
+    want = sorted([tuple(np.round(np.broadcast_to(np.array(mi.traverse(e)[k], dtype=np.float64), 3), 4))
+                   for e in emitters_mi for k in mi.traverse(e).keys() if k in ("radiance.value", "intensity.value")])
+    got = sorted([tuple(np.round(e.params.get("radiance", e.params.get("intensity")).astype(np.float64), 4))
+                  for e in ours.emitters])
+    np.testing.assert_allclose(got, want, atol=2e-4)
