@@ -218,3 +218,20 @@ def test_spectra_match_mitsuba(spec):
     got = sorted([tuple(np.round(e.params.get("radiance", e.params.get("intensity")).astype(np.float64), 4))
                   for e in ours.emitters])
     np.testing.assert_allclose(got, want, atol=2e-4)
+
+
+def test_point_and_envmap_match_mitsuba(tmp_path):
+    from render.scene.images import write_exr
+
+    write_exr(tmp_path / "sky.exr", np.random.default_rng(2).uniform(0, 3, (8, 16, 3)).astype(np.float32))
+    xml = (f'<emitter type="envmap"><string name="filename" value="{tmp_path}/sky.exr"/><float name="scale" value="2"/>'
+           f'<transform name="to_world">{TRANSFORMS[3]}</transform></emitter>'
+           f'<emitter type="point"><transform name="to_world">{TRANSFORMS[5]}</transform></emitter>')
+    ours, theirs = both(xml, tmp_path, allow_outside=True)
+    env, point = ours.emitters
+    mi_env = [e for e in theirs.emitters() if "to_world" in mi.traverse(e).keys()][0]
+    p = mi.traverse(mi_env)
+    np.testing.assert_allclose(env.to_world, mat(p["to_world"]), atol=1e-5)
+    assert env.params["scale"] == pytest.approx(float(p["scale"]))
+    mi_point = [e for e in theirs.emitters() if "position" in mi.traverse(e).keys()][0]
+    np.testing.assert_allclose(point.params["position"], np.array(mi.traverse(mi_point)["position"]), atol=1e-5)
