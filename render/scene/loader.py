@@ -62,6 +62,7 @@ AOV_TYPES = ("albedo", "depth", "position", "uv", "geo_normal", "sh_normal", "dp
 
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _INT = re.compile(r"[+-]?\d+")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NONFINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 
@@ -114,8 +115,8 @@ class Loader:
         if not _FLOAT.fullmatch(s):
             raise self.err(el, f"bad number '{text}' in {what} (expected a number like 0.5 or 1e-3)")
         v = float(s)
-        if not math.isfinite(v):
-            raise self.err(el, f"{what} '{text}' overflows (expected a finite number)")
+        if not math.isfinite(v) or abs(v) > _FLOAT32_MAX:
+            raise self.err(el, f"{what} '{text}' is out of range (expected a finite 32-bit float)")
         return v
 
     def numbers(self, el: Element, text: str, counts: tuple[int, ...], what: str = "value") -> list[float]:
@@ -544,6 +545,8 @@ class Loader:
             if np.linalg.det(full[:3, :3]) < 0:
                 raise self.err(r.o.props["to_world"].el, "sphere to_world mirrors (negative scale); "
                                "use flip_normals instead")
+            if not (np.isfinite(full).all() and np.abs(full).max() <= _FLOAT32_MAX):
+                raise self.err(r.o.el, "sphere center/radius/to_world overflow a 32-bit float")
             shape.kind, shape.center, shape.radius, shape.to_world = "sphere", full[:3, 3].copy(), float(s), full
         else:
             if t in ("obj", "ply"):
@@ -562,7 +565,11 @@ class Loader:
                 mesh = meshes.tessellated_disk()
             if abs(np.linalg.det(m[:3, :3])) < 1e-12:
                 raise self.err(r.o.props["to_world"].el, "to_world is singular (zero scale)")
-            shape.vertices, shape.faces, shape.normals, shape.uvs = mesh.to_world(m)
+            with np.errstate(over="ignore", invalid="ignore"):
+                shape.vertices, shape.faces, shape.normals, shape.uvs = mesh.to_world(m)
+            if not np.isfinite(shape.vertices).all():
+                at = r.o.props["to_world"].el if "to_world" in r.o.props else r.o.el
+                raise self.err(at, "world-space vertices overflow (to_world or file coordinates too large)")
             if shape.face_normals:
                 shape.normals = None  # Mitsuba drops vertex normals and shades with the face normal
             elif shape.normals is None:
