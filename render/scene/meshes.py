@@ -1,4 +1,4 @@
-"""Triangle meshes for Mitsuba's mesh-like shapes: OBJ (own reader, Mitsuba semantics), PLY (trimesh), rectangle, cube, disk."""
+"""Triangle meshes for Mitsuba shapes: OBJ (own reader, Mitsuba semantics), PLY (trimesh), rectangle, cube, disk."""
 
 from __future__ import annotations
 
