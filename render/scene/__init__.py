@@ -2,6 +2,7 @@
 
     scene = load_scene("scenes/cbox/cbox.xml", params={"spp": "16"})   # like mi.load_file(path, spp=16)
     to_world, fov_x, fov_y = camera_frame(scene.sensor)                 # Mitsuba camera: +z forward, +x left
+    geo = scene_geometry(scene)  # flat vertices/faces/spheres + prim -> shape index, as the BVH numbers them
 
 Supported: scene version 2.x/3.x, default/$param, ref/id (forward refs too), transforms (translate, scale,
 rotate, matrix, lookat); shapes obj, ply, rectangle, cube, disk (tessellated fan), sphere (analytic);
@@ -20,8 +21,10 @@ are not normalised, OBJ v is flipped (flip_tex_coords), meshes without normals g
 """
 
 from .camera import camera_frame, camera_rays, fov_x_from
+from .geometry import SceneGeometry, scene_geometry
 from .loader import load_scene, load_string
 from .types import BSDF, Emitter, Film, Integrator, RFilter, Sampler, Scene, SceneError, Sensor, Shape, Texture
 
-__all__ = ["load_scene", "load_string", "camera_frame", "camera_rays", "fov_x_from", "Scene", "SceneError",
+__all__ = ["load_scene", "load_string", "camera_frame", "camera_rays", "fov_x_from", "scene_geometry",
+           "SceneGeometry", "Scene", "SceneError",
            "Sensor", "Film", "Sampler", "Integrator", "RFilter", "Shape", "BSDF", "Emitter", "Texture"]

@@ -376,3 +376,16 @@ def test_mitsuba_leniencies():
     assert sc.bsdfs["d"].params["int_ior"] == pytest.approx(1.5046)
     assert sc.shapes[1].radius == 2
     assert sc.sensor.fov_axis == "x" and sc.film.rfilter.type == "tent" and sc.film.rfilter.radius == 1.0
+
+
+def test_scene_geometry_feeds_the_bvh():
+    from render.scene import scene_geometry
+
+    sc = load_scene(ROOT / "scenes/spheres/spheres.xml")
+    g = scene_geometry(sc)
+    assert g.vertices.shape == (4, 3) and g.faces.shape == (2, 3) and g.spheres.shape == (3, 4)
+    np.testing.assert_array_equal(g.prim_shape, [0, 0, 1, 2, 3])
+    np.testing.assert_allclose(g.spheres[2], [1.6, 0.6, 0, 0.6], rtol=1e-6)
+    cbox = scene_geometry(load_scene(ROOT / "scenes/cbox/cbox.xml"))
+    assert cbox.faces.max() == len(cbox.vertices) - 1 and len(cbox.prim_shape) == 6 * 2 + 2 * 12
+    assert cbox.has_normals.all() and cbox.has_uvs.all()
