@@ -150,8 +150,7 @@ class Loader:
         """Sort an object element's children into named properties and unnamed child objects."""
         if id(el) in self.objs:
             return self.objs[id(el)]
-        allowed = ("type", "id", "name")
-        self.check_attrs(el, allowed, ("type",))
+        self.check_attrs(el, ("type", "id", "name"), ("type",))
         t = el.attrs["type"]
         if t in MITSUBA_ONLY.get(el.tag, ()):
             raise self.err(el, f"Mitsuba's {el.tag} plugin '{t}' is not supported by Radiant "
@@ -522,9 +521,6 @@ class Loader:
             m = tw.value if tw is not None else np.eye(4)
         direction = m[:3, 2] / np.linalg.norm(m[:3, 2])
         return Emitter("directional", {"irradiance": irr, "direction": direction.astype(np.float32)}, m, id=r.o.id)
-
-    def make_emitter(self, r):
-        raise AssertionError
 
     # ---- shapes
     def make_shape(self, r) -> Shape:
