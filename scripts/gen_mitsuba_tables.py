@@ -46,7 +46,8 @@ def generate() -> str:
         p = mi.traverse(b)
         eta = [float(x) for x in (p["eta.value"] if not isinstance(p["eta.value"], float) else [p["eta.value"]] * 3)]
         k = [float(x) for x in (p["k.value"] if not isinstance(p["k.value"], float) else [p["k.value"]] * 3)]
-        lines.append(f"    {name!r}: (({eta[0]:.7g}, {eta[1]:.7g}, {eta[2]:.7g}), ({k[0]:.7g}, {k[1]:.7g}, {k[2]:.7g})),")
+        e3, k3 = ", ".join(f"{x:.7g}" for x in eta), ", ".join(f"{x:.7g}" for x in k)
+        lines.append(f"    {name!r}: (({e3}), ({k3})),")
     lines += ["}", "", "IORS: dict[str, float] = {"]
     for name in IOR_NAMES:
         b = mi.load_dict({"type": "dielectric", "int_ior": name, "ext_ior": 1.0})

@@ -503,7 +503,8 @@ class Loader:
         if img.shape[-1] == 1:
             img = np.repeat(img, 3, axis=-1)
         if img.shape[0] < 2 or img.shape[1] < 2:
-            raise self.err(r.o.props["filename"].el, f"env map is {img.shape[1]}x{img.shape[0]} (expected at least 2x2)")
+            raise self.err(r.o.props["filename"].el,
+                           f"env map is {img.shape[1]}x{img.shape[0]} (expected at least 2x2)")
         return Emitter("envmap", {"scale": s, "filename": r.o.props["filename"].value}, r.to_world(),
                        image=img.astype(np.float32), id=r.o.id)
 
@@ -766,7 +767,8 @@ class Reader:
         v = self.string(name, default)
         v = v.lower() if lower else v
         if v not in choices:
-            raise self.ld.err(self.o.props[name].el, f"'{v}' is not a valid {name} (expected one of: {', '.join(choices)})")
+            raise self.ld.err(self.o.props[name].el,
+                              f"'{v}' is not a valid {name} (expected one of: {', '.join(choices)})")
         return v
 
     def vec(self, name: str, default: np.ndarray) -> np.ndarray:

@@ -62,7 +62,8 @@ def parse_xml(text: str | bytes, file: str) -> Element:
     try:
         parser.Parse(text, True)
     except expat.ExpatError as e:
-        raise SceneError(f"{file}:{e.lineno}: malformed XML: {expat.ErrorString(e.code)} (column {e.offset + 1})") from None
+        reason = expat.ErrorString(e.code)
+        raise SceneError(f"{file}:{e.lineno}: malformed XML: {reason} (column {e.offset + 1})") from None
     if not root:
         raise SceneError(f"{file}:1: malformed XML: no root element")
     return root[0]

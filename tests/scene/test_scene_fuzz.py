@@ -47,7 +47,8 @@ def _mutate(rng: random.Random, text: str) -> str:
 
 def test_mutated_scenes_fail_cleanly():
     rng = random.Random(0)
-    sources = [((ROOT / f).read_text(), (ROOT / f).parent) for f in ("scenes/cbox/cbox.xml", "scenes/spheres/spheres.xml")]
+    files = ("scenes/cbox/cbox.xml", "scenes/spheres/spheres.xml")
+    sources = [((ROOT / f).read_text(), (ROOT / f).parent) for f in files]
     sources.append((PLUGINS_XML, ROOT))
     outcomes = {"ok": 0, "error": 0}
     with np.errstate(all="raise"):  # numeric overflow must be caught as a SceneError, not warn

@@ -132,12 +132,17 @@ def test_missing_bsdf_is_diffuse_half():
 # ------------------------------------------------------------------ bsdfs
 def test_bsdf_defaults_as_mitsuba():
     sc = scene('<bsdf type="conductor" id="c"/><bsdf type="roughconductor" id="rc">'
-               '<string name="material" value="Cu"/><float name="alpha_u" value="0.1"/><float name="alpha_v" value="0.3"/>'
+               '<string name="material" value="Cu"/><float name="alpha_u" value="0.1"/>'
+               '<float name="alpha_v" value="0.3"/>'
                '<string name="distribution" value="ggx"/><boolean name="sample_visible" value="false"/></bsdf>'
-               '<bsdf type="conductor" id="eta"><rgb name="eta" value="0.2 0.9 1.1"/><rgb name="k" value="3 2.5 2"/></bsdf>'
-               '<bsdf type="dielectric" id="d"/><bsdf type="thindielectric" id="td"><string name="int_ior" value="Water"/></bsdf>'
-               '<bsdf type="roughdielectric" id="rd"><float name="int_ior" value="1.33"/><float name="alpha" value="0.3"/></bsdf>'
-               '<bsdf type="plastic" id="p"/><bsdf type="roughplastic" id="rp"><boolean name="nonlinear" value="true"/></bsdf>'
+               '<bsdf type="conductor" id="eta"><rgb name="eta" value="0.2 0.9 1.1"/>'
+               '<rgb name="k" value="3 2.5 2"/></bsdf>'
+               '<bsdf type="dielectric" id="d"/><bsdf type="thindielectric" id="td">'
+               '<string name="int_ior" value="Water"/></bsdf>'
+               '<bsdf type="roughdielectric" id="rd"><float name="int_ior" value="1.33"/>'
+               '<float name="alpha" value="0.3"/></bsdf>'
+               '<bsdf type="plastic" id="p"/><bsdf type="roughplastic" id="rp">'
+               '<boolean name="nonlinear" value="true"/></bsdf>'
                '<bsdf type="twosided" id="ts"><bsdf type="diffuse"/><bsdf type="conductor"/></bsdf>')
     b = sc.bsdfs
     np.testing.assert_allclose(b["c"].params["eta"], [0, 0, 0])
@@ -232,7 +237,8 @@ def test_cube_and_disk_geometry():
 
 
 def test_sphere_center_radius_and_to_world():
-    a = scene('<shape type="sphere"><point name="center" x="1" y="2" z="3"/><float name="radius" value="0.5"/></shape>').shapes[0]
+    a = scene('<shape type="sphere"><point name="center" x="1" y="2" z="3"/><float name="radius" value="0.5"/>'
+              '</shape>').shapes[0]
     assert a.kind == "sphere" and a.radius == 0.5
     np.testing.assert_allclose(a.center, [1, 2, 3])
     b = shape_world('<scale value="2"/><rotate y="1" angle="30"/><translate x="1"/>', "sphere")
@@ -247,7 +253,8 @@ def test_obj_and_ply(tmp_path):
                                     "vn 0 0 1\nf 1/1/1 2/2/1 3/3/1\n")
     sc = scene('<shape type="obj"><string name="filename" value="m.obj"/>'
                '<transform name="to_world"><scale x="2"/></transform></shape>'
-               '<shape type="obj"><string name="filename" value="m.obj"/><boolean name="flip_tex_coords" value="false"/>'
+               '<shape type="obj"><string name="filename" value="m.obj"/>'
+               '<boolean name="flip_tex_coords" value="false"/>'
                '<boolean name="face_normals" value="true"/></shape>', tmp_path)
     a, b = sc.shapes
     np.testing.assert_allclose(a.vertices, [[0, 0, 0], [2, 0, 0], [0, 1, 0]])
@@ -277,7 +284,8 @@ def test_allow_outside(tmp_path):
 
 # ------------------------------------------------------------------ emitters
 def test_emitters():
-    sc = scene('<emitter type="point"><rgb name="intensity" value="1 2 3"/><point name="position" value="1 2 3"/></emitter>'
+    sc = scene('<emitter type="point"><rgb name="intensity" value="1 2 3"/>'
+               '<point name="position" value="1 2 3"/></emitter>'
                '<emitter type="point"><transform name="to_world"><translate x="4"/></transform></emitter>'
                '<emitter type="spot"><transform name="to_world"><lookat origin="0 5 0" target="0 0 0" up="0 0 1"/>'
                '</transform></emitter>'
@@ -298,7 +306,8 @@ def test_emitters():
 # ------------------------------------------------------------------ sensor, film, integrator
 def test_sensor_fov_axes():
     def fov_x(axis, w=200, h=100, fov=40):
-        return scene(f'<sensor type="perspective"><float name="fov" value="{fov}"/><string name="fov_axis" value="{axis}"/>'
+        return scene(f'<sensor type="perspective"><float name="fov" value="{fov}"/>'
+                     f'<string name="fov_axis" value="{axis}"/>'
                      f'<film type="hdrfilm"><integer name="width" value="{w}"/><integer name="height" value="{h}"/>'
                      '</film></sensor>').sensor.fov_x
     t = math.tan(math.radians(20))
@@ -313,7 +322,8 @@ def test_camera_frame_and_rays():
     sc = scene('<sensor type="perspective"><float name="fov" value="90"/><float name="focus_distance" value="9"/>'
                '<transform name="to_world">'
                '<lookat origin="0 0 5" target="0 0 0" up="0 1 0"/></transform>'
-               '<film type="hdrfilm"><integer name="width" value="40"/><integer name="height" value="20"/></film></sensor>')
+               '<film type="hdrfilm"><integer name="width" value="40"/><integer name="height" value="20"/>'
+               '</film></sensor>')
     m, fx, fy = camera_frame(sc.sensor)
     assert fx == 90 and fy == pytest.approx(math.degrees(2 * math.atan(0.5)))
     o, d = camera_rays(sc.sensor, np.array([[0.5, 0.5], [0.0, 0.5], [1.0, 0.0]]))
@@ -327,7 +337,8 @@ def test_camera_frame_and_rays():
 def test_film_sampler_integrators():
     sc = scene('<integrator type="aov"><string name="aovs" value="dd.y:depth,nn:sh_normal"/>'
                '<integrator type="path"><integer name="max_depth" value="3"/></integrator></integrator>'
-               '<sensor type="perspective"><film type="hdrfilm"><rfilter type="gaussian"><float name="stddev" value="0.3"/>'
+               '<sensor type="perspective"><film type="hdrfilm"><rfilter type="gaussian">'
+               '<float name="stddev" value="0.3"/>'
                '</rfilter><string name="pixel_format" value="rgba"/></film>'
                '<sampler type="independent"><integer name="seed" value="7"/></sampler></sensor>')
     assert sc.integrator.type == "aov" and sc.integrator.nested[0].params["max_depth"] == 3

@@ -50,8 +50,9 @@ def mi_mesh(shape):
 def test_conductor_and_ior_tables_match_mitsuba():
     for name, (eta, k) in mitsuba_tables.CONDUCTORS.items():
         p = mi.traverse(mi.load_dict({"type": "conductor", "material": name}))
-        np.testing.assert_allclose(np.broadcast_to(np.array(p["eta.value"]), 3), eta, rtol=1e-5, atol=1e-7, err_msg=name)
-        np.testing.assert_allclose(np.broadcast_to(np.array(p["k.value"]), 3), k, rtol=1e-5, atol=1e-7, err_msg=name)
+        for key, want in (("eta.value", eta), ("k.value", k)):
+            got = np.broadcast_to(np.array(p[key]), 3)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg=name)
     for name, value in mitsuba_tables.IORS.items():
         p = mi.traverse(mi.load_dict({"type": "dielectric", "int_ior": name, "ext_ior": 1.0}))
         assert float(p["eta"]) == pytest.approx(value, rel=1e-6), name
@@ -141,7 +142,8 @@ def test_sensor_matches_mitsuba(axis, w, h):
 
 def test_focal_length_matches_mitsuba():
     ours, theirs = both('<sensor type="perspective"><string name="focal_length" value="35mm"/>'
-                        '<film type="hdrfilm"><integer name="width" value="40"/><integer name="height" value="30"/></film>'
+                        '<film type="hdrfilm"><integer name="width" value="40"/>'
+                        '<integer name="height" value="30"/></film>'
                         '</sensor>')
     assert ours.sensor.fov_x == pytest.approx(float(mi.traverse(theirs.sensors()[0])["x_fov"]), rel=1e-5)
 
@@ -162,7 +164,8 @@ def test_image_readers_match_mitsuba(tmp_path):
     img = np.random.default_rng(0).uniform(0, 5, (9, 40, 3)).astype(np.float32)
     for ext in ("hdr", "exr"):  # Mitsuba writes RLE-compressed RGBE and half/float EXR
         mi.Bitmap(img).write(str(tmp_path / f"a.{ext}"))
-        np.testing.assert_array_equal(read_image(tmp_path / f"a.{ext}"), np.array(mi.Bitmap(str(tmp_path / f"a.{ext}"))))
+        path = tmp_path / f"a.{ext}"
+        np.testing.assert_array_equal(read_image(path), np.array(mi.Bitmap(str(path))))
 
 
 @pytest.mark.parametrize("raw", [False, True])
