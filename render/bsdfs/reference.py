@@ -543,7 +543,7 @@ def _sample_front(p: Rows, wi, u1, u2):
     pdf_nv = _pdf_front(p, wi, wo_rd)
     w_nv = _eval_front(p, wi, wo_rd) * (1.0 / pdf_nv)[:, None]
     vis = p.sample_visible
-    ok = (cos_i != 0) & (pdf_m != 0) & side_ok & torch.where(vis, (g1 > 0) & (pdf_rd > 0), pdf_nv > 0)
+    ok = (cos_i != 0) & (pdf_m != 0) & (dot(wi, m) * cos_i > 0) & side_ok & torch.where(vis, (g1 > 0) & (pdf_rd > 0), pdf_nv > 0)
     put(is_("roughdielectric") & (cos_i != 0), wo_rd, _where3(vis, w_rd * g1[:, None], w_nv),
         torch.where(vis, pdf_rd, pdf_nv), torch.where(sel, fl("glossy_reflection"), fl("glossy_transmission")),
         eta_rd, ok)
@@ -552,11 +552,12 @@ def _sample_front(p: Rows, wi, u1, u2):
     ps = _roughplastic_prob_specular(p, cos_i)
     m, _ = mf_sample(dist, wi, u2)
     spec = u1 < ps
+    facing = ~spec | (dot(wi, m) > 0)
     wo_rp = _where3(spec, reflect(wi, m), wo_c)
     pdf_rp = _pdf_front(p, wi, wo_rp)
     w_rp = _eval_front(p, wi, wo_rp) * (1.0 / pdf_rp)[:, None]
     put(is_("roughplastic") & up, wo_rp, w_rp, pdf_rp,
-        torch.where(spec, fl("glossy_reflection"), fl("diffuse_reflection")), valid_=pdf_rp > 0)
+        torch.where(spec, fl("glossy_reflection"), fl("diffuse_reflection")), valid_=(pdf_rp > 0) & facing)
 
     # Invalid samples: everything zero, eta 1 (bsdf.h invalid_sample()).
     wo = _where3(valid, wo, zeros3)

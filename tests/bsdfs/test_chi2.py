@@ -18,7 +18,7 @@ def direction(theta_deg, phi_deg=30.0):
     return torch.tensor([math.sin(t) * math.cos(p), math.sin(t) * math.sin(p), math.cos(t)], dtype=torch.float32)
 
 
-def run_bsdf_chi2(type_name, props, theta_deg, sample_count=300_000, res=36):
+def run_bsdf_chi2(type_name, props, theta_deg, sample_count=300_000, res=36, ires=8):
     params = pack_bsdf(type_name, **props)[None]
     wi = direction(theta_deg)
 
@@ -31,7 +31,7 @@ def run_bsdf_chi2(type_name, props, theta_deg, sample_count=300_000, res=36):
     def pdf(dirs):
         return bsdf_pdf(params, wi.expand(dirs.shape[0], 3).contiguous(), dirs.contiguous())
 
-    result = chi2_test(sample, pdf, sample_count=sample_count, res=res, test_count=TEST_COUNT)
+    result = chi2_test(sample, pdf, sample_count=sample_count, res=res, ires=ires, test_count=TEST_COUNT)
     assert result.passed, result.message
     assert result.pdf_sum <= 1.0 + 2e-2, result.message  # the pdf integrates to at most 1
     assert abs(result.pdf_sum - result.histogram_sum) < 2e-2, result.message
@@ -96,7 +96,7 @@ def test_bsdf_chi2(case):
 @pytest.mark.parametrize("case", SLOW, ids=_ids(SLOW))
 def test_bsdf_chi2_sweep(case):
     type_name, props, theta = case
-    run_bsdf_chi2(type_name, props, theta, sample_count=1_000_000, res=64)
+    run_bsdf_chi2(type_name, props, theta, sample_count=1_000_000, res=96, ires=16)
 
 
 WARPS = [

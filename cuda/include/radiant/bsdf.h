@@ -323,7 +323,8 @@ RADIANT_HD BSDFSample sample_front(const BSDFParams& p, Vec3 wi, float u1, Vec2 
             }
             float pdf_m;
             Vec3 m = sample_distr.sample(mulsign(wi, cos_i), u2, pdf_m);
-            if (!(pdf_m != 0.f)) return invalid_sample();
+            // All-normals sampling can pick a microfacet facing away from wi: no valid path (G1(wi, m) = 0).
+            if (!(pdf_m != 0.f && dot(wi, m) * cos_i > 0.f)) return invalid_sample();
             FresnelDielectric f = fresnel_dielectric(dot(wi, m), p.eta);
             bool selected_r = u1 <= f.r;
             float pdf = pdf_m * (selected_r ? f.r : 1.f - f.r);
@@ -363,6 +364,9 @@ RADIANT_HD BSDFSample sample_front(const BSDFParams& p, Vec3 wi, float u1, Vec2 
             if (u1 < prob_specular) {
                 float pdf_m;
                 Vec3 m = p.microfacet().sample(wi, u2, pdf_m);
+                // A back-facing microfacet (all-normals sampling) has no path; Mitsuba would still keep the
+                // direction when the diffuse pdf covers it, which the pdf does not account for.
+                if (!(dot(wi, m) > 0.f)) return invalid_sample();
                 s.wo = reflect(wi, m);
                 s.flags = kFlagGlossyReflection;
             } else {
