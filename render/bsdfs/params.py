@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import torch
 
+from .conductors import CONDUCTORS
 from .layout import FIELDS, PARAM_COUNT, ROUGH_TRANSMITTANCE_RES, TYPES
 
 # Mitsuba 3 include/mitsuba/render/ior.h
@@ -23,8 +23,8 @@ _COMMON = {"twosided"}
 _MICROFACET = {"distribution", "alpha", "alpha_u", "alpha_v", "sample_visible"}
 ALLOWED = {
     "diffuse": {"reflectance"},
-    "conductor": {"eta", "k", "specular_reflectance"},
-    "roughconductor": {"eta", "k", "specular_reflectance"} | _MICROFACET,
+    "conductor": {"eta", "k", "material", "specular_reflectance"},
+    "roughconductor": {"eta", "k", "material", "specular_reflectance"} | _MICROFACET,
     "dielectric": {"int_ior", "ext_ior", "specular_reflectance", "specular_transmittance"},
     "thindielectric": {"int_ior", "ext_ior", "specular_reflectance", "specular_transmittance"},
     "roughdielectric": {"int_ior", "ext_ior", "specular_reflectance", "specular_transmittance"} | _MICROFACET,
@@ -106,8 +106,18 @@ def pack_bsdf(type_name: str, **props) -> torch.Tensor:
     if type_name == "diffuse":
         put("diffuse_reflectance", _rgb(props.get("reflectance", 0.5), "reflectance"))
     if type_name in ("conductor", "roughconductor"):
-        put("conductor_eta", _rgb(props.get("eta", 0.0), "eta"))
-        put("conductor_k", _rgb(props.get("k", 1.0), "k"))
+        material = props.get("material", "none")
+        if material != "none" and ("eta" in props or "k" in props):
+            raise ValueError(f"{type_name}: specify either (eta, k) or material, not both")
+        if "eta" in props or "k" in props or material == "none":
+            put("conductor_eta", _rgb(props.get("eta", 0.0), "eta"))
+            put("conductor_k", _rgb(props.get("k", 1.0), "k"))
+        else:
+            if material not in CONDUCTORS:
+                raise ValueError(f"{type_name}: unknown material {material!r} (known: {', '.join(CONDUCTORS)})")
+            eta, k = CONDUCTORS[material]
+            put("conductor_eta", list(eta))
+            put("conductor_k", list(k))
     if "specular_reflectance" in props:
         put("specular_reflectance", _rgb(props["specular_reflectance"], "specular_reflectance"))
     if "specular_transmittance" in props:
@@ -202,5 +212,4 @@ def roughplastic_tables(distribution: int, alpha: float, eta: float) -> tuple[li
     return ext.tolist(), internal
 
 
-__all__ = ["pack_bsdf", "pack_bsdfs", "lookup_ior", "roughplastic_tables", "IOR_TABLE"]
-_ = math
+__all__ = ["pack_bsdf", "pack_bsdfs", "lookup_ior", "roughplastic_tables", "IOR_TABLE", "CONDUCTORS"]

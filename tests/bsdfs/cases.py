@@ -5,6 +5,8 @@ CASES = [
     ("diffuse-twosided", "diffuse", {"reflectance": 0.7, "twosided": True}),
     ("conductor-mirror", "conductor", {}),
     ("conductor-au", "conductor", {"eta": [0.143, 0.374, 1.442], "k": [3.983, 2.385, 1.603]}),
+    ("conductor-material-cu", "conductor", {"material": "Cu"}),
+    ("roughconductor-material-al", "roughconductor", {"material": "Al", "distribution": "ggx", "alpha": 0.15}),
     ("roughconductor-beckmann", "roughconductor", {"alpha": 0.3, "eta": [0.2, 0.9, 1.1], "k": [3.9, 2.4, 1.6]}),
     ("roughconductor-ggx", "roughconductor", {"distribution": "ggx", "alpha": 0.2}),
     ("roughconductor-ggx-aniso", "roughconductor",
