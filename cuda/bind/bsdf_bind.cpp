@@ -1,6 +1,7 @@
 // Radiant kernels: Python bindings of the BSDF family (eval, pdf, sample over packed parameter rows), by device.
 #include "../cpu/bsdf_cpu.h"
 #include "radiant/bsdf_params.h"
+#include "radiant/warp.h"
 #include "registry.h"
 #ifdef RADIANT_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -118,6 +119,26 @@ std::vector<at::Tensor> bsdf_sample(at::Tensor params, at::Tensor wi, at::Tensor
     return {wo, weight, pdf, eta, flags};
 }
 
+// Returns (points (N,3), pdf (N,)) of warp `kind` (radiant/warp.h WarpKind) applied to u (N,2).
+std::vector<at::Tensor> warp_sample(int64_t kind, at::Tensor u, double param) {
+    check_tensor(u, "u", at::kFloat, 2, 2);
+    TORCH_CHECK_VALUE(u.is_contiguous(), "u: expected a contiguous tensor");
+    TORCH_CHECK_VALUE(kind >= kWarpUniformSphere && kind <= kWarpTriangle, "kind: unknown warp ", kind);
+    int64_t n = u.size(0);
+    at::Tensor out = at::empty({n, 3}, u.options()), pdf = at::empty({n}, u.options());
+    if (u.is_cuda()) {
+#ifdef RADIANT_WITH_CUDA
+        warp_sample_cuda((int)kind, u.data_ptr<float>(), (float)param, n, out.data_ptr<float>(), pdf.data_ptr<float>(),
+                         at::cuda::getCurrentCUDAStream());
+#else
+        TORCH_CHECK_VALUE(false, "u: CUDA tensor given but the radiant kernels were built without CUDA");
+#endif
+    } else {
+        warp_sample_cpu((int)kind, u.data_ptr<float>(), (float)param, n, out.data_ptr<float>(), pdf.data_ptr<float>());
+    }
+    return {out, pdf};
+}
+
 void register_bsdf(pybind11::module_& m) {
     using pybind11::arg;
     m.def("bsdf_eval", &bsdf_eval, "BSDF value times |cos wo| in the local frame", arg("params"), arg("wi"), arg("wo"),
@@ -126,6 +147,8 @@ void register_bsdf(pybind11::module_& m) {
           arg("index") = pybind11::none());
     m.def("bsdf_sample", &bsdf_sample, "Importance-sample wo: (wo, weight, pdf, eta, flags)", arg("params"), arg("wi"),
           arg("sample1"), arg("sample2"), arg("index") = pybind11::none());
+    m.def("warp_sample", &warp_sample, "Warp of the unit square (radiant/warp.h WarpKind) and its pdf", arg("kind"),
+          arg("u"), arg("param") = 0.0);
     m.attr("bsdf_param_count") = kBSDFParamCount;
 }
 

@@ -53,4 +53,14 @@ void bsdf_sample_cpu(const float* params, int64_t rows, const int32_t* index, co
     });
 }
 
+void warp_sample_cpu(int kind, const float* u, float param, int64_t n, float* out, float* pdf_out) {
+    at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+            float pdf;
+            warp_by_kind(kind, Vec2(u[2 * i], u[2 * i + 1]), param, pdf).store(out + 3 * i);
+            pdf_out[i] = pdf;
+        }
+    });
+}
+
 }  // namespace radiant

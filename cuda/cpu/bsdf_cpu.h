@@ -15,4 +15,7 @@ void bsdf_sample_cpu(const float* params, int64_t rows, const int32_t* index, co
                      const float* u2, int64_t n, float* wo_out, float* weight_out, float* pdf_out, float* eta_out,
                      int32_t* flags_out);
 
+// Warps of warp.h (WarpKind) for tests: u (n,2) -> points (n,3), pdf (n,).
+void warp_sample_cpu(int kind, const float* u, float param, int64_t n, float* out, float* pdf_out);
+
 }  // namespace radiant

@@ -45,6 +45,15 @@ __global__ void bsdf_sample_kernel(const float* __restrict__ params, int64_t row
     flags_out[i] = s.flags;
 }
 
+__global__ void warp_sample_kernel(int kind, const float* __restrict__ u, float param, int64_t n, float* out,
+                                   float* pdf_out) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float pdf;
+    warp_by_kind(kind, Vec2(u[2 * i], u[2 * i + 1]), param, pdf).store(out + 3 * i);
+    pdf_out[i] = pdf;
+}
+
 unsigned blocks_for(int64_t n) { return (unsigned)((n + kThreads - 1) / kThreads); }
 
 }  // namespace
@@ -67,6 +76,12 @@ void bsdf_sample_cuda(const float* params, int64_t rows, const int32_t* index, c
     if (n == 0) return;
     bsdf_sample_kernel<<<blocks_for(n), kThreads, 0, stream>>>(params, rows, index, wi, u1, u2, n, wo_out,
                                                                weight_out, pdf_out, eta_out, flags_out);
+}
+
+void warp_sample_cuda(int kind, const float* u, float param, int64_t n, float* out, float* pdf_out,
+                      cudaStream_t stream) {
+    if (n == 0) return;
+    warp_sample_kernel<<<blocks_for(n), kThreads, 0, stream>>>(kind, u, param, n, out, pdf_out);
 }
 
 }  // namespace radiant

@@ -15,4 +15,7 @@ void bsdf_sample_cuda(const float* params, int64_t rows, const int32_t* index, c
                       const float* u2, int64_t n, float* wo_out, float* weight_out, float* pdf_out, float* eta_out,
                       int32_t* flags_out, cudaStream_t stream);
 
+void warp_sample_cuda(int kind, const float* u, float param, int64_t n, float* out, float* pdf_out,
+                      cudaStream_t stream);
+
 }  // namespace radiant

@@ -96,3 +96,18 @@ def coordinate_system(n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     s = torch.stack([1.0 + sign * nx * nx * a, sign * b, -sign * nx], -1)
     t = torch.stack([b, sign + ny * ny * a, -ny], -1)
     return s, t
+
+
+WARP_KINDS = {"uniform_sphere": 0, "uniform_hemisphere": 1, "cosine_hemisphere": 2, "uniform_cone": 3,
+              "uniform_disk_concentric": 4, "uniform_triangle": 5}
+
+
+def warp_kernel(name: str, u: torch.Tensor, param: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The C++/CUDA warp of warp.h (for tests): u (N,2) float32 -> (points (N,3), pdf (N,)); planar warps z = 0."""
+    from ..kernels.build import load
+
+    if name not in WARP_KINDS:
+        raise ValueError(f"unknown warp {name!r} (known: {', '.join(WARP_KINDS)})")
+    if not isinstance(u, torch.Tensor) or u.dtype != torch.float32 or u.dim() != 2 or u.shape[1] != 2:
+        raise ValueError("u: expected a float32 tensor of shape (N, 2)")
+    return load().warp_sample(WARP_KINDS[name], u.contiguous(), float(param))

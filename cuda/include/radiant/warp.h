@@ -79,4 +79,26 @@ RADIANT_HD float square_to_uniform_triangle_pdf(Vec2 p) {
     return (p.x >= 0.f && p.y >= 0.f && p.x + p.y <= 1.f) ? 2.f : 0.f;
 }
 
+// Batch test hook: the warp `kind` (WarpKind) of u, as a 3D point (planar warps have z = 0), and its pdf there.
+enum WarpKind : int {
+    kWarpUniformSphere = 0,
+    kWarpUniformHemisphere = 1,
+    kWarpCosineHemisphere = 2,
+    kWarpUniformCone = 3,
+    kWarpDiskConcentric = 4,
+    kWarpTriangle = 5,
+};
+
+RADIANT_HD Vec3 warp_by_kind(int kind, Vec2 u, float param, float& pdf) {
+    switch (kind) {
+        case kWarpUniformSphere: { Vec3 v = square_to_uniform_sphere(u); pdf = square_to_uniform_sphere_pdf(v); return v; }
+        case kWarpUniformHemisphere: { Vec3 v = square_to_uniform_hemisphere(u); pdf = square_to_uniform_hemisphere_pdf(v); return v; }
+        case kWarpCosineHemisphere: { Vec3 v = square_to_cosine_hemisphere(u); pdf = square_to_cosine_hemisphere_pdf(v); return v; }
+        case kWarpUniformCone: { Vec3 v = square_to_uniform_cone(u, param); pdf = square_to_uniform_cone_pdf(v, param); return v; }
+        case kWarpDiskConcentric: { Vec2 p = square_to_uniform_disk_concentric(u); pdf = square_to_uniform_disk_concentric_pdf(p); return Vec3(p.x, p.y, 0.f); }
+        case kWarpTriangle: { Vec2 p = square_to_uniform_triangle(u); pdf = square_to_uniform_triangle_pdf(p); return Vec3(p.x, p.y, 0.f); }
+        default: pdf = 0.f; return Vec3(0.f);
+    }
+}
+
 }  // namespace radiant
