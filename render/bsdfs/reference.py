@@ -12,7 +12,6 @@ import math
 import torch
 
 from ..core.warp import safe_sqrt, square_to_cosine_hemisphere, square_to_cosine_hemisphere_pdf
-from ..core.warp import square_to_uniform_disk_concentric  # noqa: F401  (re-exported for tests)
 from .layout import FIELDS, FLAGS, ROUGH_TRANSMITTANCE_RES, TYPES
 
 BECKMANN, GGX = 0, 1
@@ -271,9 +270,6 @@ class Rows:
         if scale is not None:
             au, av = au * scale, av * scale
         return (self.distribution, au, av, self.sample_visible)
-
-    def subset(self, mask):
-        return Rows(self.rows[mask])
 
 
 def gather_rows(params: torch.Tensor, n: int, index=None) -> torch.Tensor:
