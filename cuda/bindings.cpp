@@ -10,7 +10,7 @@ std::vector<RegisterFn>& binding_registry() {
 }  // namespace radiant
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-    m.doc() = "Radiant ray kernels (BVH, occupancy grid, sphere tracing)";
+    m.doc() = "Radiant kernels (BVH, occupancy grid, sphere tracing, BSDFs)";
 #ifdef RADIANT_WITH_CUDA
     m.attr("with_cuda") = true;
 #else
