@@ -16,12 +16,13 @@ for delta lobes (radiance transport: refraction carries 1/eta^2); `flags` are Mi
 (FLAGS), 0 for an invalid sample. The row layout is defined once, in cuda/include/radiant/bsdf_params.h, and read
 from there by layout.py.
 
-Deviations from Mitsuba, on purpose: GGX visible normals are sampled with Heitz 2018's polar map (Mitsuba uses a
-concentric map: same density, different square-to-normal mapping); roughdielectric with sample_visible=False
-returns weight = eval / pdf (Mitsuba's weight ignores its widened sampling lobe); samples through a microfacet
-facing away from wi are rejected in roughdielectric/roughplastic (their pdf does not count them); roughplastic's
-coat tables are computed by the same Gauss-Legendre quadrature as Mitsuba, with our sampler as the map (values
-agree to ~1e-3 for GGX, ~1e-5 for Beckmann).
+Samplers use the same maps from uniforms as Mitsuba 3 (GGX visible normals: Heitz 2018 through a concentric disk;
+Beckmann: Heitz & d'Eon 2014 with Mitsuba's Newton inversion), so the same (sample1, sample2) give the same wo.
+Deviations from Mitsuba, on purpose: roughdielectric with sample_visible=False returns weight = eval / pdf
+(Mitsuba's weight ignores its widened sampling lobe); samples through a microfacet facing away from wi are
+rejected in roughdielectric/roughplastic (their pdf does not count them; only possible with sample_visible=False);
+roughplastic's coat tables are computed in float64 by the same Gauss-Legendre quadrature as Mitsuba's (agreement
+~1e-5 relative).
 """
 
 from .conductors import CONDUCTORS

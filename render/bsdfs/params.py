@@ -69,6 +69,7 @@ def _microfacet(props: dict, type_name: str) -> tuple[int, float, float, bool]:
     av = float(props.get("alpha_v", props.get("alpha", 0.1)))
     if not (au > 0 and av > 0):
         raise ValueError(f"{type_name}: alpha must be positive, got ({au}, {av})")
+    au, av = max(au, 1e-4), max(av, 1e-4)  # Mitsuba MicrofacetDistribution::configure()
     return (0 if distr == "beckmann" else 1), au, av, bool(props.get("sample_visible", True))
 
 

@@ -11,7 +11,8 @@ import math
 
 import torch
 
-from ..core.warp import safe_sqrt, square_to_cosine_hemisphere, square_to_cosine_hemisphere_pdf
+from ..core.warp import (safe_sqrt, square_to_cosine_hemisphere, square_to_cosine_hemisphere_pdf,
+                         square_to_uniform_disk_concentric)
 from .layout import FIELDS, FLAGS, ROUGH_TRANSMITTANCE_RES, TYPES
 
 BECKMANN, GGX = 0, 1
@@ -169,6 +170,19 @@ def mf_pdf(dist, wi, m):
     return torch.where(dist[3], result * vis, result * m[..., 2])
 
 
+def _sample_visible_11_ggx(cos_theta_i, u):
+    """Heitz 2018 through a concentric disk, as slopes (microfacet.h sample_visible_11_ggx)."""
+    p = square_to_uniform_disk_concentric(u)
+    px, py = p[..., 0], p[..., 1]
+    s = 0.5 * (1.0 + cos_theta_i)
+    h = safe_sqrt(1.0 - px * px)
+    py = h + s * (py - h)
+    z = safe_sqrt(1.0 - (px * px + py * py))
+    sin_theta_i = safe_sqrt(1.0 - cos_theta_i * cos_theta_i)
+    norm = 1.0 / (sin_theta_i * py + cos_theta_i * z)
+    return (cos_theta_i * py - sin_theta_i * z) * norm, px * norm
+
+
 def _sample_visible_11_beckmann(cos_theta_i, u):
     tan_theta_i = safe_sqrt(1.0 - cos_theta_i * cos_theta_i) / cos_theta_i
     cot_theta_i = 1.0 / tan_theta_i
@@ -216,33 +230,23 @@ def mf_sample(dist, wi, u):
     m_all = m_ggx = m_beck = torch.zeros_like(wi)
     if need_all:
         m_all = _sample_all_normals(typ, au, av, u1, u2)
-    # Visible normals: stretch wi.
+    # Visible normals (Heitz & d'Eon 2014, algorithm 1): stretch, sample unit-roughness slopes, rotate, unstretch.
     wi_p = normalize(vec3(au * wi[..., 0], av * wi[..., 1], wi[..., 2]))
-    lensq = wi_p[..., 0] * wi_p[..., 0] + wi_p[..., 1] * wi_p[..., 1]
-    if need_ggx:
-        # GGX: Heitz 2018, listing 1.
-        inv_len = 1.0 / torch.sqrt(lensq)
-        zero = torch.zeros_like(lensq)
-        t1 = _where3(lensq > 0, vec3(-wi_p[..., 1] * inv_len, wi_p[..., 0] * inv_len, zero),
-                     vec3(torch.ones_like(lensq), zero, zero))
-        t2 = cross(wi_p, t1)
-        r = torch.sqrt(u1)
-        ph = 2.0 * math.pi * u2
-        p1 = r * torch.cos(ph)
-        p2 = r * torch.sin(ph)
-        s = 0.5 * (1.0 + wi_p[..., 2])
-        p2 = (1.0 - s) * safe_sqrt(1.0 - p1 * p1) + s * p2
-        nh = t1 * p1[..., None] + t2 * p2[..., None] + wi_p * safe_sqrt(1.0 - p1 * p1 - p2 * p2)[..., None]
-        m_ggx = normalize(vec3(au * nh[..., 0], av * nh[..., 1], torch.clamp(nh[..., 2], min=0.0)))
-    if need_beck:
-        # Beckmann: Heitz & d'Eon 2014 with Mitsuba's inversion.
-        xy = torch.sqrt(lensq)
-        cphi = torch.where(xy > 0, wi_p[..., 0] / xy, torch.ones_like(xy))
-        sphi = torch.where(xy > 0, wi_p[..., 1] / xy, torch.zeros_like(xy))
-        slx, sly = _sample_visible_11_beckmann(wi_p[..., 2], u)
+    sin_theta_2 = wi_p[..., 0] * wi_p[..., 0] + wi_p[..., 1] * wi_p[..., 1]
+    inv = 1.0 / torch.sqrt(sin_theta_2)
+    degenerate = sin_theta_2 <= 4.0 * 5.9604645e-8
+    cphi = torch.where(degenerate, torch.ones_like(inv), torch.clamp(wi_p[..., 0] * inv, -1.0, 1.0))
+    sphi = torch.where(degenerate, torch.zeros_like(inv), torch.clamp(wi_p[..., 1] * inv, -1.0, 1.0))
+
+    def unstretch(slx, sly):
         sx = (cphi * slx - sphi * sly) * au
         sy = (sphi * slx + cphi * sly) * av
-        m_beck = normalize(vec3(-sx, -sy, torch.ones_like(sx)))
+        return normalize(vec3(-sx, -sy, torch.ones_like(sx)))
+
+    if need_ggx:
+        m_ggx = unstretch(*_sample_visible_11_ggx(wi_p[..., 2], u))
+    if need_beck:
+        m_beck = unstretch(*_sample_visible_11_beckmann(wi_p[..., 2], u))
     m_vis = _where3(typ == GGX, m_ggx, m_beck)
 
     m = _where3(visible, m_vis, m_all)

@@ -93,3 +93,13 @@ def test_bad_arguments_raise_value_error():
         pack_bsdf("roughplastic", alpha_u=0.1, alpha_v=0.3)
     with pytest.raises(ValueError):
         pack_bsdf("dielectric", int_ior="unobtainium")
+
+
+def test_layout_parsed_from_header_matches_module():
+    from render.bsdfs.layout import FIELDS, ROUGH_TRANSMITTANCE_RES
+    from render.kernels import load
+
+    assert load().bsdf_param_count == PARAM_COUNT
+    assert FIELDS["type"][0] == 0 and ROUGH_TRANSMITTANCE_RES == 64
+    end = max(off + width for off, width, _ in FIELDS.values())
+    assert end == PARAM_COUNT

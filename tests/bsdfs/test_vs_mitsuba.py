@@ -1,4 +1,4 @@
-"""Our BSDFs against Mitsuba 3's own plugins (scalar_rgb): eval, pdf, and sample where the samplers coincide.
+"""Our BSDFs against Mitsuba 3's own plugins (scalar_rgb): eval, pdf, and sample (same uniforms -> same wo).
 
 Skipped when mitsuba is not installed. This is the compatibility test: same conventions (local frame, eval
 includes |cos wo|), same values.
@@ -71,9 +71,9 @@ def _mi_sample(bsdf, wi, u1, u2):
     return out
 
 
-# roughplastic's tables come from our own quadrature (same integrals as Mitsuba, float64): allow 1e-3 there.
+# roughplastic's coat tables come from our own float64 quadrature (same nodes and map as Mitsuba's float32 one).
 def _tol(case_id):
-    return (2e-3, 1e-5) if "roughplastic" in case_id else (1e-4, 1e-6)
+    return (2e-4, 1e-5) if "roughplastic" in case_id else (1e-4, 1e-6)
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
@@ -92,16 +92,9 @@ def test_eval_pdf_match_mitsuba(case):
     np.testing.assert_allclose(ours_p, mp, rtol=rtol, atol=atol * max(1.0, np.abs(mp).max()))
 
 
-def _same_sampler(case_id, props):
-    # Our GGX visible-normal sampler is Heitz 2018's polar form; Mitsuba maps the square through a concentric disk.
-    return not (props.get("distribution") == "ggx" and props.get("sample_visible", True))
-
-
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_sample_matches_mitsuba(case):
     case_id, type_name, props = case
-    if not _same_sampler(case_id, props):
-        pytest.skip("different (equally valid) square-to-normal mapping")
     bsdf = mitsuba_bsdf(type_name, props)
     params = pack_bsdf(type_name, **props)[None]
     wi = _dirs(N_DIRS, 5)

@@ -107,6 +107,20 @@ struct Microfacet {
         return Vec2(erfinv_approx(x), erfinv_approx(2.f * u.y - 1.f));
     }
 
+    // GGX visible slopes for unit roughness and wi in the xz-plane: Heitz 2018, "Sampling the GGX Distribution
+    // of Visible Normals" (sample the projected half disk, eq. 11 warp, lift to the hemisphere), through a
+    // concentric disk map and returned as slopes, exactly as Mitsuba 3 does.
+    RADIANT_HD Vec2 sample_visible_11_ggx(float cos_theta_i, Vec2 u) const {
+        Vec2 p = square_to_uniform_disk_concentric(u);
+        float s = 0.5f * (1.f + cos_theta_i);
+        float h = safe_sqrt(1.f - p.x * p.x);
+        p.y = h + s * (p.y - h);  // lerp(h, p.y, s)
+        float x = p.x, y = p.y, z = safe_sqrt(1.f - (p.x * p.x + p.y * p.y));
+        float sin_theta_i = safe_sqrt(1.f - cos_theta_i * cos_theta_i);
+        float norm = 1.f / (sin_theta_i * y + cos_theta_i * z);
+        return Vec2((cos_theta_i * y - sin_theta_i * z) * norm, x * norm);
+    }
+
     // Samples a microfacet normal m for the upper-hemisphere direction wi; returns m and its pdf (= pdf(wi, m)).
     RADIANT_HD Vec3 sample(Vec3 wi, Vec2 u, float& pdf_out) const {
         if (!sample_visible) {
@@ -137,29 +151,19 @@ struct Microfacet {
             pdf_out = pdf(wi, m);
             return m;
         }
-        // Stretch wi to the unit-roughness configuration.
+        // Heitz & d'Eon 2014, algorithm 1: stretch wi to unit roughness, sample slopes, rotate, unstretch.
         Vec3 wi_p = normalize(Vec3(alpha_u * wi.x, alpha_v * wi.y, wi.z));
-        Vec3 m;
-        if (type == kGGX) {
-            // Heitz 2018, "Sampling the GGX Distribution of Visible Normals", listing 1.
-            float lensq = wi_p.x * wi_p.x + wi_p.y * wi_p.y;
-            Vec3 t1 = lensq > 0.f ? Vec3(-wi_p.y, wi_p.x, 0.f) * (1.f / sqrtf(lensq)) : Vec3(1.f, 0.f, 0.f);
-            Vec3 t2 = cross(wi_p, t1);
-            float r = sqrtf(u.x), phi = 2.f * kPi * u.y;
-            float p1 = r * cosf(phi), p2 = r * sinf(phi);
-            float s = 0.5f * (1.f + wi_p.z);
-            p2 = (1.f - s) * safe_sqrt(1.f - p1 * p1) + s * p2;  // eq. 11: warp to the projected hemisphere
-            Vec3 nh = t1 * p1 + t2 * p2 + wi_p * safe_sqrt(1.f - p1 * p1 - p2 * p2);
-            m = normalize(Vec3(alpha_u * nh.x, alpha_v * nh.y, max_(0.f, nh.z)));  // eq. 13: unstretch
-        } else {
-            float xy = sqrtf(wi_p.x * wi_p.x + wi_p.y * wi_p.y);
-            float cos_phi = xy > 0.f ? wi_p.x / xy : 1.f, sin_phi = xy > 0.f ? wi_p.y / xy : 0.f;
-            Vec2 slope = sample_visible_11_beckmann(wi_p.z, u);
-            // Rotate back to wi's azimuth and unstretch (Heitz & d'Eon 2014, algorithm 1 steps 3-4).
-            float sx = (cos_phi * slope.x - sin_phi * slope.y) * alpha_u;
-            float sy = (sin_phi * slope.x + cos_phi * slope.y) * alpha_v;
-            m = normalize(Vec3(-sx, -sy, 1.f));
+        float sin_theta_2 = wi_p.x * wi_p.x + wi_p.y * wi_p.y;
+        float cos_phi = 1.f, sin_phi = 0.f;
+        if (sin_theta_2 > 4.f * 5.9604645e-8f) {  // Mitsuba Frame::sincos_phi
+            float inv = 1.f / sqrtf(sin_theta_2);
+            cos_phi = clamp_(wi_p.x * inv, -1.f, 1.f);
+            sin_phi = clamp_(wi_p.y * inv, -1.f, 1.f);
         }
+        Vec2 slope = type == kGGX ? sample_visible_11_ggx(wi_p.z, u) : sample_visible_11_beckmann(wi_p.z, u);
+        float sx = (cos_phi * slope.x - sin_phi * slope.y) * alpha_u;
+        float sy = (sin_phi * slope.x + cos_phi * slope.y) * alpha_v;
+        Vec3 m = normalize(Vec3(-sx, -sy, 1.f));
         pdf_out = pdf(wi, m);
         return m;
     }
