@@ -35,6 +35,38 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     pass
 
 
+@app.command("render")
+def render_cmd(
+    scene: Path = typer.Argument(..., help="Mitsuba 3 XML scene file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output image: .exr (linear float, + AOVs) or .png (sRGB 8-bit)."),
+    spp: Optional[int] = typer.Option(None, help="Samples per pixel (default: the scene's sampler)."),
+    seed: int = typer.Option(0, help="Random seed: the same seed gives the same image."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    max_depth: Optional[int] = typer.Option(None, "--max-depth", help="Override the integrator's max_depth (-1: unbounded)."),
+    aov: str = typer.Option("", help="Comma-separated AOVs written as extra EXR channels: albedo,normal,depth,position."),
+    width: Optional[int] = typer.Option(None, help="Override the film width."),
+    height: Optional[int] = typer.Option(None, help="Override the film height."),
+    define: list[str] = typer.Option([], "-D", help="Set a scene parameter, name=value (as mi.load_file(..., name=value))."),
+    force: bool = typer.Option(False, help="Overwrite an existing output file."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help="Let the scene reference files outside its folder."),
+):
+    """Path trace a Mitsuba-3-XML scene (NEE + MIS) to EXR or PNG."""
+    from .core.image import write_image
+    from .render import check_output, parse_defines, render_scene
+
+    check_output(out, force)
+    aovs = tuple(a.strip() for a in aov.split(",") if a.strip())
+    for name, v in (("--width", width), ("--height", height)):
+        if v is not None and v <= 0:
+            raise UserError(f"{name}: expected a positive size, got {v}")
+    result = render_scene(scene, spp=spp, seed=seed, device=device, max_depth=max_depth, aovs=aovs, width=width,
+                          height=height, params=parse_defines(define), allow_outside=allow_outside, progress=True)
+    write_image(out, result.rgb, result.aovs, force=force)
+    rate = result.samples / max(result.seconds, 1e-9) / 1e6
+    typer.echo(f"wrote {out} ({result.rgb.shape[1]}x{result.rgb.shape[0]}, {result.samples / (result.rgb.shape[0] * result.rgb.shape[1]):.0f} spp, "
+               f"{result.seconds:.1f} s, {rate:.2f} Msamples/s)")
+
+
 @bench_app.command("rays")
 def bench_rays(
     out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),

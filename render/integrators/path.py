@@ -44,9 +44,11 @@ class RenderResult:
 
 
 def mis_weight(pdf_a: torch.Tensor, pdf_b: torch.Tensor) -> torch.Tensor:
-    """Power heuristic (beta = 2), as Mitsuba's mis_weight: 0 where pdf_a is 0."""
-    a2 = pdf_a * pdf_a
-    return torch.where(pdf_a > 0, a2 / (a2 + pdf_b * pdf_b), torch.zeros_like(pdf_a))
+    """Power heuristic (beta = 2), as Mitsuba's mis_weight: 0 where pdf_a is 0. Written as 1 / (1 + (b/a)^2) so
+    that huge pdfs (grazing light samples) do not overflow to inf / inf."""
+    ratio = pdf_b / pdf_a.clamp_min(1e-30)
+    w = 1.0 / (1.0 + ratio * ratio)
+    return torch.where((pdf_a > 0) & torch.isfinite(w), w, torch.zeros_like(pdf_a))
 
 
 def frame_from(n: torch.Tensor):

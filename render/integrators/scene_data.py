@@ -71,6 +71,11 @@ def _bsdf_row(bsdf: BSDF, textures: list[Texture], tex_index: dict[int, int], te
             textured.append((FIELDS[field][0], ti))
         else:
             props[name] = value.tolist() if isinstance(value, np.ndarray) else value
+    # The loader resolves named materials / IORs into numbers and keeps the names; pack from the numbers.
+    if "eta" in props and "material" in props:
+        props.pop("material")
+    if "int_ior" in props:
+        props.pop("eta", None)
     try:
         row = pack_bsdf(bsdf.type, twosided=twosided, **props)
     except ValueError as e:
@@ -168,6 +173,8 @@ class SceneData:
             tri_emitter.append(torch.full_like(faces, e))
         self.env = None
         for em in scene.emitters:
+            if em.type == "area":  # listed by the scene too; compiled above with its shape
+                continue
             e = len(kinds)
             p = em.params
             frame = torch.tensor(em.to_world[:3, :3], dtype=torch.float32, device=dev)
