@@ -38,6 +38,18 @@ def ray_box_torch(origins, inv_dir, lo, hi, tmin, tmax):
     return t0, t1
 
 
+def clip_ray_to_box_torch(origins, directions, lo, hi, tmin, tmax):
+    """Twin of `clip_ray_to_box` (clip.h): ray_box where zero direction components are decided up front
+    (origin outside that slab: miss; inside, faces included: the slab is unbounded). lo, hi (3,)."""
+    flat = directions == 0
+    outside = flat & ((origins < lo) | (origins > hi))
+    lo = torch.where(flat, -math.inf, lo)
+    hi = torch.where(flat, math.inf, hi)
+    t0, t1 = ray_box_torch(origins, 1.0 / directions, lo, hi, tmin, tmax)
+    miss = outside.any(1)
+    return torch.where(miss, math.inf, t0), torch.where(miss, -math.inf, t1)
+
+
 @dataclass
 class PackedSamples:
     """Samples of all rays packed in one list, sorted by ray, then by t.
@@ -274,8 +286,8 @@ class OccupancyGridReference(OccupancyGrid):
         rays, starts, ends = [], [], []
         for s in range(0, n, ray_chunk):
             oc, dc = o[s:s + ray_chunk], d[s:s + ray_chunk]
-            t_enter, t_exit = ray_box_torch(oc, 1.0 / dc, self.level_lo[-1], self.level_hi[-1],
-                                            near_t[s:s + ray_chunk], far_t[s:s + ray_chunk])
+            t_enter, t_exit = clip_ray_to_box_torch(oc, dc, self.level_lo[-1], self.level_hi[-1],
+                                                    near_t[s:s + ray_chunk], far_t[s:s + ray_chunk])
             active = t_enter <= t_exit
             count = torch.zeros(oc.shape[0], dtype=torch.int64, device=o.device)
             ray_ids = torch.arange(s, s + oc.shape[0], device=o.device)

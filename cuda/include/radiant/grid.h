@@ -1,6 +1,7 @@
 // Radiant kernels: multi-level occupancy grid (instant-ngp cascades) and its ray marcher with empty-cell skipping.
 // Written once for the host and the device (RADIANT_HD); render/kernels/grid.py holds the pure-torch twin.
 #pragma once
+#include "clip.h"
 #include "common.h"
 #include "vec.h"
 
@@ -62,12 +63,11 @@ RADIANT_HD bool cell_occupied(const GridView& g, const GridCell& c) {
 }
 
 // The marching interval of one ray: [near, far] clipped to the outermost level's box (a miss gives t0 > t1).
+// t_exit is finite for a nonzero direction, so the candidates below are finitely many.
 RADIANT_HD void grid_ray_interval(const GridView& g, const Vec3& o, const Vec3& d, float near, float far, float& t0,
                                   float& t1) {
     int l = g.levels - 1;
-    AABB box(Vec3::load(g.level_lo + 3 * l), Vec3::load(g.level_hi + 3 * l));
-    Vec3 inv_dir(1.f / d.x, 1.f / d.y, 1.f / d.z);
-    ray_box(o, inv_dir, box, near, far, t0, t1);
+    clip_ray_to_box(o, d, Vec3::load(g.level_lo + 3 * l), Vec3::load(g.level_hi + 3 * l), near, far, t0, t1);
 }
 
 // Candidate k of a ray: the interval [t_enter + k*step, +step]; the reference (grid.py) does the same float ops.
@@ -113,8 +113,8 @@ RADIANT_HD int64_t empty_cell_last_k(const GridView& g, const GridCell& c, const
     }
     if (l > 0) {
         float f0, f1;
-        AABB finer(Vec3::load(g.level_lo + 3 * (l - 1)), Vec3::load(g.level_hi + 3 * (l - 1)));
-        ray_box(o, Vec3(1.f / d.x, 1.f / d.y, 1.f / d.z), finer, t_mid, kInf, f0, f1);
+        clip_ray_to_box(o, d, Vec3::load(g.level_lo + 3 * (l - 1)), Vec3::load(g.level_hi + 3 * (l - 1)), t_mid, kInf,
+                        f0, f1);
         if (f0 <= f1) t_leave = min_(t_leave, f0);
     }
     // Largest k with t_enter + k*step + step/2 < t_leave, less one for rounding; in double to avoid overflow.
