@@ -3,6 +3,7 @@
 #pragma once
 #include "clip.h"
 #include "common.h"
+#include "exact.h"
 #include "vec.h"
 
 namespace radiant {
@@ -71,10 +72,10 @@ RADIANT_HD void grid_ray_interval(const GridView& g, const Vec3& o, const Vec3& 
 }
 
 // Candidate k of a ray: the interval [t_enter + k*step, +step]; the reference (grid.py) does the same float ops.
-RADIANT_HD float sample_start(float t_enter, int64_t k, float step) { return t_enter + (float)k * step; }
+RADIANT_HD float sample_start(float t_enter, int64_t k, float step) { return add_rn(t_enter, mul_rn((float)k, step)); }
 RADIANT_HD Vec3 sample_midpoint(const Vec3& o, const Vec3& d, float t_start, float half_step) {
     float t_mid = t_start + half_step;
-    return o + t_mid * d;
+    return ray_point(o, t_mid, d);
 }
 
 // True when every candidate strictly between two samples a and b (both in the same cell `c`) must land in `c`

@@ -3,6 +3,7 @@
 #pragma once
 #include "clip.h"
 #include "common.h"
+#include "exact.h"
 #include "vec.h"
 
 namespace radiant {
@@ -16,7 +17,7 @@ struct DenseSDFView {
     float lo[3], hi[3], inv_spacing[3];
 };
 
-RADIANT_HD float lerp_(float a, float b, float t) { return a + (b - a) * t; }
+RADIANT_HD float lerp_(float a, float b, float t) { return add_rn(a, mul_rn(b - a, t)); }
 
 // Trilinear interpolation; points outside the box take the value at the nearest point of the box (clamped).
 // The float ops are those of `_trilinear` in sdf.py, in the same order.
@@ -63,10 +64,10 @@ RADIANT_HD TraceHit sphere_trace_ray(const SDF& sdf, const Vec3& o, const Vec3& 
     r.hit = false;
     r.steps = 0;
     if (!(t_start <= t_end)) return r;
-    float factor = step_scale / length(d);
+    float factor = step_scale / length_rn(d);
     float t = t_start;
     for (int32_t s = 0; s < max_steps; ++s) {
-        Vec3 p = o + t * d;
+        Vec3 p = ray_point(o, t, d);
         float dist = sdf(p);
         r.steps = s + 1;
         if (fabsf(dist) < eps) {
@@ -75,7 +76,7 @@ RADIANT_HD TraceHit sphere_trace_ray(const SDF& sdf, const Vec3& o, const Vec3& 
             return r;
         }
         if (s == 0 && dist < 0.f) factor = -factor;
-        t = t + factor * dist;
+        t = add_rn(t, mul_rn(factor, dist));
         if (t > t_end || t < t_start) break;
     }
     return r;
