@@ -105,6 +105,39 @@ def test_long_empty_jumps_are_exact():
     assert a.num_samples > 1000
 
 
+def test_midpoints_on_cell_faces():
+    """Steps of a quarter cell with midpoints exactly on the cell faces (all values exact in float): a jump that
+    runs to the face would skip the first sample of the next cell."""
+    grid, ref = _grids(torch.rand(1, 8, 8, 8) < 0.5, aabb=[0, 0, 0, 1, 1, 1])
+    n = 600
+    axis = torch.arange(n) % 3
+    sign = torch.where(torch.arange(n) % 2 == 0, 1.0, -1.0)
+    origins = (torch.randint(0, 8, (n, 3)) + 0.5) / 8
+    directions = torch.zeros(n, 3)
+    directions[torch.arange(n), axis] = sign
+    step = 1 / 32
+    start = torch.randint(0, 8, (n,)).float() / 8  # a face; the first midpoint lands on it
+    origins[torch.arange(n), axis] = torch.where(sign > 0, start - step / 2, 1 - start + step / 2)
+    a = grid.march(origins, directions, step_size=step)
+    b = ref.march(origins, directions, step_size=step)
+    _assert_same(a, b)
+    assert a.num_samples > 1000
+
+
+def test_far_origins_coarse_float_t():
+    """Rays from ~1000 away with steps near the float spacing of t: t_start is rounded unevenly, so the jump
+    estimate is off and only the verification keeps the marcher exact."""
+    grid, ref = _grids(torch.rand(2, 16, 16, 16) < 0.1, aabb=[0.1, 0.0, -0.1, 0.35, 0.25, 0.15])
+    origins, directions = _mixed_rays(grid, 32)
+    directions = directions / directions.norm(dim=1, keepdim=True)
+    origins = origins - directions * 1000
+    # float spacing of t near 1000 is 6.1e-5: twice the step, so consecutive t_start are often equal.
+    a = grid.march(origins, directions, step_size=3e-5, max_samples=100000)
+    b = ref.march(origins, directions, step_size=3e-5, max_samples=100000, k_block=4096)
+    _assert_same(a, b)
+    assert a.num_samples > 1000
+
+
 def test_full_grid_analytic_samples():
     grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], resolution=4).mark_all()
     origins = torch.tensor([[-2.0, 0.1, 0.2], [0.0, 0.0, 0.0], [5.0, 5.0, 5.0]])
