@@ -68,6 +68,18 @@ class PackedSamples:
         return int(self.ray_indices.shape[0])
 
 
+def near_far(near, far, origins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """ray_bounds (checks.py) under the names these kernels use for tmin / tmax."""
+    try:
+        return ray_bounds(near, far, origins)
+    except ValueError as e:
+        message = str(e)
+        for old, new in (("tmin:", "near:"), ("tmax:", "far:")):
+            if message.startswith(old):
+                message = new + message[len(old):]
+        raise ValueError(message) from None
+
+
 def check_aabb(aabb) -> torch.Tensor:
     """(6,) float32 CPU tensor (lo, hi) from a sequence, array or tensor; finite with lo < hi."""
     if isinstance(aabb, (list, tuple)):
@@ -254,7 +266,7 @@ class OccupancyGrid:
             raise ValueError("origins, directions: expected finite values, found NaN or inf")
         if origins.numel() and not (directions != 0).any(-1).all():
             raise ValueError("directions: expected nonzero vectors, got a zero row")
-        near_t, far_t = ray_bounds(near, far, origins)
+        near_t, far_t = near_far(near, far, origins)
         step = _check_positive(step_size, "step_size")
         if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
             raise ValueError(f"max_samples: expected an int >= 1, got {max_samples!r}")

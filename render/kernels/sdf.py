@@ -9,8 +9,8 @@ from typing import Callable
 import torch
 
 from .build import load
-from .checks import as_tensor, check_rays, ray_bounds
-from .grid import check_aabb, clip_ray_to_box_torch
+from .checks import as_tensor, check_rays
+from .grid import check_aabb, clip_ray_to_box_torch, near_far
 
 
 @dataclass
@@ -107,7 +107,7 @@ def _trace_args(origins, directions, near, far, max_steps, eps, step_scale, devi
         raise ValueError("origins, directions: expected finite values, found NaN or inf")
     if origins.numel() and not (directions != 0).any(-1).all():
         raise ValueError("directions: expected nonzero vectors, got a zero row")
-    near_t, far_t = ray_bounds(near, far, origins)
+    near_t, far_t = near_far(near, far, origins)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or not 1 <= max_steps < 2**31:
         raise ValueError(f"max_steps: expected an int >= 1, got {max_steps!r}")
     for name, value, low in (("eps", eps, 0.0), ("step_scale", step_scale, None)):

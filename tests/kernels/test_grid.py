@@ -228,7 +228,7 @@ def test_bad_inputs_raise_value_error():
         (lambda: grid.march(o, d, step_size=0.0), "step_size: expected a finite number > 0"),
         (lambda: grid.march(o, d, step_size=math.nan), "step_size"),
         (lambda: grid.march(o, d, max_samples=0), "max_samples: expected an int >= 1"),
-        (lambda: grid.march(o, d, near=torch.zeros(4)), "tmin: expected a scalar or shape"),
+        (lambda: grid.march(o, d, near=torch.zeros(4)), "near: expected a scalar or shape"),
         (lambda: grid.march(o.to("meta"), d.to("meta")), "origins: expected device cpu"),
         (lambda: OccupancyGrid([1, 0, 0, 0, 1, 1]), "aabb: expected finite"),
         (lambda: OccupancyGrid([0, 0, 0, 1, 1]), "aabb: expected shape"),

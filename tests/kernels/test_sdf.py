@@ -62,6 +62,7 @@ def _assert_close_traces(a, b):
     both = a.hit & b.hit
     assert torch.allclose(a.t[both], b.t[both], rtol=1e-5, atol=0)
     assert (a.steps == b.steps).float().mean() >= 0.999
+    assert (a.t[both] == b.t[both]).float().mean() >= 0.99  # a different op order would differ on most hits
 
 
 def test_query_kernel_matches_torch_trilinear():
@@ -198,7 +199,7 @@ def test_bad_inputs_raise_value_error(sphere_grid):
         (lambda: sphere_grid.sphere_trace(o, d, max_steps=0), "max_steps: expected an int >= 1"),
         (lambda: sphere_grid.sphere_trace(o, d, eps=-1.0), "eps: expected a finite number >= 0"),
         (lambda: sphere_grid.sphere_trace(o, d, step_scale=0.0), "step_scale: expected a finite number > 0"),
-        (lambda: sphere_grid.sphere_trace(o, d, far=torch.ones(3)), "tmax: expected a scalar or shape"),
+        (lambda: sphere_grid.sphere_trace(o, d, far=torch.ones(3)), "far: expected a scalar or shape"),
         (lambda: sphere_grid.query(torch.zeros(4, 2)), "points: expected shape"),
         (lambda: sphere_trace_torch(lambda p: p, o, d), "fn: expected a tensor of 4 distances"),
         (lambda: sphere_trace("not a field", o, d), "sdf: expected a DenseSDF or a callable"),
