@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-full bench cuda-check sysdeps clean
+.PHONY: demo test test-full bench refs cuda-check sysdeps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,13 @@ $(VENV)/.installed-%: pyproject.toml | $(VENV)/bin/python
 	@touch $@
 
 demo: sysdeps $(VENV)/.installed-bench
+	@mkdir -p out
+	$(VENV)/bin/radiant render scenes/cbox/cbox.xml --out out/cbox.exr --spp 64 --aov albedo,normal,depth --force
+	$(VENV)/bin/radiant render scenes/cbox/cbox.xml --out out/cbox.png --spp 64 --force
+	$(VENV)/bin/radiant render scenes/spheres/spheres.xml --out out/spheres.png --spp 64 --force
+	$(VENV)/bin/radiant render scenes/lights/lights.xml --out out/lights.png --spp 64 -D width=320 -D height=240 --force
 	$(VENV)/bin/radiant bench rays --quick --out out/bench/rays.jsonl
+	@echo "results under out/: cbox.exr (+ AOVs), cbox.png, spheres.png, lights.png, bench/rays.jsonl"
 
 test: sysdeps $(VENV)/.installed-test
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
@@ -38,6 +44,10 @@ test-full: sysdeps $(VENV)/.installed-test
 
 bench: sysdeps $(VENV)/.installed-bench
 	$(VENV)/bin/radiant bench rays --out out/bench/rays.jsonl
+
+# Reference images from Mitsuba 3 (scalar_rgb, pinned in the test extra) for tests/render.
+refs: $(VENV)/.installed-test
+	$(PY) scripts/make_refs.py
 
 # Compile-check every CUDA source (no GPU needed). The .cu files are torch-free by design.
 cuda-check:

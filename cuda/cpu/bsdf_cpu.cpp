@@ -1,7 +1,7 @@
-// Radiant kernels: CPU loops of the BSDF family (at::parallel_for over items, one bsdf.h call each).
+// Radiant kernels: CPU loops of the BSDF family (parallel_chunks over items, one bsdf.h call each).
 #include "bsdf_cpu.h"
 
-#include <ATen/Parallel.h>
+#include "parallel.h"
 
 #include "radiant/bsdf.h"
 
@@ -19,7 +19,7 @@ inline const float* row_of(const float* params, int64_t rows, const int32_t* ind
 
 void bsdf_eval_cpu(const float* params, int64_t rows, const int32_t* index, const float* wi, const float* wo,
                    int64_t n, float* value_out) {
-    at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+    parallel_chunks(n, kGrain, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
             BSDFParams p = BSDFParams::load(row_of(params, rows, index, i));
             bsdf_eval(p, Vec3::load(wi + 3 * i), Vec3::load(wo + 3 * i)).store(value_out + 3 * i);
@@ -29,7 +29,7 @@ void bsdf_eval_cpu(const float* params, int64_t rows, const int32_t* index, cons
 
 void bsdf_pdf_cpu(const float* params, int64_t rows, const int32_t* index, const float* wi, const float* wo,
                   int64_t n, float* pdf_out) {
-    at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+    parallel_chunks(n, kGrain, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
             BSDFParams p = BSDFParams::load(row_of(params, rows, index, i));
             pdf_out[i] = bsdf_pdf(p, Vec3::load(wi + 3 * i), Vec3::load(wo + 3 * i));
@@ -40,7 +40,7 @@ void bsdf_pdf_cpu(const float* params, int64_t rows, const int32_t* index, const
 void bsdf_sample_cpu(const float* params, int64_t rows, const int32_t* index, const float* wi, const float* u1,
                      const float* u2, int64_t n, float* wo_out, float* weight_out, float* pdf_out, float* eta_out,
                      int32_t* flags_out) {
-    at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+    parallel_chunks(n, kGrain, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
             BSDFParams p = BSDFParams::load(row_of(params, rows, index, i));
             BSDFSample s = bsdf_sample(p, Vec3::load(wi + 3 * i), u1[i], Vec2(u2[2 * i], u2[2 * i + 1]));
@@ -54,7 +54,7 @@ void bsdf_sample_cpu(const float* params, int64_t rows, const int32_t* index, co
 }
 
 void warp_sample_cpu(int kind, const float* u, float param, int64_t n, float* out, float* pdf_out) {
-    at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+    parallel_chunks(n, kGrain, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
             float pdf;
             warp_by_kind(kind, Vec2(u[2 * i], u[2 * i + 1]), param, pdf).store(out + 3 * i);

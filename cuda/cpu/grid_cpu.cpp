@@ -1,13 +1,13 @@
 // Radiant kernels: CPU loops of the occupancy-grid ray marcher over grid.h (count pass, fill pass).
 #include "grid_cpu.h"
 
-#include <ATen/Parallel.h>
+#include "parallel.h"
 
 namespace radiant {
 
 void grid_march_count_cpu(const GridView& grid, const float* origins, const float* directions, const float* near,
                           const float* far, int64_t num_rays, float step, int64_t max_samples, int64_t* counts) {
-    at::parallel_for(0, num_rays, 64, [&](int64_t begin, int64_t end) {
+    parallel_chunks(num_rays, 64, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
             Vec3 o = Vec3::load(origins + 3 * i), d = Vec3::load(directions + 3 * i);
             counts[i] = march_ray(grid, o, d, near[i], far[i], step, max_samples, [](float, float) {});
@@ -18,7 +18,7 @@ void grid_march_count_cpu(const GridView& grid, const float* origins, const floa
 void grid_march_fill_cpu(const GridView& grid, const float* origins, const float* directions, const float* near,
                          const float* far, int64_t num_rays, float step, int64_t max_samples, const int64_t* offsets,
                          int64_t* ray_indices, float* t_starts, float* t_ends) {
-    at::parallel_for(0, num_rays, 64, [&](int64_t begin, int64_t end) {
+    parallel_chunks(num_rays, 64, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
             Vec3 o = Vec3::load(origins + 3 * i), d = Vec3::load(directions + 3 * i);
             int64_t j = offsets[i];

@@ -32,6 +32,9 @@ def _atomic_target(path: Path, force: bool) -> None:
 def _write_atomically(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions a plain open() would
     try:
         write(Path(tmp))
         os.replace(tmp, path)
@@ -54,7 +57,8 @@ def write_exr(path: Path, channels: dict[str, np.ndarray], force: bool = False) 
         elif name == "RGB" and arr.shape[-1] == 3:
             flat["RGB"] = arr
         else:
-            suffixes = "RGB" if arr.shape[-1] == 3 else "XYZW"[: arr.shape[-1]]
+            vector = name in ("normal", "position") or arr.shape[-1] != 3
+            suffixes = "XYZW"[: arr.shape[-1]] if vector else "RGB"
             for i, s in enumerate(suffixes):
                 flat[f"{name}.{s}"] = np.ascontiguousarray(arr[..., i])
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}

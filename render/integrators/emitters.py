@@ -51,6 +51,10 @@ def env_eval(sd: SceneData, d: torch.Tensor) -> torch.Tensor:
     u, v = _env_uv(p, d)
     img = p["image"]
     h, w = p["h"], p["w"]
+    # Mitsuba 3.9 envmap.cpp eval_spectrum: shift by half a texel (texel i's center at u = (i + 0.5) / w), wrap,
+    # then corner-aligned bilinear over the (w + 1)-column image whose last column repeats the first.
+    u = u - 0.5 / w
+    u = u - torch.floor(u)
     x, y = u * w, v * (h - 1)
     x0 = torch.floor(x).clamp(0, w - 1)
     y0 = torch.floor(y).clamp(0, h - 2)
@@ -80,6 +84,8 @@ def env_pdf(sd: SceneData, d: torch.Tensor) -> torch.Tensor:
         return torch.full((len(d),), choose / (4 * math.pi), device=d.device)
     u, v = _env_uv(p, d)
     h, w = p["h"], p["w"]
+    u = u - 0.5 / w  # the cells follow eval's half-texel shift, so each cell is one bilinear patch
+    u = u - torch.floor(u)
     col = (u * w).long().clamp(0, w - 1)
     row = (v * (h - 1)).long().clamp(0, h - 2)
     pdf_uv = p["cell_pdf"][row, col] * (w * (h - 1))
@@ -254,7 +260,8 @@ def _sample_env(sd: SceneData, prm, uu, choose):
     col_lo = torch.where(col > 0, cond.gather(1, (col - 1).clamp_min(0)[:, None])[:, 0], torch.zeros_like(uu[:, 1]))
     col_p = cond.gather(1, col[:, None])[:, 0] - col_lo
     fx = ((uu[:, 1] - col_lo) / col_p.clamp_min(1e-30)).clamp(0, 1)
-    u = (col.float() + fx) / w
+    u = (col.float() + fx + 0.5) / w  # undo the half-texel shift of the cells (see env_pdf)
+    u = u - torch.floor(u)
     v = (row.float() + fy) / (h - 1)
     theta, phi = v * math.pi, u * 2 * math.pi
     sin_t = torch.sin(theta)
