@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from render.scene.images import write_exr
+from render.core.image import write_exr
 
 
 def sky(width: int = 64, height: int = 32) -> np.ndarray:
@@ -23,5 +23,5 @@ def sky(width: int = 64, height: int = 32) -> np.ndarray:
 
 if __name__ == "__main__":
     out = Path(__file__).resolve().parent.parent / "scenes" / "spheres" / "sky.exr"
-    write_exr(out, sky())
+    write_exr(out, {"RGB": sky()}, force=True)
     print(f"wrote {out} ({out.stat().st_size} bytes)")

@@ -222,24 +222,67 @@ BVHBuildResult bvh_build_cpu(const float* vertices, int64_t num_vertices, const 
     return out;
 }
 
+// Rays in flight per thread: each step advances one of them, so the out-of-order core overlaps their node loads.
+constexpr int kInterleave = 8;
+
+template <bool ANY_HIT>
+void intersect_range(const BVHNode4* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
+                     int32_t num_triangles, const float* origins, const float* directions, const float* tmin,
+                     const float* tmax, int64_t begin, int64_t end, float* t_out, int32_t* prim_out, float* u_out,
+                     float* v_out, bool* hit_out) {
+    BVHQuery q[kInterleave];
+    int64_t ray[kInterleave];
+    int64_t next = begin;
+    int live = 0;
+    auto start = [&](int k) {
+        int64_t i = next++;
+        ray[k] = i;
+        query_begin(q[k], num_nodes, Vec3::load(origins + 3 * i), Vec3::load(directions + 3 * i), tmin[i], tmax[i]);
+    };
+    auto finish = [&](int k) {
+        int64_t i = ray[k];
+        Hit hit;
+        bool h = query_end(q[k], prims, prim_ids, num_triangles, hit);
+        if (ANY_HIT) {
+            hit_out[i] = h;
+        } else {
+            t_out[i] = hit.t;
+            prim_out[i] = hit.prim;
+            u_out[i] = hit.u;
+            v_out[i] = hit.v;
+        }
+    };
+    for (int k = 0; k < kInterleave && next < end; ++k, ++live) start(k);
+    while (live > 0) {
+        for (int k = 0; k < live; ++k) {
+            if (q[k].done || query_step<ANY_HIT>(q[k], nodes, prims)) {
+                finish(k);
+                if (next < end) {
+                    start(k);
+                } else {  // compact: move the last live slot here
+                    --live;
+                    if (k != live) {
+                        q[k] = q[live];
+                        ray[k] = ray[live];
+                    }
+                    --k;
+                }
+            }
+        }
+    }
+}
+
 void bvh_intersect_cpu(const BVHNode4* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
                        int32_t num_triangles, const float* origins, const float* directions, const float* tmin,
                        const float* tmax, int64_t num_rays, bool any_hit, float* t_out, int32_t* prim_out,
                        float* u_out, float* v_out, bool* hit_out) {
     parallel_chunks(num_rays, 1024, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) {
-            Vec3 o = Vec3::load(origins + 3 * i), d = Vec3::load(directions + 3 * i);
-            Hit hit;
-            if (any_hit) {
-                hit_out[i] = traverse<true>(nodes, num_nodes, prims, prim_ids, num_triangles, o, d, tmin[i], tmax[i], hit);
-            } else {
-                traverse<false>(nodes, num_nodes, prims, prim_ids, num_triangles, o, d, tmin[i], tmax[i], hit);
-                t_out[i] = hit.t;
-                prim_out[i] = hit.prim;
-                u_out[i] = hit.u;
-                v_out[i] = hit.v;
-            }
-        }
+        if (any_hit)
+            intersect_range<true>(nodes, num_nodes, prims, prim_ids, num_triangles, origins, directions, tmin, tmax,
+                                  begin, end, t_out, prim_out, u_out, v_out, hit_out);
+        else
+            intersect_range<false>(nodes, num_nodes, prims, prim_ids, num_triangles, origins, directions, tmin, tmax,
+                                   begin, end, t_out, prim_out, u_out, v_out, hit_out);
     });
 }
 

@@ -17,30 +17,18 @@ def srgb_to_linear(x: np.ndarray) -> np.ndarray:
 
 def read_exr(path: Path) -> np.ndarray:
     """(H, W, C) float32 from an OpenEXR file; channels R,G,B (or Y) in that order, alpha dropped."""
-    try:
-        import OpenEXR
-    except ImportError:
-        raise ImageReadError("reading EXR needs the OpenEXR package (pip install openexr)") from None
+    from ..core.image import read_exr_channels
 
     try:
-        with OpenEXR.File(str(path), separate_channels=True) as f:
-            ch = {name: np.asarray(c.pixels, dtype=np.float32) for name, c in f.channels().items()}
+        ch = read_exr_channels(path)
+    except ImportError:
+        raise ImageReadError("reading EXR needs the OpenEXR package (pip install openexr)") from None
     except Exception as e:  # OpenEXR raises plain RuntimeError/OSError for corrupt files
         raise ImageReadError(f"not a readable OpenEXR file ({e})") from None
     for names in (("R", "G", "B"), ("Y",)):
         if all(n in ch for n in names):
             return np.stack([ch[n] for n in names], axis=-1)
-    raise ImageReadError(f"EXR has channels {sorted(ch)}; expected R,G,B or Y")
-
-
-def write_exr(path: Path, image: np.ndarray) -> None:
-    """Write a (H, W, 3) float image as a ZIP-compressed float32 RGB EXR."""
-    import OpenEXR
-
-    img = np.ascontiguousarray(image, dtype=np.float32)
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    with OpenEXR.File(header, {"RGB": img}) as f:
-        f.write(str(path))
+    raise ImageReadError(f"EXR has channels {sorted(k for k in ch if k != 'RGB')}; expected R,G,B or Y")
 
 
 def read_hdr(path: Path) -> np.ndarray:

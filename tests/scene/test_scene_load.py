@@ -8,7 +8,8 @@ import pytest
 
 from render.scene import SceneError, camera_frame, camera_rays, load_scene, load_string
 from render.scene import mitsuba_tables
-from render.scene.images import read_hdr, read_image, srgb_to_linear, write_exr
+from render.core.image import write_exr
+from render.scene.images import read_hdr, read_image, srgb_to_linear
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -186,7 +187,7 @@ def test_bitmap_png_srgb_and_raw(tmp_path):
 
 def test_exr_round_trip(tmp_path):
     rgb = np.random.default_rng(0).uniform(0, 50, (5, 7, 3)).astype(np.float32)
-    write_exr(tmp_path / "a.exr", rgb)
+    write_exr(tmp_path / "a.exr", {"RGB": rgb})
     np.testing.assert_array_equal(read_image(tmp_path / "a.exr"), rgb)
     sc = scene('<emitter type="envmap"><string name="filename" value="a.exr"/><float name="scale" value="2"/>'
                '<transform name="to_world"><rotate y="1" angle="90"/></transform></emitter>', tmp_path)

@@ -224,9 +224,9 @@ def test_spectra_match_mitsuba(spec):
 
 
 def test_point_and_envmap_match_mitsuba(tmp_path):
-    from render.scene.images import write_exr
+    from render.core.image import write_exr
 
-    write_exr(tmp_path / "sky.exr", np.random.default_rng(2).uniform(0, 3, (8, 16, 3)).astype(np.float32))
+    write_exr(tmp_path / "sky.exr", {"RGB": np.random.default_rng(2).uniform(0, 3, (8, 16, 3)).astype(np.float32)})
     xml = (f'<emitter type="envmap"><string name="filename" value="{tmp_path}/sky.exr"/><float name="scale" value="2"/>'
            f'<transform name="to_world">{TRANSFORMS[3]}</transform></emitter>'
            f'<emitter type="point"><transform name="to_world">{TRANSFORMS[5]}</transform></emitter>')

@@ -194,90 +194,128 @@ RADIANT_HD int node4_boxes(const BVHNode4& n, const BoxRay& r, float tmin, float
 #endif
 }
 
+// One ray's traversal as a resumable state machine, so the CPU loop can interleave several rays and overlap
+// their cache misses (incoherent traversal is memory-latency bound); `traverse` runs one query to the end.
+struct BVHQuery {
+    Vec3 org, dir;
+    float tmin;
+    BoxRay br;
+    WatertightRay wr;
+    Hit hit;
+    int32_t best;  // leaf-order index of the closest primitive so far
+    StackEntry cur;
+    int sp;
+    bool done, found;
+    StackEntry stack[kMaxStack];
+};
+
+RADIANT_HD void query_begin(BVHQuery& q, int32_t num_nodes, const Vec3& org, const Vec3& dir, float tmin, float tmax) {
+    q.org = org;
+    q.dir = dir;
+    q.tmin = tmin;
+    q.br = make_box_ray(org, dir);
+    q.wr = make_watertight_ray(org, dir);
+    q.hit.t = tmax;
+    q.hit.prim = -1;
+    q.hit.u = q.hit.v = 0.f;
+    q.best = -1;
+    q.cur = StackEntry{0, 0, tmin};
+    q.sp = 0;
+    q.done = num_nodes == 0;
+    q.found = false;
+}
+
+// Visits the current node or leaf and picks the next one; returns true once the query is finished.
+template <bool ANY_HIT>
+RADIANT_HD bool query_step(BVHQuery& q, const BVHNode4* nodes, const float* prims) {
+    StackEntry& cur = q.cur;
+    if (cur.count > 0) {
+        for (int32_t i = cur.child; i < cur.child + cur.count; ++i) {
+            const float* p = prims + (size_t)i * kPrimStride;
+            float t, u = 0.f, v = 0.f;
+            bool h = is_sphere_slot(p) ? intersect_sphere(q.org, q.dir, p, q.tmin, q.hit.t, t)
+                                       : intersect_triangle(q.wr, p, q.tmin, q.hit.t, t, u, v);
+            if (h) {
+                q.hit.t = t;
+                q.hit.u = u;
+                q.hit.v = v;
+                q.best = i;
+                if (ANY_HIT) {
+                    q.found = q.done = true;
+                    return true;
+                }
+            }
+        }
+    } else {
+        const BVHNode4& n = nodes[cur.child];
+        float te[4];
+        int mask = node4_boxes(n, q.br, q.tmin, q.hit.t, te);
+        if (mask != 0) {
+            int k0 = first_bit(mask);
+            mask &= mask - 1;
+            if (mask == 0) {  // one child hit: descend, no stack traffic
+                cur = StackEntry{n.child[k0], n.count[k0], te[k0]};
+                return false;
+            }
+            int k1 = first_bit(mask);
+            mask &= mask - 1;
+            StackEntry a{n.child[k0], n.count[k0], te[k0]}, b{n.child[k1], n.count[k1], te[k1]};
+            if (b.t < a.t) swap_(a, b);
+            if (mask == 0) {  // two: visit the nearer, defer the farther
+                q.stack[q.sp++] = b;
+                cur = a;
+                return false;
+            }
+            // Three or four: insertion sort by entry distance (Embree special-cases 1 and 2 the same way).
+            StackEntry hits[4] = {a, b, a, a};
+            int nh = 2;
+            while (mask != 0) {
+                int k = first_bit(mask);
+                mask &= mask - 1;
+                StackEntry e{n.child[k], n.count[k], te[k]};
+                int j = nh++;
+                while (j > 0 && hits[j - 1].t > e.t) { hits[j] = hits[j - 1]; --j; }
+                hits[j] = e;
+            }
+            for (int j = nh - 1; j > 0; --j) q.stack[q.sp++] = hits[j];
+            cur = hits[0];
+            return false;
+        }
+    }
+    // Pop the nearest deferred node still in front of the closest hit.
+    while (q.sp > 0) {
+        cur = q.stack[--q.sp];
+        if (cur.t <= q.hit.t) return false;
+    }
+    q.done = true;
+    return true;
+}
+
+// Final hit record of a finished query; returns whether anything was hit.
+RADIANT_HD bool query_end(BVHQuery& q, const float* prims, const int32_t* prim_ids, int32_t num_triangles, Hit& hit) {
+    if (q.best < 0) {
+        hit = q.hit;
+        hit.t = kInf;
+        hit.prim = -1;
+        hit.u = hit.v = 0.f;
+        return false;
+    }
+    q.hit.prim = prim_ids[q.best];
+    if (!q.found && q.hit.prim >= num_triangles)
+        sphere_uv(q.org, q.dir, q.hit.t, prims + (size_t)q.best * kPrimStride, q.hit.u, q.hit.v);
+    hit = q.hit;
+    return true;
+}
+
 // Closest hit (ANY_HIT = false) or first hit found (ANY_HIT = true) in (tmin, tmax).
-// Children are visited nearest first; deferred ones are skipped once a closer hit is known.
 template <bool ANY_HIT>
 RADIANT_HD bool traverse(const BVHNode4* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
                          int32_t num_triangles, const Vec3& org, const Vec3& dir, float tmin, float tmax, Hit& hit) {
-    hit.t = tmax;
-    hit.prim = -1;
-    hit.u = hit.v = 0.f;
-    if (num_nodes == 0) return false;
-    BoxRay br = make_box_ray(org, dir);
-    WatertightRay wr = make_watertight_ray(org, dir);
-
-    StackEntry stack[kMaxStack];
-    int sp = 0;
-    StackEntry cur{0, 0, tmin};
-    int32_t best = -1;  // leaf-order index of the closest primitive so far
-    while (true) {
-        if (cur.count > 0) {
-            for (int32_t i = cur.child; i < cur.child + cur.count; ++i) {
-                const float* p = prims + (size_t)i * kPrimStride;
-                float t, u = 0.f, v = 0.f;
-                bool h = is_sphere_slot(p) ? intersect_sphere(org, dir, p, tmin, hit.t, t)
-                                           : intersect_triangle(wr, p, tmin, hit.t, t, u, v);
-                if (h) {
-                    hit.t = t;
-                    hit.u = u;
-                    hit.v = v;
-                    best = i;
-                    if (ANY_HIT) {
-                        hit.prim = prim_ids[i];
-                        return true;
-                    }
-                }
-            }
-        } else {
-            const BVHNode4& n = nodes[cur.child];
-            float te[4];
-            int mask = node4_boxes(n, br, tmin, hit.t, te);
-            if (mask != 0) {
-                int k0 = first_bit(mask);
-                mask &= mask - 1;
-                if (mask == 0) {  // one child hit: descend, no stack traffic
-                    cur = StackEntry{n.child[k0], n.count[k0], te[k0]};
-                    continue;
-                }
-                int k1 = first_bit(mask);
-                mask &= mask - 1;
-                StackEntry a{n.child[k0], n.count[k0], te[k0]}, b{n.child[k1], n.count[k1], te[k1]};
-                if (b.t < a.t) swap_(a, b);
-                if (mask == 0) {  // two: visit the nearer, defer the farther
-                    stack[sp++] = b;
-                    cur = a;
-                    continue;
-                }
-                // Three or four: insertion sort by entry distance (Embree special-cases 1 and 2 the same way).
-                StackEntry hits[4] = {a, b, a, a};
-                int nh = 2;
-                while (mask != 0) {
-                    int k = first_bit(mask);
-                    mask &= mask - 1;
-                    StackEntry e{n.child[k], n.count[k], te[k]};
-                    int j = nh++;
-                    while (j > 0 && hits[j - 1].t > e.t) { hits[j] = hits[j - 1]; --j; }
-                    hits[j] = e;
-                }
-                for (int j = nh - 1; j > 0; --j) stack[sp++] = hits[j];
-                cur = hits[0];
-                continue;
-            }
-        }
-        bool found = false;
-        while (sp > 0) {
-            cur = stack[--sp];
-            if (cur.t <= hit.t) { found = true; break; }
-        }
-        if (!found) break;
+    BVHQuery q;
+    query_begin(q, num_nodes, org, dir, tmin, tmax);
+    while (!q.done && !query_step<ANY_HIT>(q, nodes, prims)) {
     }
-    if (best < 0) {
-        hit.t = kInf;
-        return false;
-    }
-    hit.prim = prim_ids[best];
-    if (hit.prim >= num_triangles) sphere_uv(org, dir, hit.t, prims + (size_t)best * kPrimStride, hit.u, hit.v);
-    return true;
+    return query_end(q, prims, prim_ids, num_triangles, hit);
 }
 
 }  // namespace radiant
