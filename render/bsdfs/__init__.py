@@ -25,10 +25,9 @@ roughplastic's coat tables are computed in float64 by the same Gauss-Legendre qu
 ~1e-5 relative).
 """
 
-from .conductors import CONDUCTORS
 from .kernels import bsdf_eval, bsdf_pdf, bsdf_sample
 from .layout import FIELDS, FLAGS, PARAM_COUNT, TYPES
-from .params import IOR_TABLE, lookup_ior, pack_bsdf, pack_bsdfs, roughplastic_tables
+from .params import CONDUCTORS, IOR_TABLE, lookup_ior, pack_bsdf, pack_bsdfs, roughplastic_tables
 from .reference import bsdf_eval_reference, bsdf_pdf_reference, bsdf_sample_reference
 
 __all__ = ["bsdf_eval", "bsdf_pdf", "bsdf_sample", "bsdf_eval_reference", "bsdf_pdf_reference",

@@ -7,17 +7,11 @@ import functools
 import numpy as np
 import torch
 
-from .conductors import CONDUCTORS
+from ..scene.mitsuba_tables import CONDUCTORS
+from ..scene.mitsuba_tables import IORS as IOR_TABLE
 from .layout import FIELDS, PARAM_COUNT, ROUGH_TRANSMITTANCE_RES, TYPES
 
-# Mitsuba 3 include/mitsuba/render/ior.h
-IOR_TABLE = {
-    "vacuum": 1.0, "helium": 1.000036, "hydrogen": 1.000132, "air": 1.000277, "carbon dioxide": 1.00045,
-    "water": 1.3330, "acetone": 1.36, "ethanol": 1.361, "carbon tetrachloride": 1.461, "glycerol": 1.4729,
-    "benzene": 1.501, "silicone oil": 1.52045, "bromine": 1.661, "water ice": 1.31, "fused quartz": 1.458,
-    "pyrex": 1.470, "acrylic glass": 1.49, "polypropylene": 1.49, "bk7": 1.5046, "sodium chloride": 1.544,
-    "amber": 1.55, "pet": 1.5750, "diamond": 2.419,
-}
+# Mitsuba's named IORs (include/mitsuba/render/ior.h) and conductors, generated from Mitsuba itself.
 
 _COMMON = {"twosided"}
 _MICROFACET = {"distribution", "alpha", "alpha_u", "alpha_v", "sample_visible"}

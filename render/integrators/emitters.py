@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..core.warp import coordinate_system
 from .scene_data import (AREA_MESH, AREA_SPHERE, CONSTANT, DELTA_KINDS, DIRECTIONAL, ENVMAP, POINT, SPOT,
                          SceneData)
 
@@ -29,16 +30,6 @@ def _sphere_cone(ref: torch.Tensor, center: torch.Tensor, radius: torch.Tensor):
     sin_max = (radius / dc.clamp_min(1e-30)).clamp(max=1.0)
     cos_max = torch.sqrt((1 - sin_max * sin_max).clamp_min(0))
     return cos_max, dc, inside
-
-
-def _frame(n: torch.Tensor):
-    """Duff et al. 2017 orthonormal basis (s, t) around unit n."""
-    sign = torch.where(n[:, 2] >= 0, 1.0, -1.0)
-    a = -1.0 / (sign + n[:, 2])
-    b = n[:, 0] * n[:, 1] * a
-    s = torch.stack([1 + sign * n[:, 0] ** 2 * a, sign * b, -sign * n[:, 0]], 1)
-    t = torch.stack([b, sign + n[:, 1] ** 2 * a, -n[:, 1]], 1)
-    return s, t
 
 
 def env_eval(sd: SceneData, d: torch.Tensor) -> torch.Tensor:
@@ -175,7 +166,7 @@ def sample_emitters(sd: SceneData, ref: torch.Tensor, u: torch.Tensor) -> Emitte
             cos_max, dc, inside = _sphere_cone(r, center[None], radius)
             # Outside: uniform in the subtended cone; inside: uniform on the surface (as Mitsuba's sphere).
             axis = (center[None] - r) / dc[:, None].clamp_min(1e-30)
-            s_ax, t_ax = _frame(axis)
+            s_ax, t_ax = coordinate_system(axis)
             cos_t = (1 - uu[:, 0]) + uu[:, 0] * cos_max
             sin_t = torch.sqrt((1 - cos_t * cos_t).clamp_min(0))
             phi = 2 * math.pi * uu[:, 1]

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..bsdfs import bsdf_eval, bsdf_pdf, bsdf_sample
+from ..bsdfs import FIELDS, bsdf_eval, bsdf_pdf, bsdf_sample
+from ..core.warp import coordinate_system
 from ..scene.camera import camera_frame
 from .emitters import area_pdf, env_eval, env_pdf, sample_emitters
 from .scene_data import RAY_EPS, SHADOW_EPS, SceneData
@@ -49,16 +50,6 @@ def mis_weight(pdf_a: torch.Tensor, pdf_b: torch.Tensor) -> torch.Tensor:
     ratio = pdf_b / pdf_a.clamp_min(1e-30)
     w = 1.0 / (1.0 + ratio * ratio)
     return torch.where((pdf_a > 0) & torch.isfinite(w), w, torch.zeros_like(pdf_a))
-
-
-def frame_from(n: torch.Tensor):
-    """Duff et al. 2017 basis (s, t) about unit n, matching Mitsuba's coordinate_system."""
-    sign = torch.where(n[:, 2] >= 0, 1.0, -1.0)
-    a = -1.0 / (sign + n[:, 2])
-    b = n[:, 0] * n[:, 1] * a
-    s = torch.stack([1 + sign * n[:, 0] ** 2 * a, sign * b, -sign * n[:, 0]], 1)
-    t = torch.stack([b, sign + n[:, 1] ** 2 * a, -n[:, 1]], 1)
-    return s, t
 
 
 def to_local(v, s, t, n):
@@ -226,7 +217,7 @@ class PathIntegrator:
             if depth >= max_depth:
                 break
             # ---- shading frame and BSDF rows
-            s_ax, t_ax = frame_from(surf.ns)
+            s_ax, t_ax = coordinate_system(surf.ns)
             dn = d / d.norm(dim=1, keepdim=True)
             wi = to_local(-dn, s_ax, t_ax, surf.ns)
             params, row = sd.bsdf_params(surf)
@@ -286,8 +277,6 @@ class PathIntegrator:
                 aov[k][idx] = surf.ns
             elif k == "albedo":
                 params, row = self.sd.bsdf_params(surf)
-                from ..bsdfs import FIELDS
-
                 off = FIELDS["diffuse_reflectance"][0]
                 spec = FIELDS["specular_reflectance"][0]
                 p = params[row]
