@@ -67,6 +67,30 @@ def render_cmd(
                f"{result.seconds:.1f} s, {rate:.2f} Msamples/s)")
 
 
+@app.command("regress")
+def regress_cmd(
+    scenes: str = typer.Option("*", help="Glob over the regression scene names (tests/regression/scenes/*.xml)."),
+    spp: int = typer.Option(64, help="Samples per pixel of each of the two renders per scene."),
+    report: Path = typer.Option(Path("out/regress/index.html"), help="HTML report (images next to it)."),
+    update_refs: bool = typer.Option(False, "--update-refs", help="Re-render the references with Mitsuba 3 first."),
+):
+    """Render-quality regression against Mitsuba 3 references: FLIP, relMSE, mean; HTML report; exit 1 on failure."""
+    from .regress import run_regression, update_refs as do_update
+
+    if update_refs:
+        changed = do_update(scenes)
+        typer.echo(f"references changed: {', '.join(changed) if changed else 'none'}")
+    results = run_regression(scenes, spp=spp, report=report, progress=True)
+    for r in results:
+        status = "pass" if r.passed else "FAIL"
+        typer.echo(f"{status}  {r.name:32s} FLIP {r.flip:.4f} (noise {r.noise_flip:.4f})  relMSE {r.relmse:.3g} "
+                   f"(noise {r.noise_relmse:.3g})  mean {r.mean_ratio}" + ("" if r.passed else f"  {'; '.join(r.reasons)}"))
+    failed = sum(not r.passed for r in results)
+    typer.echo(f"{len(results) - failed} passed, {failed} failed; report: {report}")
+    if failed:
+        raise typer.Exit(1)
+
+
 @bench_app.command("rays")
 def bench_rays(
     out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),

@@ -22,6 +22,10 @@ from .scene_data import RAY_EPS, SHADOW_EPS, SceneData
 
 DELTA_FLAGS = 32 | 64  # Mitsuba BSDFFlags DeltaReflection | DeltaTransmission
 
+# Test-only perturbations, to show that the regression suite catches a broken integrator:
+# "drop_mis": both strategies get weight 1 (light counted twice where NEE and BSDF sampling overlap).
+TEST_HOOKS: dict[str, bool] = {}
+
 
 @dataclass
 class RenderSettings:
@@ -47,9 +51,23 @@ class RenderResult:
 def mis_weight(pdf_a: torch.Tensor, pdf_b: torch.Tensor) -> torch.Tensor:
     """Power heuristic (beta = 2), as Mitsuba's mis_weight: 0 where pdf_a is 0. Written as 1 / (1 + (b/a)^2) so
     that huge pdfs (grazing light samples) do not overflow to inf / inf."""
+    if TEST_HOOKS.get("drop_mis"):
+        return (pdf_a > 0).to(pdf_a.dtype)
     ratio = pdf_b / pdf_a.clamp_min(1e-30)
     w = 1.0 / (1.0 + ratio * ratio)
     return torch.where((pdf_a > 0) & torch.isfinite(w), w, torch.zeros_like(pdf_a))
+
+
+def shading_frame(n: torch.Tensor, dp_du: torch.Tensor):
+    """Tangents (s, t) about unit n as Mitsuba's SurfaceInteraction::initialize_sh_frame: s is dp_du made
+    orthogonal to n (Gram-Schmidt), t = n x s; where dp_du is missing or parallel to n, Duff et al.'s basis."""
+    s = dp_du - n * (n * dp_du).sum(1, keepdim=True)
+    length = s.norm(dim=1, keepdim=True)
+    fs, ft = coordinate_system(n)
+    good = length > 1e-12
+    s = torch.where(good, s / length.clamp_min(1e-30), fs)
+    t = torch.where(good, torch.linalg.cross(n, s), ft)
+    return s, t
 
 
 def to_local(v, s, t, n):
@@ -217,7 +235,7 @@ class PathIntegrator:
             if depth >= max_depth:
                 break
             # ---- shading frame and BSDF rows
-            s_ax, t_ax = coordinate_system(surf.ns)
+            s_ax, t_ax = shading_frame(surf.ns, surf.dp_du)
             dn = d / d.norm(dim=1, keepdim=True)
             wi = to_local(-dn, s_ax, t_ax, surf.ns)
             params, row = sd.bsdf_params(surf)

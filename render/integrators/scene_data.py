@@ -42,6 +42,7 @@ class Surface:
     uv: torch.Tensor      # (N,2)
     shape: torch.Tensor   # (N,) long, index into scene.shapes
     t: torch.Tensor       # (N,) ray distance
+    dp_du: torch.Tensor   # (N,3) surface tangent along u (zeros where undefined); orients anisotropic BSDFs
 
 
 def _bsdf_row(bsdf: BSDF, textures: list[Texture], tex_index: dict[int, int], tex_table_means, where: str):
@@ -266,6 +267,7 @@ class SceneData:
         ng = torch.zeros(n, 3, device=self.device)
         ns = torch.zeros(n, 3, device=self.device)
         uv = torch.zeros(n, 2, device=self.device)
+        dp_du = torch.zeros(n, 3, device=self.device)
         tri = prim < self.num_triangles
         if tri.any():
             f = self.faces[prim[tri].long()]
@@ -279,7 +281,14 @@ class SceneData:
             has_n = self.shape_has_normals[shape[tri]][:, None]
             ng[tri] = g
             ns[tri] = torch.where(has_n, sn, g)
-            uv[tri] = self.uvs[f[:, 0]] * b0 + self.uvs[f[:, 1]] * b1 + self.uvs[f[:, 2]] * b2
+            t0, t1, t2 = self.uvs[f[:, 0]], self.uvs[f[:, 1]], self.uvs[f[:, 2]]
+            uv[tri] = t0 * b0 + t1 * b1 + t2 * b2
+            # Mitsuba mesh.cpp: dp_du from the uv parametrization when the mesh has uvs and it is not degenerate.
+            duv1, duv2 = t1 - t0, t2 - t0
+            det = duv1[:, 0] * duv2[:, 1] - duv1[:, 1] * duv2[:, 0]
+            ok = (det != 0) & self.shape_has_uvs[shape[tri]]
+            tangent = (duv2[:, 1:2] * (v1 - v0) - duv1[:, 1:2] * (v2 - v0)) / torch.where(ok, det, 1.0)[:, None]
+            dp_du[tri] = torch.where(ok[:, None], tangent, 0.0)
         sph = ~tri
         if sph.any():
             s = self.spheres[prim[sph].long() - self.num_triangles]
@@ -293,10 +302,14 @@ class SceneData:
             phi = torch.atan2(loc[:, 1], loc[:, 0])
             phi = torch.where(phi < 0, phi + 2 * math.pi, phi)
             uv[sph] = torch.stack([phi / (2 * math.pi), torch.acos(loc[:, 2].clamp(-1, 1)) / math.pi], 1)
+            # Mitsuba sphere.cpp: dp_du = 2 pi * (-y, x, 0) in the sphere's local frame.
+            to_world = self.sphere_to_local[shape[sph]].transpose(1, 2)
+            local_du = torch.stack([-loc[:, 1], loc[:, 0], torch.zeros_like(loc[:, 0])], 1)
+            dp_du[sph] = torch.einsum("nij,nj->ni", to_world, local_du)
         flip = self.shape_flip[shape][:, None]
         ng = torch.where(flip, -ng, ng)
         ns = torch.where(flip, -ns, ns)
-        return Surface(p=p, ng=ng, ns=ns, uv=uv, shape=shape, t=t)
+        return Surface(p=p, ng=ng, ns=ns, uv=uv, shape=shape, t=t, dp_du=dp_du)
 
     def bsdf_params(self, surf: Surface) -> tuple[torch.Tensor, torch.Tensor]:
         """(params table, index per hit) for the BSDF kernels, with textured fields looked up at the hits' uvs."""
