@@ -57,6 +57,28 @@ STAGE = """    <bsdf type="diffuse" id="stage">
     </shape>
 """
 
+# For environment lighting the stage is made of thin cubes: Mitsuba 3.9 reports rectangles' bounding boxes as
+# invalid, so its environment emitters' bounding sphere (which limits the length of their shadow rays) would
+# leave the rectangles out, and Mitsuba would miss their occlusion (checked against numerical integration).
+BOX_STAGE = """    <bsdf type="diffuse" id="stage">
+        <rgb name="reflectance" value="0.55, 0.55, 0.5"/>
+    </bsdf>
+    <shape type="cube">
+        <transform name="to_world">
+            <scale x="3" y="0.01" z="3"/>
+            <translate y="-0.01"/>
+        </transform>
+        <ref id="stage"/>
+    </shape>
+    <shape type="cube">
+        <transform name="to_world">
+            <scale x="3" y="3" z="0.01"/>
+            <translate z="-1.51" y="2"/>
+        </transform>
+        <ref id="stage"/>
+    </shape>
+"""
+
 AREA_LIGHT = """    <shape type="rectangle">
         <transform name="to_world">
             <scale x="0.5" y="0.35"/>
@@ -79,8 +101,9 @@ def sphere(bsdf: str, center="0, 0.55, 0", radius=0.55) -> str:
 """
 
 
-def scene(doc: str, body: str, lights: str = AREA_LIGHT, depth: int = 6, rfilter: str = "gaussian") -> str:
-    return HEADER.format(doc=doc, depth=depth, rfilter=rfilter) + STAGE + lights + body + "</scene>\n"
+def scene(doc: str, body: str, lights: str = AREA_LIGHT, depth: int = 6, rfilter: str = "gaussian",
+          stage: str = STAGE) -> str:
+    return HEADER.format(doc=doc, depth=depth, rfilter=rfilter) + stage + lights + body + "</scene>\n"
 
 
 def bsdf(type_: str, **props) -> str:
@@ -262,7 +285,9 @@ def main() -> int:
     for name, (doc, body) in SCENES.items():
         (OUT / f"{name}.xml").write_text(scene(doc, body))
     for name, (doc, body, lights) in LIGHT_SCENES.items():
-        (OUT / f"{name}.xml").write_text(scene(doc, body, lights=lights, rfilter="box" if name == "envmap" else "gaussian"))
+        env = name in ("constant_env", "envmap")
+        (OUT / f"{name}.xml").write_text(scene(doc, body, lights=lights, rfilter="box" if name == "envmap" else "gaussian",
+                                               stage=BOX_STAGE if env else STAGE))
     print(f"wrote {len(SCENES) + len(LIGHT_SCENES)} scenes to {OUT}")
     return 0
 
