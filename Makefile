@@ -43,7 +43,10 @@ test-full: sysdeps $(VENV)/.installed-test
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: sysdeps $(VENV)/.installed-bench
+	@mkdir -p out/bench && rm -f out/bench/*.jsonl
 	$(VENV)/bin/radiant bench rays --out out/bench/rays.jsonl
+	$(VENV)/bin/radiant bench convergence --out out/bench/convergence.jsonl
+	$(VENV)/bin/radiant bench report out/bench
 
 # Reference images from Mitsuba 3 (scalar_rgb, pinned in the test extra) for tests/render.
 refs: $(VENV)/.installed-test

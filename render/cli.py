@@ -104,6 +104,28 @@ def bench_rays(
     run_rays_bench(out=out, quick=quick, num_rays=rays, device=device)
 
 
+@bench_app.command("convergence")
+def bench_convergence(
+    out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),
+    scene: str = typer.Option("cbox", help="A scene with a Mitsuba reference in tests/render/refs."),
+    max_spp: int = typer.Option(64, "--max-spp", help="Largest spp (doubling from 1)."),
+):
+    """relMSE vs a high-spp Mitsuba reference as spp doubles, ours and Mitsuba's (slope -1 expected)."""
+    from .bench.convergence import run_convergence_bench
+
+    run_convergence_bench(out=out, scene=scene, max_spp=max_spp)
+
+
+@bench_app.command("report")
+def bench_report(folder: Path = typer.Argument(Path("out/bench"), help="Folder with the benches' .jsonl files.")):
+    """Tables and plots (HTML) of every bench's JSON lines in FOLDER."""
+    from .bench.report import write_bench_report
+
+    if not folder.is_dir():
+        raise UserError(f"{folder}: not a folder of bench results; run `make bench` first")
+    typer.echo(f"wrote {write_bench_report(folder)}")
+
+
 def main(argv=None) -> int:
     try:
         app(args=argv, standalone_mode=False)
