@@ -589,8 +589,11 @@ class Loader:
             raise self.err(bsdfs[1], f"a shape takes one bsdf (another is on line {bsdfs[0].line})")
         if len(emitters) > 1:
             raise self.err(emitters[1], f"a shape takes one emitter (another is on line {emitters[0].line})")
+        # Without a bsdf, Mitsuba 3 (Shape::Shape) gives a shape a diffuse BSDF of reflectance 0.5, but of
+        # reflectance 0 when it carries an area emitter: light sources do not reflect light.
+        default_albedo = 0.0 if emitters else 0.5
         shape.bsdf = (self.build(bsdfs[0], ("bsdf",), r.o.el) if bsdfs
-                      else BSDF("diffuse", {"reflectance": np.full(3, 0.5, dtype=np.float32)}))
+                      else BSDF("diffuse", {"reflectance": np.full(3, default_albedo, dtype=np.float32)}))
         if emitters:
             e = self.build(emitters[0], ("emitter",), r.o.el)
             if e.type != "area":
