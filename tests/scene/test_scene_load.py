@@ -130,6 +130,17 @@ def test_missing_bsdf_is_diffuse_half():
     np.testing.assert_allclose(b.params["reflectance"], [0.5] * 3)
 
 
+def test_missing_bsdf_on_area_emitter_is_black():
+    # Mitsuba 3 Shape::Shape: an emitter shape without a bsdf gets diffuse with reflectance 0, not 0.5.
+    sc = scene('<shape type="rectangle"><emitter type="area"/></shape>'
+               '<shape type="sphere"><emitter type="area"><rgb name="radiance" value="2"/></emitter></shape>'
+               '<shape type="cube"><emitter type="area"/><bsdf type="diffuse"/></shape>')
+    for s in sc.shapes[:2]:
+        assert s.bsdf.type == "diffuse"
+        np.testing.assert_allclose(s.bsdf.params["reflectance"], [0.0] * 3)
+    np.testing.assert_allclose(sc.shapes[2].bsdf.params["reflectance"], [0.5] * 3)  # an explicit bsdf is kept
+
+
 # ------------------------------------------------------------------ bsdfs
 def test_bsdf_defaults_as_mitsuba():
     sc = scene('<bsdf type="conductor" id="c"/><bsdf type="roughconductor" id="rc">'

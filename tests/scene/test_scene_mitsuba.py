@@ -97,6 +97,21 @@ def test_disk_and_emitter_frames():
     assert ours.emitters[1].params["beam_width"] == pytest.approx(p["beam_width"])
 
 
+@pytest.mark.parametrize("xml", [
+    '<shape type="rectangle"/>',
+    '<shape type="rectangle"><emitter type="area"/></shape>',
+    '<shape type="sphere"><emitter type="area"/></shape>',
+    '<shape type="cube"><emitter type="area"/><bsdf type="diffuse"/></shape>',
+])
+def test_default_bsdf_matches_mitsuba(xml):
+    # Mitsuba's default BSDF is diffuse 0.5, except on area emitters, where it is black.
+    ours, theirs = both(xml)
+    (shape,) = theirs.shapes()
+    assert ours.shapes[0].bsdf.type == "diffuse"
+    want = float(np.array(mi.traverse(shape.bsdf())["reflectance.value"]).reshape(-1)[0])
+    np.testing.assert_allclose(ours.shapes[0].bsdf.params["reflectance"], [want] * 3, atol=1e-7)
+
+
 def test_obj_and_ply_match_mitsuba(tmp_path):
     import trimesh
 
