@@ -5,7 +5,7 @@ Thresholds come from the noise at the tested spp, measured per scene by renderin
 (a, b). With ref the (nearly noise-free) reference:
 - relMSE(a, ref) must stay below 0.75 x relMSE(a, b): unbiased, the left side is about half the right (one
   render's variance against two); a bias b adds b^2 and fails the test once it is comparable to the noise.
-- each channel's image mean of (a + b) / 2 within max(1%, 4 sigma) of the reference's, sigma estimated from a - b.
+- each channel's image mean of (a + b) / 2 within max(0.3%, 5 sigma) of the reference's, sigma estimated from a - b.
 - mean FLIP(a, ref) at most 1.2 x FLIP(a, b) + 0.005 (FLIP of two noisy renders is the noise floor).
 """
 
@@ -91,7 +91,7 @@ def check_scene(name: str, spp: int, render_fn=None, image_dir: Path | None = No
     sigma = np.sqrt(((a - b) ** 2 / 2).sum(axis=(0, 1)) / 2) / n  # std of the mean of (a + b) / 2, per channel
     ref_mean = ref.mean(axis=(0, 1))
     ratio = ((a + b) / 2).mean(axis=(0, 1)) / np.maximum(ref_mean, 1e-12)
-    tol = np.maximum(0.01, 4 * sigma / np.maximum(ref_mean, 1e-12))
+    tol = np.maximum(0.003, 5 * sigma / np.maximum(ref_mean, 1e-12))
     r.mean_ratio = [round(float(x), 5) for x in ratio]
     r.mean_tolerance = float(tol.max())
     if not r.relmse < 0.75 * r.noise_relmse + 1e-7:
@@ -135,7 +135,7 @@ def write_report(results: list[SceneResult], path: Path, spp: int) -> None:
 td{{padding:4px;vertical-align:top}} tr.fail{{background:#fdd}} tr.pass{{background:#efe}} .why{{color:#a00}}</style>
 </head><body><h1>Render regression: {len(results) - failed} passed, {failed} failed</h1>
 <p>{spp} spp per render, two renders per scene (seeds 1, 2) to measure the noise. Thresholds: relMSE(ours, ref) &lt;
-0.75 x relMSE(ours, ours'); mean within max(1%, 4&sigma;); FLIP &le; 1.2 x FLIP(ours, ours') + 0.005.
+0.75 x relMSE(ours, ours'); mean within max(0.3%, 5&sigma;); FLIP &le; 1.2 x FLIP(ours, ours') + 0.005.
 Heat maps: HDR-FLIP (magma) and |ours - ref| / (ref + 0.01) clipped at 1.</p>
 <table><tr><th>scene</th><th>reference</th><th>ours</th><th>FLIP</th><th>relative error</th><th>numbers</th></tr>
 {''.join(rows)}</table>

@@ -20,7 +20,7 @@ from ..scene.camera import camera_frame
 from .emitters import area_pdf, env_eval, env_pdf, sample_emitters
 from .scene_data import RAY_EPS, SHADOW_EPS, SceneData
 
-DELTA_FLAGS = 32 | 64  # Mitsuba BSDFFlags DeltaReflection | DeltaTransmission
+DELTA_FLAGS = 1 | 32 | 64  # Mitsuba BSDFFlags::Delta = Null | DeltaReflection | DeltaTransmission
 
 # Test-only perturbations, to show that the regression suite catches a broken integrator:
 # "drop_mis": both strategies get weight 1 (light counted twice where NEE and BSDF sampling overlap).

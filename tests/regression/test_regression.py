@@ -11,7 +11,7 @@ from render.integrators import path as path_integrator
 from render.regress import run_regression, scene_names
 
 SCENES = Path(__file__).parent / "scenes"
-FAST = ["diffuse", "roughconductor_ggx", "point_spot", "envmap"]
+FAST = ["diffuse", "roughconductor_ggx", "point_spot", "envmap", "thindielectric"]
 
 
 def test_suite_covers_every_plugin():

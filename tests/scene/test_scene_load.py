@@ -413,12 +413,3 @@ def test_scene_geometry_feeds_the_bvh():
     assert cbox.faces.max() == len(cbox.vertices) - 1 and len(cbox.prim_shape) == 6 * 2 + 2 * 12
     assert cbox.has_normals.all() and cbox.has_uvs.all()
 
-
-def test_default_bsdf_is_black_on_emitters(tmp_path):
-    """As Mitsuba's shape.cpp: the default diffuse BSDF has reflectance 0.5, or 0 when the shape emits."""
-    from render.scene import load_string
-
-    scene = load_string('<scene version="3.0.0"><shape type="rectangle"><emitter type="area"/></shape>'
-                        '<shape type="rectangle"/></scene>', base_dir=tmp_path)
-    assert scene.shapes[0].bsdf.params["reflectance"].tolist() == [0.0, 0.0, 0.0]
-    assert scene.shapes[1].bsdf.params["reflectance"].tolist() == [0.5, 0.5, 0.5]
