@@ -257,7 +257,7 @@ void film_splat(at::Tensor acc, at::Tensor pos, at::Tensor values, int64_t width
                       filter_kind);
     TORCH_CHECK_VALUE(filter_kind == kFilterBox || (radius > 0 && radius <= 7.5), "radius: expected (0, 7.5], got ",
                       radius);
-    FilmFilter f{(int32_t)filter_kind, (float)radius, (float)stddev};
+    FilmFilter f = make_filter((int32_t)filter_kind, (float)radius, (float)stddev);
     int64_t layers = n / (width * height);
     if (acc.is_cuda()) {
 #ifdef RADIANT_WITH_CUDA

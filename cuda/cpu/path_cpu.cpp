@@ -41,7 +41,7 @@ void film_splat_cpu(double* acc, int32_t width, int32_t height, int32_t channels
     const float r = filter.radius;
     const int span = (int)std::ceil(2.f * r) + 1;
     const int margin = (int)std::ceil(r) + 1;  // pixel rows whose samples can reach a band
-    parallel_chunks(height, 4, [&](int64_t r0, int64_t r1) {
+    parallel_chunks(height, 16, [&](int64_t r0, int64_t r1) {
         float wx[16], wy[16];
         int64_t lo = std::max<int64_t>(0, r0 - margin), hi = std::min<int64_t>(height, r1 + margin);
         for (int64_t l = 0; l < layers; ++l) {

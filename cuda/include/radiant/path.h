@@ -522,13 +522,20 @@ RADIANT_HD float area_emitter_pdf(const PackedScene& sc, int32_t e, Vec3 ref, Ve
 struct FilmFilter {
     int32_t kind;
     float radius, stddev;
+    float floor;  // gaussian: its value at the radius, subtracted (Mitsuba gaussian.cpp); set by make_filter
 };
+
+RADIANT_HD FilmFilter make_filter(int32_t kind, float radius, float stddev) {
+    FilmFilter f{kind, radius, stddev, 0.f};
+    if (kind == kFilterGaussian) f.floor = expf(-radius * radius / (2.f * stddev * stddev));
+    return f;
+}
 
 RADIANT_HD float filter_weight(const FilmFilter& f, float x) {
     if (f.kind == kFilterBox) return (x >= -0.5f && x < 0.5f) ? 1.f : 0.f;
     if (f.kind == kFilterGaussian) {
         float s = f.stddev;
-        return max_(expf(-x * x / (2.f * s * s)) - expf(-f.radius * f.radius / (2.f * s * s)), 0.f);
+        return max_(expf(-x * x / (2.f * s * s)) - f.floor, 0.f);
     }
     return max_(1.f - fabsf(x) / f.radius, 0.f);
 }
