@@ -44,6 +44,7 @@ test-full: sysdeps $(VENV)/.installed-test
 
 bench: sysdeps $(VENV)/.installed-bench
 	$(VENV)/bin/radiant bench rays --out out/bench/rays.jsonl
+	$(VENV)/bin/radiant bench render --out out/bench/render.jsonl
 
 # Reference images from Mitsuba 3 (scalar_rgb, pinned in the test extra) for tests/render.
 refs: $(VENV)/.installed-test
