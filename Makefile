@@ -45,6 +45,7 @@ test-full: sysdeps $(VENV)/.installed-test
 bench: sysdeps $(VENV)/.installed-bench
 	@mkdir -p out/bench && rm -f out/bench/*.jsonl
 	$(VENV)/bin/radiant bench rays --out out/bench/rays.jsonl
+	$(VENV)/bin/radiant bench render --out out/bench/render.jsonl
 	$(VENV)/bin/radiant bench convergence --out out/bench/convergence.jsonl
 	$(VENV)/bin/radiant bench report out/bench
 

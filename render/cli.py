@@ -49,6 +49,8 @@ def render_cmd(
     define: list[str] = typer.Option([], "-D", help="Set a scene parameter, name=value (as mi.load_file(..., name=value))."),
     force: bool = typer.Option(False, help="Overwrite an existing output file."),
     allow_outside: bool = typer.Option(False, "--allow-outside", help="Let the scene reference files outside its folder."),
+    integrator: str = typer.Option("auto", help="fused (C++/CUDA kernel), torch (reference) or auto (fused when it "
+                                               "supports the scene)."),
 ):
     """Path trace a Mitsuba-3-XML scene (NEE + MIS) to EXR or PNG."""
     from .core.image import write_image
@@ -60,7 +62,8 @@ def render_cmd(
         if v is not None and v <= 0:
             raise UserError(f"{name}: expected a positive size, got {v}")
     result = render_scene(scene, spp=spp, seed=seed, device=device, max_depth=max_depth, aovs=aovs, width=width,
-                          height=height, params=parse_defines(define), allow_outside=allow_outside, progress=True)
+                          height=height, params=parse_defines(define), allow_outside=allow_outside, progress=True,
+                          integrator=integrator)
     write_image(out, result.rgb, result.aovs, force=force)
     rate = result.samples / max(result.seconds, 1e-9) / 1e6
     typer.echo(f"wrote {out} ({result.rgb.shape[1]}x{result.rgb.shape[0]}, {result.samples / (result.rgb.shape[0] * result.rgb.shape[1]):.0f} spp, "
@@ -124,6 +127,27 @@ def bench_report(folder: Path = typer.Argument(Path("out/bench"), help="Folder w
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of bench results; run `make bench` first")
     typer.echo(f"wrote {write_bench_report(folder)}")
+
+
+@bench_app.command("render")
+def bench_render(
+    out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),
+    quick: bool = typer.Option(False, help="Small images and few samples (a smoke run, not the reported numbers)."),
+    spp: Optional[int] = typer.Option(None, help="Samples per pixel of the timed renders (default 64; quick 16)."),
+    torch_spp: Optional[int] = typer.Option(None, "--torch-spp", help="Samples per pixel of the torch reference "
+                                                                     "integrator (slow; default 8; quick 4)."),
+    ref_spp: Optional[int] = typer.Option(None, "--ref-spp", help="Samples per pixel of the relMSE reference "
+                                                                 "(default 1024; quick 128)."),
+    repeats: int = typer.Option(2, help="Timed repeats per renderer (best is reported)."),
+    mitsuba_variant: str = typer.Option("auto", "--mitsuba-variant",
+                                        help="auto (llvm_ad_rgb, else scalar_rgb) or a Mitsuba variant name."),
+    scene: list[str] = typer.Option([], "--scene", help="Only these bundled scenes (cbox, spheres, lights)."),
+):
+    """Path-tracing Msamples/s and relMSE: fused kernel, torch reference and Mitsuba 3, same scenes, same run."""
+    from .bench.render import run_render_bench
+
+    run_render_bench(out=out, quick=quick, spp=spp, torch_spp=torch_spp, ref_spp=ref_spp, repeats=repeats,
+                     mitsuba_variant=mitsuba_variant, scenes=scene or None)
 
 
 def main(argv=None) -> int:

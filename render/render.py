@@ -10,6 +10,7 @@ import torch
 
 from .errors import UserError
 from .integrators import Film, PathIntegrator, RenderResult, RenderSettings, SceneData
+from .integrators.fused import FusedIntegrator, unsupported_reason
 from .scene import load_scene
 
 AOV_NAMES = ("albedo", "normal", "depth", "position")
@@ -18,14 +19,19 @@ AOV_NAMES = ("albedo", "normal", "depth", "position")
 def render_scene(scene_path, spp: int | None = None, seed: int = 0, device: str = "cpu",
                  max_depth: int | None = None, aovs: tuple = (), width: int | None = None, height: int | None = None,
                  params: dict | None = None, allow_outside: bool = False, progress: bool = False,
-                 samples_per_pass: int = 1 << 20) -> RenderResult:
+                 samples_per_pass: int = 1 << 20, integrator: str = "auto") -> RenderResult:
     scene = load_scene(scene_path, params=params, allow_outside=allow_outside)
     return render_loaded(scene, spp=spp, seed=seed, device=device, max_depth=max_depth, aovs=aovs, width=width,
-                         height=height, progress=progress, samples_per_pass=samples_per_pass)
+                         height=height, progress=progress, samples_per_pass=samples_per_pass, integrator=integrator)
 
 
 def render_loaded(scene, spp=None, seed=0, device="cpu", max_depth=None, aovs=(), width=None, height=None,
-                  progress=False, samples_per_pass: int = 1 << 20, sd: SceneData | None = None) -> RenderResult:
+                  progress=False, samples_per_pass: int = 1 << 20, sd: SceneData | None = None,
+                  integrator: str = "auto") -> RenderResult:
+    """Path trace a loaded scene. integrator: "fused" (the C++/CUDA kernel tracing whole paths), "torch" (the
+    wavefront reference in torch) or "auto" (fused when it supports the scene, else torch)."""
+    if integrator not in ("auto", "fused", "torch"):
+        raise UserError(f"--integrator: expected auto, fused or torch, got {integrator!r}")
     if scene.sensor is None:
         raise UserError(f"{scene.source}: the scene has no sensor to render from")
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
@@ -51,7 +57,11 @@ def render_loaded(scene, spp=None, seed=0, device="cpu", max_depth=None, aovs=()
                               width=width or 0, height=height or 0, aovs=tuple(aovs),
                               samples_per_pass=samples_per_pass)
     sd = sd if sd is not None else SceneData(scene, device)
-    integrator = PathIntegrator(sd, settings)
+    why_not = unsupported_reason(sd, settings) if integrator != "torch" else "torch requested"
+    if integrator == "fused" and why_not is not None:
+        raise UserError(f"--integrator fused: not supported for this render: {why_not}")
+    fused = why_not is None
+    integrator = FusedIntegrator(sd, settings) if fused else PathIntegrator(sd, settings)
     w, h = integrator.width, integrator.height
     film = Film(w, h, integrator.rfilter, 3, sd.device)
     aov_channels = sum(1 if a == "depth" else 3 for a in aovs)
@@ -70,7 +80,10 @@ def render_loaded(scene, spp=None, seed=0, device="cpu", max_depth=None, aovs=()
     try:
         done = 0
         for i, n in enumerate(passes):
-            integrator.render_pass(film, aov_film, i, n)
+            if fused:
+                integrator.render_pass(film, aov_film, i, n, first_sample=done)
+            else:
+                integrator.render_pass(film, aov_film, i, n)
             done += n
             if bar is not None:
                 rate = done * w * h / (time.perf_counter() - t0) / 1e6
@@ -78,7 +91,8 @@ def render_loaded(scene, spp=None, seed=0, device="cpu", max_depth=None, aovs=()
     finally:
         if bar is not None:
             bar.stop()
-    out = RenderResult(rgb=film.develop(), samples=spp * w * h, seconds=time.perf_counter() - t0)
+    out = RenderResult(rgb=film.develop(), samples=spp * w * h, seconds=time.perf_counter() - t0,
+                       integrator="fused" if fused else "torch")
     if aov_film is not None:
         img = aov_film.develop()
         c = 0

@@ -46,6 +46,7 @@ class RenderResult:
     aovs: dict = field(default_factory=dict)
     samples: int = 0
     seconds: float = 0.0
+    integrator: str = "torch"             # which integrator rendered it: "fused" or "torch"
 
 
 def mis_weight(pdf_a: torch.Tensor, pdf_b: torch.Tensor) -> torch.Tensor:

@@ -42,6 +42,7 @@ struct WatertightRay {
     Vec3 org;
     int kx, ky, kz;
     float sx, sy, sz;
+    float okx, oky, okz;  // origin components along kx, ky, kz (vertex components are loaded by index)
 };
 
 RADIANT_HD bool is_sphere_slot(const float* p) { return p[4] != p[4]; }
@@ -60,6 +61,9 @@ RADIANT_HD WatertightRay make_watertight_ray(const Vec3& org, const Vec3& dir) {
     r.sx = select(dir, r.kx) / dz;
     r.sy = select(dir, r.ky) / dz;
     r.sz = 1.f / dz;
+    r.okx = select(org, r.kx);
+    r.oky = select(org, r.ky);
+    r.okz = select(org, r.kz);
     return r;
 }
 
@@ -68,13 +72,13 @@ RADIANT_HD WatertightRay make_watertight_ray(const Vec3& org, const Vec3& dir) {
 // triangles (zero area in the ray's projection) are never hit.
 RADIANT_HD bool intersect_triangle(const WatertightRay& r, const float* p, float tmin, float tmax,
                                    float& t_out, float& u_out, float& v_out) {
-    Vec3 a = Vec3(p[0], p[1], p[2]) - r.org;
-    Vec3 b = Vec3(p[3], p[4], p[5]) - r.org;
-    Vec3 c = Vec3(p[6], p[7], p[8]) - r.org;
-    float az = select(a, r.kz), bz = select(b, r.kz), cz = select(c, r.kz);
-    float ax = select(a, r.kx) - r.sx * az, ay = select(a, r.ky) - r.sy * az;
-    float bx = select(b, r.kx) - r.sx * bz, by = select(b, r.ky) - r.sy * bz;
-    float cx = select(c, r.kx) - r.sx * cz, cy = select(c, r.ky) - r.sy * cz;
+    // The same arithmetic as (vertex - org) permuted to (kx, ky, kz), with the permutation done by indexed loads
+    // instead of per-component selects (the leaf loop's hot spot).
+    const int kx = r.kx, ky = r.ky, kz = r.kz;
+    float az = p[kz] - r.okz, bz = p[3 + kz] - r.okz, cz = p[6 + kz] - r.okz;
+    float ax = (p[kx] - r.okx) - r.sx * az, ay = (p[ky] - r.oky) - r.sy * az;
+    float bx = (p[3 + kx] - r.okx) - r.sx * bz, by = (p[3 + ky] - r.oky) - r.sy * bz;
+    float cx = (p[6 + kx] - r.okx) - r.sx * cz, cy = (p[6 + ky] - r.oky) - r.sy * cz;
     float U = cx * by - cy * bx;
     float V = ax * cy - ay * cx;
     float W = bx * ay - by * ax;

@@ -1,0 +1,671 @@
+// Radiant kernels: the fused path tracer. One call traces one camera sample through the whole path (closest hit,
+// emission with MIS, emitter sampling + shadow ray, BSDF sampling, Russian roulette) with the same math as the
+// torch reference (render/integrators/path.py, emitters.py, scene_data.py, textures.py), so both give the same
+// expected image. Written once for the host and the device (RADIANT_HD). The scene arrives as plain pointers
+// (PackedScene), packed by render/integrators/fused.py.
+//
+// Seam for materials without a fused kernel (neural materials): a BSDF row whose type is >= kDeferredBSDFType
+// ends the path at that hit and exports its state (DeferredPath) to a queue; a torch stage continues it.
+#pragma once
+#include "bsdf.h"
+#include "bvh.h"
+#include "frame.h"
+
+namespace radiant {
+
+// Emitter kinds (render/integrators/scene_data.py).
+enum EmitterKind : int { kAreaMesh = 0, kAreaSphere = 1, kPoint = 2, kSpot = 3, kDirectional = 4, kConstant = 5, kEnvmap = 6 };
+
+// Mitsuba's RayEpsilon (float epsilon * 1500) and ShadowEpsilon (10x).
+constexpr float kRayEps = 1500.f / 16777216.f;
+constexpr float kShadowEps = kRayEps * 10.f;
+
+// BSDF rows with a type id at or above this are shaded outside the kernel (deferred to a torch stage).
+constexpr int kDeferredBSDFType = 100;
+
+// Table layouts shared with render/integrators/fused.py (keep the two in sync).
+constexpr int kShapeInts = 4;      // flip, has_normals, bsdf row, emitter (-1: none)
+constexpr int kRowTextures = 3;    // per BSDF row: up to 3 (field offset, texture) pairs, -1 when unused
+constexpr int kTexInts = 8;        // type (0 bitmap, 1 checkerboard), filter (0 bilinear, 1 nearest),
+                                   // wrap (0 repeat, 1 mirror, 2 clamp), width, height, channels, data offset, -
+constexpr int kTexFloats = 12;     // to_uv rows 0-1 (6), color0 (3), color1 (3)
+constexpr int kEmitterInts = 4;    // kind, shape, first triangle in tri_cdf / tri_faces, triangle count
+constexpr int kEmitterFloats = 24;
+enum EmitterFloat : int {
+    kEmColor = 0,    // radiance / intensity / irradiance (3)
+    kEmPos = 3,      // point / spot position, sphere center, directional direction (3)
+    kEmRadius = 6,   // sphere radius
+    kEmAxis = 7,     // spot: third column of to_world (3)
+    kEmCutoff = 10,  // spot: cutoff angle (radians)
+    kEmBeam = 11,    // spot: beam width (radians)
+    kEmArea = 12,    // area mesh: total area
+    kEmFrame = 13,   // envmap: to_world rotation, row-major 3x3 (9)
+};
+enum FilterKind : int { kFilterBox = 0, kFilterGaussian = 1, kFilterTent = 2 };
+
+struct PackedScene {
+    const BVHNode4* nodes;
+    int32_t num_nodes;
+    const float* prims;
+    const int32_t* prim_ids;
+    int32_t num_triangles;
+    const float* vertices;      // (V,3)
+    const int32_t* faces;       // (F,3)
+    const float* normals;       // (V,3)
+    const float* uvs;           // (V,2)
+    const float* spheres;       // (S,4) center, radius
+    const int32_t* prim_shape;  // (F+S,)
+    const int32_t* shape_info;  // (shapes, kShapeInts)
+    const float* shape_to_local;  // (shapes, 9): world -> sphere-local rotation (sphere uvs)
+    const float* bsdf_rows;     // (R, kBSDFParamCount)
+    const int32_t* row_textures;  // (R, 2 * kRowTextures)
+    const int32_t* tex_info;    // (T, kTexInts)
+    const float* tex_params;    // (T, kTexFloats)
+    const float* tex_data;      // all bitmaps, (h, w, c) each, concatenated
+    int32_t num_emitters;
+    const int32_t* emitter_info;    // (E, kEmitterInts)
+    const float* emitter_params;    // (E, kEmitterFloats)
+    const float* tri_cdf;           // per area-mesh emitter: its triangles' CDF over area, ending at 1
+    const int32_t* tri_faces;       // face index of each CDF entry
+    int32_t env;                    // emitter index of the environment (constant / envmap), -1 if none
+    const float* env_image;         // (h, w + 1, 3), scale applied, last column = first
+    const float* env_marginal;      // (h - 1,) CDF over rows of cells
+    const float* env_conditional;   // (h - 1, w) CDF over columns per row
+    const float* env_cell_pdf;      // (h - 1, w) probability per cell
+    int32_t env_w, env_h;
+};
+
+struct PathCamera {
+    float to_world[9];  // row-major camera -> world rotation
+    float pos[3];
+    float tan_x, tan_y, near_clip, far_clip;
+    int32_t width, height;
+};
+
+struct PathSettings {
+    int32_t max_depth;  // < 0: unbounded
+    int32_t rr_depth;
+    bool hide_emitters;
+    uint64_t seed;
+};
+
+// State of a path that reached a deferred material, for the torch stage to continue from the hit.
+constexpr int kDeferredFloats = 20;  // o(3) d(3) beta(3) L(3) pos(2) eta prev_pdf prev_delta depth pixel sample
+struct DeferredQueue {
+    float* data;          // (capacity, kDeferredFloats)
+    int64_t capacity;
+    unsigned long long* count;  // atomically incremented; may exceed capacity (the excess is dropped)
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// RNG: PCG32 (O'Neill 2014), seeded per (seed, pixel, sample index) so batching never changes the image.
+
+RADIANT_HD uint64_t splitmix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+struct PCG32 {
+    uint64_t state, inc;
+    RADIANT_HD void seed(uint64_t initstate, uint64_t initseq) {
+        state = 0;
+        inc = (initseq << 1) | 1u;
+        next_uint();
+        state += initstate;
+        next_uint();
+    }
+    RADIANT_HD uint32_t next_uint() {
+        uint64_t old = state;
+        state = old * 6364136223846793005ull + inc;
+        uint32_t xorshifted = (uint32_t)(((old >> 18) ^ old) >> 27);
+        uint32_t rot = (uint32_t)(old >> 59);
+        return (xorshifted >> rot) | (xorshifted << ((-rot) & 31u));
+    }
+    RADIANT_HD float next_float() { return (float)(next_uint() >> 8) * (1.f / 16777216.f); }  // [0, 1)
+};
+
+RADIANT_HD PCG32 sample_rng(uint64_t seed, int64_t pixel, int64_t sample) {
+    uint64_t key = splitmix64(splitmix64(seed) ^ (((uint64_t)pixel << 32) | (uint64_t)(uint32_t)sample));
+    PCG32 r;
+    r.seed(key, splitmix64(key ^ 0xDA3E39CB94B95BDBull));
+    return r;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Small helpers, each the twin of a torch expression in path.py / emitters.py.
+
+RADIANT_HD bool is_finite(float x) { return x - x == 0.f; }  // false for inf and NaN (no fast-math here)
+
+// Power heuristic (path.py mis_weight): 0 where pdf_a is 0 or the weight is not finite.
+RADIANT_HD float mis_weight(float pdf_a, float pdf_b) {
+    float ratio = pdf_b / max_(pdf_a, 1e-30f);
+    float w = 1.f / (1.f + ratio * ratio);
+    return (pdf_a > 0.f && is_finite(w)) ? w : 0.f;
+}
+
+// Mitsuba's SurfaceInteraction::offset_p (path.py offset_origin).
+RADIANT_HD Vec3 offset_origin(Vec3 p, Vec3 ng, Vec3 d) {
+    float mag = (1.f + max_component(vabs(p))) * kRayEps;
+    float side = dot(ng, d) >= 0.f ? 1.f : -1.f;
+    return p + ng * (mag * side);
+}
+
+RADIANT_HD Vec3 normalize_safe(Vec3 v) { return v / max_(length(v), 1e-30f); }
+
+RADIANT_HD Vec3 mat_vec(const float* m, Vec3 v) {  // row-major 3x3 times v
+    return Vec3(m[0] * v.x + m[1] * v.y + m[2] * v.z, m[3] * v.x + m[4] * v.y + m[5] * v.z,
+                m[6] * v.x + m[7] * v.y + m[8] * v.z);
+}
+RADIANT_HD Vec3 mat_t_vec(const float* m, Vec3 v) {  // transpose(m) times v
+    return Vec3(m[0] * v.x + m[3] * v.y + m[6] * v.z, m[1] * v.x + m[4] * v.y + m[7] * v.z,
+                m[2] * v.x + m[5] * v.y + m[8] * v.z);
+}
+
+// First index i in [0, n) with cdf[i] > u (torch.searchsorted(..., right=True)), clamped to n - 1.
+RADIANT_HD int32_t search_cdf(const float* cdf, int32_t n, float u) {
+    int32_t lo = 0, hi = n;
+    while (lo < hi) {
+        int32_t mid = (lo + hi) >> 1;
+        if (cdf[mid] > u) hi = mid; else lo = mid + 1;
+    }
+    return min_(lo, n - 1);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Textures (render/textures.py): Mitsuba texel centers at (i + 0.5) / res, row 0 at v = 0.
+
+RADIANT_HD int32_t wrap_texel(int32_t i, int32_t n, int32_t mode) {
+    if (mode == 2) return clamp_(i, 0, n - 1);
+    if (mode == 1) {
+        int32_t period = i % (2 * n);
+        if (period < 0) period += 2 * n;
+        return period >= n ? 2 * n - 1 - period : period;
+    }
+    int32_t r = i % n;
+    return r < 0 ? r + n : r;
+}
+
+RADIANT_HD Vec3 texel(const float* img, int32_t w, int32_t c, int32_t x, int32_t y) {
+    const float* p = img + ((int64_t)y * w + x) * c;
+    return c >= 3 ? Vec3(p[0], p[1], p[2]) : Vec3(p[0]);
+}
+
+RADIANT_HD Vec3 texture_eval(const PackedScene& sc, int32_t ti, float u_in, float v_in) {
+    const int32_t* info = sc.tex_info + (int64_t)ti * kTexInts;
+    const float* prm = sc.tex_params + (int64_t)ti * kTexFloats;
+    float u = prm[0] * u_in + prm[1] * v_in + prm[2];
+    float v = prm[3] * u_in + prm[4] * v_in + prm[5];
+    if (info[0] == 1) {  // checkerboard: color0 where both fractions are on the same side of 0.5
+        float fu = u - floorf(u), fv = v - floorf(v);
+        bool same = (fu > 0.5f) == (fv > 0.5f);
+        return same ? Vec3::load(prm + 6) : Vec3::load(prm + 9);
+    }
+    int32_t w = info[3], h = info[4], c = info[5], wrap = info[2];
+    const float* img = sc.tex_data + info[6];
+    float x = u * (float)w, y = v * (float)h;
+    if (info[1] == 1) {
+        return texel(img, w, c, wrap_texel((int32_t)floorf(x), w, wrap), wrap_texel((int32_t)floorf(y), h, wrap));
+    }
+    x -= 0.5f;
+    y -= 0.5f;
+    float x0 = floorf(x), y0 = floorf(y);
+    float fx = x - x0, fy = y - y0;
+    int32_t xa = wrap_texel((int32_t)x0, w, wrap), xb = wrap_texel((int32_t)x0 + 1, w, wrap);
+    int32_t ya = wrap_texel((int32_t)y0, h, wrap), yb = wrap_texel((int32_t)y0 + 1, h, wrap);
+    return (texel(img, w, c, xa, ya) * (1.f - fx) + texel(img, w, c, xb, ya) * fx) * (1.f - fy) +
+           (texel(img, w, c, xa, yb) * (1.f - fx) + texel(img, w, c, xb, yb) * fx) * fy;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Surface attributes at a hit (scene_data.py SceneData.surface).
+
+struct SurfaceHit {
+    Vec3 p, ng, ns;
+    float u, v;
+    int32_t shape;
+};
+
+RADIANT_HD SurfaceHit surface_at(const PackedScene& sc, Vec3 o, Vec3 d, const Hit& hit) {
+    SurfaceHit s;
+    s.p = o + d * hit.t;
+    s.shape = sc.prim_shape[hit.prim];
+    const int32_t* info = sc.shape_info + (int64_t)s.shape * kShapeInts;
+    if (hit.prim < sc.num_triangles) {
+        const int32_t* f = sc.faces + (int64_t)hit.prim * 3;
+        Vec3 v0 = Vec3::load(sc.vertices + 3 * (int64_t)f[0]), v1 = Vec3::load(sc.vertices + 3 * (int64_t)f[1]),
+             v2 = Vec3::load(sc.vertices + 3 * (int64_t)f[2]);
+        s.ng = normalize_safe(cross(v1 - v0, v2 - v0));
+        float b1 = hit.u, b2 = hit.v, b0 = 1.f - b1 - b2;
+        if (info[1]) {
+            Vec3 n = Vec3::load(sc.normals + 3 * (int64_t)f[0]) * b0 + Vec3::load(sc.normals + 3 * (int64_t)f[1]) * b1 +
+                     Vec3::load(sc.normals + 3 * (int64_t)f[2]) * b2;
+            s.ns = normalize_safe(n);
+        } else {
+            s.ns = s.ng;
+        }
+        const float *t0 = sc.uvs + 2 * (int64_t)f[0], *t1 = sc.uvs + 2 * (int64_t)f[1], *t2 = sc.uvs + 2 * (int64_t)f[2];
+        s.u = t0[0] * b0 + t1[0] * b1 + t2[0] * b2;
+        s.v = t0[1] * b0 + t1[1] * b1 + t2[1] * b2;
+    } else {
+        const float* sp = sc.spheres + 4 * (int64_t)(hit.prim - sc.num_triangles);
+        Vec3 g = normalize((s.p - Vec3::load(sp)) / sp[3]);
+        s.ng = s.ns = g;
+        // Mitsuba sphere uv from the local frame: u = phi / 2pi, v = theta / pi.
+        Vec3 loc = normalize(mat_vec(sc.shape_to_local + 9 * (int64_t)s.shape, g));
+        float phi = atan2f(loc.y, loc.x);
+        if (phi < 0.f) phi += 2.f * kPi;
+        s.u = phi * (0.5f / kPi);
+        s.v = acosf(clamp_(loc.z, -1.f, 1.f)) * kInvPi;
+    }
+    if (info[0]) {
+        s.ng = -s.ng;
+        s.ns = -s.ns;
+    }
+    return s;
+}
+
+// BSDF row at a hit, textured fields replaced by their lookups (scene_data.py bsdf_params).
+RADIANT_HD BSDFParams bsdf_at(const PackedScene& sc, int32_t row, float u, float v) {
+    const float* r = sc.bsdf_rows + (int64_t)row * kBSDFParamCount;
+    BSDFParams p = BSDFParams::load(r);
+    const int32_t* tex = sc.row_textures + (int64_t)row * 2 * kRowTextures;
+    for (int k = 0; k < kRowTextures; ++k) {
+        int32_t off = tex[2 * k], ti = tex[2 * k + 1];
+        if (off < 0) continue;
+        Vec3 value = texture_eval(sc, ti, u, v);
+        if (off == kParam_diffuse_reflectance) p.diffuse_reflectance = value;
+        else if (off == kParam_specular_reflectance) p.specular_reflectance = value;
+        else if (off == kParam_specular_transmittance) p.specular_transmittance = value;
+    }
+    return p;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Environment (emitters.py env_eval / env_pdf / _sample_env): Mitsuba 3.9's half-texel shift, cells aligned.
+
+RADIANT_HD void env_uv(const PackedScene& sc, const float* frame, Vec3 d, float& u, float& v) {
+    Vec3 loc = normalize(mat_t_vec(frame, d));
+    u = atan2f(loc.x, -loc.z) * (0.5f / kPi);
+    u -= floorf(u);
+    v = acosf(clamp_(loc.y, -1.f, 1.f)) * kInvPi;
+}
+
+RADIANT_HD Vec3 env_eval(const PackedScene& sc, Vec3 d) {
+    if (sc.env < 0) return Vec3(0.f);
+    const int32_t kind = sc.emitter_info[(int64_t)sc.env * kEmitterInts];
+    const float* prm = sc.emitter_params + (int64_t)sc.env * kEmitterFloats;
+    if (kind == kConstant) return Vec3::load(prm + kEmColor);
+    float u, v;
+    env_uv(sc, prm + kEmFrame, d, u, v);
+    int32_t w = sc.env_w, h = sc.env_h;
+    u -= 0.5f / (float)w;
+    u -= floorf(u);
+    float x = u * (float)w, y = v * (float)(h - 1);
+    float x0 = clamp_(floorf(x), 0.f, (float)(w - 1)), y0 = clamp_(floorf(y), 0.f, (float)(h - 2));
+    float fx = x - x0, fy = y - y0;
+    int32_t xi = (int32_t)x0, yi = (int32_t)y0, stride = w + 1;
+    const float* img = sc.env_image;
+    auto at = [&](int32_t yy, int32_t xx) { return Vec3::load(img + 3 * ((int64_t)yy * stride + xx)); };
+    return (at(yi, xi) * (1.f - fx) + at(yi, xi + 1) * fx) * (1.f - fy) +
+           (at(yi + 1, xi) * (1.f - fx) + at(yi + 1, xi + 1) * fx) * fy;
+}
+
+RADIANT_HD float env_pdf(const PackedScene& sc, Vec3 d) {
+    if (sc.env < 0) return 0.f;
+    float choose = 1.f / (float)sc.num_emitters;
+    const int32_t kind = sc.emitter_info[(int64_t)sc.env * kEmitterInts];
+    if (kind == kConstant) return choose / (4.f * kPi);
+    const float* prm = sc.emitter_params + (int64_t)sc.env * kEmitterFloats;
+    float u, v;
+    env_uv(sc, prm + kEmFrame, d, u, v);
+    int32_t w = sc.env_w, h = sc.env_h;
+    u -= 0.5f / (float)w;
+    u -= floorf(u);
+    int32_t col = clamp_((int32_t)(u * (float)w), 0, w - 1);
+    int32_t row = clamp_((int32_t)(v * (float)(h - 1)), 0, h - 2);
+    float pdf_uv = sc.env_cell_pdf[(int64_t)row * w + col] * (float)(w * (h - 1));
+    float sin_t = sinf(v * kPi);
+    if (!(sin_t > 0.f)) return 0.f;
+    return choose * pdf_uv / (2.f * kPi * kPi * max_(sin_t, 1e-12f));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Emitter sampling (emitters.py sample_emitters) and the area pdf of hit emitters (area_pdf).
+
+struct EmitterSample {
+    Vec3 d;       // unit direction to the light
+    float dist;   // inf for environment / directional
+    Vec3 weight;  // radiance / pdf, emitter choice included; 0 when invalid
+    float pdf;    // solid-angle pdf incl. choice
+    bool delta;
+    Vec3 target;
+};
+
+RADIANT_HD float sphere_cone_cos(Vec3 ref, Vec3 center, float radius, float& dc, bool& inside) {
+    dc = length(center - ref);
+    inside = dc <= radius;
+    float sin_max = min_(radius / max_(dc, 1e-30f), 1.f);
+    return sqrtf(max_(1.f - sin_max * sin_max, 0.f));
+}
+
+RADIANT_HD EmitterSample sample_emitter(const PackedScene& sc, Vec3 ref, float u_choose, float u_tri, Vec2 uu) {
+    EmitterSample es;
+    es.d = Vec3(0.f);
+    es.dist = kInf;
+    es.weight = Vec3(0.f);
+    es.pdf = 0.f;
+    es.delta = false;
+    es.target = Vec3(0.f);
+    int32_t ne = sc.num_emitters;
+    if (ne == 0) return es;
+    float choose = 1.f / (float)ne;
+    int32_t e = min_((int32_t)(u_choose * (float)ne), ne - 1);
+    const int32_t* info = sc.emitter_info + (int64_t)e * kEmitterInts;
+    const float* prm = sc.emitter_params + (int64_t)e * kEmitterFloats;
+    Vec3 color = Vec3::load(prm + kEmColor);
+    switch (info[0]) {
+        case kAreaMesh: {
+            int32_t k = info[2] + search_cdf(sc.tri_cdf + info[2], info[3], u_tri);
+            const int32_t* f = sc.faces + 3 * (int64_t)sc.tri_faces[k];
+            // Mitsuba square_to_uniform_triangle: t = sqrt(1 - u0); barycentrics (1 - t, t * u1) of v1, v2.
+            float t = sqrtf(max_(1.f - uu.x, 0.f));
+            float b1 = 1.f - t, b2 = t * uu.y, b0 = 1.f - b1 - b2;
+            Vec3 v0 = Vec3::load(sc.vertices + 3 * (int64_t)f[0]), v1 = Vec3::load(sc.vertices + 3 * (int64_t)f[1]),
+                 v2 = Vec3::load(sc.vertices + 3 * (int64_t)f[2]);
+            Vec3 p = v0 * b0 + v1 * b1 + v2 * b2;
+            Vec3 nrm = normalize_safe(cross(v1 - v0, v2 - v0));
+            const int32_t* shape = sc.shape_info + (int64_t)info[1] * kShapeInts;
+            if (shape[1]) {
+                nrm = normalize_safe(Vec3::load(sc.normals + 3 * (int64_t)f[0]) * b0 +
+                                     Vec3::load(sc.normals + 3 * (int64_t)f[1]) * b1 +
+                                     Vec3::load(sc.normals + 3 * (int64_t)f[2]) * b2);
+            }
+            if (shape[0]) nrm = -nrm;
+            Vec3 dvec = p - ref;
+            float dist = length(dvec);
+            Vec3 dd = dvec / max_(dist, 1e-30f);
+            float cos_l = dot(nrm, -dd);
+            float pdf = (choose / prm[kEmArea]) * dist * dist / max_(fabsf(cos_l), 1e-30f);
+            es.d = dd;
+            es.dist = dist;
+            es.target = p;
+            es.pdf = pdf;
+            if (cos_l > 0.f && pdf > 0.f) es.weight = color / max_(pdf, 1e-30f);
+            return es;
+        }
+        case kAreaSphere: {
+            Vec3 center = Vec3::load(prm + kEmPos);
+            float radius = prm[kEmRadius], dc;
+            bool inside;
+            float cos_max = sphere_cone_cos(ref, center, radius, dc, inside);
+            float phi = 2.f * kPi * uu.y;
+            Vec3 p;
+            if (inside) {  // uniform on the surface
+                float z = 1.f - 2.f * uu.x, rr = sqrtf(max_(1.f - z * z, 0.f));
+                p = center + Vec3(rr * cosf(phi), rr * sinf(phi), z) * radius;
+            } else {  // uniform in the subtended cone, then the near intersection (tangent point if rounding misses)
+                Vec3 axis = (center - ref) / max_(dc, 1e-30f);
+                Frame fr(axis);
+                float cos_t = (1.f - uu.x) + uu.x * cos_max;
+                float sin_t = sqrtf(max_(1.f - cos_t * cos_t, 0.f));
+                Vec3 dirs = fr.s * (sin_t * cosf(phi)) + fr.t * (sin_t * sinf(phi)) + axis * cos_t;
+                float b = dot(dirs, center - ref);
+                float disc = max_(radius * radius - (dc * dc - b * b), 0.f);
+                p = ref + dirs * (b - sqrtf(disc));
+            }
+            Vec3 nrm = (p - center) / radius;
+            if (sc.shape_info[(int64_t)info[1] * kShapeInts]) nrm = -nrm;
+            Vec3 dvec = p - ref;
+            float dist = length(dvec);
+            Vec3 dd = dvec / max_(dist, 1e-30f);
+            float pdf_sa = inside ? dist * dist / (max_(fabsf(dot(nrm, dd)), 1e-30f) * 4.f * kPi * radius * radius)
+                                  : 1.f / (2.f * kPi * max_(1.f - cos_max, 1e-12f));
+            float pdf = choose * pdf_sa;
+            es.d = dd;
+            es.dist = dist;
+            es.target = p;
+            es.pdf = pdf;
+            if (dot(nrm, -dd) > 0.f && pdf > 0.f) es.weight = color / max_(pdf, 1e-30f);
+            return es;
+        }
+        case kPoint:
+        case kSpot: {
+            Vec3 pos = Vec3::load(prm + kEmPos);
+            Vec3 dvec = pos - ref;
+            float dist = length(dvec);
+            Vec3 dd = dvec / max_(dist, 1e-30f);
+            Vec3 L = color / max_(dist * dist, 1e-30f);
+            if (info[0] == kSpot) {
+                // Mitsuba spot.cpp falloff: 1 inside beam_width, linear in angle to 0 at cutoff_angle.
+                Vec3 axis = Vec3::load(prm + kEmAxis);
+                float cos_t = dot(-dd, axis) / length(axis);
+                float angle = acosf(clamp_(cos_t, -1.f, 1.f));
+                float cutoff = prm[kEmCutoff], beam = prm[kEmBeam];
+                float fall = cos_t >= cosf(beam) ? 1.f : (cutoff - angle) / max_(cutoff - beam, 1e-12f);
+                if (!(cos_t > cosf(cutoff))) fall = 0.f;
+                L = L * fall;
+            }
+            es.d = dd;
+            es.dist = dist;
+            es.target = pos;
+            es.weight = L / choose;
+            es.pdf = choose;
+            es.delta = true;
+            return es;
+        }
+        case kDirectional:
+            es.d = -Vec3::load(prm + kEmPos);
+            es.weight = color / choose;
+            es.pdf = choose;
+            es.delta = true;
+            return es;
+        case kConstant: {
+            float z = 1.f - 2.f * uu.x, rr = sqrtf(max_(1.f - z * z, 0.f)), phi = 2.f * kPi * uu.y;
+            es.d = Vec3(rr * cosf(phi), rr * sinf(phi), z);
+            es.pdf = choose / (4.f * kPi);
+            es.weight = color / es.pdf;
+            return es;
+        }
+        case kEnvmap: {
+            // Piecewise constant over (h-1) x w cells of luminance x sin(theta).
+            int32_t w = sc.env_w, h = sc.env_h;
+            int32_t row = min_(search_cdf(sc.env_marginal, h - 1, uu.x), h - 2);
+            float row_lo = row > 0 ? sc.env_marginal[row - 1] : 0.f;
+            float row_p = sc.env_marginal[row] - row_lo;
+            float fy = clamp_((uu.x - row_lo) / max_(row_p, 1e-30f), 0.f, 1.f);
+            const float* cond = sc.env_conditional + (int64_t)row * w;
+            int32_t col = search_cdf(cond, w, uu.y);
+            float col_lo = col > 0 ? cond[col - 1] : 0.f;
+            float col_p = cond[col] - col_lo;
+            float fx = clamp_((uu.y - col_lo) / max_(col_p, 1e-30f), 0.f, 1.f);
+            float u = ((float)col + fx + 0.5f) / (float)w;  // undo the half-texel shift of the cells
+            u -= floorf(u);
+            float v = ((float)row + fy) / (float)(h - 1);
+            float theta = v * kPi, phi = u * 2.f * kPi;
+            float sin_t = sinf(theta);
+            Vec3 loc(sin_t * sinf(phi), cosf(theta), -sin_t * cosf(phi));
+            es.d = normalize(mat_vec(prm + kEmFrame, loc));
+            float pdf_uv = sc.env_cell_pdf[(int64_t)row * w + col] * (float)(w * (h - 1));
+            float pdf = choose * pdf_uv / (2.f * kPi * kPi * max_(sin_t, 1e-12f));
+            es.pdf = sin_t > 0.f ? pdf : 0.f;
+            if (es.pdf > 0.f) es.weight = env_eval(sc, es.d) / max_(es.pdf, 1e-30f);
+            return es;
+        }
+        default:
+            return es;
+    }
+}
+
+// Solid-angle pdf (choice included) that NEE from ref samples point p (normal n) on area emitter e.
+RADIANT_HD float area_emitter_pdf(const PackedScene& sc, int32_t e, Vec3 ref, Vec3 p, Vec3 n, Vec3 d) {
+    float choose = 1.f / (float)sc.num_emitters;
+    const int32_t* info = sc.emitter_info + (int64_t)e * kEmitterInts;
+    const float* prm = sc.emitter_params + (int64_t)e * kEmitterFloats;
+    Vec3 diff = p - ref;
+    float dist2 = dot(diff, diff);
+    if (info[0] == kAreaMesh) return choose * (1.f / prm[kEmArea]) * dist2 / max_(fabsf(dot(n, d)), 1e-30f);
+    if (info[0] == kAreaSphere) {
+        float radius = prm[kEmRadius], dc;
+        bool inside;
+        float cos_max = sphere_cone_cos(ref, Vec3::load(prm + kEmPos), radius, dc, inside);
+        if (inside) return choose * dist2 / (max_(fabsf(dot(n, d)), 1e-30f) * 4.f * kPi * radius * radius);
+        return choose / (2.f * kPi * max_(1.f - cos_max, 1e-12f));
+    }
+    return 0.f;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Film reconstruction filters (path.py Film._weight).
+
+struct FilmFilter {
+    int32_t kind;
+    float radius, stddev;
+    float floor;  // gaussian: its value at the radius, subtracted (Mitsuba gaussian.cpp); set by make_filter
+};
+
+RADIANT_HD FilmFilter make_filter(int32_t kind, float radius, float stddev) {
+    FilmFilter f{kind, radius, stddev, 0.f};
+    if (kind == kFilterGaussian) f.floor = expf(-radius * radius / (2.f * stddev * stddev));
+    return f;
+}
+
+RADIANT_HD float filter_weight(const FilmFilter& f, float x) {
+    if (f.kind == kFilterBox) return (x >= -0.5f && x < 0.5f) ? 1.f : 0.f;
+    if (f.kind == kFilterGaussian) {
+        float s = f.stddev;
+        return max_(expf(-x * x / (2.f * s * s)) - f.floor, 0.f);
+    }
+    return max_(1.f - fabsf(x) / f.radius, 0.f);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// One camera sample through the whole path (path.py PathIntegrator.render_pass + trace, one lane).
+// Writes the continuous film position (x right, y down, in pixels) and the radiance. Returns false when the path
+// was handed to the deferred queue (its radiance so far is still written).
+
+RADIANT_HD bool trace_sample(const PackedScene& sc, const PathCamera& cam, const PathSettings& st, int64_t pixel,
+                             int64_t sample, float* pos_out, float* L_out, const DeferredQueue* queue) {
+    PCG32 rng = sample_rng(st.seed, pixel, sample);
+    float px = (float)(pixel % cam.width) + rng.next_float();
+    float py = (float)(pixel / cam.width) + rng.next_float();
+    pos_out[0] = px;
+    pos_out[1] = py;
+    // Mitsuba's perspective sensor; the ray starts at the near clip plane.
+    float fx = px / (float)cam.width, fy = py / (float)cam.height;
+    Vec3 dl = normalize(Vec3((1.f - 2.f * fx) * cam.tan_x, (1.f - 2.f * fy) * cam.tan_y, 1.f));
+    float tmin = cam.near_clip / dl.z, tmax = cam.far_clip / dl.z;
+    Vec3 d = mat_vec(cam.to_world, dl);
+    Vec3 o = Vec3::load(cam.pos);
+
+    Vec3 L(0.f), beta(1.f);
+    float eta = 1.f, prev_pdf = 0.f;
+    bool prev_delta = true;
+    Vec3 prev_p = o;
+    int32_t max_depth = st.max_depth >= 0 ? st.max_depth : (1 << 30);
+    bool deferred = false;
+    for (int32_t depth = 0; max_depth > 0;) {
+        Hit hit;
+        traverse<false>(sc.nodes, sc.num_nodes, sc.prims, sc.prim_ids, sc.num_triangles, o, d, tmin, tmax, hit);
+        if (hit.prim < 0) {  // environment seen along the escaping ray
+            if (sc.env >= 0 && !(depth == 0 && st.hide_emitters)) {
+                Vec3 Le = env_eval(sc, d);
+                float w = prev_delta ? 1.f : mis_weight(prev_pdf, env_pdf(sc, d));
+                L += beta * Le * w;
+            }
+            break;
+        }
+        SurfaceHit s = surface_at(sc, o, d, hit);
+        const int32_t* shape = sc.shape_info + (int64_t)s.shape * kShapeInts;
+        // Emission from a hit area light, MIS-weighted against NEE.
+        int32_t em = shape[3];
+        Vec3 dn = normalize(d);
+        if (em >= 0 && !(depth == 0 && st.hide_emitters)) {
+            if (dot(s.ns, -d) > 0.f) {
+                float pdf_l = area_emitter_pdf(sc, em, prev_p, s.p, s.ns, dn);
+                float w = prev_delta ? 1.f : mis_weight(prev_pdf, pdf_l);
+                L += beta * Vec3::load(sc.emitter_params + (int64_t)em * kEmitterFloats + kEmColor) * w;
+            }
+        }
+        ++depth;
+        if (depth >= max_depth) break;
+        int32_t row = shape[2];
+        if ((int32_t)sc.bsdf_rows[(int64_t)row * kBSDFParamCount + kParam_type] >= kDeferredBSDFType) {
+            // The seam: a material the kernel cannot shade. Export the path at this hit for the torch stage.
+            if (queue != nullptr) {
+#if defined(__CUDA_ARCH__)
+                unsigned long long slot = atomicAdd(queue->count, 1ull);
+#else
+                unsigned long long slot = __atomic_fetch_add(queue->count, 1ull, __ATOMIC_RELAXED);
+#endif
+                if ((int64_t)slot < queue->capacity) {
+                    float* q = queue->data + (int64_t)slot * kDeferredFloats;
+                    o.store(q);
+                    d.store(q + 3);
+                    beta.store(q + 6);
+                    L.store(q + 9);
+                    q[12] = px;
+                    q[13] = py;
+                    q[14] = eta;
+                    q[15] = prev_pdf;
+                    q[16] = prev_delta ? 1.f : 0.f;
+                    q[17] = (float)depth;
+                    q[18] = (float)pixel;
+                    q[19] = (float)sample;
+                }
+            }
+            deferred = true;
+            break;
+        }
+        Frame frame(s.ns);
+        Vec3 wi = frame.to_local(-dn);
+        BSDFParams bp = bsdf_at(sc, row, s.u, s.v);
+        // Next-event estimation (smooth BSDFs only).
+        float u_em0 = rng.next_float(), u_em1 = rng.next_float(), u_em2 = rng.next_float(), u_em3 = rng.next_float();
+        if (!is_delta_type(bp.type) && sc.num_emitters > 0) {
+            EmitterSample es = sample_emitter(sc, s.p, u_em0, u_em1, Vec2(u_em2, u_em3));
+            if (fabsf(es.weight.x) + fabsf(es.weight.y) + fabsf(es.weight.z) > 0.f) {
+                Vec3 wo_l = frame.to_local(es.d);
+                Vec3 f = bsdf_eval(bp, wi, wo_l);
+                if (f.x != 0.f || f.y != 0.f || f.z != 0.f) {
+                    Vec3 so = offset_origin(s.p, s.ng, es.d);
+                    bool finite = is_finite(es.dist);
+                    Vec3 sdir = finite ? es.target - so : es.d;
+                    Hit sh;
+                    bool occluded = traverse<true>(sc.nodes, sc.num_nodes, sc.prims, sc.prim_ids, sc.num_triangles,
+                                                   so, sdir, 0.f, finite ? 1.f - kShadowEps : kInf, sh);
+                    if (!occluded) {
+                        float w = es.delta ? 1.f : mis_weight(es.pdf, bsdf_pdf(bp, wi, wo_l));
+                        L += beta * f * es.weight * w;
+                    }
+                }
+            }
+        }
+        // BSDF sampling.
+        float u_b0 = rng.next_float(), u_b1 = rng.next_float(), u_b2 = rng.next_float();
+        BSDFSample bs = bsdf_sample(bp, wi, u_b0, Vec2(u_b1, u_b2));
+        Vec3 wo = frame.to_world(bs.wo);
+        beta = beta * bs.weight;
+        eta *= bs.eta;
+        prev_delta = (bs.flags & (kFlagNull | kFlagDeltaReflection | kFlagDeltaTransmission)) != 0;  // Mitsuba BSDFFlags::Delta
+        prev_pdf = bs.pdf;
+        prev_p = s.p;
+        o = offset_origin(s.p, s.ng, wo);
+        d = wo;
+        tmin = 0.f;
+        tmax = kInf;
+        // Russian roulette (Mitsuba: q = min(max(beta) * eta^2, 0.95) from rr_depth on).
+        float bmax = max_component(beta);
+        if (!(bmax > 0.f)) break;
+        if (depth >= st.rr_depth) {
+            float q = min_(bmax * eta * eta, 0.95f);
+            if (!(rng.next_float() < q)) break;
+            beta = beta / max_(q, 1e-30f);
+        }
+    }
+    L.store(L_out);
+    return !deferred;
+}
+
+}  // namespace radiant
