@@ -207,6 +207,14 @@ RADIANT_HD bool traverse(const BVHNode4* nodes, int32_t num_nodes, const float* 
     hit.prim = -1;
     hit.u = hit.v = 0.f;
     if (num_nodes == 0) return false;
+    // Non-finite origins or directions hit nothing. (Their inf - inf NaNs would also let the NaN-tolerant slab
+    // test enter empty child slots, whose child index is not a node: an out-of-bounds read.)
+    float finite = (org.x - org.x) + (org.y - org.y) + (org.z - org.z) + (dir.x - dir.x) + (dir.y - dir.y) +
+                   (dir.z - dir.z);
+    if (!(finite == 0.f)) {
+        hit.t = kInf;
+        return false;
+    }
     BoxRay br = make_box_ray(org, dir);
     WatertightRay wr = make_watertight_ray(org, dir);
 
