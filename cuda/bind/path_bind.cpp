@@ -133,7 +133,11 @@ PackedScene pack_scene(const std::vector<at::Tensor>& t, int64_t num_triangles, 
             if (q[0] == kAreaMesh)
                 TORCH_CHECK_VALUE(q[3] > 0 && q[2] >= 0 && (int64_t)q[2] + q[3] <= ncdf, "emitter_info: emitter ", e,
                                   " has a bad triangle range");
-            if (q[0] == kEnvmap) TORCH_CHECK_VALUE(e == env, "emitter_info: envmap emitter ", e, " is not `env`");
+            if (q[0] == kEnvmap || q[0] == kConstant)
+                TORCH_CHECK_VALUE(e == env, "emitter_info: environment emitter ", e, " is not `env` (", env, ")");
+            if (e == env)
+                TORCH_CHECK_VALUE(q[0] == kEnvmap || q[0] == kConstant, "env: emitter ", e,
+                                  " is not an environment (constant or envmap)");
         }
     }
     int32_t env_h = 0, env_w = 0;

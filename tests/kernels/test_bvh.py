@@ -304,3 +304,21 @@ def test_closest_hit_matches_embree(mesh):
     assert both.mean() > 0.3
     frac_close = (rel <= 1e-4).mean()
     assert frac_close >= 0.9999, f"t within 1e-4 relative on {frac_close:.6f} of rays"
+
+
+def test_non_finite_rays_miss_without_crashing():
+    # Origins like an escaped ray's inf hit point: inf - inf NaNs in the slab test used to enter empty child slots.
+    import itertools
+
+    verts, faces = scanned_scene(2000)
+    bvh = BVH(verts, faces)
+    vals = [math.inf, -math.inf, math.nan, 0.25]
+    combos = [c for c in itertools.product(vals, repeat=3) if not all(math.isfinite(x) for x in c)]
+    o = torch.tensor(combos, dtype=torch.float32)
+    d = torch.nn.functional.normalize(torch.tensor([[0.3, -0.5, 0.8]]), dim=1).expand(len(o), 3).contiguous()
+    hits = bvh.closest_hit(o, d)
+    assert not hits.hit.any() and torch.isinf(hits.t).all()
+    assert not bvh.any_hit(o, d).any()
+    o2 = torch.zeros(2, 3)
+    d2 = torch.tensor([[math.nan, 0.0, 1.0], [math.inf, 1.0, 0.0]])
+    assert not bvh.closest_hit(o2, d2).hit.any()

@@ -176,6 +176,8 @@ def test_binding_rejects_bad_input():
         k.path_trace(**_trace_args(packed, num_triangles=packed.num_triangles + 1))
     with pytest.raises(ValueError, match="env"):
         k.path_trace(**_trace_args(packed, env=5))
+    with pytest.raises(ValueError, match="env"):
+        k.path_trace(**_trace_args(packed, env=0))  # cbox's only emitter is its area light
     acc = torch.zeros(64, 4, dtype=torch.float64)
     k.film_splat(acc, pos, L, 8, 8, 1, 2.0, 0.5)
     assert acc[:, 3].sum() > 0

@@ -73,3 +73,22 @@ def test_cli_help_and_version():
     assert r.returncode == 0 and "render" in r.stdout and "bench" in r.stdout
     r = subprocess.run([sys.executable, "-m", "render.cli", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("radiant ")
+
+
+def test_render_integrator_option_and_bench_render(tmp_path, capsys):
+    import json
+
+    for integ in ("fused", "torch"):
+        out = tmp_path / f"{integ}.exr"
+        assert main(["render", CBOX, "--out", str(out), "--spp", "1", "-D", "res=16", "--integrator", integ]) == 0
+    assert main(["render", CBOX, "--out", str(tmp_path / "x.exr"), "--spp", "1", "--integrator", "nope"]) == 2
+    pytest.importorskip("mitsuba")
+    capsys.readouterr()
+    out = tmp_path / "render.jsonl"
+    assert main(["bench", "render", "--quick", "--scene", "cbox", "--spp", "1", "--torch-spp", "1", "--ref-spp", "2",
+                 "--repeats", "1", "--mitsuba-variant", "scalar_rgb", "--out", str(out)]) == 0
+    row = json.loads(out.read_text().splitlines()[0])
+    assert row["scene"] == "cbox" and row["mitsuba_variant"] == "scalar_rgb"
+    for key in ("fused_msamples_s", "torch_msamples_s", "mitsuba_msamples_s", "fused_vs_mitsuba", "relmse_fused",
+                "relmse_torch", "relmse_mitsuba"):
+        assert row[key] > 0, key

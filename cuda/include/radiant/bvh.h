@@ -225,7 +225,11 @@ RADIANT_HD void query_begin(BVHQuery& q, int32_t num_nodes, const Vec3& org, con
     q.best = -1;
     q.cur = StackEntry{0, 0, tmin};
     q.sp = 0;
-    q.done = num_nodes == 0;
+    // Non-finite origins or directions hit nothing. (Their inf - inf NaNs would also let the NaN-tolerant slab
+    // test enter empty child slots, whose child index is not a node: an out-of-bounds read.)
+    float finite = (org.x - org.x) + (org.y - org.y) + (org.z - org.z) + (dir.x - dir.x) + (dir.y - dir.y) +
+                   (dir.z - dir.z);
+    q.done = num_nodes == 0 || !(finite == 0.f);
     q.found = false;
 }
 
