@@ -14,6 +14,7 @@ import numpy as np
 
 from ..core.image import read_exr_channels
 from ..render import render_scene
+from . import emit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,11 +53,6 @@ def run_convergence_bench(out: Path | None = None, scene: str = "cbox", max_spp:
                          "spp": spp, "relmse": rel_mse(theirs, ref), "seconds": round(time.perf_counter() - t0, 3),
                          "reference_spp": case["spp"]})
         for row in rows[-2:] if mi is not None else rows[-1:]:
-            line = json.dumps(row)
-            print(line, flush=True)
-            if out is not None:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                with open(out, "a") as fh:
-                    fh.write(line + "\n")
+            emit(row, out)
         spp *= 2
     return rows

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
@@ -13,6 +12,7 @@ import torch
 
 from ..core.procedural import bounce_rays, camera_rays, scanned_scene
 from ..errors import UserError
+from . import emit
 from ..kernels.bvh import BVH
 
 
@@ -125,10 +125,5 @@ def run_rays_bench(out: Path | None = None, quick: bool = False, num_rays: int =
                 if device == "cuda":
                     row["ours_grays_s"] = round(len(o) / t_ours / 1e9, 4)
             results.append(row)
-            line = json.dumps(row)
-            print(line, flush=True)
-            if out is not None:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                with open(out, "a") as fh:
-                    fh.write(line + "\n")
+            emit(row, out)
     return results

@@ -7,7 +7,6 @@ processes hits both alike), and the relMSE of each render against a high-spp Mit
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from . import emit
 from ..integrators import SceneData
 from ..render import render_loaded
 from ..scene import load_scene
@@ -140,10 +140,6 @@ def run_render_bench(out: Path | None = None, quick: bool = False, spp: int | No
                 "fused_vs_mitsuba": round(min(mi_t) / min(fused_t), 3),
                 "relmse_mitsuba": round(rel_mse(mi_img, ref), 5),
             })
-        line = json.dumps(row)
-        print(line, flush=True)
-        if out is not None:
-            with open(out, "a") as f:
-                f.write(line + "\n")
+        emit(row, out)
         results.append(row)
     return results

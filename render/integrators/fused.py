@@ -10,7 +10,6 @@ id >= DEFERRED_TYPE, and paths that reach them are exported by the kernel (see `
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
