@@ -14,8 +14,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..bsdfs import FIELDS
-
 from ..kernels.build import load
 from .path import Film, PathIntegrator, RenderSettings
 from .scene_data import AREA_MESH, AREA_SPHERE, CONSTANT, DIRECTIONAL, ENVMAP, POINT, SPOT, SceneData
@@ -43,12 +41,6 @@ def unsupported_reason(sd: SceneData, settings: RenderSettings) -> str | None:
     for t in sd.textures.textures:
         if t.type == "bitmap" and t.image.shape[-1] == 2:
             return "two-channel bitmap textures"
-    if sd.bsdf_rows.numel():
-        au, av = sd.bsdf_rows[:, FIELDS["alpha_u"][0]], sd.bsdf_rows[:, FIELDS["alpha_v"][0]]
-        if bool((au != av).any()):
-            # The kernel's shading frame is Duff et al.'s basis about the normal; anisotropic lobes need Mitsuba's
-            # dp_du-aligned frame, which only the torch integrator builds so far.
-            return "anisotropic BSDFs (tangent frames from dp_du)"
     return None
 
 

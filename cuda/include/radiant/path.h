@@ -223,6 +223,7 @@ RADIANT_HD Vec3 texture_eval(const PackedScene& sc, int32_t ti, float u_in, floa
 
 struct SurfaceHit {
     Vec3 p, ng, ns;
+    Vec3 dp_du;  // tangent along u (zero where undefined): orients anisotropic BSDFs, as Mitsuba
     float u, v;
     int32_t shape;
 };
@@ -248,6 +249,10 @@ RADIANT_HD SurfaceHit surface_at(const PackedScene& sc, Vec3 o, Vec3 d, const Hi
         const float *t0 = sc.uvs + 2 * (int64_t)f[0], *t1 = sc.uvs + 2 * (int64_t)f[1], *t2 = sc.uvs + 2 * (int64_t)f[2];
         s.u = t0[0] * b0 + t1[0] * b1 + t2[0] * b2;
         s.v = t0[1] * b0 + t1[1] * b1 + t2[1] * b2;
+        // Mitsuba mesh.cpp: dp_du from the uv parametrization (meshes without uvs have zero uvs: det == 0).
+        float du1 = t1[0] - t0[0], dv1 = t1[1] - t0[1], du2 = t2[0] - t0[0], dv2 = t2[1] - t0[1];
+        float det = du1 * dv2 - dv1 * du2;
+        s.dp_du = det != 0.f ? ((v1 - v0) * dv2 - (v2 - v0) * dv1) / det : Vec3(0.f);
     } else {
         const float* sp = sc.spheres + 4 * (int64_t)(hit.prim - sc.num_triangles);
         Vec3 g = normalize((s.p - Vec3::load(sp)) / sp[3]);
@@ -258,6 +263,11 @@ RADIANT_HD SurfaceHit surface_at(const PackedScene& sc, Vec3 o, Vec3 d, const Hi
         if (phi < 0.f) phi += 2.f * kPi;
         s.u = phi * (0.5f / kPi);
         s.v = acosf(clamp_(loc.z, -1.f, 1.f)) * kInvPi;
+        // Mitsuba sphere.cpp: dp_du = 2 pi (-y, x, 0) in the local frame; back to world by the transpose.
+        const float* m = sc.shape_to_local + 9 * (int64_t)s.shape;
+        Vec3 du(-loc.y, loc.x, 0.f);
+        s.dp_du = Vec3(m[0] * du.x + m[3] * du.y + m[6] * du.z, m[1] * du.x + m[4] * du.y + m[7] * du.z,
+                       m[2] * du.x + m[5] * du.y + m[8] * du.z);
     }
     if (info[0]) {
         s.ng = -s.ng;
@@ -618,7 +628,14 @@ RADIANT_HD bool trace_sample(const PackedScene& sc, const PathCamera& cam, const
             deferred = true;
             break;
         }
+        // Mitsuba's initialize_sh_frame: s = dp_du made orthogonal to ns, t = ns x s (Duff's basis if undefined).
         Frame frame(s.ns);
+        Vec3 tangent = s.dp_du - s.ns * dot(s.ns, s.dp_du);
+        float tlen = length(tangent);
+        if (tlen > 1e-12f) {
+            frame.s = tangent / tlen;
+            frame.t = cross(s.ns, frame.s);
+        }
         Vec3 wi = frame.to_local(-dn);
         BSDFParams bp = bsdf_at(sc, row, s.u, s.v);
         // Next-event estimation (smooth BSDFs only).
