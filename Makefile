@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-full bench refs cuda-check sysdeps clean
+.PHONY: demo test test-full bench refs cuda-check sysdeps sysdeps-llvm clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ sysdeps:
 	        echo "installing libusb-1.0-0 (needed by open3d)"; \
 	        (apt-get update -qq && apt-get install -y -qq libusb-1.0-0) >/dev/null; \
 	    else echo "warning: libusb-1.0 missing; open3d-based tests and benches will be skipped"; fi; \
+	fi
+
+# LLVM for Mitsuba's llvm_ad_rgb variant, the speed anchor of `radiant bench render` (it falls back to scalar_rgb).
+sysdeps-llvm:
+	@if [ ! -e /usr/lib/x86_64-linux-gnu/libLLVM-19.so ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing libllvm19 (Mitsuba's LLVM backend)"; \
+	    (apt-get update -qq && apt-get install -y -qq libllvm19) >/dev/null || echo "warning: libllvm19 not installed"; \
 	fi
 
 $(VENV)/.installed-%: pyproject.toml | $(VENV)/bin/python
@@ -42,7 +49,7 @@ test: sysdeps $(VENV)/.installed-test
 test-full: sysdeps $(VENV)/.installed-test
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: sysdeps $(VENV)/.installed-bench
+bench: sysdeps sysdeps-llvm $(VENV)/.installed-bench
 	@mkdir -p out/bench && rm -f out/bench/*.jsonl
 	$(VENV)/bin/radiant bench rays --out out/bench/rays.jsonl
 	$(VENV)/bin/radiant bench render --out out/bench/render.jsonl
