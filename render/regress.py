@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.image import read_exr_channels, write_png
+from .core.image import read_exr_channels, rel_mse, write_png
 from .errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,10 +40,6 @@ class SceneResult:
     reasons: list = field(default_factory=list)
     images: dict = field(default_factory=dict)
     reference_from: str = "Mitsuba 3 scalar_rgb"
-
-
-def rel_mse(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean((a - b) ** 2 / (b ** 2 + 1e-2)))
 
 
 def mean_flip(reference: np.ndarray, test: np.ndarray) -> tuple[float, np.ndarray]:

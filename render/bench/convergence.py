@@ -12,15 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.image import read_exr_channels
+from ..core.image import read_exr_channels, rel_mse
 from ..render import render_scene
 from . import emit
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def rel_mse(a: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.mean((a - ref) ** 2 / (ref ** 2 + 1e-2)))
 
 
 def run_convergence_bench(out: Path | None = None, scene: str = "cbox", max_spp: int = 64,

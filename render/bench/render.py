@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.image import rel_mse
 from ..errors import UserError
-from . import emit
 from ..integrators import SceneData
 from ..render import render_loaded
 from ..scene import load_scene
+from . import emit
 
 ROOT = Path(__file__).resolve().parents[2]
 # (name, scene file, params at full size, params in --quick)
@@ -31,10 +32,6 @@ SCENES = (
 )
 LLVM_CANDIDATES = ("/usr/lib/x86_64-linux-gnu/libLLVM-19.so", "/usr/lib/x86_64-linux-gnu/libLLVM-18.so",
                    "/usr/lib/x86_64-linux-gnu/libLLVM.so")
-
-
-def rel_mse(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean((a - b) ** 2 / (b ** 2 + 1e-2)))
 
 
 class _Mitsuba:

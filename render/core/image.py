@@ -11,6 +11,11 @@ import numpy as np
 from ..errors import UserError
 
 
+def rel_mse(image: np.ndarray, reference: np.ndarray) -> float:
+    """Relative MSE of an image against a reference: mean (image - ref)^2 / (ref^2 + 0.01)."""
+    return float(np.mean((image - reference) ** 2 / (reference ** 2 + 1e-2)))
+
+
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)

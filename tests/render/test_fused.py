@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from render.core.image import read_exr_channels
+from render.core.image import read_exr_channels, rel_mse
 from render.errors import UserError
 from render.integrators import RenderSettings, SceneData
 from render.integrators.fused import PACKED_FIELDS, FusedIntegrator, PackedScene
@@ -28,10 +28,6 @@ MANIFEST = json.loads((REFS / "manifest.json").read_text())
 CASES = {c["name"]: c for c in MANIFEST["cases"]}
 SPP_MITSUBA = {"cbox": 256, "spheres": 512, "lights": 128}
 SPP_TORCH = {"cbox": 16, "spheres": 32, "lights": 16}
-
-
-def rel_mse(a, b):
-    return float(np.mean((a - b) ** 2 / (b ** 2 + 1e-2)))
 
 
 def _render(name, spp, seed, integrator):

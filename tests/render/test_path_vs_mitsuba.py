@@ -13,17 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from render.core.image import read_exr_channels
+from render.core.image import read_exr_channels, rel_mse
 from render.render import render_scene
 
 ROOT = Path(__file__).resolve().parents[2]
 REFS = ROOT / "tests" / "render" / "refs"
 MANIFEST = json.loads((REFS / "manifest.json").read_text())
 SPP = {"cbox": 128, "spheres": 256, "lights": 64}
-
-
-def rel_mse(a, b):
-    return float(np.mean((a - b) ** 2 / (b ** 2 + 1e-2)))
 
 
 @pytest.mark.parametrize("case", MANIFEST["cases"], ids=lambda c: c["name"])
