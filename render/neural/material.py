@@ -1,0 +1,85 @@
+"""NeuralBSDF: a baked neural material behind the TorchBSDF protocol (eval / pdf / sample / albedo / to).
+
+eval is the decoder's f |cos wo|; sample and pdf are the sampler network's analytic lobe mixture, so MIS with
+light sampling stays exact. Reflection only: 0 where wi or wo is below the surface (twosided wraps it).
+Optional `lod` (N,) picks the latent pyramid level (from the ray footprint; None = finest).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from ..core.warp import square_to_cosine_hemisphere
+from .model import NeuralMaterialModel
+from .radmat import load_radmat
+
+ALBEDO_DIRECTIONS = 64
+
+
+class NeuralBSDF:
+    def __init__(self, model: NeuralMaterialModel, metadata: dict | None = None, name: str = "neural"):
+        self.model = model.eval()
+        self.metadata = metadata or {}
+        self.name = name
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @classmethod
+    def load(cls, path: Path, device="cpu") -> "NeuralBSDF":
+        model, meta = load_radmat(path, device)
+        return cls(model, meta, name=Path(path).stem)
+
+    @property
+    def device(self):
+        return self.model.pyramid.levels[0].device
+
+    def to(self, device) -> "NeuralBSDF":
+        return NeuralBSDF(self.model.to(device), self.metadata, self.name)
+
+    def latent(self, uv: torch.Tensor, lod: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.pyramid.lookup(uv, lod)
+
+    def eval(self, uv, wi, wo, lod=None) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.model.brdf.evaluate(self.latent(uv, lod), wi, wo)
+
+    def pdf(self, uv, wi, wo, lod=None) -> torch.Tensor:
+        with torch.inference_mode():
+            lobes = self.model.sampler.lobes(self.latent(uv, lod), wi, fused=True)
+            return torch.where(wi[:, 2] > 0, lobes.pdf(wi, wo), torch.zeros_like(wi[:, 2]))
+
+    def sample(self, uv, wi, u, u_lobe, lod=None):
+        """Returns (wo, weight = eval / pdf, pdf); pdf 0 for an invalid sample, weight 0 also for wo below."""
+        with torch.inference_mode():
+            latent = self.latent(uv, lod)
+            lobes = self.model.sampler.lobes(latent, wi, fused=True)
+            wo, valid = lobes.sample(wi, u, u_lobe)
+            valid &= wi[:, 2] > 0
+            pdf = torch.where(valid, lobes.pdf(wi, wo), torch.zeros_like(wi[:, 2]))
+            value = self.model.brdf.evaluate(latent, wi, wo)
+            ok = (pdf > 0) & (wo[:, 2] > 0)
+            weight = torch.where(ok[:, None], value / pdf.clamp_min(1e-30)[:, None], torch.zeros_like(value))
+            return wo, weight, pdf
+
+    def albedo(self, uv, lod=None) -> torch.Tensor:
+        """Directional albedo at normal incidence, integrated over 64 stratified cosine-distributed wo."""
+        k = int(math.sqrt(ALBEDO_DIRECTIONS))
+        g = (torch.arange(k, device=uv.device, dtype=uv.dtype) + 0.5) / k
+        u = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+        wo = square_to_cosine_hemisphere(u)                                   # (K,3), pdf cos/pi
+        n, m = len(uv), len(wo)
+        with torch.inference_mode():
+            latent = self.latent(uv, lod).repeat_interleave(m, 0)
+            wi = uv.new_tensor([0.0, 0.0, 1.0]).expand(n * m, 3)
+            f = self.model.brdf.evaluate(latent, wi, wo.repeat(n, 1))
+            w = (math.pi / wo[:, 2].clamp_min(1e-6)).repeat(n)
+            return (f * w[:, None]).reshape(n, m, 3).mean(1).clamp(0, 1)
+
+    def memory_bytes(self) -> dict:
+        """Bytes as stored in the .radmat: float16 latents, float32 network weights."""
+        lat = sum(p.numel() * 2 for p in self.model.pyramid.parameters())
+        net = sum(p.numel() * 4 for n, p in self.model.named_parameters() if not n.startswith(("pyramid", "encoder")))
+        return {"latent_bytes": lat, "weight_bytes": net}

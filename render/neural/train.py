@@ -1,0 +1,279 @@
+"""Baking a reference material into a neural material (§5 of Zeltner et al. 2024), in four timed phases:
+
+1. targets: (uv, wi, wo) with directions uniform in the Rusinkiewicz parameterization plus a share from the
+   reference's own sampler; values = reference eval averaged over many random walks (noisy targets bias a log
+   loss); 1/16 held out for validation.
+2. encoder + decoder: latent = encoder(parameters at uv); L1 in log space, Adam with cosine decay.
+3. bake + fine-tune: the encoder runs at every texel of the prefiltered parameter textures (one pyramid level
+   each), then latents + decoder are fine-tuned directly (kept only if the held-out error improves).
+4. sampler: the lobe-mixture network is fit to the frozen decoder with a KL loss, -E_p[log q].
+
+The reference is any TorchBSDF with `parameter_textures()` -> (H,W,P) and `parameters(uv)` -> (N,P).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from ..core.warp import square_to_cosine_hemisphere, square_to_uniform_hemisphere
+from .model import NetworkConfig, NeuralMaterialModel, downsample
+
+LUMINANCE = (0.2126, 0.7152, 0.0722)
+
+
+@dataclass
+class BakeSettings:
+    minutes: float = 3.0
+    target_samples: int = 64          # random walks averaged per training target
+    max_pairs: int = 400_000          # cap on generated (uv, wi, wo) targets
+    chunk: int = 4096                 # targets per reference call
+    sampled_share: float = 0.2        # share of wo from the reference's sampler (rest: uniform Rusinkiewicz)
+    batch: int = 4096
+    lr: float = 3e-3
+    sampler_batch: int = 512          # (uv, wi) pairs per sampler step ...
+    sampler_directions: int = 32      # ... times this many wo each
+    phase_shares: tuple = (0.4, 0.35, 0.1, 0.15)   # targets, encoder+decoder, fine-tune, sampler
+    seed: int = 0
+    device: str = "cpu"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class BakeResult:
+    model: NeuralMaterialModel
+    history: dict = field(default_factory=dict)   # phase -> list of (seconds, value)
+    errors: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    pairs: int = 0
+
+
+def log_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 in log space (§5.2): |log(1 + f_pred) - log(1 + f_ref)|, mean over RGB and batch."""
+    return (torch.log1p(pred) - torch.log1p(target.clamp_min(0))).abs().mean()
+
+
+def rusinkiewicz_pairs(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """u (N,4) -> (wi, wo) with (theta_h, theta_d, phi_h, phi_d) uniform (Rusinkiewicz 1998): dense near the
+    specular configuration, as the paper's training distribution. Pairs below the surface are kept (caller
+    filters)."""
+    th = u[:, 0] * (math.pi / 2)
+    td = u[:, 1] * (math.pi / 2)
+    ph = u[:, 2] * (2 * math.pi)
+    pd = u[:, 3] * (2 * math.pi)
+    d = torch.stack([torch.sin(td) * torch.cos(pd), torch.sin(td) * torch.sin(pd), torch.cos(td)], 1)
+    d_mirror = d * d.new_tensor([-1.0, -1.0, 1.0])
+
+    def rotate(v):  # R_z(phi_h) R_y(theta_h) v
+        ch, sh, cp, sp = torch.cos(th), torch.sin(th), torch.cos(ph), torch.sin(ph)
+        x = ch * v[:, 0] + sh * v[:, 2]
+        z = -sh * v[:, 0] + ch * v[:, 2]
+        return torch.stack([cp * x - sp * v[:, 1], sp * x + cp * v[:, 1], z], 1)
+
+    return rotate(d), rotate(d_mirror)
+
+
+def _reference_eval(material, spp: int):
+    if "n_samples" in inspect.signature(material.eval).parameters:
+        return lambda uv, wi, wo: material.eval(uv, wi, wo, n_samples=spp)
+    return material.eval
+
+
+def generate_targets(material, count: int, settings: BakeSettings, gen: torch.Generator, deadline: float,
+                     tick=None) -> dict:
+    """Training pairs until `count` or the deadline (at least one chunk). Returns uv, wi, wo, value (on CPU)."""
+    evaluate = _reference_eval(material, settings.target_samples)
+    parts: dict[str, list] = {"uv": [], "wi": [], "wo": [], "value": []}
+    made = 0
+    while made < count and (made == 0 or time.perf_counter() < deadline):
+        n = min(settings.chunk, count - made)
+        uv = torch.rand(n, 2, generator=gen)
+        wi, wo = rusinkiewicz_pairs(torch.rand(n, 4, generator=gen))
+        # A share of pairs follows the reference's own sampling from a cosine-distributed wi.
+        k = int(n * settings.sampled_share)
+        if k:
+            wi_s = square_to_cosine_hemisphere(torch.rand(k, 2, generator=gen))
+            wo_s = material.sample(uv[:k], wi_s, torch.rand(k, 2, generator=gen), torch.rand(k, generator=gen))[0]
+            wi, wo = torch.cat([wi_s, wi[k:]]), torch.cat([wo_s, wo[k:]])
+        ok = (wi[:, 2] > 1e-3) & (wo[:, 2] > 1e-3) & torch.isfinite(wo).all(1)
+        uv, wi, wo = uv[ok], wi[ok], wo[ok]
+        with torch.no_grad():
+            value = evaluate(uv, wi, wo).float()
+        value = torch.nan_to_num(value, nan=0.0, posinf=0.0).clamp_min(0)
+        for key, t in (("uv", uv), ("wi", wi), ("wo", wo), ("value", value)):
+            parts[key].append(t.cpu())
+        made += n
+        if tick is not None:
+            tick(made, None)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def _cosine_lr(opt, lr0: float, progress: float) -> None:
+    lr = lr0 * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+    for g in opt.param_groups:
+        g["lr"] = lr
+
+
+def pyramid_levels(resolution: int, max_levels: int = 6) -> int:
+    levels = 1
+    while levels < max_levels and resolution >> levels >= 4:
+        levels += 1
+    return levels
+
+
+def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | None = None,
+         progress=None) -> BakeResult:
+    """Trains a neural material for `material`. progress(phase, fraction, loss, rate) is called as it goes."""
+    settings = settings or BakeSettings()
+    dev = torch.device(settings.device)
+    gen = torch.Generator().manual_seed(settings.seed)
+    torch.manual_seed(settings.seed)
+    textures = material.parameter_textures().float().cpu()
+    res = textures.shape[0]
+    if cfg is None:
+        cfg = NetworkConfig()
+    cfg = NetworkConfig(**{**cfg.to_dict(), "resolution": res, "levels": pyramid_levels(res)})
+    model = NeuralMaterialModel(cfg, textures.shape[-1]).to(dev)
+    budget = settings.minutes * 60.0
+    shares = settings.phase_shares
+    t_start = time.perf_counter()
+    history: dict[str, list] = {"targets": [], "decoder": [], "finetune": [], "sampler": [], "validation": []}
+
+    def report(phase, frac, loss=None, rate=None):
+        if progress is not None:
+            progress(phase, frac, loss, rate)
+
+    # ---- 1. targets
+    deadline = t_start + budget * shares[0]
+    data = generate_targets(material, settings.max_pairs, settings, gen, deadline,
+                            tick=lambda made, _: report("targets", min(1.0, max(
+                                made / settings.max_pairs, (time.perf_counter() - t_start) / (budget * shares[0]))),
+                                None, made / max(time.perf_counter() - t_start, 1e-9)))
+    n = len(data["uv"])
+    perm = torch.randperm(n, generator=gen)
+    n_val = max(1, n // 16)
+    val = {k: v[perm[:n_val]].to(dev) for k, v in data.items()}
+    train = {k: v[perm[n_val:]].to(dev) for k, v in data.items()}
+    history["targets"].append((time.perf_counter() - t_start, n))
+    textures_dev = textures.to(dev)
+
+    def params_at(uv):
+        return material.parameters(uv.cpu()).float().to(dev) if not hasattr(material, "parameters_device") \
+            else material.parameters_device(uv)
+
+    train["params"] = params_at(train["uv"])
+    val["params"] = params_at(val["uv"])
+
+    def validate(latent_fn) -> float:
+        with torch.no_grad():
+            return float(log_l1(model.brdf(latent_fn(val), val["wi"], val["wo"]), val["value"]))
+
+    def run_phase(name, params, latent_fn, share, lr0):
+        opt = torch.optim.Adam(params, lr=lr0)
+        t0 = time.perf_counter()
+        span = budget * share
+        steps = 0
+        m = len(train["uv"])
+        while True:
+            elapsed = time.perf_counter() - t0
+            if elapsed >= span and steps > 0:
+                break
+            _cosine_lr(opt, lr0, elapsed / span)
+            idx = torch.randint(0, m, (settings.batch,), generator=gen).to(dev)
+            batch = {k: v[idx] for k, v in train.items()}
+            loss = log_l1(model.brdf(latent_fn(batch), batch["wi"], batch["wo"]), batch["value"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps += 1
+            if steps % 10 == 0 or steps == 1:
+                history[name].append((time.perf_counter() - t_start, float(loss.detach())))
+                report(name, min(1.0, elapsed / span), float(loss.detach()), steps / max(elapsed, 1e-9))
+        return steps
+
+    # ---- 2. encoder + decoder
+    enc = lambda b: model.encoder(b["params"])
+    run_phase("decoder", list(model.encoder.parameters()) + list(model.brdf.parameters()), enc, shares[1], settings.lr)
+    errors = {"validation_log_l1_encoder": validate(enc)}
+    history["validation"].append((time.perf_counter() - t_start, errors["validation_log_l1_encoder"]))
+
+    # ---- 3. bake the latents (prefiltered parameter textures per level), then fine-tune
+    with torch.no_grad():
+        level_tex = textures_dev
+        for level in model.pyramid.levels:
+            h, w, p = level_tex.shape
+            level.copy_(model.encoder(level_tex.reshape(-1, p)).reshape(h, w, -1))
+            if h > 1:
+                level_tex = downsample(level_tex)
+    lookup = lambda b: model.pyramid.lookup(b["uv"])
+    errors["validation_log_l1_baked"] = validate(lookup)
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    run_phase("finetune", [model.pyramid.levels[0]] + list(model.brdf.parameters()), lookup, shares[2],
+              settings.lr * 0.2)
+    errors["validation_log_l1_finetuned"] = validate(lookup)
+    if errors["validation_log_l1_finetuned"] > errors["validation_log_l1_baked"]:
+        model.load_state_dict(saved)  # fine-tuning overfit the held-out pairs: keep the baked latents
+    errors["validation_log_l1"] = validate(lookup)
+    history["validation"].append((time.perf_counter() - t_start, errors["validation_log_l1"]))
+
+    # ---- 4. sampler against the frozen decoder
+    for p in model.brdf.parameters():
+        p.requires_grad_(False)
+    errors["sampler_cross_entropy"] = train_sampler(model, settings, gen, budget * shares[3], history, t_start, report)
+    for p in model.brdf.parameters():
+        p.requires_grad_(True)
+    model.encoder = None
+    return BakeResult(model=model.eval(), history=history, errors=errors, seconds=time.perf_counter() - t_start,
+                      pairs=n)
+
+
+def sampler_batch(model: NeuralMaterialModel, b: int, k: int, gen: torch.Generator, dev):
+    """(latent, wi) for b pairs, each repeated k times, and wo from the proposal r = 1/2 uniform + 1/2 current
+    mixture (detached), with the target luminance f / r (for -E_p[log q] by importance sampling)."""
+    uv = torch.rand(b, 2, generator=gen).to(dev)
+    wi = square_to_cosine_hemisphere(torch.rand(b, 2, generator=gen)).to(dev)
+    latent = model.pyramid.lookup(uv).detach().repeat_interleave(k, 0)
+    wi = wi.repeat_interleave(k, 0)
+    with torch.no_grad():
+        lobes = model.sampler.lobes(latent, wi)
+        u = torch.rand(b * k, 2, generator=gen).to(dev)
+        own, valid = lobes.sample(wi, u, torch.rand(b * k, generator=gen).to(dev))
+        uniform = square_to_uniform_hemisphere(u)
+        pick = ((torch.arange(b * k, device=dev) % 2 == 0) | ~valid)[:, None]
+        wo = torch.where(pick, uniform, own)
+        r = 0.5 / (2 * math.pi) * (wo[:, 2] > 0) + 0.5 * lobes.pdf(wi, wo)
+        f = model.brdf(latent, wi, wo) @ torch.tensor(LUMINANCE, device=dev)
+        w = torch.where(r > 0, f / r.clamp_min(1e-12), torch.zeros_like(f)).reshape(b, k)
+        w = w / w.sum(1, keepdim=True).clamp_min(1e-12)
+    return latent, wi, wo, w.reshape(-1)
+
+
+def train_sampler(model, settings: BakeSettings, gen, span: float, history, t_start, report) -> float:
+    """KL(p || q) up to the entropy of p, p ∝ luminance of the frozen decoder (§5.2). Returns the last loss."""
+    dev = next(model.parameters()).device
+    opt = torch.optim.Adam(model.sampler.parameters(), lr=settings.lr)
+    t0 = time.perf_counter()
+    steps, loss_v = 0, math.nan
+    while True:
+        elapsed = time.perf_counter() - t0
+        if elapsed >= span and steps > 0:
+            break
+        _cosine_lr(opt, settings.lr, elapsed / span)
+        latent, wi, wo, w = sampler_batch(model, settings.sampler_batch, settings.sampler_directions, gen, dev)
+        q = model.sampler.lobes(latent, wi).pdf(wi, wo)
+        loss = -(w * torch.log(q.clamp_min(1e-8))).sum() / settings.sampler_batch
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        steps += 1
+        loss_v = float(loss.detach())
+        if steps % 10 == 0 or steps == 1:
+            history["sampler"].append((time.perf_counter() - t_start, loss_v))
+            report("sampler", min(1.0, elapsed / span), loss_v, steps / max(elapsed, 1e-9))
+    return loss_v
