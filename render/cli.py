@@ -94,6 +94,35 @@ def regress_cmd(
         raise typer.Exit(1)
 
 
+@app.command("bake-material")
+def bake_material_cmd(
+    material: Path = typer.Argument(..., help="XML with one layered (torch-evaluated) material: a scene or a <bsdf>."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output NAME.radmat (the report goes to NAME.html)."),
+    minutes: float = typer.Option(3.0, help="Training time budget (targets, decoder, fine-tune, sampler)."),
+    latent_channels: int = typer.Option(8, "--latent-channels", help="Latent channels per texel (paper: 8)."),
+    decoder: str = typer.Option("2x32", help="Decoder hidden layers x width: 2x32 or 3x64."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    material_id: Optional[str] = typer.Option(None, "--material", help="Id of the material when the XML has several."),
+    preview_spp: int = typer.Option(16, "--preview-spp", help="Samples per pixel of the report's preview renders "
+                                                             "(0: none)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: torch's choice)."),
+    force: bool = typer.Option(False, help="Overwrite existing NAME.radmat / NAME.html."),
+):
+    """Bake a layered material into a neural material (latent pyramid + decoders), with an HTML report."""
+    from .neural.bake import run_bake
+
+    if threads is not None:
+        if threads <= 0:
+            raise UserError(f"--threads: expected a positive count, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+    s = run_bake(material, out, minutes=minutes, latent_channels=latent_channels, device=device, force=force,
+                 material_id=material_id, decoder=decoder, preview_spp=preview_spp)
+    typer.echo(f"wrote {s['out']} ({s['seconds']:.0f} s, {s['pairs']} training pairs, held-out log-L1 "
+               f"{s['validation_log_l1']:.4f})" + (f"; report {s['report']}" if "report" in s else ""))
+
+
 @bench_app.command("rays")
 def bench_rays(
     out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),
@@ -148,6 +177,33 @@ def bench_render(
 
     run_render_bench(out=out, quick=quick, spp=spp, torch_spp=torch_spp, ref_spp=ref_spp, repeats=repeats,
                      mitsuba_variant=mitsuba_variant, scenes=scene or None)
+
+
+@bench_app.command("neural")
+def bench_neural(
+    out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),
+    material: list[str] = typer.Option([], "--material", help="Only these bundled materials (scenes/materials/X)."),
+    quick: bool = typer.Option(False, help="Small batches, images and spp (a smoke run, not the reported numbers)."),
+    device: str = typer.Option("cpu", help="cpu or cuda (both materials run on it)."),
+    spp: Optional[int] = typer.Option(None, help="spp of the equal-time and sampler renders (default 16; quick 4)."),
+    ref_spp: Optional[int] = typer.Option(None, "--ref-spp", help="spp of the image-quality renders (default 128)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: torch's choice)."),
+):
+    """Neural vs layered reference material: eval throughput, FLIP/PSNR/relMSE, equal time, sampler, error, memory."""
+    from .bench.neural import run_neural_bench
+
+    if threads is not None:
+        if threads <= 0:
+            raise UserError(f"--threads: expected a positive count, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: torch reports no CUDA device on this machine")
+    run_neural_bench(out=out, materials=material or None, quick=quick, device=device, spp=spp, ref_spp=ref_spp)
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.warp import square_to_cosine_hemisphere
+from ..core.warp import square_to_cosine_hemisphere, square_to_cosine_hemisphere_pdf
 from .model import NeuralMaterialModel
 from .radmat import load_radmat
 
@@ -20,24 +20,30 @@ ALBEDO_DIRECTIONS = 64
 
 
 class NeuralBSDF:
-    def __init__(self, model: NeuralMaterialModel, metadata: dict | None = None, name: str = "neural"):
+    """sampling: "learned" (the sampler network's lobe mixture) or "cosine" (the baseline of `bench neural`)."""
+
+    def __init__(self, model: NeuralMaterialModel, metadata: dict | None = None, name: str = "neural",
+                 sampling: str = "learned"):
+        if sampling not in ("learned", "cosine"):
+            raise ValueError(f"sampling: expected learned or cosine, got {sampling!r}")
         self.model = model.eval()
         self.metadata = metadata or {}
         self.name = name
+        self.sampling = sampling
         for p in self.model.parameters():
             p.requires_grad_(False)
 
     @classmethod
-    def load(cls, path: Path, device="cpu") -> "NeuralBSDF":
+    def load(cls, path: Path, device="cpu", sampling: str = "learned") -> "NeuralBSDF":
         model, meta = load_radmat(path, device)
-        return cls(model, meta, name=Path(path).stem)
+        return cls(model, meta, name=Path(path).stem, sampling=sampling)
 
     @property
     def device(self):
         return self.model.pyramid.levels[0].device
 
     def to(self, device) -> "NeuralBSDF":
-        return NeuralBSDF(self.model.to(device), self.metadata, self.name)
+        return NeuralBSDF(self.model.to(device), self.metadata, self.name, self.sampling)
 
     def latent(self, uv: torch.Tensor, lod: torch.Tensor | None = None) -> torch.Tensor:
         return self.model.pyramid.lookup(uv, lod)
@@ -47,6 +53,8 @@ class NeuralBSDF:
             return self.model.brdf.evaluate(self.latent(uv, lod), wi, wo)
 
     def pdf(self, uv, wi, wo, lod=None) -> torch.Tensor:
+        if self.sampling == "cosine":
+            return torch.where(wi[:, 2] > 0, square_to_cosine_hemisphere_pdf(wo), torch.zeros_like(wi[:, 2]))
         with torch.inference_mode():
             lobes = self.model.sampler.lobes(self.latent(uv, lod), wi, fused=True)
             return torch.where(wi[:, 2] > 0, lobes.pdf(wi, wo), torch.zeros_like(wi[:, 2]))
@@ -55,10 +63,14 @@ class NeuralBSDF:
         """Returns (wo, weight = eval / pdf, pdf); pdf 0 for an invalid sample, weight 0 also for wo below."""
         with torch.inference_mode():
             latent = self.latent(uv, lod)
-            lobes = self.model.sampler.lobes(latent, wi, fused=True)
-            wo, valid = lobes.sample(wi, u, u_lobe)
-            valid &= wi[:, 2] > 0
-            pdf = torch.where(valid, lobes.pdf(wi, wo), torch.zeros_like(wi[:, 2]))
+            if self.sampling == "cosine":
+                wo = square_to_cosine_hemisphere(u)
+                pdf = torch.where(wi[:, 2] > 0, square_to_cosine_hemisphere_pdf(wo), torch.zeros_like(wi[:, 2]))
+            else:
+                lobes = self.model.sampler.lobes(latent, wi, fused=True)
+                wo, valid = lobes.sample(wi, u, u_lobe)
+                valid &= wi[:, 2] > 0
+                pdf = torch.where(valid, lobes.pdf(wi, wo), torch.zeros_like(wi[:, 2]))
             value = self.model.brdf.evaluate(latent, wi, wo)
             ok = (pdf > 0) & (wo[:, 2] > 0)
             weight = torch.where(ok[:, None], value / pdf.clamp_min(1e-30)[:, None], torch.zeros_like(value))
@@ -83,3 +95,33 @@ class NeuralBSDF:
         lat = sum(p.numel() * 2 for p in self.model.pyramid.parameters())
         net = sum(p.numel() * 4 for n, p in self.model.named_parameters() if not n.startswith(("pyramid", "encoder")))
         return {"latent_bytes": lat, "weight_bytes": net}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# <bsdf type="neural"><string name="filename" value="brass.radmat"/></bsdf>; optional
+# <string name="sampling" value="cosine"/> replaces the learned sampler by cosine sampling (a baseline).
+
+def _parse(r) -> dict:
+    """Reads `filename` (resolved like every scene file) and checks the .radmat loads, so a bad file is reported
+    at its XML element."""
+    from ..errors import UserError
+
+    path = r.ld.path(r, "filename")
+    try:
+        load_radmat(path)
+    except UserError as e:
+        raise r.ld.err(r.o.props["filename"].el, str(e)) from None
+    return {"filename": str(path), "sampling": r.choice("sampling", "learned", ("learned", "cosine"))}
+
+
+def _factory(bsdf, where: str) -> NeuralBSDF:
+    return NeuralBSDF.load(Path(bsdf.params["filename"]), sampling=bsdf.params.get("sampling", "learned"))
+
+
+def _register() -> None:
+    from ..bsdfs.torch_bsdf import register_torch_bsdf
+
+    register_torch_bsdf("neural", _factory, _parse)
+
+
+_register()

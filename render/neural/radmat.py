@@ -9,12 +9,11 @@ malformed or foreign file is one clear error, not a traceback.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ..core.image import _write_atomically
 from ..errors import UserError
 from .model import NetworkConfig, NeuralMaterialModel
 
@@ -40,14 +39,8 @@ def save_radmat(path: Path, model: NeuralMaterialModel, metadata: dict, force: b
         raise UserError(f"--out {path}: exists; pass --force to overwrite")
     meta = {"format": FORMAT, "version": VERSION, "network": model.cfg.to_dict(), **metadata}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(_weights(model), tmp, metadata={"radiant": json.dumps(meta)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    weights = _weights(model)
+    _write_atomically(path, lambda tmp: save_file(weights, str(tmp), metadata={"radiant": json.dumps(meta)}))
 
 
 def load_radmat(path: Path, device="cpu") -> tuple[NeuralMaterialModel, dict]:

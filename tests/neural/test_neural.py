@@ -159,7 +159,7 @@ def test_radmat_round_trip(tmp_path):
     assert torch.equal(bsdf.eval(uv, wi, wo), loaded.eval(uv, wi, wo))
     assert torch.equal(bsdf.pdf(uv, wi, wo), loaded.pdf(uv, wi, wo))
     assert all(torch.equal(a, b) for a, b in zip(bsdf.sample(uv, wi, u, ul), loaded.sample(uv, wi, u, ul)))
-    assert not list(tmp_path.glob("*.tmp"))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.radmat"]  # no temp file left
 
 
 def _write_safetensors(path, tensors, meta):
