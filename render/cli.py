@@ -106,6 +106,7 @@ def bake_material_cmd(
     preview_spp: int = typer.Option(16, "--preview-spp", help="Samples per pixel of the report's preview renders "
                                                              "(0: none)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: torch's choice)."),
+    resume: bool = typer.Option(False, help="Continue from NAME.radmat.ckpt (saved after each training phase)."),
     force: bool = typer.Option(False, help="Overwrite existing NAME.radmat / NAME.html."),
 ):
     """Bake a layered material into a neural material (latent pyramid + decoders), with an HTML report."""
@@ -118,7 +119,7 @@ def bake_material_cmd(
 
         torch.set_num_threads(threads)
     s = run_bake(material, out, minutes=minutes, latent_channels=latent_channels, device=device, force=force,
-                 material_id=material_id, decoder=decoder, preview_spp=preview_spp)
+                 material_id=material_id, decoder=decoder, preview_spp=preview_spp, resume=resume)
     typer.echo(f"wrote {s['out']} ({s['seconds']:.0f} s, {s['pairs']} training pairs, held-out log-L1 "
                f"{s['validation_log_l1']:.4f})" + (f"; report {s['report']}" if "report" in s else ""))
 

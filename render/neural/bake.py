@@ -35,7 +35,9 @@ def render_preview(bsdf: BSDF, spp: int, device: str, width: int = 160, height: 
 
 def run_bake(material_xml: Path, out: Path, minutes: float = 3.0, latent_channels: int = 8, device: str = "cpu",
              force: bool = False, material_id: str | None = None, decoder: str = "2x32", preview_spp: int = 16,
-             seed: int = 0, progress: bool = True, report: bool = True) -> dict:
+             seed: int = 0, progress: bool = True, report: bool = True, resume: bool = False) -> dict:
+    """Bakes, writes NAME.radmat and NAME.html. The state after each phase goes to NAME.radmat.ckpt (removed at the
+    end); `resume` continues from it."""
     out = Path(out)
     if out.suffix != ".radmat":
         raise UserError(f"--out {out}: expected a .radmat file name")
@@ -74,8 +76,12 @@ def run_bake(material_xml: Path, out: Path, minutes: float = 3.0, latent_channel
         bar.update(task, completed=offsets[phase] + shares[PHASES.index(phase)] * frac, phase=phase,
                    loss="" if loss is None else f"loss {loss:.4f}", rate="" if rate is None else f"{rate:.1f} {unit}")
 
+    checkpoint = out.parent / (out.name + ".ckpt")
+    if resume and not checkpoint.is_file():
+        raise UserError(f"--resume: no checkpoint {checkpoint} to resume from")
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        result = bake(ref.torch_bsdf, cfg, settings, progress=on_progress)
+        result = bake(ref.torch_bsdf, cfg, settings, progress=on_progress, checkpoint=checkpoint, resume=resume)
     finally:
         if bar is not None:
             bar.stop()
@@ -84,6 +90,7 @@ def run_bake(material_xml: Path, out: Path, minutes: float = 3.0, latent_channel
                          "pairs": result.pairs},
             "errors": {k: round(v, 6) for k, v in result.errors.items()}}
     save_radmat(out, result.model, meta, force=True)
+    checkpoint.unlink(missing_ok=True)
     summary = {"out": str(out), "seconds": result.seconds, "pairs": result.pairs, **result.errors}
     if report:
         neural = NeuralBSDF.load(out, device)

@@ -17,10 +17,12 @@ import inspect
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
 from ..core.warp import square_to_cosine_hemisphere, square_to_uniform_hemisphere
+from ..errors import UserError
 from .model import NetworkConfig, NeuralMaterialModel, downsample
 
 LUMINANCE = (0.2126, 0.7152, 0.0722)
@@ -127,9 +129,39 @@ def pyramid_levels(resolution: int, max_levels: int = 6) -> int:
     return levels
 
 
+def bake_latents(model: NeuralMaterialModel, textures: torch.Tensor) -> None:
+    """Runs the encoder at every texel of each pyramid level's prefiltered parameter textures (§5.1)."""
+    with torch.no_grad():
+        level_tex = textures
+        for level in model.pyramid.levels:
+            h, w, p = level_tex.shape
+            level.copy_(model.encoder(level_tex.reshape(-1, p)).reshape(h, w, -1))
+            if h > 1:
+                level_tex = downsample(level_tex)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    from ..core.image import _write_atomically
+
+    _write_atomically(Path(path), lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    """The bake state saved at the last finished phase, or None when there is none."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file: say which, do not guess
+        raise UserError(f"{path}: not a readable bake checkpoint ({str(e).splitlines()[0][:120]}); delete it or "
+                        "run without --resume") from None
+
+
 def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | None = None,
-         progress=None) -> BakeResult:
-    """Trains a neural material for `material`. progress(phase, fraction, loss, rate) is called as it goes."""
+         progress=None, checkpoint: Path | None = None, resume: bool = False) -> BakeResult:
+    """Trains a neural material for `material`. progress(phase, fraction, loss, rate) is called as it goes.
+    With `checkpoint`, the state is saved after each phase; `resume` continues from it (same settings)."""
     settings = settings or BakeSettings()
     dev = torch.device(settings.device)
     gen = torch.Generator().manual_seed(settings.seed)
@@ -149,26 +181,46 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
         if progress is not None:
             progress(phase, frac, loss, rate)
 
-    # ---- 1. targets
-    deadline = t_start + budget * shares[0]
-    data = generate_targets(material, settings.max_pairs, settings, gen, deadline,
-                            tick=lambda made, _: report("targets", min(1.0, max(
-                                made / settings.max_pairs, (time.perf_counter() - t_start) / (budget * shares[0]))),
-                                None, made / max(time.perf_counter() - t_start, 1e-9)))
-    n = len(data["uv"])
-    perm = torch.randperm(n, generator=gen)
-    n_val = max(1, n // 16)
-    val = {k: v[perm[:n_val]].to(dev) for k, v in data.items()}
-    train = {k: v[perm[n_val:]].to(dev) for k, v in data.items()}
-    history["targets"].append((time.perf_counter() - t_start, n))
+    # ---- 1. targets (restored from the checkpoint when resuming: they are the costly part)
+    state = load_checkpoint(checkpoint) if checkpoint is not None and resume else None
+    done = state["phase"] if state else 0
+    if state:
+        val, train = state["val"], state["train"]
+        history, errors, n = state["history"], state["errors"], state["pairs"]
+        model.load_state_dict(state["model"])
+        gen.set_state(state["rng"])
+        t_start -= state["elapsed"]
+    else:
+        deadline = t_start + budget * shares[0]
+        data = generate_targets(material, settings.max_pairs, settings, gen, deadline,
+                                tick=lambda made, _: report("targets", min(1.0, max(
+                                    made / settings.max_pairs,
+                                    (time.perf_counter() - t_start) / (budget * shares[0]))),
+                                    None, made / max(time.perf_counter() - t_start, 1e-9)))
+        n = len(data["uv"])
+        perm = torch.randperm(n, generator=gen)
+        n_val = max(1, n // 16)
+        val = {k: v[perm[:n_val]] for k, v in data.items()}
+        train = {k: v[perm[n_val:]] for k, v in data.items()}
+        history["targets"].append((time.perf_counter() - t_start, n))
+        errors = {}
+
+    def save(phase):
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {"phase": phase, "val": val, "train": train, "history": history,
+                                         "errors": errors, "pairs": n, "model": model.state_dict(),
+                                         "rng": gen.get_state(), "elapsed": time.perf_counter() - t_start})
+
+    if done < 1:
+        save(1)
+    val = {k: v.to(dev) for k, v in val.items()}
+    train = {k: v.to(dev) for k, v in train.items()}
     textures_dev = textures.to(dev)
 
-    def params_at(uv):
-        return material.parameters(uv.cpu()).float().to(dev) if not hasattr(material, "parameters_device") \
-            else material.parameters_device(uv)
-
-    train["params"] = params_at(train["uv"])
-    val["params"] = params_at(val["uv"])
+    if "params" not in train:  # the exact parameter set at each pair's uv: the encoder's input
+        with torch.no_grad():
+            train["params"] = material.parameters(train["uv"]).float().to(dev)
+            val["params"] = material.parameters(val["uv"]).float().to(dev)
 
     def validate(latent_fn) -> float:
         with torch.no_grad():
@@ -199,28 +251,27 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
 
     # ---- 2. encoder + decoder
     enc = lambda b: model.encoder(b["params"])
-    run_phase("decoder", list(model.encoder.parameters()) + list(model.brdf.parameters()), enc, shares[1], settings.lr)
-    errors = {"validation_log_l1_encoder": validate(enc)}
-    history["validation"].append((time.perf_counter() - t_start, errors["validation_log_l1_encoder"]))
+    if done < 2:
+        run_phase("decoder", list(model.encoder.parameters()) + list(model.brdf.parameters()), enc, shares[1],
+                  settings.lr)
+        errors["validation_log_l1_encoder"] = validate(enc)
+        history["validation"].append((time.perf_counter() - t_start, errors["validation_log_l1_encoder"]))
+        save(2)
 
     # ---- 3. bake the latents (prefiltered parameter textures per level), then fine-tune
-    with torch.no_grad():
-        level_tex = textures_dev
-        for level in model.pyramid.levels:
-            h, w, p = level_tex.shape
-            level.copy_(model.encoder(level_tex.reshape(-1, p)).reshape(h, w, -1))
-            if h > 1:
-                level_tex = downsample(level_tex)
     lookup = lambda b: model.pyramid.lookup(b["uv"])
-    errors["validation_log_l1_baked"] = validate(lookup)
-    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    run_phase("finetune", [model.pyramid.levels[0]] + list(model.brdf.parameters()), lookup, shares[2],
-              settings.lr * 0.2)
-    errors["validation_log_l1_finetuned"] = validate(lookup)
-    if errors["validation_log_l1_finetuned"] > errors["validation_log_l1_baked"]:
-        model.load_state_dict(saved)  # fine-tuning overfit the held-out pairs: keep the baked latents
-    errors["validation_log_l1"] = validate(lookup)
-    history["validation"].append((time.perf_counter() - t_start, errors["validation_log_l1"]))
+    if done < 3:
+        bake_latents(model, textures_dev)
+        errors["validation_log_l1_baked"] = validate(lookup)
+        saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        run_phase("finetune", [model.pyramid.levels[0]] + list(model.brdf.parameters()), lookup, shares[2],
+                  settings.lr * 0.2)
+        errors["validation_log_l1_finetuned"] = validate(lookup)
+        if errors["validation_log_l1_finetuned"] > errors["validation_log_l1_baked"]:
+            model.load_state_dict(saved)  # fine-tuning overfit the held-out pairs: keep the baked latents
+        errors["validation_log_l1"] = validate(lookup)
+        history["validation"].append((time.perf_counter() - t_start, errors["validation_log_l1"]))
+        save(3)
 
     # ---- 4. sampler against the frozen decoder
     for p in model.brdf.parameters():

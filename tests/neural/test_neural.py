@@ -208,3 +208,24 @@ def test_malformed_radmat(tmp_path, case):
         load_radmat(path)
     msg = str(e.value)
     assert str(path) in msg and "\n" not in msg
+
+
+def test_bake_checkpoint_resume(tmp_path):
+    """A bake saves its state after each phase; resuming from the checkpoint reuses the targets (no reference
+    calls) and finishes with the same held-out error as a bake that was not interrupted."""
+    material = TexturedMix(resolution=8)
+    settings = BakeSettings(minutes=0.04, max_pairs=8192, target_samples=1)
+    ckpt = tmp_path / "b.ckpt"
+    first = bake(material, NetworkConfig(), settings, checkpoint=ckpt)
+    state = torch.load(ckpt, weights_only=True)
+    assert state["phase"] == 3 and state["pairs"] == first.pairs
+
+    class NoReference(TexturedMix):
+        def eval(self, *a, **k):
+            raise AssertionError("resume must not re-evaluate the reference")
+
+    again = bake(NoReference(resolution=8), NetworkConfig(), settings, checkpoint=ckpt, resume=True)
+    assert again.errors["validation_log_l1"] == first.errors["validation_log_l1"]
+    ckpt.write_bytes(b"junk")
+    with pytest.raises(UserError, match="checkpoint"):
+        bake(material, NetworkConfig(), settings, checkpoint=ckpt, resume=True)
