@@ -621,10 +621,7 @@ def _scalar_or_texture(r, name: str, default: float):
     if name not in r.o.props:
         r.prop(name, ("float",))  # records the name for "expected: ..." hints
         return float(default)
-    v = r.alpha(name)
-    if isinstance(v, float) and name in ("thickness",) and v <= 0:
-        raise r.ld.err(r.o.props[name].el, f"{name} must be > 0, got {v}")
-    return v
+    return r.alpha(name)  # a texture, or a float >= 0
 
 
 def _common(r, params: dict) -> dict:
