@@ -308,6 +308,29 @@ def layered_f(p: LayerParams, base: str, coat_eta: float, wo: Tensor, wi: Tensor
     return out
 
 
+class _Walks:
+    """State of the live walks (one row each) and the interfaces at their parameters; `compact` drops dead rows."""
+
+    def __init__(self, **state):
+        self.__dict__.update(state)
+
+    def interfaces(self, base: str, coat_eta: float):
+        q = self.q
+        self.top = Dielectric(coat_eta, q.coat_alpha)
+        self.bottom = Conductor(q.base_alpha, q.base_eta, q.base_k) if base == "conductor" else Diffuse(q.base_color)
+        self.tint = q.base_color if base == "conductor" else torch.ones_like(q.base_color)
+        self.thick = q.thickness.clamp_min(FLT_MIN)
+        self.has_medium = q.albedo.amax(1) > 0
+        return self
+
+    def compact(self, keep: Tensor, base: str, coat_eta: float) -> "_Walks":
+        state = {k: (v.take(keep) if isinstance(v, LayerParams) else v[keep]) for k, v in self.__dict__.items()
+                 if k in self.FIELDS}
+        return _Walks(**state).interfaces(base, coat_eta)
+
+    FIELDS = ("q", "row", "key", "alive", "w", "beta", "z", "wi", "wis", "wis_w", "pdf_i")
+
+
 def _layered_f_chunk(p: LayerParams, base: str, coat_eta: float, wo, wi, n_samples: int, max_depth: int):
     n = len(wo)
     same = _same(wo, wi)
@@ -320,27 +343,36 @@ def _layered_f_chunk(p: LayerParams, base: str, coat_eta: float, wo, wi, n_sampl
     rep = torch.arange(n, device=wo.device).repeat_interleave(n_samples)
     s_idx = torch.arange(n_samples, device=wo.device).repeat(n)
     q = p.take(rep)
-    wo_r, wi_r, same_r = wo[rep], wi[rep], same[rep]
-    rng = _Rng(_mix32(direction_pair_key(wo, wi)[rep] ^ _mix32(s_idx.to(torch.int64) + 0x632BE5AB)))
+    key = _mix32(direction_pair_key(wo, wi)[rep] ^ _mix32(s_idx.to(torch.int64) + 0x632BE5AB))
+    rng = _Rng(key)
     top = Dielectric(coat_eta, q.coat_alpha)
-    bottom = Conductor(q.base_alpha, q.base_eta, q.base_k) if base == "conductor" else Diffuse(q.base_color)
-    tint = q.base_color if base == "conductor" else torch.ones_like(q.base_color)
-    thick = q.thickness.clamp_min(FLT_MIN)
     exit_spec = top.specular
     m = len(rep)
     f = torch.zeros(m, 3, dtype=wo.dtype, device=wo.device)
 
     # Transmission through the entrance, and the "virtual light" sample through the exit (importance transport).
-    ok_o, w, fo, pdf_o = top.sample(wo_r, rng(), torch.stack([rng(), rng()], 1), True, "transmission")
-    ok_i, wis, fi, pdf_i = top.sample(wi_r, rng(), torch.stack([rng(), rng()], 1), False, "transmission")
-    alive = ok_o & ok_i & same_r & (w[:, 2] != 0) & (wis[:, 2] != 0)
-    beta = _safe(fo * w[:, 2:3].abs() / pdf_o[:, None], alive)
-    wis_w = _safe(fi / pdf_i[:, None], alive)  # wis->f / wis->pdf
-    z = thick.clone()
-    has_medium = q.albedo.amax(1) > 0
+    ok_o, w, fo, pdf_o = top.sample(wo[rep], rng(), torch.stack([rng(), rng()], 1), True, "transmission")
+    ok_i, wis, fi, pdf_i = top.sample(wi[rep], rng(), torch.stack([rng(), rng()], 1), False, "transmission")
+    alive = ok_o & ok_i & same[rep] & (w[:, 2] != 0) & (wis[:, 2] != 0)
+    keep = torch.nonzero(alive)[:, 0]
+    st = _Walks(q=q, row=torch.arange(m, device=wo.device), key=key, alive=alive, w=w,
+                beta=_safe(fo * w[:, 2:3].abs() / pdf_o[:, None], alive), z=q.thickness.clamp_min(FLT_MIN),
+                wi=wi[rep], wis=wis, wis_w=_safe(fi / pdf_i[:, None], alive), pdf_i=pdf_i)
+    st = st.compact(keep, base, coat_eta)
+    counter = rng.counter
+
+    def add(value: Tensor, mask: Tensor):
+        f.index_add_(0, st.row, _safe(value, mask))
 
     for depth in range(max_depth):
+        if len(st.row) == 0:
+            break
+        rng = _Rng(st.key)
+        rng.counter = counter
         r_rr, r_dz, u_ph, r_uc, u_if = rng(), rng(), torch.stack([rng(), rng()], 1), rng(), torch.stack([rng(), rng()], 1)
+        counter = rng.counter
+        alive, w, beta, z, thick, top, bottom = st.alive, st.w, st.beta, st.z, st.thick, st.top, st.bottom
+        wis, wi_r = st.wis, st.wi
         # Russian roulette (pbrt: after depth 3 when max beta < 0.25).
         if depth > 3:
             bmax = beta.amax(1)
@@ -349,41 +381,40 @@ def _layered_f_chunk(p: LayerParams, base: str, coat_eta: float, wo, wi, n_sampl
             alive = alive & ~(rr & (r_rr < qq))
             beta = torch.where((rr & alive)[:, None], beta / (1 - qq).clamp_min(1e-30)[:, None], beta)
         # Medium: absorption only (advance to the other interface) or scattering (pbrt, albedo != 0).
-        dz = -torch.log1p(-r_dz) * w[:, 2].abs()
-        zp = torch.where(w[:, 2] > 0, z + dz, z - dz)
-        scatter = alive & has_medium & (zp > 0) & (zp < thick)
-        no_med = alive & ~has_medium
+        scatter = torch.zeros_like(alive)
+        no_med = alive & ~st.has_medium
         beta = torch.where(no_med[:, None], beta * _tr(thick, w)[:, None], beta)
         z = torch.where(no_med, torch.where(z >= thick, torch.zeros_like(z), thick), z)
-        z = torch.where(alive & has_medium & ~scatter, zp.clamp(torch.zeros_like(thick), thick), z)
+        if bool(st.has_medium.any()):
+            dz = -torch.log1p(-r_dz) * w[:, 2].abs()
+            zp = torch.where(w[:, 2] > 0, z + dz, z - dz)
+            scatter = alive & st.has_medium & (zp > 0) & (zp < thick)
+            z = torch.where(alive & st.has_medium & ~scatter, torch.minimum(zp.clamp_min(0), thick), z)
         if bool(scatter.any()):
             # NEE along wis from the scattering point, then sample the phase function.
-            cos_ph = dot(-w, -wis)
-            ph = _hg(cos_ph, q.g)
-            wt = torch.ones_like(ph) if exit_spec else power_heuristic(pdf_i, ph)
-            f = f + _safe(beta * q.albedo * (ph * wt * _tr(zp - thick, wis))[:, None] * wis_w, scatter)
-            w_new, ph_pdf = _hg_sample(-w, q.g, u_ph[:, 0], u_ph[:, 1])
+            ph = _hg(dot(-w, -wis), st.q.g)
+            wt = torch.ones_like(ph) if exit_spec else power_heuristic(st.pdf_i, ph)
+            add(beta * st.q.albedo * (ph * wt * _tr(zp - thick, wis))[:, None] * st.wis_w, scatter)
+            w_new, ph_pdf = _hg_sample(-w, st.q.g, u_ph[:, 0], u_ph[:, 1])
             ok = scatter & (ph_pdf > 0) & (w_new[:, 2] != 0)
-            beta = torch.where(ok[:, None], beta * q.albedo, beta)  # p / pdf = 1 for HG sampling
+            beta = torch.where(ok[:, None], beta * st.q.albedo, beta)  # p / pdf = 1 for HG sampling
             w = torch.where(ok[:, None], w_new, w)
             z = torch.where(ok, zp, z)
             toward_exit = ok & (w[:, 2] > 0) & (z < thick)
             if not exit_spec and bool(toward_exit.any()):
-                f_exit = top.f(-w, wi_r)
                 wt = power_heuristic(ph_pdf, top.pdf(-w, wi_r, "transmission"))
-                f = f + _safe(beta * _tr(zp - thick, w)[:, None] * f_exit * wt[:, None], toward_exit)
+                add(beta * _tr(zp - thick, w)[:, None] * top.f(-w, wi_r) * wt[:, None], toward_exit)
         iface = alive & ~scatter
         at_exit = iface & (z >= thick)
         at_base = iface & (z < thick)
         # Reflection at the exit (top) interface from inside.
         ok_e, w_e, f_e, pdf_e = top.sample(-w, r_uc, u_if, True, "reflection")
         # Base: NEE along the presampled wis, then sample the base.
-        if not bottom.specular:
-            wt = torch.ones_like(pdf_i) if exit_spec else power_heuristic(pdf_i, bottom.pdf(-w, -wis))
-            nee = bottom.f(-w, -wis) * tint * (wis[:, 2].abs() * wt * _tr(thick, wis))[:, None] * wis_w
-            f = f + _safe(beta * nee, at_base)
+        wt = torch.ones_like(st.pdf_i) if exit_spec else power_heuristic(st.pdf_i, bottom.pdf(-w, -wis))
+        nee = bottom.f(-w, -wis) * st.tint * (wis[:, 2].abs() * wt * _tr(thick, wis))[:, None] * st.wis_w
+        add(beta * nee, at_base)
         ok_b, w_b, f_b, pdf_b = bottom.sample(-w, r_uc, u_if, True, "reflection")
-        f_b = f_b * tint
+        f_b = f_b * st.tint
         ok_if = torch.where(at_exit, ok_e, ok_b) & (torch.where(at_exit, w_e[:, 2], w_b[:, 2]) != 0)
         f_if = torch.where(at_exit[:, None], f_e, f_b)
         pdf_if = torch.where(at_exit, pdf_e, pdf_b)
@@ -394,11 +425,11 @@ def _layered_f_chunk(p: LayerParams, base: str, coat_eta: float, wo, wi, n_sampl
         # NEE through the exit along the base sample.
         if not exit_spec:
             hit = at_base & ok_if
-            f_exit = top.f(-w, wi_r)
             wt = power_heuristic(pdf_if, top.pdf(-w, wi_r, "transmission"))
-            f = f + _safe(beta * _tr(thick, w)[:, None] * f_exit * wt[:, None], hit)
-        if not bool(alive.any()):
-            break
+            add(beta * _tr(thick, w)[:, None] * top.f(-w, wi_r) * wt[:, None], hit)
+        st.alive, st.w, st.beta, st.z = alive, w, beta, z
+        if int(alive.sum()) < 0.75 * len(alive):
+            st = st.compact(torch.nonzero(alive)[:, 0], base, coat_eta)
     walks = f.view(n, n_samples, 3).sum(1) / n_samples
     return f_entr + walks
 
