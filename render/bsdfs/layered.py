@@ -18,7 +18,8 @@ Interfaces use the project's Mitsuba-compatible microfacet functions (render/bsd
 separable Smith G, visible-normal sampling, dielectric/conductor Fresnel) in pbrt's BxDF conventions (pbrt wo is
 our wi, the camera side; f without the cosine; radiance transport divides transmission by eta'^2, importance does
 not). Deviations from pbrt, on purpose: interface roughness alpha is at least ALPHA_MIN (the TorchBSDF protocol has
-no delta lobes); a coat of IOR 1 is pbrt's specular pass-through. sample()/pdf() are NOT pbrt's stochastic
+no delta lobes); a coat of IOR 1 is pbrt's specular pass-through; eval is one-sided (zero unless wi and wo are
+above the geometric and the normal-mapped surface), two-sidedness comes from the integrator's `twosided` mirror. sample()/pdf() are NOT pbrt's stochastic
 Sample_f/PDF (whose pdf is only proportional): they are an analytic mixture of the coat's GGX reflection lobe, a
 widened base lobe and a cosine lobe, so the pdf is exact and MIS stays unbiased; weight = eval / pdf.
 """
@@ -296,8 +297,9 @@ class LayerParams:
 
 def layered_f(p: LayerParams, base: str, coat_eta: float, wo: Tensor, wi: Tensor, n_samples: int,
               max_depth: int) -> Tensor:
-    """pbrt's f(wo, wi) (no cosine) for N direction pairs in pbrt's naming (wo: camera side), both with z >= 0 ...
-    or mirrored by the caller. Returns (N,3). All walks of all items run together; chunked to CHUNK_ROWS."""
+    """pbrt's f(wo, wi) (no cosine) for N direction pairs in pbrt's naming (wo: the camera side), both above the
+    surface (pbrt's twoSided mirrors pairs below it; callers do). Returns (N,3). All walks of all items run
+    together, in chunks of CHUNK_ROWS walks."""
     n = len(wo)
     out = torch.zeros(n, 3, dtype=wo.dtype, device=wo.device)
     per = max(1, CHUNK_ROWS // n_samples)
@@ -455,7 +457,7 @@ class LayeredBSDF:
                  thickness: Param = 0.01, albedo: Param = 0.0, g: float = 0.0, base_color: Param = 1.0,
                  base_alpha: Param = 0.0, base_eta=None, base_k=None, normalmap: Optional[Texture] = None,
                  max_depth: int = 10, n_samples: int = 1, remap_roughness: bool = False,
-                 reflectance_base: bool = False, device="cpu"):
+                 reflectance_base: bool = False, twosided: bool = False, device="cpu"):
         if base not in ("conductor", "diffuse"):
             raise ValueError(f"base must be 'conductor' or 'diffuse', got {base!r}")
         if coat_eta <= 0:
@@ -465,6 +467,7 @@ class LayeredBSDF:
         self.base, self.coat_eta, self.g = base, float(coat_eta), float(g)
         self.max_depth, self.n_samples = int(max_depth), int(n_samples)
         self.remap_roughness, self.reflectance_base = bool(remap_roughness), bool(reflectance_base)
+        self.twosided = bool(twosided)  # read by the scene compiler: both sides shade as the front (pbrt's coated*)
         if base_eta is None or base_k is None:
             base_eta, base_k = mitsuba_tables.CONDUCTORS["Cu"]  # pbrt's coatedconductor default metal
         self.base_eta = torch.as_tensor(np.asarray(base_eta, np.float32).reshape(-1)).expand(3).clone()
@@ -564,14 +567,12 @@ class LayeredBSDF:
     def eval(self, uv: Tensor, wi: Tensor, wo: Tensor, n_samples: Optional[int] = None) -> Tensor:
         """(N,3) f(wi, wo) |cos wo| by n_samples random walks (default: the material's), deterministic per (wi, wo)."""
         n_samples = self.n_samples if n_samples is None else int(n_samples)
-        ok = (wi[:, 2] > 0) & (wo[:, 2] > 0)
         frame = self._frame(uv)
         wi_l, wo_l = (wi, wo) if frame is None else (self._to(frame, wi), self._to(frame, wo))
-        # pbrt twoSided: a pair below the (perturbed) surface is mirrored by negation.
-        sign = torch.where(wi_l[:, 2:3] < 0, -1.0, 1.0)
-        ok &= _same(wi_l, wo_l)
-        f = layered_f(self.layer_params(uv), self.base, self.coat_eta, wi_l * sign, wo_l * sign, n_samples,
-                      self.max_depth)
+        # One-sided as Mitsuba's BSDFs (wrap in `twosided` for pbrt's two-sided coat): zero unless both directions
+        # are above the geometric and the normal-mapped surface, which also keeps pdf > 0 wherever eval > 0.
+        ok = (wi[:, 2] > 0) & (wo[:, 2] > 0) & (wi_l[:, 2] > 0) & (wo_l[:, 2] > 0)
+        f = layered_f(self.layer_params(uv), self.base, self.coat_eta, wi_l, wo_l, n_samples, self.max_depth)
         return _safe(f * wo[:, 2:3].abs(), ok)
 
     def _lobes(self, uv: Tensor, wi_l: Tensor):
@@ -666,8 +667,8 @@ def _common(r, params: dict) -> dict:
                   albedo=r.color("albedo", 0.0), g=r.float("g", 0.0))
     if not -1 < params["g"] < 1:
         raise r.ld.err(r.o.props["g"].el, f"g must lie in (-1, 1), got {params['g']}")
-    if "normalmap" in r.o.props:
-        p = r.o.props["normalmap"]
+    p = r.prop("normalmap", ("string", "object", "ref"))
+    if p is not None:
         if p.kind == "string":
             img = r.ld.image(r, "normalmap", raw=True)
             if img.shape[-1] != 3:
@@ -675,7 +676,6 @@ def _common(r, params: dict) -> dict:
             params["normalmap"] = Texture("bitmap", {"filter_type": "bilinear", "wrap_mode": "repeat", "raw": True,
                                                      "filename": p.value}, image=img)
         else:
-            r.prop("normalmap", ("object", "ref"))
             params["normalmap"] = r.object_prop("normalmap", ("texture",))
     return params
 
@@ -717,7 +717,7 @@ def parse_layered(r) -> dict:
 
 
 def parse_coatedconductor(r) -> dict:
-    params = {"base": "conductor", "coat_eta": _eta(r, "interface.eta", 1.5),
+    params = {"base": "conductor", "twosided": True, "coat_eta": _eta(r, "interface.eta", 1.5),
               "coat_alpha": _scalar_or_texture(r, "interface.roughness", 0.0),
               "base_alpha": _scalar_or_texture(r, "conductor.roughness", 0.0),
               "remap_roughness": r.bool("remaproughness", True)}
@@ -732,7 +732,7 @@ def parse_coatedconductor(r) -> dict:
 
 
 def parse_coateddiffuse(r) -> dict:
-    params = {"base": "diffuse", "coat_eta": _eta(r, "eta", 1.5),
+    params = {"base": "diffuse", "twosided": True, "coat_eta": _eta(r, "eta", 1.5),
               "coat_alpha": _scalar_or_texture(r, "roughness", 0.0), "base_alpha": 0.0,
               "base_color": r.color("reflectance", 0.5), "remap_roughness": r.bool("remaproughness", True)}
     return _common(r, params)

@@ -175,6 +175,11 @@ def test_bundled_materials_load_with_textures():
     assert maps[:3].std() > 0.01 and maps[9:12].std() > 1e-3  # textured albedo and normal map
     brass = next(b for b in sd.torch_bsdfs if b.reflectance_base)
     assert brass.parameter_textures(32)[3].std() > 0.01  # roughness texture
+    # pbrt's coated materials shade both sides; `layered` is one-sided like Mitsuba's BSDFs.
+    from render.bsdfs import FIELDS
+    rows = {s.bsdf.id: sd.bsdf_rows[sd.bsdf_of_shape[i]] for i, s in enumerate(scene.shapes) if s.bsdf.id}
+    assert {k: bool(r[FIELDS["twosided"][0]]) for k, r in rows.items()} == {"carpaint": False, "brass": True,
+                                                                            "wood": True}
 
 
 @pytest.mark.parametrize("xml,match", [
@@ -207,3 +212,13 @@ def test_bundled_material_renders_through_radiant_render(name, tmp_path):
     assert np.isfinite(rgb).all() and 0.01 < rgb.mean() < 10
     centre = np.stack([ch["albedo.R"], ch["albedo.G"], ch["albedo.B"]], -1)[10:14, 10:14]
     assert centre.mean() > 0.05  # the sphere's albedo AOV comes from the layered material
+
+
+@pytest.mark.parametrize("name", list(MATERIALS))
+def test_pdf_positive_wherever_there_is_energy(name):
+    bsdf = LayeredBSDF(**MATERIALS[name])
+    wi, wo, uv = random_pairs(3000, seed=7)
+    value, pdf = bsdf.eval(uv, wi, wo), bsdf.pdf(uv, wi, wo)
+    lit = value.amax(1) > 0
+    assert lit.float().mean() > 0.5
+    assert (pdf[lit] > 0).all()
