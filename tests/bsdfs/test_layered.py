@@ -222,3 +222,16 @@ def test_pdf_positive_wherever_there_is_energy(name):
     lit = value.amax(1) > 0
     assert lit.float().mean() > 0.5
     assert (pdf[lit] > 0).all()
+
+
+def test_load_torch_material_by_file_and_id():
+    from render.bsdfs.torch_bsdf import load_torch_material
+
+    brass = load_torch_material(ROOT / "scenes" / "materials" / "brass.xml")
+    assert isinstance(brass, LayeredBSDF) and brass.reflectance_base
+    wood = load_torch_material(ROOT / "scenes" / "materials" / "materials.xml", "wood")
+    assert wood.base == "diffuse"
+    with pytest.raises(UserError, match="found 3 .*pick one by id"):
+        load_torch_material(ROOT / "scenes" / "materials" / "materials.xml")
+    with pytest.raises(UserError, match="no layered/neural bsdf with id 'nope'"):
+        load_torch_material(ROOT / "scenes" / "materials" / "materials.xml", "nope")
