@@ -80,6 +80,31 @@ def is_torch_bsdf(name: str) -> bool:
     return torch_bsdf_plugin(name) is not None
 
 
+def load_torch_material(path, bsdf_id: Optional[str] = None, device="cpu") -> TorchBSDF:
+    """The torch material of a scene file (e.g. scenes/materials/brass.xml): the one with id `bsdf_id`, or the only
+    one the scene uses. A scene without it, or with several and no id, is a UserError naming the file."""
+    from ..errors import UserError
+    from ..scene import load_scene
+
+    scene = load_scene(path)
+    found: dict[str, Any] = {}
+    for b in list(scene.bsdfs.values()) + [s.bsdf for s in scene.shapes]:
+        inner = b.nested[0] if b.type == "twosided" and len(b.nested) == 1 else b
+        if torch_bsdf_plugin(inner.type) is not None:
+            found.setdefault(b.id or inner.id or f"<unnamed {inner.type}>", b)
+    if bsdf_id is not None:
+        if bsdf_id not in found:
+            raise UserError(f"{path}: no layered/neural bsdf with id '{bsdf_id}' (found: {', '.join(found) or 'none'})")
+        chosen = found[bsdf_id]
+    elif len(found) == 1:
+        bsdf_id, chosen = next(iter(found.items()))
+    else:
+        raise UserError(f"{path}: expected one layered/neural bsdf, found {len(found)}"
+                        + (f" ({', '.join(found)}); pick one by id" if found else ""))
+    inner = chosen.nested[0] if chosen.type == "twosided" else chosen
+    return torch_bsdf_plugin(inner.type).factory(inner, f"{path}: bsdf '{bsdf_id}'").to(device)
+
+
 def flip_to_front(wi: Tensor, wo: Optional[Tensor], twosided: Tensor):
     """Mitsuba's twosided: where `twosided` and wi is below the surface, mirror wi (and wo) to the front.
     Returns (flip mask, wi, wo)."""
@@ -108,4 +133,5 @@ def dispatch(bsdfs: list[TorchBSDF], which: Tensor, fn: Callable[[TorchBSDF, Ten
 
 
 __all__ = ["TorchBSDF", "TorchBSDFPlugin", "register_torch_bsdf", "torch_bsdf_plugin", "is_torch_bsdf",
+           "load_torch_material",
            "flip_to_front", "dispatch", "PLUGIN_MODULES"]

@@ -58,8 +58,9 @@ def _bsdf_row(bsdf: BSDF, textures: list[Texture], tex_index: dict[int, int], te
         bsdf, twosided = bsdf.nested[0], True
     plugin = torch_bsdf_plugin(bsdf.type) if bsdf.type not in TYPES else None
     if plugin is not None:
-        torch_bsdfs.append(plugin.factory(bsdf, where).to(device))
-        row = pack_bsdf("diffuse", twosided=twosided)
+        material = plugin.factory(bsdf, where).to(device)
+        torch_bsdfs.append(material)
+        row = pack_bsdf("diffuse", twosided=twosided or bool(getattr(material, "twosided", False)))
         row[FIELDS["type"][0]] = DEFERRED_TYPE + len(torch_bsdfs) - 1
         return row, []
     if bsdf.type not in TYPES:
