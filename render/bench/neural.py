@@ -73,7 +73,7 @@ def run_neural_bench(out: Path | None = None, materials: list[str] | None = None
     from ..neural.bake import render_preview
     from ..neural.material import NeuralBSDF
     from ..neural.model import NetworkConfig, NeuralMaterialModel
-    from ..neural.source import load_reference
+    from ..neural.source import load_reference, source_resolution
     from ..neural.train import _reference_eval, log_l1, rusinkiewicz_pairs
     from ..regress import mean_flip
 
@@ -163,7 +163,7 @@ def run_neural_bench(out: Path | None = None, materials: list[str] | None = None
              "training_validation_log_l1": meta.get("errors", {}).get("validation_log_l1")})
         # ---- 6. memory
         mem = neural.memory_bytes()
-        tex = ref.torch_bsdf.parameter_textures()
+        tex = ref.torch_bsdf.parameter_textures(source_resolution(ref.torch_bsdf))
         tex_bytes = tex.numel() * 4
         put({"material": name, "metric": "memory", **mem, "parameter_texture_bytes_float32": tex_bytes,
              "parameter_texture_shape": list(tex.shape),

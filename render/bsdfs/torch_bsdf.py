@@ -80,13 +80,12 @@ def is_torch_bsdf(name: str) -> bool:
     return torch_bsdf_plugin(name) is not None
 
 
-def load_torch_material(path, bsdf_id: Optional[str] = None, device="cpu") -> TorchBSDF:
-    """The torch material of a scene file (e.g. scenes/materials/brass.xml): the one with id `bsdf_id`, or the only
-    one the scene uses. A scene without it, or with several and no id, is a UserError naming the file."""
+def find_torch_material(scene, path, bsdf_id: Optional[str] = None):
+    """(id, BSDF) of a loaded scene's torch material: the one with id `bsdf_id`, or the only one the scene uses.
+    A scene without it, or with several and no id, is a UserError naming the file. The BSDF is unwrapped from
+    twosided."""
     from ..errors import UserError
-    from ..scene import load_scene
 
-    scene = load_scene(path)
     found: dict[str, Any] = {}
     for b in list(scene.bsdfs.values()) + [s.bsdf for s in scene.shapes]:
         inner = b.nested[0] if b.type == "twosided" and len(b.nested) == 1 else b
@@ -101,7 +100,14 @@ def load_torch_material(path, bsdf_id: Optional[str] = None, device="cpu") -> To
     else:
         raise UserError(f"{path}: expected one layered/neural bsdf, found {len(found)}"
                         + (f" ({', '.join(found)}); pick one by id" if found else ""))
-    inner = chosen.nested[0] if chosen.type == "twosided" else chosen
+    return bsdf_id, (chosen.nested[0] if chosen.type == "twosided" else chosen)
+
+
+def load_torch_material(path, bsdf_id: Optional[str] = None, device="cpu") -> TorchBSDF:
+    """The torch material of a scene file (e.g. scenes/materials/brass.xml): see find_torch_material."""
+    from ..scene import load_scene
+
+    bsdf_id, inner = find_torch_material(load_scene(path), path, bsdf_id)
     return torch_bsdf_plugin(inner.type).factory(inner, f"{path}: bsdf '{bsdf_id}'").to(device)
 
 
@@ -133,5 +139,5 @@ def dispatch(bsdfs: list[TorchBSDF], which: Tensor, fn: Callable[[TorchBSDF, Ten
 
 
 __all__ = ["TorchBSDF", "TorchBSDFPlugin", "register_torch_bsdf", "torch_bsdf_plugin", "is_torch_bsdf",
-           "load_torch_material",
+           "find_torch_material", "load_torch_material",
            "flip_to_front", "dispatch", "PLUGIN_MODULES"]

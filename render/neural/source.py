@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..bsdfs.torch_bsdf import torch_bsdf_plugin
+from ..bsdfs.torch_bsdf import find_torch_material, torch_bsdf_plugin
 from ..errors import UserError
 from ..scene import load_scene
 from ..scene.loader import load_string
@@ -39,15 +39,10 @@ class ReferenceMaterial:
     source: str         # "file.xml#id" or "file.xml"
 
 
-def _candidates(scene) -> dict[int, tuple[str, BSDF]]:
-    found: dict[int, tuple[str, BSDF]] = {}
-    objs = [(k, b) for k, b in scene.bsdfs.items()] + [(s.bsdf.id or f"shape {i}", s.bsdf)
-                                                         for i, s in enumerate(scene.shapes) if s.bsdf is not None]
-    for name, b in objs:
-        inner = b.nested[0] if b.type == "twosided" and len(b.nested) == 1 else b
-        if inner.type != "neural" and torch_bsdf_plugin(inner.type) is not None:
-            found.setdefault(id(inner), (inner.id or name, inner))
-    return found
+def source_resolution(material) -> int:
+    """Resolution of the finest latent level: the largest source texture of the material (64 without one)."""
+    images = [t.image for t in getattr(material, "_textures", []) if getattr(t, "image", None) is not None]
+    return max((max(i.shape[:2]) for i in images), default=64)
 
 
 def load_reference(path: Path, material_id: str | None = None, device="cpu") -> ReferenceMaterial:
@@ -56,26 +51,24 @@ def load_reference(path: Path, material_id: str | None = None, device="cpu") -> 
     if not path.is_file():
         raise UserError(f"{path}: no such material XML file")
     text = path.read_text(errors="replace")
-    if text.lstrip().startswith("<bsdf") or "<scene" not in text:
+    if "<scene" not in text:
         scene = load_string(f'<scene version="3.0.0">{text}</scene>', base_dir=path.parent, name=str(path))
     else:
         scene = load_scene(path)
-    found = list(_candidates(scene).values())
-    if material_id is not None:
-        found = [c for c in found if c[0] == material_id]
-        if not found:
-            raise UserError(f"{path}: no layered material with id '{material_id}'")
-    if not found:
-        raise UserError(f"{path}: no material to bake (expected a <bsdf type=\"layered\"> or another torch-evaluated "
-                        "material)")
-    if len(found) > 1:
-        raise UserError(f"{path}: several materials ({', '.join(c[0] for c in found)}); choose one with --material")
-    name, bsdf = found[0]
+    try:
+        name, bsdf = find_torch_material(scene, path, material_id)
+    except UserError as e:
+        if "found 0" in str(e):
+            raise UserError(f"{path}: no material to bake (expected a <bsdf type=\"layered\">, coatedconductor or "
+                            "coateddiffuse)") from None
+        raise
+    if bsdf.type == "neural":
+        raise UserError(f"{path}: material '{name}' is already neural; bake a layered material")
     torch_bsdf = torch_bsdf_plugin(bsdf.type).factory(bsdf, f"{path}: bsdf '{name}'").to(device)
-    for need in ("parameter_textures", "parameters"):
+    for need in ("parameter_textures", "parameters_at"):
         if not hasattr(torch_bsdf, need):
             raise UserError(f"{path}: material '{name}' ({bsdf.type}) has no parameter textures to encode")
-    return ReferenceMaterial(bsdf, torch_bsdf, f"{path.name}#{name}" if bsdf.id else path.name)
+    return ReferenceMaterial(bsdf, torch_bsdf, f"{path.name}#{name}")
 
 
 def preview_scene(bsdf: BSDF, width: int = 160, height: int = 120, max_depth: int = 4):

@@ -8,7 +8,8 @@
    each), then latents + decoder are fine-tuned directly (kept only if the held-out error improves).
 4. sampler: the lobe-mixture network is fit to the frozen decoder with a KL loss, -E_p[log q].
 
-The reference is any TorchBSDF with `parameter_textures()` -> (H,W,P) and `parameters(uv)` -> (N,P).
+The reference is any TorchBSDF with `parameter_textures(resolution)` -> (P,R,R) maps at texel centres and
+`parameters_at(uv)` -> (N,P), as LayeredBSDF (render/bsdfs/layered.py).
 """
 
 from __future__ import annotations
@@ -166,8 +167,10 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
     dev = torch.device(settings.device)
     gen = torch.Generator().manual_seed(settings.seed)
     torch.manual_seed(settings.seed)
-    textures = material.parameter_textures().float().cpu()
-    res = textures.shape[0]
+    from .source import source_resolution
+
+    res = source_resolution(material)
+    textures = material.parameter_textures(res).float().cpu().permute(1, 2, 0).contiguous()   # (R,R,P)
     if cfg is None:
         cfg = NetworkConfig()
     cfg = NetworkConfig(**{**cfg.to_dict(), "resolution": res, "levels": pyramid_levels(res)})
@@ -219,8 +222,8 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
 
     if "params" not in train:  # the exact parameter set at each pair's uv: the encoder's input
         with torch.no_grad():
-            train["params"] = material.parameters(train["uv"]).float().to(dev)
-            val["params"] = material.parameters(val["uv"]).float().to(dev)
+            train["params"] = material.parameters_at(train["uv"]).float().to(dev)
+            val["params"] = material.parameters_at(val["uv"]).float().to(dev)
 
     def validate(latent_fn) -> float:
         with torch.no_grad():

@@ -10,6 +10,11 @@ from render.bsdfs import FIELDS, bsdf_eval_reference, bsdf_pdf_reference, bsdf_s
 from render.neural.model import bilinear_repeat
 
 
+class _Image:
+    def __init__(self, t):
+        self.image = t.numpy()
+
+
 class TexturedMix:
     name = "textured-mix"
 
@@ -21,14 +26,17 @@ class TexturedMix:
         self.diffuse = pack_bsdf("diffuse", reflectance=[0.5, 0.5, 0.5])
         self.conductor = pack_bsdf("roughconductor", distribution="ggx", alpha=0.1, material="Au")
 
-    def parameter_textures(self) -> torch.Tensor:
-        return self.textures
+        self._textures = [_Image(self.textures)]
 
-    def parameters(self, uv):
+    def parameter_textures(self, resolution: int) -> torch.Tensor:
+        assert resolution == self.textures.shape[0]
+        return self.textures.permute(2, 0, 1)
+
+    def parameters_at(self, uv):
         return bilinear_repeat(self.textures, uv)
 
     def _rows(self, uv):
-        p = self.parameters(uv)
+        p = self.parameters_at(uv)
         d = self.diffuse.expand(len(uv), -1).clone()
         off = FIELDS["diffuse_reflectance"][0]
         d[:, off:off + 3] = p[:, :3]
@@ -56,7 +64,7 @@ class TexturedMix:
         return wo, weight, pdf
 
     def albedo(self, uv):
-        return self.parameters(uv)[:, :3]
+        return self.parameters_at(uv)[:, :3]
 
     def to(self, device):
         return self
