@@ -245,6 +245,8 @@ class PathIntegrator:
             params, row = sd.bsdf_params(surf)
             smooth = ~sd.row_delta_only[sd.bsdf_of_shape[surf.shape]]
             torch_mat, twosided = self._torch_rows(params, row)
+            # primary hits: the pixel footprint, for materials that filter by it (neural latent pyramid LOD)
+            fp = self._footprint(surf, dn) if depth == 1 and torch_mat is not None else None
             m = len(idx)
             # ---- next-event estimation
             ne_sel = torch.nonzero(smooth)[:, 0] if sd.num_emitters else torch.zeros(0, dtype=torch.long, device=dev)
@@ -263,7 +265,7 @@ class PathIntegrator:
                 pdf_b = bsdf_pdf(params, wi[ne_sel].contiguous(), wo_l.contiguous(), row[ne_sel])
                 if torch_mat is not None:
                     f, pdf_b = self._torch_eval(torch_mat[ne_sel], twosided[ne_sel], surf.uv[ne_sel], wi[ne_sel],
-                                                wo_l, f, pdf_b)
+                                                wo_l, f, pdf_b, None if fp is None else fp[ne_sel])
                 w = torch.where(es.delta, torch.ones_like(pdf_b), mis_weight(es.pdf, pdf_b))
                 contrib = beta[ne_sel] * f * es.weight * (w * (ok & ~occluded))[:, None]
                 L.index_add_(0, idx[ne_sel], contrib)
@@ -273,7 +275,7 @@ class PathIntegrator:
                                                           u_b[:, 1:3].contiguous(), row)
             if torch_mat is not None:
                 wo_l, weight, pdf, eta_s, flags = self._torch_sample(torch_mat, twosided, surf.uv, wi, u_b,
-                                                                     (wo_l, weight, pdf, eta_s, flags))
+                                                                     (wo_l, weight, pdf, eta_s, flags), fp)
             wo = to_world(wo_l, s_ax, t_ax, surf.ns)
             beta = beta * weight
             eta = eta * eta_s
@@ -310,28 +312,48 @@ class PathIntegrator:
         which = p[:, FIELDS["type"][0]].round().long() - DEFERRED_TYPE
         return torch.where(which >= 0, which, -1), p[:, FIELDS["twosided"][0]] != 0
 
-    def _torch_eval(self, which, twosided, uv, wi, wo, f, pdf):
+    def _footprint(self, surf, d):
+        """(N,) width of the pixel's footprint on the surface in uv units (0 where dp_du is undefined): the pixel
+        cone's width at the hit distance, stretched by 1/sqrt|cos| (geometric mean of the two axes), over |dp_du|."""
+        pixel = 2 * self.tan_x / self.width
+        cos = (d * surf.ng).sum(1).abs().clamp_min(1e-3)
+        width = surf.t * pixel / cos.sqrt()
+        du = surf.dp_du.norm(dim=1)
+        return torch.where(du > 0, width / du.clamp_min(1e-30), torch.zeros_like(du))
+
+    @staticmethod
+    def _footprint_kw(bsdf, footprint, k) -> dict:
+        return {"footprint": footprint[k]} if footprint is not None and getattr(bsdf, "uses_footprint", False) \
+            else {}
+
+    def _torch_eval(self, which, twosided, uv, wi, wo, f, pdf, footprint=None):
         sel = torch.nonzero(which >= 0)[:, 0]
         if len(sel) == 0:
             return f, pdf
         _, wi_f, wo_f = flip_to_front(wi[sel], wo[sel], twosided[sel])
         uv_s = uv[sel]
-        f_t, pdf_t = dispatch(self.sd.torch_bsdfs, which[sel],
-                              lambda b, k: (b.eval(uv_s[k], wi_f[k], wo_f[k]), b.pdf(uv_s[k], wi_f[k], wo_f[k])),
-                              len(sel), ((3,), ()), wi.device)
+        fp = None if footprint is None else footprint[sel]
+
+        def call(b, k):
+            kw = self._footprint_kw(b, fp, k)
+            return b.eval(uv_s[k], wi_f[k], wo_f[k], **kw), b.pdf(uv_s[k], wi_f[k], wo_f[k], **kw)
+
+        f_t, pdf_t = dispatch(self.sd.torch_bsdfs, which[sel], call, len(sel), ((3,), ()), wi.device)
         f, pdf = f.clone(), pdf.clone()
         f[sel], pdf[sel] = f_t, pdf_t
         return f, pdf
 
-    def _torch_sample(self, which, twosided, uv, wi, u_b, analytic):
+    def _torch_sample(self, which, twosided, uv, wi, u_b, analytic, footprint=None):
         sel = torch.nonzero(which >= 0)[:, 0]
         if len(sel) == 0:
             return analytic
         wo, weight, pdf, eta_s, flags = (t.clone() for t in analytic)
         flip, wi_f, _ = flip_to_front(wi[sel], None, twosided[sel])
         uv_s, u_s = uv[sel], u_b[sel]
+        fp = None if footprint is None else footprint[sel]
         wo_t, w_t, pdf_t = dispatch(self.sd.torch_bsdfs, which[sel],
-                                    lambda b, k: b.sample(uv_s[k], wi_f[k], u_s[k, 1:3], u_s[k, 0]),
+                                    lambda b, k: b.sample(uv_s[k], wi_f[k], u_s[k, 1:3], u_s[k, 0],
+                                                          **self._footprint_kw(b, fp, k)),
                                     len(sel), ((3,), (3,), ()), wi.device)
         ok = (pdf_t > 0) & torch.isfinite(w_t).all(1)
         wo_t = torch.where(flip[:, None], wo_t * torch.tensor([1.0, 1.0, -1.0], device=wi.device), wo_t)

@@ -2,7 +2,9 @@
 
 eval is the decoder's f |cos wo|; sample and pdf are the sampler network's analytic lobe mixture, so MIS with
 light sampling stays exact. Reflection only: 0 where wi or wo is below the surface (twosided wraps it).
-Optional `lod` (N,) picks the latent pyramid level (from the ray footprint; None = finest).
+Filtering (§4.1): `footprint` (N,) is the ray footprint's width in uv units (the path integrator passes it for
+primary hits); the pyramid level is log2(footprint x resolution), chosen stochastically between the two nearest
+levels. An explicit `lod` (N,) overrides it; neither = the finest level.
 """
 
 from __future__ import annotations
@@ -45,24 +47,32 @@ class NeuralBSDF:
     def to(self, device) -> "NeuralBSDF":
         return NeuralBSDF(self.model.to(device), self.metadata, self.name, self.sampling)
 
-    def latent(self, uv: torch.Tensor, lod: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model.pyramid.lookup(uv, lod)
+    uses_footprint = True
 
-    def eval(self, uv, wi, wo, lod=None) -> torch.Tensor:
+    def latent(self, uv: torch.Tensor, lod: torch.Tensor | None = None, footprint: torch.Tensor | None = None):
+        if lod is None and footprint is not None:
+            lod = torch.log2((footprint * self.model.cfg.resolution).clamp_min(1.0))
+        if lod is None:
+            return self.model.pyramid.lookup(uv)
+        # The level choice's uniform is a hash of uv, so eval, pdf and sample of one shading point agree.
+        u = torch.remainder(torch.sin(uv[:, 0] * 12.9898 + uv[:, 1] * 78.233) * 43758.5453, 1.0)
+        return self.model.pyramid.lookup(uv, lod, u)
+
+    def eval(self, uv, wi, wo, lod=None, footprint=None) -> torch.Tensor:
         with torch.inference_mode():
-            return self.model.brdf.evaluate(self.latent(uv, lod), wi, wo)
+            return self.model.brdf.evaluate(self.latent(uv, lod, footprint), wi, wo)
 
-    def pdf(self, uv, wi, wo, lod=None) -> torch.Tensor:
+    def pdf(self, uv, wi, wo, lod=None, footprint=None) -> torch.Tensor:
         if self.sampling == "cosine":
             return torch.where(wi[:, 2] > 0, square_to_cosine_hemisphere_pdf(wo), torch.zeros_like(wi[:, 2]))
         with torch.inference_mode():
-            lobes = self.model.sampler.lobes(self.latent(uv, lod), wi, fused=True)
+            lobes = self.model.sampler.lobes(self.latent(uv, lod, footprint), wi, fused=True)
             return torch.where(wi[:, 2] > 0, lobes.pdf(wi, wo), torch.zeros_like(wi[:, 2]))
 
-    def sample(self, uv, wi, u, u_lobe, lod=None):
+    def sample(self, uv, wi, u, u_lobe, lod=None, footprint=None):
         """Returns (wo, weight = eval / pdf, pdf); pdf 0 for an invalid sample, weight 0 also for wo below."""
         with torch.inference_mode():
-            latent = self.latent(uv, lod)
+            latent = self.latent(uv, lod, footprint)
             if self.sampling == "cosine":
                 wo = square_to_cosine_hemisphere(u)
                 pdf = torch.where(wi[:, 2] > 0, square_to_cosine_hemisphere_pdf(wo), torch.zeros_like(wi[:, 2]))

@@ -9,6 +9,7 @@ from materials import TexturedMix
 from test_neural import random_model
 
 from render.bsdfs.torch_bsdf import register_torch_bsdf
+from render.neural.material import NeuralBSDF
 from render.cli import main
 from render.neural.radmat import save_radmat
 from render.render import render_loaded
@@ -121,3 +122,62 @@ def test_cli_bake_no_material(tmp_path, capsys):
     assert main(["bake-material", str(xml), "--out", str(tmp_path / "d.radmat")]) == 2
     assert "no material to bake" in capsys.readouterr().err
     assert main(["bake-material", str(tmp_path / "nope.xml"), "--out", str(tmp_path / "d.radmat")]) == 2
+
+
+class FootprintSpy(TexturedMix):
+    """Records the footprints the integrator passes (materials opt in with uses_footprint)."""
+    uses_footprint = True
+    seen: list = []
+
+    def eval(self, uv, wi, wo, footprint=None):
+        FootprintSpy.seen.append(footprint)
+        return super().eval(uv, wi, wo)
+
+    def pdf(self, uv, wi, wo, footprint=None):
+        return super().pdf(uv, wi, wo)
+
+    def sample(self, uv, wi, u, u_lobe, footprint=None):
+        FootprintSpy.seen.append(footprint)
+        return super().sample(uv, wi, u, u_lobe)
+
+
+register_torch_bsdf("footprintspy", lambda bsdf, where: FootprintSpy(), lambda r: {})
+
+PLANE = """<scene version="3.0.0">
+    <integrator type="path"><integer name="max_depth" value="3"/></integrator>
+    <sensor type="perspective"><float name="fov" value="40"/><string name="fov_axis" value="x"/>
+        <transform name="to_world"><lookat origin="0, 0, -4" target="0, 0, 0" up="0, 1, 0"/></transform>
+        <film type="hdrfilm"><integer name="width" value="16"/><integer name="height" value="16"/></film>
+    </sensor>
+    <emitter type="constant"><rgb name="radiance" value="1, 1, 1"/></emitter>
+    <shape type="rectangle"><transform name="to_world"><rotate y="1" angle="180"/></transform>{bsdf}</shape>
+</scene>"""
+
+
+def test_primary_hits_get_the_pixel_footprint():
+    """Facing a [-1,1]^2 plane 4 units away with a 40 degree, 16-pixel-wide camera: a pixel covers
+    4 * 2 tan(20 deg) / 16 = 0.182 world units, and uv spans 2 world units per unit: footprint ~0.091 uv."""
+    FootprintSpy.seen = []
+    scene = load_string(PLANE.format(bsdf='<bsdf type="footprintspy"/>'))
+    render_loaded(scene, spp=1, seed=0, max_depth=2)
+    primary = [f for f in FootprintSpy.seen if f is not None]
+    assert primary, "no footprint passed for primary hits"
+    fp = torch.cat(primary)
+    expected = 4 * 2 * np.tan(np.radians(20)) / 16 / 2
+    assert abs(float(fp.median()) - expected) < 0.1 * expected, (float(fp.median()), expected)
+
+
+def test_neural_lod_from_footprint():
+    model = random_model(2, res=16, levels=4)
+    bsdf = NeuralBSDF(model)
+    uv = torch.rand(500, 2)
+    fine = bsdf.latent(uv)
+    assert torch.allclose(bsdf.latent(uv, footprint=torch.full((500,), 1e-4)), fine, atol=1e-6)
+    coarse = bsdf.latent(uv, footprint=torch.full((500,), 100.0))
+    assert torch.allclose(coarse, model.pyramid.lookup(uv, torch.full((500,), 3.0)))
+    # between two levels: a mix of both, chosen per point
+    mid = bsdf.latent(uv, footprint=torch.full((500,), 2.5 / 16))   # lod = log2(2.5) = 1.32
+    l1, l2 = (model.pyramid.lookup(uv, torch.full((500,), float(k))) for k in (1, 2))
+    is1 = (mid - l1).abs().amax(1) < 1e-6
+    is2 = (mid - l2).abs().amax(1) < 1e-6
+    assert bool((is1 | is2).all()) and 0.15 < float(is2.float().mean()) < 0.5
