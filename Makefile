@@ -40,8 +40,9 @@ demo: sysdeps $(VENV)/.installed-bench
 	$(VENV)/bin/radiant render scenes/cbox/cbox.xml --out out/cbox.png --spp 64 --force
 	$(VENV)/bin/radiant render scenes/spheres/spheres.xml --out out/spheres.png --spp 64 --force
 	$(VENV)/bin/radiant render scenes/lights/lights.xml --out out/lights.png --spp 64 -D width=320 -D height=240 --force
+	$(VENV)/bin/radiant render scenes/materials/materials_neural.xml --out out/materials_neural.png --spp 16 --force
 	$(VENV)/bin/radiant bench rays --quick --out out/bench/rays.jsonl
-	@echo "results under out/: cbox.exr (+ AOVs), cbox.png, spheres.png, lights.png, bench/rays.jsonl"
+	@echo "results under out/: cbox.exr (+ AOVs), cbox.png, spheres.png, lights.png, materials_neural.png, bench/rays.jsonl"
 
 test: sysdeps $(VENV)/.installed-test
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)

@@ -26,15 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 MATERIALS = ROOT / "scenes" / "materials"
 
 
-def _time(fn, repeats: int = 3) -> float:
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def _random_queries(n: int, seed: int = 0):
     from ..core.warp import square_to_cosine_hemisphere
 
@@ -78,9 +69,9 @@ def run_neural_bench(out: Path | None = None, materials: list[str] | None = None
     from ..regress import mean_flip
 
     batch = batch or (1 << 14 if quick else 1 << 16)
-    spp = spp or (4 if quick else 16)
-    ref_spp = ref_spp or (16 if quick else 128)
-    width, height = size or ((48, 36) if quick else (128, 96))
+    spp = spp or (4 if quick else 8)
+    ref_spp = ref_spp or (8 if quick else 128)
+    width, height = size or ((32, 24) if quick else (64, 48))
     rows = []
 
     def put(row):
@@ -92,26 +83,39 @@ def run_neural_bench(out: Path | None = None, materials: list[str] | None = None
         ref = load_reference(xml, device=device)
         neural = NeuralBSDF.load(radmat, device)
         meta = neural.metadata
-        # ---- 1. eval throughput, same queries, same device
+        # ---- 1. eval throughput, same queries, same device, timings interleaved (same machine load)
         uv, wi, wo = (t.to(device) for t in _random_queries(batch))
         sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
-
-        def timed(fn):
-            fn()
-            sync()
-            return _time(lambda: (fn(), sync()))
-
-        t_ref = timed(lambda: ref.torch_bsdf.eval(uv, wi, wo))
-        t_neu = timed(lambda: neural.eval(uv, wi, wo))
         big = NeuralMaterialModel(NetworkConfig(**{**neural.model.cfg.to_dict(), "decoder_layers": 3,
                                                    "decoder_width": 64})).to(device).eval()
         latent = neural.latent(uv)
-        t_big = timed(lambda: big.brdf.evaluate(latent, wi, wo))
-        put({"material": name, "metric": "eval_throughput", "device": str(device), "threads": torch.get_num_threads(),
-             "batch": batch, "reference_ms_per_1M": 1e9 / batch * t_ref / 1e3,
-             "neural_ms_per_1M": 1e9 / batch * t_neu / 1e3, "speedup": t_ref / t_neu,
-             "neural_3x64_ms_per_1M": 1e9 / batch * t_big / 1e3,
-             "decoder": f"{neural.model.cfg.decoder_layers}x{neural.model.cfg.decoder_width}"})
+        walks = getattr(ref.torch_bsdf, "n_samples", 1)
+        few = slice(0, max(256, batch // 16))   # the 64-walk reference is slow: a slice of the batch
+        target_walks = meta.get("training", {}).get("target_samples", 64)
+        fns = {"reference": lambda: ref.torch_bsdf.eval(uv, wi, wo),
+               "reference_target": lambda: _reference_eval(ref.torch_bsdf, target_walks)(uv[few], wi[few], wo[few]),
+               "neural": lambda: neural.eval(uv, wi, wo),
+               "neural_3x64": lambda: big.brdf.evaluate(latent, wi, wo)}
+        counts = {"reference_target": len(range(batch)[few])}
+        best = {k: math.inf for k in fns}
+        for k, fn in fns.items():
+            fn()
+        sync()
+        for _ in range(3):
+            for k, fn in fns.items():
+                t = time.perf_counter()
+                fn()
+                sync()
+                best[k] = min(best[k], time.perf_counter() - t)
+        ms = {k: best[k] * 1e3 * 1e6 / counts.get(k, batch) for k in fns}
+        put({"material": name, "metric": "eval_throughput", "device": str(device),
+             "threads": torch.get_num_threads(), "batch": batch,
+             "reference_walks": walks, "reference_ms_per_1M": ms["reference"],
+             f"reference_{target_walks}walks_ms_per_1M": ms["reference_target"],
+             "neural_ms_per_1M": ms["neural"], "speedup": ms["reference"] / ms["neural"],
+             f"speedup_vs_{target_walks}walks": ms["reference_target"] / ms["neural"],
+             "decoder": f"{neural.model.cfg.decoder_layers}x{neural.model.cfg.decoder_width}",
+             "neural_3x64_ms_per_1M": ms["neural_3x64"], "speedup_3x64": ms["reference"] / ms["neural_3x64"]})
         # ---- 2. image quality at high spp (and the noise floor: the reference vs itself with another seed)
         neural_bsdf = BSDF("neural", {"filename": str(radmat), "sampling": "learned"})
         from ..render import render_loaded

@@ -181,3 +181,19 @@ def test_neural_lod_from_footprint():
     is1 = (mid - l1).abs().amax(1) < 1e-6
     is2 = (mid - l2).abs().amax(1) < 1e-6
     assert bool((is1 | is2).all()) and 0.15 < float(is2.float().mean()) < 0.5
+
+
+def test_bundled_neural_materials_load_and_render():
+    """The bakes shipped in scenes/materials load (checked .radmat) and the neural scene renders."""
+    from pathlib import Path
+
+    from render.scene import load_scene
+
+    root = Path(__file__).resolve().parents[2] / "scenes" / "materials"
+    for name in ("brass", "carpaint", "wood"):
+        bsdf = NeuralBSDF.load(root / f"{name}.radmat")
+        assert bsdf.metadata["source"].startswith(f"{name}.xml#")
+        assert bsdf.metadata["errors"]["validation_log_l1"] < 0.05
+    scene = load_scene(root / "materials_neural.xml", params={"width": "24", "height": "10", "spp": "1"})
+    r = render_loaded(scene, seed=0)
+    assert np.isfinite(r.rgb).all() and r.rgb.mean() > 0.01
