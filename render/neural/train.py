@@ -41,6 +41,8 @@ class BakeSettings:
     sampler_batch: int = 512          # (uv, wi) pairs per sampler step ...
     sampler_directions: int = 32      # ... times this many wo each
     phase_shares: tuple = (0.4, 0.35, 0.1, 0.15)   # targets, encoder+decoder, fine-tune, sampler
+    phase_steps: tuple | None = None  # (decoder, fine-tune, sampler) optimizer steps instead of time (tests);
+    #                                   targets then run to max_pairs
     seed: int = 0
     device: str = "cpu"
 
@@ -57,9 +59,14 @@ class BakeResult:
     pairs: int = 0
 
 
+LOG_EPSILON = 0.01
+
+
 def log_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 in log space (§5.2): |log(1 + f_pred) - log(1 + f_ref)|, mean over RGB and batch."""
-    return (torch.log1p(pred) - torch.log1p(target.clamp_min(0))).abs().mean()
+    """L1 in log space (§5.2): |log(eps + f_pred) - log(eps + f_ref)|, mean over RGB and batch. eps = 0.01 keeps
+    the loss relative down to f cos ~ 0.01, where broad base lobes carry most of a coated material's energy
+    (log(1 + f) would weigh them ~20x less than the coat's specular peak and lose them)."""
+    return (torch.log(pred + LOG_EPSILON) - torch.log(target.clamp_min(0) + LOG_EPSILON)).abs().mean()
 
 
 def rusinkiewicz_pairs(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,6 +184,7 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
     model = NeuralMaterialModel(cfg, textures.shape[-1]).to(dev)
     budget = settings.minutes * 60.0
     shares = settings.phase_shares
+    step_caps = settings.phase_steps or (None, None, None)
     t_start = time.perf_counter()
     history: dict[str, list] = {"targets": [], "decoder": [], "finetune": [], "sampler": [], "validation": []}
 
@@ -194,7 +202,7 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
         gen.set_state(state["rng"])
         t_start -= state["elapsed"]
     else:
-        deadline = t_start + budget * shares[0]
+        deadline = t_start + (budget * shares[0] if settings.phase_steps is None else math.inf)
         data = generate_targets(material, settings.max_pairs, settings, gen, deadline,
                                 tick=lambda made, _: report("targets", min(1.0, max(
                                     made / settings.max_pairs,
@@ -229,7 +237,7 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
         with torch.no_grad():
             return float(log_l1(model.brdf(latent_fn(val), val["wi"], val["wo"]), val["value"]))
 
-    def run_phase(name, params, latent_fn, share, lr0):
+    def run_phase(name, params, latent_fn, share, lr0, max_steps=None):
         opt = torch.optim.Adam(params, lr=lr0)
         t0 = time.perf_counter()
         span = budget * share
@@ -237,9 +245,10 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
         m = len(train["uv"])
         while True:
             elapsed = time.perf_counter() - t0
-            if elapsed >= span and steps > 0:
+            done_frac = elapsed / span if max_steps is None else steps / max_steps
+            if done_frac >= 1 and steps > 0:
                 break
-            _cosine_lr(opt, lr0, elapsed / span)
+            _cosine_lr(opt, lr0, done_frac)
             idx = torch.randint(0, m, (settings.batch,), generator=gen).to(dev)
             batch = {k: v[idx] for k, v in train.items()}
             loss = log_l1(model.brdf(latent_fn(batch), batch["wi"], batch["wo"]), batch["value"])
@@ -249,14 +258,14 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
             steps += 1
             if steps % 10 == 0 or steps == 1:
                 history[name].append((time.perf_counter() - t_start, float(loss.detach())))
-                report(name, min(1.0, elapsed / span), float(loss.detach()), steps / max(elapsed, 1e-9))
+                report(name, min(1.0, done_frac), float(loss.detach()), steps / max(elapsed, 1e-9))
         return steps
 
     # ---- 2. encoder + decoder
     enc = lambda b: model.encoder(b["params"])
     if done < 2:
         run_phase("decoder", list(model.encoder.parameters()) + list(model.brdf.parameters()), enc, shares[1],
-                  settings.lr)
+                  settings.lr, step_caps[0])
         errors["validation_log_l1_encoder"] = validate(enc)
         history["validation"].append((time.perf_counter() - t_start, errors["validation_log_l1_encoder"]))
         save(2)
@@ -268,7 +277,7 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
         errors["validation_log_l1_baked"] = validate(lookup)
         saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
         run_phase("finetune", [model.pyramid.levels[0]] + list(model.brdf.parameters()), lookup, shares[2],
-                  settings.lr * 0.2)
+                  settings.lr * 0.2, step_caps[1])
         errors["validation_log_l1_finetuned"] = validate(lookup)
         if errors["validation_log_l1_finetuned"] > errors["validation_log_l1_baked"]:
             model.load_state_dict(saved)  # fine-tuning overfit the held-out pairs: keep the baked latents
@@ -279,7 +288,8 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
     # ---- 4. sampler against the frozen decoder
     for p in model.brdf.parameters():
         p.requires_grad_(False)
-    errors["sampler_cross_entropy"] = train_sampler(model, settings, gen, budget * shares[3], history, t_start, report)
+    errors["sampler_cross_entropy"] = train_sampler(model, settings, gen, budget * shares[3], history, t_start, report,
+                                                    step_caps[2])
     for p in model.brdf.parameters():
         p.requires_grad_(True)
     model.encoder = None
@@ -308,7 +318,8 @@ def sampler_batch(model: NeuralMaterialModel, b: int, k: int, gen: torch.Generat
     return latent, wi, wo, w.reshape(-1)
 
 
-def train_sampler(model, settings: BakeSettings, gen, span: float, history, t_start, report) -> float:
+def train_sampler(model, settings: BakeSettings, gen, span: float, history, t_start, report,
+                  max_steps: int | None = None) -> float:
     """KL(p || q) up to the entropy of p, p ∝ luminance of the frozen decoder (§5.2). Returns the last loss."""
     dev = next(model.parameters()).device
     opt = torch.optim.Adam(model.sampler.parameters(), lr=settings.lr)
@@ -316,9 +327,10 @@ def train_sampler(model, settings: BakeSettings, gen, span: float, history, t_st
     steps, loss_v = 0, math.nan
     while True:
         elapsed = time.perf_counter() - t0
-        if elapsed >= span and steps > 0:
+        done_frac = elapsed / span if max_steps is None else steps / max_steps
+        if done_frac >= 1 and steps > 0:
             break
-        _cosine_lr(opt, settings.lr, elapsed / span)
+        _cosine_lr(opt, settings.lr, done_frac)
         latent, wi, wo, w = sampler_batch(model, settings.sampler_batch, settings.sampler_directions, gen, dev)
         q = model.sampler.lobes(latent, wi).pdf(wi, wo)
         loss = -(w * torch.log(q.clamp_min(1e-8))).sum() / settings.sampler_batch
@@ -329,5 +341,5 @@ def train_sampler(model, settings: BakeSettings, gen, span: float, history, t_st
         loss_v = float(loss.detach())
         if steps % 10 == 0 or steps == 1:
             history["sampler"].append((time.perf_counter() - t_start, loss_v))
-            report("sampler", min(1.0, elapsed / span), loss_v, steps / max(elapsed, 1e-9))
+            report("sampler", min(1.0, done_frac), loss_v, steps / max(elapsed, 1e-9))
     return loss_v

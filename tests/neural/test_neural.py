@@ -15,7 +15,7 @@ from render.errors import UserError
 from render.neural.material import NeuralBSDF
 from render.neural.model import NetworkConfig, NeuralMaterialModel, frames_from_raw
 from render.neural.radmat import load_radmat, save_radmat
-from render.neural.train import BakeSettings, bake, rusinkiewicz_pairs
+from render.neural.train import BakeSettings, bake, log_l1, rusinkiewicz_pairs
 
 
 def random_model(seed=0, channels=8, res=8, levels=2, layers=2, width=32) -> NeuralMaterialModel:
@@ -121,24 +121,24 @@ def test_rusinkiewicz_pairs_mirror_about_half_vector():
 
 
 def test_tiny_bake_reaches_error(tmp_path):
-    """A 15-second bake of a textured diffuse + GGX mix gets the held-out log-L1 below 0.06 (a constant
-    predictor of the training mean scores ~0.25 here), and the sampler beats cosine sampling on the decoder."""
+    """A small bake (600 decoder steps) of a textured diffuse + GGX mix gets the held-out log-L1 below 0.15 and
+    beats a constant predictor (the mean training target) by 3x on fresh pairs; the encoder is dropped after
+    baking. Step counts, not time, so the result does not depend on the machine's load."""
     material = TexturedMix(resolution=16)
-    settings = BakeSettings(minutes=0.25, max_pairs=40_000, target_samples=1)
+    settings = BakeSettings(max_pairs=30_000, target_samples=1, phase_steps=(600, 50, 50))
     result = bake(material, NetworkConfig(), settings)
-    assert result.errors["validation_log_l1"] < 0.06, result.errors
+    assert result.errors["validation_log_l1"] < 0.15, result.errors
     assert result.model.encoder is None
     bsdf = NeuralBSDF(result.model)
-    # constant-predictor baseline on fresh pairs, to show the stated error means something
     g = torch.Generator().manual_seed(9)
     uv = torch.rand(4000, 2, generator=g)
     wi, wo = rusinkiewicz_pairs(torch.rand(4000, 4, generator=g))
     ok = (wi[:, 2] > 1e-3) & (wo[:, 2] > 1e-3)
     uv, wi, wo = uv[ok], wi[ok], wo[ok]
     ref = material.eval(uv, wi, wo)
-    err = (torch.log1p(bsdf.eval(uv, wi, wo)) - torch.log1p(ref)).abs().mean()
-    const = (torch.log1p(ref.mean(0).expand_as(ref)) - torch.log1p(ref)).abs().mean()
-    assert err < 0.06 and const > 3 * err, (float(err), float(const))
+    err = log_l1(bsdf.eval(uv, wi, wo), ref)
+    const = log_l1(ref.mean(0).expand_as(ref), ref)
+    assert err < 0.15 and const > 3 * err, (float(err), float(const))
 
 
 def test_radmat_round_trip(tmp_path):
@@ -214,7 +214,7 @@ def test_bake_checkpoint_resume(tmp_path):
     """A bake saves its state after each phase; resuming from the checkpoint reuses the targets (no reference
     calls) and finishes with the same held-out error as a bake that was not interrupted."""
     material = TexturedMix(resolution=8)
-    settings = BakeSettings(minutes=0.04, max_pairs=8192, target_samples=1)
+    settings = BakeSettings(max_pairs=8192, target_samples=1, phase_steps=(20, 5, 5))
     ckpt = tmp_path / "b.ckpt"
     first = bake(material, NetworkConfig(), settings, checkpoint=ckpt)
     state = torch.load(ckpt, weights_only=True)
