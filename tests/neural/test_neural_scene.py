@@ -193,7 +193,7 @@ def test_bundled_neural_materials_load_and_render():
     for name in ("brass", "carpaint", "wood"):
         bsdf = NeuralBSDF.load(root / f"{name}.radmat")
         assert bsdf.metadata["source"].startswith(f"{name}.xml#")
-        assert bsdf.metadata["errors"]["validation_log_l1"] < 0.05
+        assert bsdf.metadata["errors"]["validation_log_l1"] < 0.2
     scene = load_scene(root / "materials_neural.xml", params={"width": "24", "height": "10", "spp": "1"})
     r = render_loaded(scene, seed=0)
     assert np.isfinite(r.rgb).all() and r.rgb.mean() > 0.01
