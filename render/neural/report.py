@@ -115,7 +115,8 @@ def write_report(path: Path, title: str, history: dict, errors: dict, slices: di
             cells.append(f'<td><img src="{_image_uri(diff)}" width="320"><br>|neural - reference| x 4, relMSE '
                          f"{rel_mse(neu, ref):.4g}</td>")
         parts.append("<h2>Preview (sphere and plane)</h2><table><tr>" + "".join(cells) + "</tr></table>")
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items())
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in settings.items())
     parts.append(f"<h2>Settings</h2><table>{rows}</table>")
     doc = ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
            "body{font-family:sans-serif;margin:2em} td{padding:2px 8px;vertical-align:top}</style></head><body>"
