@@ -318,12 +318,20 @@ class _Walks:
 
     def interfaces(self, base: str, coat_eta: float):
         q = self.q
-        self.top = Dielectric(coat_eta, q.coat_alpha)
-        self.bottom = Conductor(q.base_alpha, q.base_eta, q.base_k) if base == "conductor" else Diffuse(q.base_color)
+        self.base, self.coat_eta = base, coat_eta
         self.tint = q.base_color if base == "conductor" else torch.ones_like(q.base_color)
         self.thick = q.thickness.clamp_min(FLT_MIN)
         self.has_medium = q.albedo.amax(1) > 0
         return self
+
+    def top_of(self, idx: Tensor) -> Dielectric:
+        return Dielectric(self.coat_eta, self.q.coat_alpha[idx])
+
+    def bottom_of(self, idx: Tensor):
+        q = self.q
+        if self.base == "conductor":
+            return Conductor(q.base_alpha[idx], q.base_eta[idx], q.base_k[idx])
+        return Diffuse(q.base_color[idx])
 
     def compact(self, keep: Tensor, base: str, coat_eta: float) -> "_Walks":
         state = {k: (v.take(keep) if isinstance(v, LayerParams) else v[keep]) for k, v in self.__dict__.items()
@@ -373,7 +381,7 @@ def _layered_f_chunk(p: LayerParams, base: str, coat_eta: float, wo, wi, n_sampl
         rng.counter = counter
         r_rr, r_dz, u_ph, r_uc, u_if = rng(), rng(), torch.stack([rng(), rng()], 1), rng(), torch.stack([rng(), rng()], 1)
         counter = rng.counter
-        alive, w, beta, z, thick, top, bottom = st.alive, st.w, st.beta, st.z, st.thick, st.top, st.bottom
+        alive, w, beta, z, thick = st.alive, st.w, st.beta, st.z, st.thick
         wis, wi_r = st.wis, st.wi
         # Russian roulette (pbrt: after depth 3 when max beta < 0.25).
         if depth > 3:
@@ -402,33 +410,37 @@ def _layered_f_chunk(p: LayerParams, base: str, coat_eta: float, wo, wi, n_sampl
             beta = torch.where(ok[:, None], beta * st.q.albedo, beta)  # p / pdf = 1 for HG sampling
             w = torch.where(ok[:, None], w_new, w)
             z = torch.where(ok, zp, z)
-            toward_exit = ok & (w[:, 2] > 0) & (z < thick)
-            if not exit_spec and bool(toward_exit.any()):
-                wt = power_heuristic(ph_pdf, top.pdf(-w, wi_r, "transmission"))
-                add(beta * _tr(zp - thick, w)[:, None] * top.f(-w, wi_r) * wt[:, None], toward_exit)
+            ix = torch.nonzero(ok & (w[:, 2] > 0) & (z < thick))[:, 0]
+            if not exit_spec and len(ix):
+                top, wx = st.top_of(ix), -w[ix]
+                wt = power_heuristic(ph_pdf[ix], top.pdf(wx, wi_r[ix], "transmission"))
+                value = beta[ix] * _tr(zp[ix] - thick[ix], -wx)[:, None] * top.f(wx, wi_r[ix]) * wt[:, None]
+                f.index_add_(0, st.row[ix], _safe(value, wt >= 0))
+        # Interfaces: each live walk is at the exit (top, seen from inside) or at the base.
         iface = alive & ~scatter
-        at_exit = iface & (z >= thick)
-        at_base = iface & (z < thick)
-        # Reflection at the exit (top) interface from inside.
-        ok_e, w_e, f_e, pdf_e = top.sample(-w, r_uc, u_if, True, "reflection")
-        # Base: NEE along the presampled wis, then sample the base.
-        wt = torch.ones_like(st.pdf_i) if exit_spec else power_heuristic(st.pdf_i, bottom.pdf(-w, -wis))
-        nee = bottom.f(-w, -wis) * st.tint * (wis[:, 2].abs() * wt * _tr(thick, wis))[:, None] * st.wis_w
-        add(beta * nee, at_base)
-        ok_b, w_b, f_b, pdf_b = bottom.sample(-w, r_uc, u_if, True, "reflection")
-        f_b = f_b * st.tint
-        ok_if = torch.where(at_exit, ok_e, ok_b) & (torch.where(at_exit, w_e[:, 2], w_b[:, 2]) != 0)
-        f_if = torch.where(at_exit[:, None], f_e, f_b)
-        pdf_if = torch.where(at_exit, pdf_e, pdf_b)
-        w_if = torch.where(at_exit[:, None], w_e, w_b)
-        beta = torch.where(iface[:, None], _safe(beta * f_if * (w_if[:, 2].abs() / pdf_if)[:, None], ok_if), beta)
-        alive = alive & (~iface | ok_if)
-        w = torch.where(iface[:, None], w_if, w)
-        # NEE through the exit along the base sample.
-        if not exit_spec:
-            hit = at_base & ok_if
-            wt = power_heuristic(pdf_if, top.pdf(-w, wi_r, "transmission"))
-            add(beta * _tr(thick, w)[:, None] * top.f(-w, wi_r) * wt[:, None], hit)
+        ie = torch.nonzero(iface & (z >= thick))[:, 0]
+        ib = torch.nonzero(iface & (z < thick))[:, 0]
+        beta, w, alive = beta.clone(), w.clone(), alive.clone()
+        if len(ie):  # reflection at the exit interface
+            ok, w_e, f_e, pdf_e = st.top_of(ie).sample(-w[ie], r_uc[ie], u_if[ie], True, "reflection")
+            ok &= w_e[:, 2] != 0
+            beta[ie] = _safe(beta[ie] * f_e * (w_e[:, 2].abs() / pdf_e)[:, None], ok)
+            w[ie], alive[ie] = w_e, ok
+        if len(ib):  # base: NEE along the presampled wis, sample the base, NEE through the exit
+            bottom, top = st.bottom_of(ib), st.top_of(ib)
+            wb, wis_b, beta_b, tint, thick_b, wi_b = -w[ib], wis[ib], beta[ib], st.tint[ib], thick[ib], wi_r[ib]
+            pdf_i = st.pdf_i[ib]
+            wt = torch.ones_like(pdf_i) if exit_spec else power_heuristic(pdf_i, bottom.pdf(wb, -wis_b))
+            nee = bottom.f(wb, -wis_b) * tint * (wis_b[:, 2].abs() * wt * _tr(thick_b, wis_b))[:, None] * st.wis_w[ib]
+            f.index_add_(0, st.row[ib], _safe(beta_b * nee, pdf_i > 0))
+            ok, w_b, f_b, pdf_b = bottom.sample(wb, r_uc[ib], u_if[ib], True, "reflection")
+            ok &= w_b[:, 2] != 0
+            beta_b = _safe(beta_b * f_b * tint * (w_b[:, 2].abs() / pdf_b)[:, None], ok)
+            beta[ib], w[ib], alive[ib] = beta_b, w_b, ok
+            if not exit_spec:
+                wt = power_heuristic(pdf_b, top.pdf(-w_b, wi_b, "transmission"))
+                value = beta_b * _tr(thick_b, w_b)[:, None] * top.f(-w_b, wi_b) * wt[:, None]
+                f.index_add_(0, st.row[ib], _safe(value, ok))
         st.alive, st.w, st.beta, st.z = alive, w, beta, z
         if int(alive.sum()) < 0.75 * len(alive):
             st = st.compact(torch.nonzero(alive)[:, 0], base, coat_eta)
