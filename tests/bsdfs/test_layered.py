@@ -199,6 +199,7 @@ def test_bundled_materials_load_with_textures():
     ('<bsdf type="coatedconductor"><rgb name="reflectance" value="0.5"/><string name="material" value="Au"/></bsdf>',
      "either reflectance"),
     ('<bsdf type="layered"><integer name="max_depth" value="0"/></bsdf>', "max_depth must be >= 1"),
+    ('<bsdf type="coateddifuse"/>', "did you mean 'coateddiffuse'"),
     ('<bsdf type="coateddiffuse"><float name="g" value="1.5"/></bsdf>', "g must lie in"),
 ])
 def test_bad_xml_is_one_line_error(xml, match):
