@@ -12,16 +12,18 @@ through the entrance, presample a "virtual light" direction through the exit int
 steps of medium scattering (Henyey-Greenstein, sigma_t = 1 per unit thickness) and interface scattering, with NEE
 through the exit interface combined by the power heuristic, and Russian roulette after depth 3. The walk's random
 numbers are a hash of (wi, wo) and a counter (pbrt seeds its RNG with Hash(wo), Hash(wi)), so values repeat.
-Vectorized: all (item, sample) walks advance together, the depth loop unrolled with masks.
+Vectorized: all (item, sample) walks advance together through the unrolled depth loop (masks; finished walks are
+dropped, and each interface step runs on the walks at that interface).
 
 Interfaces use the project's Mitsuba-compatible microfacet functions (render/bsdfs/reference.py: GGX with
-separable Smith G, visible-normal sampling, dielectric/conductor Fresnel) in pbrt's BxDF conventions (pbrt wo is
-our wi, the camera side; f without the cosine; radiance transport divides transmission by eta'^2, importance does
-not). Deviations from pbrt, on purpose: interface roughness alpha is at least ALPHA_MIN (the TorchBSDF protocol has
-no delta lobes); a coat of IOR 1 is pbrt's specular pass-through; eval is one-sided (zero unless wi and wo are
-above the geometric and the normal-mapped surface), two-sidedness comes from the integrator's `twosided` mirror. sample()/pdf() are NOT pbrt's stochastic
-Sample_f/PDF (whose pdf is only proportional): they are an analytic mixture of the coat's GGX reflection lobe, a
-widened base lobe and a cosine lobe, so the pdf is exact and MIS stays unbiased; weight = eval / pdf.
+separable Smith G where pbrt has height-correlated G, visible-normal sampling, dielectric/conductor Fresnel) in
+pbrt's BxDF conventions (pbrt wo is our wi, the camera side; f without the cosine; radiance transport divides
+transmission by eta'^2, importance does not). Deviations from pbrt, on purpose: interface roughness alpha is at
+least ALPHA_MIN (the TorchBSDF protocol has no delta lobes); a coat of IOR 1 is pbrt's specular pass-through;
+eval is one-sided (zero unless wi and wo are above the geometric and the normal-mapped surface), two-sidedness
+comes from the integrator's `twosided` mirror. sample()/pdf() are NOT pbrt's stochastic Sample_f/PDF (whose pdf
+is only proportional): they are an analytic mixture of the coat's GGX reflection lobe, a widened base lobe and a
+cosine lobe, so the pdf is exact and MIS stays unbiased; weight = eval / pdf.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..core.warp import square_to_cosine_hemisphere, square_to_cosine_hemisphere_pdf
+from ..core.warp import coordinate_system, square_to_cosine_hemisphere, square_to_cosine_hemisphere_pdf
 from ..errors import UserError
 from ..scene import mitsuba_tables
 from ..scene.types import BSDF, Texture
@@ -270,7 +272,6 @@ def _hg_sample(wo: Tensor, g: Tensor, u0: Tensor, u1: Tensor):
     cos_t = torch.where(small, 1 - 2 * u0, cos_hg).clamp(-1, 1)
     sin_t = torch.sqrt((1 - cos_t * cos_t).clamp_min(0))
     phi = 2 * math.pi * u1
-    from ..core.warp import coordinate_system
     s, t = coordinate_system(wo)
     wi = s * (sin_t * torch.cos(phi))[:, None] + t * (sin_t * torch.sin(phi))[:, None] + wo * cos_t[:, None]
     return wi, _hg(cos_t, g)
@@ -379,7 +380,9 @@ def _layered_f_chunk(p: LayerParams, base: str, coat_eta: float, wo, wi, n_sampl
             break
         rng = _Rng(st.key)
         rng.counter = counter
-        r_rr, r_dz, u_ph, r_uc, u_if = rng(), rng(), torch.stack([rng(), rng()], 1), rng(), torch.stack([rng(), rng()], 1)
+        r_rr, r_dz = rng(), rng()
+        u_ph = torch.stack([rng(), rng()], 1)
+        r_uc, u_if = rng(), torch.stack([rng(), rng()], 1)
         counter = rng.counter
         alive, w, beta, z, thick = st.alive, st.w, st.beta, st.z, st.thick
         wis, wi_r = st.wis, st.wi
