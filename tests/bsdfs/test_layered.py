@@ -246,4 +246,3 @@ def test_load_torch_material_by_file_and_id():
         load_torch_material(ROOT / "scenes" / "materials" / "materials.xml")
     with pytest.raises(UserError, match="no layered/neural bsdf with id 'nope'"):
         load_torch_material(ROOT / "scenes" / "materials" / "materials.xml", "nope")
-
