@@ -85,7 +85,7 @@ class _Rng:
 
     def __call__(self) -> Tensor:
         self.counter += 1
-        x = _mix32(self.key ^ _mix32(torch.full_like(self.key, self.counter * 0x9E3779B9)))
+        x = _mix32(self.key ^ int(_mix32(torch.tensor(self.counter * 0x9E3779B9, dtype=torch.int64))))
         return (x >> 8).to(torch.float32) * (1.0 / (1 << 24))
 
 
