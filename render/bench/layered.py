@@ -63,7 +63,8 @@ def run_layered_bench(out: Path | None = None, quick: bool = False, device: str 
         raise UserError("--device cuda: torch reports no CUDA device on this machine")
     sd = SceneData(load_scene(MATERIALS_SCENE), device)
     names = {id(s.bsdf): s.bsdf.id for s in sd.scene.shapes}
-    anchor = pack_bsdf("roughplastic", distribution="ggx", alpha=0.1, diffuse_reflectance=[0.5, 0.3, 0.2])[None].to(device)
+    anchor = pack_bsdf("roughplastic", distribution="ggx", alpha=0.1, diffuse_reflectance=[0.5, 0.3, 0.2])[None]
+    anchor = anchor.to(device)
     for name, bsdf in scene_torch_materials(sd).items():
         for n_samples in samples:
             n = batch or (4096 if quick else (1 << 16 if n_samples > 8 else 1 << 18))

@@ -12,16 +12,18 @@ through the entrance, presample a "virtual light" direction through the exit int
 steps of medium scattering (Henyey-Greenstein, sigma_t = 1 per unit thickness) and interface scattering, with NEE
 through the exit interface combined by the power heuristic, and Russian roulette after depth 3. The walk's random
 numbers are a hash of (wi, wo) and a counter (pbrt seeds its RNG with Hash(wo), Hash(wi)), so values repeat.
-Vectorized: all (item, sample) walks advance together, the depth loop unrolled with masks.
+Vectorized: all (item, sample) walks advance together through the unrolled depth loop (masks; finished walks are
+dropped, and each interface step runs on the walks at that interface).
 
 Interfaces use the project's Mitsuba-compatible microfacet functions (render/bsdfs/reference.py: GGX with
-separable Smith G, visible-normal sampling, dielectric/conductor Fresnel) in pbrt's BxDF conventions (pbrt wo is
-our wi, the camera side; f without the cosine; radiance transport divides transmission by eta'^2, importance does
-not). Deviations from pbrt, on purpose: interface roughness alpha is at least ALPHA_MIN (the TorchBSDF protocol has
-no delta lobes); a coat of IOR 1 is pbrt's specular pass-through; eval is one-sided (zero unless wi and wo are
-above the geometric and the normal-mapped surface), two-sidedness comes from the integrator's `twosided` mirror. sample()/pdf() are NOT pbrt's stochastic
-Sample_f/PDF (whose pdf is only proportional): they are an analytic mixture of the coat's GGX reflection lobe, a
-widened base lobe and a cosine lobe, so the pdf is exact and MIS stays unbiased; weight = eval / pdf.
+separable Smith G where pbrt has height-correlated G, visible-normal sampling, dielectric/conductor Fresnel) in
+pbrt's BxDF conventions (pbrt wo is our wi, the camera side; f without the cosine; radiance transport divides
+transmission by eta'^2, importance does not). Deviations from pbrt, on purpose: interface roughness alpha is at
+least ALPHA_MIN (the TorchBSDF protocol has no delta lobes); a coat of IOR 1 is pbrt's specular pass-through;
+eval is one-sided (zero unless wi and wo are above the geometric and the normal-mapped surface), two-sidedness
+comes from the integrator's `twosided` mirror. sample()/pdf() are NOT pbrt's stochastic Sample_f/PDF (whose pdf
+is only proportional): they are an analytic mixture of the coat's GGX reflection lobe, a widened base lobe and a
+cosine lobe, so the pdf is exact and MIS stays unbiased; weight = eval / pdf.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..core.warp import square_to_cosine_hemisphere, square_to_cosine_hemisphere_pdf
+from ..core.warp import coordinate_system, square_to_cosine_hemisphere, square_to_cosine_hemisphere_pdf
 from ..errors import UserError
 from ..scene import mitsuba_tables
 from ..scene.types import BSDF, Texture
@@ -83,7 +85,7 @@ class _Rng:
 
     def __call__(self) -> Tensor:
         self.counter += 1
-        x = _mix32(self.key ^ _mix32(torch.full_like(self.key, self.counter * 0x9E3779B9)))
+        x = _mix32(self.key ^ int(_mix32(torch.tensor(self.counter * 0x9E3779B9, dtype=torch.int64))))
         return (x >> 8).to(torch.float32) * (1.0 / (1 << 24))
 
 
@@ -270,7 +272,6 @@ def _hg_sample(wo: Tensor, g: Tensor, u0: Tensor, u1: Tensor):
     cos_t = torch.where(small, 1 - 2 * u0, cos_hg).clamp(-1, 1)
     sin_t = torch.sqrt((1 - cos_t * cos_t).clamp_min(0))
     phi = 2 * math.pi * u1
-    from ..core.warp import coordinate_system
     s, t = coordinate_system(wo)
     wi = s * (sin_t * torch.cos(phi))[:, None] + t * (sin_t * torch.sin(phi))[:, None] + wo * cos_t[:, None]
     return wi, _hg(cos_t, g)
@@ -318,12 +319,20 @@ class _Walks:
 
     def interfaces(self, base: str, coat_eta: float):
         q = self.q
-        self.top = Dielectric(coat_eta, q.coat_alpha)
-        self.bottom = Conductor(q.base_alpha, q.base_eta, q.base_k) if base == "conductor" else Diffuse(q.base_color)
+        self.base, self.coat_eta = base, coat_eta
         self.tint = q.base_color if base == "conductor" else torch.ones_like(q.base_color)
         self.thick = q.thickness.clamp_min(FLT_MIN)
         self.has_medium = q.albedo.amax(1) > 0
         return self
+
+    def top_of(self, idx: Tensor) -> Dielectric:
+        return Dielectric(self.coat_eta, self.q.coat_alpha[idx])
+
+    def bottom_of(self, idx: Tensor):
+        q = self.q
+        if self.base == "conductor":
+            return Conductor(q.base_alpha[idx], q.base_eta[idx], q.base_k[idx])
+        return Diffuse(q.base_color[idx])
 
     def compact(self, keep: Tensor, base: str, coat_eta: float) -> "_Walks":
         state = {k: (v.take(keep) if isinstance(v, LayerParams) else v[keep]) for k, v in self.__dict__.items()
@@ -371,9 +380,11 @@ def _layered_f_chunk(p: LayerParams, base: str, coat_eta: float, wo, wi, n_sampl
             break
         rng = _Rng(st.key)
         rng.counter = counter
-        r_rr, r_dz, u_ph, r_uc, u_if = rng(), rng(), torch.stack([rng(), rng()], 1), rng(), torch.stack([rng(), rng()], 1)
+        r_rr, r_dz = rng(), rng()
+        u_ph = torch.stack([rng(), rng()], 1)
+        r_uc, u_if = rng(), torch.stack([rng(), rng()], 1)
         counter = rng.counter
-        alive, w, beta, z, thick, top, bottom = st.alive, st.w, st.beta, st.z, st.thick, st.top, st.bottom
+        alive, w, beta, z, thick = st.alive, st.w, st.beta, st.z, st.thick
         wis, wi_r = st.wis, st.wi
         # Russian roulette (pbrt: after depth 3 when max beta < 0.25).
         if depth > 3:
@@ -402,33 +413,37 @@ def _layered_f_chunk(p: LayerParams, base: str, coat_eta: float, wo, wi, n_sampl
             beta = torch.where(ok[:, None], beta * st.q.albedo, beta)  # p / pdf = 1 for HG sampling
             w = torch.where(ok[:, None], w_new, w)
             z = torch.where(ok, zp, z)
-            toward_exit = ok & (w[:, 2] > 0) & (z < thick)
-            if not exit_spec and bool(toward_exit.any()):
-                wt = power_heuristic(ph_pdf, top.pdf(-w, wi_r, "transmission"))
-                add(beta * _tr(zp - thick, w)[:, None] * top.f(-w, wi_r) * wt[:, None], toward_exit)
+            ix = torch.nonzero(ok & (w[:, 2] > 0) & (z < thick))[:, 0]
+            if not exit_spec and len(ix):
+                top, wx = st.top_of(ix), -w[ix]
+                wt = power_heuristic(ph_pdf[ix], top.pdf(wx, wi_r[ix], "transmission"))
+                value = beta[ix] * _tr(zp[ix] - thick[ix], -wx)[:, None] * top.f(wx, wi_r[ix]) * wt[:, None]
+                f.index_add_(0, st.row[ix], _safe(value, wt >= 0))
+        # Interfaces: each live walk is at the exit (top, seen from inside) or at the base.
         iface = alive & ~scatter
-        at_exit = iface & (z >= thick)
-        at_base = iface & (z < thick)
-        # Reflection at the exit (top) interface from inside.
-        ok_e, w_e, f_e, pdf_e = top.sample(-w, r_uc, u_if, True, "reflection")
-        # Base: NEE along the presampled wis, then sample the base.
-        wt = torch.ones_like(st.pdf_i) if exit_spec else power_heuristic(st.pdf_i, bottom.pdf(-w, -wis))
-        nee = bottom.f(-w, -wis) * st.tint * (wis[:, 2].abs() * wt * _tr(thick, wis))[:, None] * st.wis_w
-        add(beta * nee, at_base)
-        ok_b, w_b, f_b, pdf_b = bottom.sample(-w, r_uc, u_if, True, "reflection")
-        f_b = f_b * st.tint
-        ok_if = torch.where(at_exit, ok_e, ok_b) & (torch.where(at_exit, w_e[:, 2], w_b[:, 2]) != 0)
-        f_if = torch.where(at_exit[:, None], f_e, f_b)
-        pdf_if = torch.where(at_exit, pdf_e, pdf_b)
-        w_if = torch.where(at_exit[:, None], w_e, w_b)
-        beta = torch.where(iface[:, None], _safe(beta * f_if * (w_if[:, 2].abs() / pdf_if)[:, None], ok_if), beta)
-        alive = alive & (~iface | ok_if)
-        w = torch.where(iface[:, None], w_if, w)
-        # NEE through the exit along the base sample.
-        if not exit_spec:
-            hit = at_base & ok_if
-            wt = power_heuristic(pdf_if, top.pdf(-w, wi_r, "transmission"))
-            add(beta * _tr(thick, w)[:, None] * top.f(-w, wi_r) * wt[:, None], hit)
+        ie = torch.nonzero(iface & (z >= thick))[:, 0]
+        ib = torch.nonzero(iface & (z < thick))[:, 0]
+        beta, w, alive = beta.clone(), w.clone(), alive.clone()
+        if len(ie):  # reflection at the exit interface
+            ok, w_e, f_e, pdf_e = st.top_of(ie).sample(-w[ie], r_uc[ie], u_if[ie], True, "reflection")
+            ok &= w_e[:, 2] != 0
+            beta[ie] = _safe(beta[ie] * f_e * (w_e[:, 2].abs() / pdf_e)[:, None], ok)
+            w[ie], alive[ie] = w_e, ok
+        if len(ib):  # base: NEE along the presampled wis, sample the base, NEE through the exit
+            bottom, top = st.bottom_of(ib), st.top_of(ib)
+            wb, wis_b, beta_b, tint, thick_b, wi_b = -w[ib], wis[ib], beta[ib], st.tint[ib], thick[ib], wi_r[ib]
+            pdf_i = st.pdf_i[ib]
+            wt = torch.ones_like(pdf_i) if exit_spec else power_heuristic(pdf_i, bottom.pdf(wb, -wis_b))
+            nee = bottom.f(wb, -wis_b) * tint * (wis_b[:, 2].abs() * wt * _tr(thick_b, wis_b))[:, None] * st.wis_w[ib]
+            f.index_add_(0, st.row[ib], _safe(beta_b * nee, pdf_i > 0))
+            ok, w_b, f_b, pdf_b = bottom.sample(wb, r_uc[ib], u_if[ib], True, "reflection")
+            ok &= w_b[:, 2] != 0
+            beta_b = _safe(beta_b * f_b * tint * (w_b[:, 2].abs() / pdf_b)[:, None], ok)
+            beta[ib], w[ib], alive[ib] = beta_b, w_b, ok
+            if not exit_spec:
+                wt = power_heuristic(pdf_b, top.pdf(-w_b, wi_b, "transmission"))
+                value = beta_b * _tr(thick_b, w_b)[:, None] * top.f(-w_b, wi_b) * wt[:, None]
+                f.index_add_(0, st.row[ib], _safe(value, ok))
         st.alive, st.w, st.beta, st.z = alive, w, beta, z
         if int(alive.sum()) < 0.75 * len(alive):
             st = st.compact(torch.nonzero(alive)[:, 0], base, coat_eta)

@@ -23,7 +23,7 @@ from .transforms import look_at, rotate, scale, translate, uniform_scale
 from .types import (BSDF, Emitter, Film, Integrator, RFilter, Sampler, Scene, SceneError, Sensor, Shape,
                     Texture)
 from .xmlparse import Element, error, parse_xml, substitute
-from ..bsdfs.torch_bsdf import torch_bsdf_plugin
+from ..bsdfs.torch_bsdf import PLUGIN_MODULES, torch_bsdf_plugin
 
 OBJECT_TAGS = ("shape", "bsdf", "emitter", "texture", "sensor", "film", "sampler", "integrator", "rfilter")
 PROPERTY_TAGS = ("float", "integer", "boolean", "string", "rgb", "spectrum", "point", "vector", "transform", "ref")
@@ -157,9 +157,10 @@ class Loader:
             raise self.err(el, f"Mitsuba's {el.tag} plugin '{t}' is not supported by Radiant "
                                f"(supported: {', '.join(PLUGINS[el.tag])})")
         if t not in PLUGINS[el.tag] and not (el.tag == "bsdf" and torch_bsdf_plugin(t) is not None):
-            close = difflib.get_close_matches(t, PLUGINS[el.tag], 1)
+            known = PLUGINS[el.tag] + (tuple(PLUGIN_MODULES) if el.tag == "bsdf" else ())
+            close = difflib.get_close_matches(t, known, 1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise self.err(el, f"unknown {el.tag} plugin '{t}' (supported: {', '.join(PLUGINS[el.tag])}){hint}")
+            raise self.err(el, f"unknown {el.tag} plugin '{t}' (supported: {', '.join(known)}){hint}")
         o = Obj(el.tag, t, el.attrs.get("id"), el)
         for c in el.children:
             if c.tag in UNSUPPORTED_TAGS:

@@ -61,7 +61,8 @@ def _scenes(wrap_twosided=False):
     torch_bsdf = '<bsdf type="torchlambert"><rgb name="reflectance" value="0.2, 0.5, 0.8"/></bsdf>'
     if wrap_twosided:
         torch_bsdf = f'<bsdf type="twosided">{torch_bsdf}</bsdf>'
-        analytic = '<bsdf type="twosided"><bsdf type="diffuse"><rgb name="reflectance" value="0.2, 0.5, 0.8"/></bsdf></bsdf>'
+        analytic = ('<bsdf type="twosided"><bsdf type="diffuse"><rgb name="reflectance" value="0.2, 0.5, 0.8"/>'
+                    '</bsdf></bsdf>')
     else:
         analytic = '<bsdf type="diffuse">\n            <rgb name="reflectance" value="0.2, 0.5, 0.8"/>\n        </bsdf>'
     original = '<bsdf type="diffuse">\n            <rgb name="reflectance" value="0.2, 0.5, 0.8"/>\n        </bsdf>'
