@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..core.warp import square_to_cosine_hemisphere, square_to_cosine_hemisphere_pdf
-from .model import NeuralMaterialModel
+from .model import NeuralMaterialModel, bilinear_quads, texel_quads
 from .radmat import load_radmat
 
 ALBEDO_DIRECTIONS = 64
@@ -34,6 +34,9 @@ class NeuralBSDF:
         self.sampling = sampling
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self.model.brdf.freeze()
+        finest = self.model.pyramid.levels[0]
+        self._quads = texel_quads(finest.detach())   # the finest level, for one-gather bilinear lookups
 
     @classmethod
     def load(cls, path: Path, device="cpu", sampling: str = "learned") -> "NeuralBSDF":
@@ -53,7 +56,8 @@ class NeuralBSDF:
         if lod is None and footprint is not None:
             lod = torch.log2((footprint * self.model.cfg.resolution).clamp_min(1.0))
         if lod is None:
-            return self.model.pyramid.lookup(uv)
+            h, w, _ = self.model.pyramid.levels[0].shape
+            return bilinear_quads(self._quads, h, w, uv)
         # The level choice's uniform is a hash of uv, so eval, pdf and sample of one shading point agree.
         u = torch.remainder(torch.sin(uv[:, 0] * 12.9898 + uv[:, 1] * 78.233) * 43758.5453, 1.0)
         return self.model.pyramid.lookup(uv, lod, u)

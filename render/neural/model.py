@@ -82,8 +82,30 @@ def bilinear_repeat(image: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     xa, xb = torch.remainder(x0, w), torch.remainder(x0 + 1, w)
     ya, yb = torch.remainder(y0, h), torch.remainder(y0 + 1, h)
     flat = image.reshape(h * w, -1)
-    return ((flat[ya * w + xa] * (1 - fx) + flat[ya * w + xb] * fx) * (1 - fy)
-            + (flat[yb * w + xa] * (1 - fx) + flat[yb * w + xb] * fx) * fy)
+    texel = lambda i: torch.index_select(flat, 0, i)
+    return ((texel(ya * w + xa) * (1 - fx) + texel(ya * w + xb) * fx) * (1 - fy)
+            + (texel(yb * w + xa) * (1 - fx) + texel(yb * w + xb) * fx) * fy)
+
+
+def texel_quads(image: torch.Tensor) -> torch.Tensor:
+    """(H,W,C) -> (H*W, 4C): each texel with its right, lower and lower-right neighbours (repeat wrap), so that a
+    bilinear lookup is one gather (inference; 4x the memory of the level)."""
+    right = torch.roll(image, -1, 1)
+    below = torch.roll(image, -1, 0)
+    return torch.cat([image, right, below, torch.roll(below, -1, 1)], -1).reshape(-1, 4 * image.shape[-1])
+
+
+def bilinear_quads(quads: torch.Tensor, height: int, width: int, uv: torch.Tensor) -> torch.Tensor:
+    """bilinear_repeat through texel_quads: same value, one gather instead of four."""
+    x = uv[:, 0] * width - 0.5
+    y = uv[:, 1] * height - 0.5
+    x0, y0 = torch.floor(x), torch.floor(y)
+    fx, fy = x - x0, y - y0
+    idx = torch.remainder(y0.long(), height) * width + torch.remainder(x0.long(), width)
+    gx = 1 - fx
+    w = torch.stack([gx * (1 - fy), fx * (1 - fy), gx * fy, fx * fy], 1)
+    # index_select: several times faster than advanced indexing for row gathers on the CPU
+    return torch.bmm(w[:, None, :], torch.index_select(quads, 0, idx).view(len(uv), 4, -1))[:, 0]
 
 
 def downsample(image: torch.Tensor) -> torch.Tensor:
@@ -173,10 +195,36 @@ class NeuralBRDF(nn.Module):
         return self._output(x, wi, wo)
 
     def evaluate(self, latent, wi, wo) -> torch.Tensor:
-        """Inference value: the same math as forward through fused addmm/LeakyReLU, no autograd."""
+        """Inference value: the same math as forward, in fewer ops (no autograd, no concatenation: the first layer
+        is split into its latent and direction columns; 3x3 frame products by einsum)."""
         with torch.inference_mode():
-            x = fused_mlp(self.mlp, self.features(latent, wi, wo, fused=True))
+            n = len(latent)
+            h = F.normalize(wi + wo, dim=-1, eps=1e-12)
+            raw = torch.addmm(self.frame_head.bias, latent, self.frame_head.weight.t())
+            frames = frames_from_raw(raw, self.cfg.frames).reshape(n, -1, 3)             # (N, 3*frames, 3)
+            dirs = torch.stack([wi, wo, h], 1)                                           # (N, 3, 3) rows
+            local = torch.einsum("nfk,njk->nfj", frames, dirs).reshape(n, -1)
+            weights = self._frozen or self._transposed()
+            x = torch.addmm(weights[0][1], latent, weights[0][0])
+            x.addmm_(local, weights[0][2])
+            for w, b in weights[1:]:
+                F.leaky_relu_(x, 0.01)
+                x = torch.addmm(b, x, w)
             return self._output(x, wi, wo)
+
+    _frozen = None
+
+    def _transposed(self):
+        """[(W0_latent^T, b0, W0_directions^T), (W1^T, b1), ...] contiguous, for evaluate."""
+        layers = [m for m in self.mlp if isinstance(m, nn.Linear)]
+        c = self.cfg.latent_channels
+        w0 = layers[0].weight.detach()
+        return [(w0[:, :c].t().contiguous(), layers[0].bias.detach(), w0[:, c:].t().contiguous())] + \
+            [(lin.weight.detach().t().contiguous(), lin.bias.detach()) for lin in layers[1:]]
+
+    def freeze(self) -> None:
+        """Caches the transposed weights for evaluate (call once the weights stop changing)."""
+        self._frozen = self._transposed()
 
     @staticmethod
     def _output(x, wi, wo):
