@@ -125,6 +125,30 @@ def parse_defines(defines: list[str]) -> dict[str, str]:
     return params
 
 
+def parse_frames(spec: str | None) -> tuple[str, list[str]] | None:
+    """--frames NAME=V1,V2,... (values as given) or NAME=START:STOP:COUNT (COUNT evenly spaced numbers, both ends
+    included): the scene parameter $NAME takes one value per frame."""
+    if not spec:
+        return None
+    name, sep, values = spec.partition("=")
+    if not sep or not name or not values:
+        raise UserError(f"--frames {spec}: expected NAME=V1,V2,... or NAME=START:STOP:COUNT")
+    if ":" in values:
+        parts = values.split(":")
+        try:
+            start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+            if len(parts) != 3 or count <= 0:
+                raise ValueError
+        except (ValueError, IndexError):
+            raise UserError(f"--frames {spec}: expected NAME=START:STOP:COUNT with numbers and COUNT > 0") from None
+        step = (stop - start) / (count - 1) if count > 1 else 0.0
+        return name, [repr(start + i * step) for i in range(count)]
+    vals = [v.strip() for v in values.split(",")]
+    if any(not v for v in vals):
+        raise UserError(f"--frames {spec}: empty value in the list")
+    return name, vals
+
+
 def check_output(out: Path, force: bool) -> None:
     if out.suffix.lower() not in (".exr", ".png"):
         raise UserError(f"--out {out}: unsupported extension {out.suffix!r}; expected .exr or .png")
