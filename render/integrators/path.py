@@ -143,9 +143,10 @@ class Film:
 class PathIntegrator:
     """Mitsuba-compatible `path` integrator over a SceneData."""
 
-    def __init__(self, sd: SceneData, settings: RenderSettings):
+    def __init__(self, sd: SceneData, settings: RenderSettings, sensor=None):
+        """sensor: the camera to render from (default: the scene's); e.g. a viewer's moved copy of it."""
         self.sd, self.s = sd, settings
-        sensor = sd.scene.sensor
+        sensor = sensor if sensor is not None else sd.scene.sensor
         self.width = settings.width or sensor.film.width
         self.height = settings.height or sensor.film.height
         to_world, fov_x, fov_y = camera_frame(sensor, self.width, self.height)
