@@ -15,6 +15,7 @@ import torch
 from .errors import UserError
 from .integrators import Film, PathIntegrator, RenderResult, RenderSettings, SceneData
 from .integrators.fused import FusedIntegrator, PackedScene, unsupported_reason
+from .scene.types import RFilter
 
 AOV_NAMES = ("albedo", "normal", "depth", "position")
 
@@ -33,12 +34,14 @@ class Accumulator:
     or "auto" (fused when it supports the render). to_world (4x4, Mitsuba camera space: +z forward, +x image left,
     +y up) replaces the sensor's; width/height replace the film's (the fov is re-resolved for the new aspect as
     Mitsuba's fov_axis says). `reset` starts a new image (new camera, size or AOVs) and keeps the compiled scene.
+    color=False accumulates AOVs only (torch integrator; with max_depth=1 only the primary hit is traced);
+    rfilter replaces the film's reconstruction filter (e.g. a box: each sample lands in its own pixel, cheapest).
     """
 
     def __init__(self, scene, device: str = "cpu", sd: SceneData | None = None, seed: int = 0,
                  max_depth: int | None = None, aovs: tuple = (), to_world: np.ndarray | None = None,
                  width: int | None = None, height: int | None = None, integrator: str = "auto",
-                 samples_per_pass: int = 1 << 20):
+                 samples_per_pass: int = 1 << 20, color: bool = True, rfilter: RFilter | None = None):
         if integrator not in ("auto", "fused", "torch"):
             raise UserError(f"--integrator: expected auto, fused or torch, got {integrator!r}")
         if scene.sensor is None:
@@ -48,7 +51,9 @@ class Accumulator:
         if integ.type not in ("path", "direct"):
             raise UserError(f"{scene.source}: integrator '{integ.type}' is not supported by `radiant render` yet")
         self.scene, self.seed, self.max_depth, self.samples_per_pass = scene, seed, max_depth, samples_per_pass
-        self.requested = integrator
+        if not color and integrator != "torch":
+            raise ValueError("color=False (AOVs only) needs the torch integrator")
+        self.requested, self.color, self.rfilter = integrator, color, rfilter
         self.sd = sd if sd is not None else SceneData(scene, device)
         self._packed: PackedScene | None = None
         self.reset(to_world=to_world, width=width, height=height, aovs=aovs)
@@ -66,6 +71,8 @@ class Accumulator:
         sensor = scene.sensor
         if to_world is not None:
             sensor = dataclasses.replace(sensor, to_world=np.asarray(to_world, dtype=np.float64).copy())
+        if self.rfilter is not None:
+            sensor = dataclasses.replace(sensor, film=dataclasses.replace(sensor.film, rfilter=self.rfilter))
         ip = scene.integrator.params
         if scene.integrator.type == "direct":
             depth = 2
@@ -87,7 +94,7 @@ class Accumulator:
             self.integrator = PathIntegrator(self.sd, settings, sensor=sensor)
         self.sensor, self.aovs = sensor, tuple(aovs)
         w, h = self.width, self.height
-        self.film = Film(w, h, self.integrator.rfilter, 3, self.sd.device)
+        self.film = Film(w, h, self.integrator.rfilter, 3, self.sd.device) if self.color else None
         channels = sum(1 if a == "depth" else 3 for a in aovs)
         self.aov_film = Film(w, h, self.integrator.rfilter, channels, self.sd.device) if aovs else None
         self.spp, self.passes, self.seconds = 0, 0, 0.0
@@ -134,6 +141,8 @@ class Accumulator:
 
     def rgb(self) -> np.ndarray:
         """(H,W,3) linear radiance: the mean of the samples so far."""
+        if self.film is None:
+            raise ValueError("this accumulator renders AOVs only (color=False)")
         return self.film.develop()
 
     def aov_images(self) -> dict[str, np.ndarray]:

@@ -1,7 +1,7 @@
 """`radiant bench viewer`: what one interactive step of the viewer costs, per bundled scene and view.
 
 Rows (one JSON line each): the 1-spp colour pass (fused kernel), the 1-spp AOV pass the viewer uses (torch
-integrator, primary hit only) and, side by side as the anchor, the same AOV from a full torch path-tracing pass
+integrator, primary hit only, no colour film, box filter) and, side by side as the anchor, the same AOV from a full torch path-tracing pass
 (what `radiant render --aov` pays); plus the quarter-resolution preview pass after a camera move.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from ..integrators import SceneData
 from ..progressive import Accumulator
 from ..scene import load_scene
+from ..scene.types import RFilter
 from . import emit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ def run_viewer_bench(out: Path | None = None, scenes: list[str] | None = None, r
                                                            height=max(1, h // 4)), None)]
         for aov in ("albedo", "normal", "depth"):
             cases.append((f"aov_{aov}", Accumulator(scene, device=device, sd=sd, integrator="torch", max_depth=1,
-                                                    aovs=(aov,)), aov))
+                                                    aovs=(aov,), color=False, rfilter=RFilter(type="box")), aov))
         cases.append(("aov_depth_full_torch_pass_anchor", Accumulator(scene, device=device, sd=sd,
                                                                       integrator="torch", aovs=("depth",)), "depth"))
         for case, acc, _ in cases:

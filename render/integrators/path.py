@@ -183,7 +183,8 @@ class PathIntegrator:
         pos = torch.stack([(pix % self.width).float(), (pix // self.width).float()], 1) + rand(n, 2)
         o, d, tmin, tmax = self.camera_rays(pos / torch.tensor([self.width, self.height], device=dev))
         L = self.trace(o, d, tmin, tmax, rand, aov_out=(aov := {}) if aov_film is not None else None)
-        film.splat(pos, L)
+        if film is not None:  # None: AOVs only (the viewer's AOV views)
+            film.splat(pos, L)
         if aov_film is not None and aov:
             aov_film.splat(pos, torch.cat([aov[k] for k in self.s.aovs], 1))
 

@@ -12,6 +12,7 @@ from render.progressive import Accumulator
 from render.render import render_loaded
 from render.scene import load_scene
 from render.scene.transforms import look_at
+from render.scene.types import RFilter
 
 ROOT = Path(__file__).resolve().parents[2]
 CBOX = ROOT / "scenes" / "cbox" / "cbox.xml"
@@ -52,7 +53,7 @@ def test_camera_override_matches_the_scene_with_that_camera(cbox, tmp_path):
 
 def test_reset_starts_over_with_new_size_and_aovs(cbox):
     scene, sd = cbox
-    acc = Accumulator(scene, sd=sd, integrator="torch", max_depth=1)
+    acc = Accumulator(scene, sd=sd, integrator="torch", max_depth=1, color=False, rfilter=RFilter(type="box"))
     acc.add(2)
     acc.reset(width=12, height=8, aovs=("normal", "depth"))
     assert acc.spp == 0 and (acc.width, acc.height) == (12, 8)
@@ -60,6 +61,9 @@ def test_reset_starts_over_with_new_size_and_aovs(cbox):
     aovs = acc.aov_images()
     assert aovs["normal"].shape == (8, 12, 3) and aovs["depth"].shape == (8, 12)
     assert 4.5 < float(aovs["depth"][4, 6]) < 5.1
+    # An AOV-only accumulator has no colour film to read.
+    with pytest.raises(ValueError, match="AOVs only"):
+        acc.rgb()
     with pytest.raises(UserError, match="unknown AOV 'bogus'"):
         acc.reset(aovs=("bogus",))
     with pytest.raises(UserError, match="--spp: expected a positive"):
