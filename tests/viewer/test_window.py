@@ -6,9 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
 from render.cli import main
+from render.errors import UserError
 from viewer.window import ViewerWindow
 from viewer.worker import MAX_BATCH_SPP
 
@@ -64,6 +66,7 @@ def test_drag_moves_camera_and_restarts_accumulation(qtbot, window):
     assert np.array_equal(window.camera.to_world, home)
     xml = window.copy_camera()
     assert xml == '<lookat origin="0, 0, 3.9" target="0, 0, 0" up="0, 1, 0"/>'
+    assert QGuiApplication.clipboard().text() == xml
 
 
 def test_keys_and_wheel_move_the_camera(qtbot, window):
@@ -96,6 +99,27 @@ def test_aov_switch_changes_the_image(qtbot, window, tmp_path):
     from render.core.image import read_exr_channels
 
     assert "depth" in read_exr_channels(tmp_path / "depth.exr")
+
+
+def test_save_image_exr_linear_png_as_displayed(qtbot, window, tmp_path):
+    import imageio.v3 as iio
+
+    from render.core.image import read_exr_channels
+
+    window.open_scene(CBOX)
+    wait_spp(qtbot, window, 2)
+    window.max_spp = window.last_frame.spp  # hold this frame: no newer one may replace it while we compare
+    window.request_render()
+    frame = wait_spp(qtbot, window, 1)
+    qtbot.waitUntil(lambda: window.worker._idle(), timeout=TIMEOUT_MS)
+    frame = window.last_frame
+    window.render_tab.exposure.setValue(1.0)
+    window.save_image(tmp_path / "img.exr")
+    window.save_image(tmp_path / "img.png")
+    assert np.allclose(read_exr_channels(tmp_path / "img.exr")["RGB"], frame.image)
+    assert np.array_equal(iio.imread(tmp_path / "img.png"), window.display_image(frame))
+    with pytest.raises(UserError, match="expected .exr or .png"):
+        window.save_image(tmp_path / "img.jpg")
 
 
 def test_exposure_and_tonemap_change_the_display(qtbot, window):
