@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import imageio.v3 as iio
-import numpy as np
 import pytest
 
 from render.cli import main
