@@ -96,7 +96,8 @@ def regress_cmd(
 
 @app.command("view")
 def view_cmd(
-    path: Path = typer.Argument(..., help="Mitsuba 3 XML scene file."),
+    path: Path = typer.Argument(..., help="Mitsuba 3 XML scene file, or a reconstruction run folder (live loss "
+                                          "curves)."),
     screenshot: Optional[Path] = typer.Option(None, "--screenshot", help="Render the window offscreen to this PNG "
                                                                          "and exit (docs, tests)."),
     spp: Optional[int] = typer.Option(None, help="Stop accumulating at this spp (default 65536; with --screenshot: "

@@ -1,4 +1,4 @@
-"""The viewer's main window: a tab per view (render; the reconstruction tab comes with render.recon), controls,
+"""The viewer's main window: a tab per view (render; reconstruction run: loss curves so far), controls,
 status bar. It renders nothing itself: frames come from the worker (render.progressive), images are tonemapped
 and saved with render.core.image."""
 
@@ -16,6 +16,7 @@ from render.core.image import TONEMAPS, aov_display, to_8bit, tonemap, write_exr
 from render.errors import UserError
 
 from .camera import OrbitCamera
+from .recon import ReconTab, is_run_folder
 from .worker import Frame, Job, RenderWorker, SceneInfo
 
 AOVS = ("color", "albedo", "normal", "depth")
@@ -151,8 +152,10 @@ class ViewerWindow(QMainWindow):
 
     def __init__(self, device: str = "cpu", width: int | None = None, height: int | None = None,
                  params: dict | None = None, allow_outside: bool = False, max_spp: int | None = None,
-                 screenshot: Path | None = None, force: bool = False):
+                 screenshot: Path | None = None, force: bool = False, poll_ms: int = 1000):
         super().__init__()
+        self.poll_ms = poll_ms
+        self.recon_tab: ReconTab | None = None  # added when a run folder is opened
         self.setWindowTitle("Radiant")
         self.spp_flag = max_spp
         self.max_spp = max_spp or DEFAULT_MAX_SPP
@@ -193,6 +196,7 @@ class ViewerWindow(QMainWindow):
     def _menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         for text, key, slot in (("&Open scene…", QKeySequence.StandardKey.Open, self.open_dialog),
+                                ("Open &run folder…", QKeySequence("Ctrl+Shift+O"), self.open_run_dialog),
                                 ("&Save image…", QKeySequence.StandardKey.Save, self.save_dialog),
                                 ("&Quit", QKeySequence.StandardKey.Quit, self.close)):
             a = QAction(text, self)
@@ -209,9 +213,34 @@ class ViewerWindow(QMainWindow):
 
     # ---- scene
     def open_scene(self, path) -> None:
+        """A Mitsuba scene (render tab) or a reconstruction run folder (reconstruction tab)."""
+        path = Path(path)
+        if path.is_dir():
+            if is_run_folder(path):
+                self.open_run(path)
+            else:
+                self._on_failed(f"{path}: a folder, but not a reconstruction run (no config.yaml or metrics.jsonl)")
+            return
         self.loading = True
+        self.tabs.setCurrentWidget(self.render_tab)
         self.status.setText(f"loading {path}…")
         self.worker.load(path)
+
+    def open_run(self, run: Path) -> None:
+        if self.recon_tab is None:
+            self.recon_tab = ReconTab(poll_ms=self.poll_ms)
+            self.tabs.addTab(self.recon_tab, "Reconstruction")
+        self.tabs.setCurrentWidget(self.recon_tab)
+        self.recon_tab.open_run(run)
+        self.setWindowTitle(f"Radiant: {run.name}")
+        self.status.setText(f"run {run}: loss curves, re-read every {self.poll_ms / 1000:g} s")
+        if self.screenshot is not None:
+            QTimer.singleShot(0, self._take_screenshot)
+
+    def open_run_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open reconstruction run")
+        if path:
+            self.open_scene(path)
 
     def open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open scene", "", "Mitsuba scenes (*.xml);;All files (*)")

@@ -180,8 +180,7 @@ class RenderWorker(QThread):
     def _load_scene(self, path: Path) -> None:
         try:
             if path.is_dir():
-                raise UserError(f"{path}: a folder; viewing reconstruction runs is not available yet "
-                                "(open a Mitsuba scene .xml)")
+                raise UserError(f"{path}: a folder; expected a Mitsuba scene .xml")
             scene = load_scene(path, params=self.params, allow_outside=self.allow_outside)
             if scene.sensor is None:
                 raise UserError(f"{path}: the scene has no sensor to render from")
