@@ -147,6 +147,47 @@ def regress_cmd(
         raise typer.Exit(1)
 
 
+@app.command("view")
+def view_cmd(
+    path: Path = typer.Argument(..., help="Mitsuba 3 XML scene file, or a reconstruction run folder (live loss "
+                                          "curves)."),
+    screenshot: Optional[Path] = typer.Option(None, "--screenshot", help="Render the window offscreen to this PNG "
+                                                                         "and exit (docs, tests)."),
+    spp: Optional[int] = typer.Option(None, help="Stop accumulating at this spp (default 65536; with --screenshot: "
+                                                 "the scene's sampler count)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    width: Optional[int] = typer.Option(None, help="Override the film width."),
+    height: Optional[int] = typer.Option(None, help="Override the film height."),
+    define: list[str] = typer.Option([], "-D", help="Set a scene parameter, name=value."),
+    force: bool = typer.Option(False, help="Overwrite an existing --screenshot file."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help="Let the scene reference files outside its folder."),
+):
+    """Open a scene in the desktop viewer: progressive path tracing, orbit/pan/zoom, AOVs, exposure, save."""
+    from .progressive import check_device
+    from .render import parse_defines
+
+    params = parse_defines(define)
+    for name, v in (("--spp", spp), ("--width", width), ("--height", height)):
+        if v is not None and v <= 0:
+            raise UserError(f"{name}: expected a positive value, got {v}")
+    check_device(device)
+    if screenshot is not None:
+        if screenshot.suffix.lower() != ".png":
+            raise UserError(f"--screenshot {screenshot}: expected a .png file")
+        if screenshot.exists() and not force:
+            raise UserError(f"--screenshot {screenshot}: exists; pass --force to overwrite")
+    try:
+        import PySide6  # noqa: F401
+    except ImportError:
+        raise UserError("radiant view needs the viewer extra: pip install radiant[viewer]") from None
+    from viewer.app import run_viewer
+
+    run_viewer(path, device=device, width=width, height=height, params=params, allow_outside=allow_outside,
+               spp=spp, screenshot=screenshot, force=force)
+    if screenshot is not None:
+        typer.echo(f"wrote {screenshot}")
+
+
 @bench_app.command("rays")
 def bench_rays(
     out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),
@@ -193,6 +234,24 @@ def bench_report(folder: Path = typer.Argument(Path("out/bench"), help="Folder w
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of bench results; run `make bench` first")
     typer.echo(f"wrote {write_bench_report(folder)}")
+
+
+@bench_app.command("viewer")
+def bench_viewer(
+    out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),
+    scene: list[str] = typer.Option([], "--scene", help="Only these bundled scenes (cbox, spheres, lights)."),
+    repeats: int = typer.Option(5, help="Timed passes per case (best is reported)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+):
+    """Cost of one viewer step: 1-spp colour pass, on-demand AOV pass, preview; full torch AOV pass as anchor."""
+    from .bench.viewer import SCENES, run_viewer_bench
+    from .progressive import check_device
+
+    check_device(device)
+    for s in scene:
+        if s not in SCENES:
+            raise UserError(f"--scene {s}: expected one of {', '.join(SCENES)}")
+    run_viewer_bench(out=out, scenes=scene or None, repeats=repeats, device=device)
 
 
 @bench_app.command("render")

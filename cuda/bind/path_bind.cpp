@@ -216,10 +216,10 @@ PixelWindow make_window(const std::vector<int64_t>& v, int64_t width, int64_t he
 // Returns (pos (N,2), L (N,3), deferred (K, kDeferredFloats), deferred_total) for N = layers * w * h samples of
 // the pixel window (x0, y0, w, h) (default: the whole film): pixel window_pixel(i % (w h)), sample index
 // first_sample + i / (w h). deferred_total may exceed K = capacity.
-std::vector<at::Tensor> path_trace(std::vector<at::Tensor> scene, int64_t num_triangles, int64_t env,
-                                   std::vector<double> camera, int64_t width, int64_t height, int64_t max_depth,
+std::vector<at::Tensor> path_trace(const std::vector<at::Tensor>& scene, int64_t num_triangles, int64_t env,
+                                   const std::vector<double>& camera, int64_t width, int64_t height, int64_t max_depth,
                                    int64_t rr_depth, bool hide_emitters, int64_t seed, int64_t first_sample,
-                                   int64_t layers, int64_t deferred_capacity, std::vector<int64_t> window) {
+                                   int64_t layers, int64_t deferred_capacity, const std::vector<int64_t>& window) {
     PackedScene s = pack_scene(scene, num_triangles, env);
     PathCamera cam = make_camera(camera, width, height);
     PixelWindow win = make_window(window, width, height, "window");
@@ -254,8 +254,8 @@ std::vector<at::Tensor> path_trace(std::vector<at::Tensor> scene, int64_t num_tr
 
 // window: (x0, y0, w, h) of the samples' pixel window (path_trace's) then of the accumulator's pixels; empty: both
 // the whole film.
-void film_splat(at::Tensor acc, at::Tensor pos, at::Tensor values, int64_t width, int64_t height,
-                int64_t filter_kind, double radius, double stddev, std::vector<int64_t> window) {
+void film_splat(const at::Tensor& acc, const at::Tensor& pos, const at::Tensor& values, int64_t width, int64_t height,
+                int64_t filter_kind, double radius, double stddev, const std::vector<int64_t>& window) {
     check_tensor(acc, "acc", at::kDouble, 2);
     check_tensor(pos, "pos", at::kFloat, 2, 2);
     check_tensor(values, "values", at::kFloat, 2);
@@ -298,15 +298,20 @@ void film_splat(at::Tensor acc, at::Tensor pos, at::Tensor values, int64_t width
     }
 }
 
+// Both release the GIL while they run, so a viewer's UI thread keeps running while a worker thread traces a pass.
+// Their tensors are taken by const reference on purpose: the argument casters keep them alive until the GIL is
+// back, since dropping the last C++ reference to a Python tensor decrefs its PyObject (torch's PyObject
+// preservation), which must not happen without the GIL.
 void register_path(pybind11::module_& m) {
     using pybind11::arg;
     m.def("path_trace", &path_trace, "Fused path tracer: whole paths of camera samples (pos, L, deferred, count)",
           arg("scene"), arg("num_triangles"), arg("env"), arg("camera"), arg("width"), arg("height"),
           arg("max_depth"), arg("rr_depth"), arg("hide_emitters"), arg("seed"), arg("first_sample"), arg("layers"),
-          arg("deferred_capacity") = 0, arg("window") = std::vector<int64_t>{});
+          arg("deferred_capacity") = 0, arg("window") = std::vector<int64_t>{},
+          pybind11::call_guard<pybind11::gil_scoped_release>());
     m.def("film_splat", &film_splat, "Add path_trace samples to a film accumulator with its reconstruction filter",
           arg("acc"), arg("pos"), arg("values"), arg("width"), arg("height"), arg("filter_kind"), arg("radius"),
-          arg("stddev"), arg("window") = std::vector<int64_t>{});
+          arg("stddev"), arg("window") = std::vector<int64_t>{}, pybind11::call_guard<pybind11::gil_scoped_release>());
     m.attr("path_deferred_floats") = kDeferredFloats;
     m.attr("path_deferred_type") = kDeferredBSDFType;
 }

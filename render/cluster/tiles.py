@@ -99,19 +99,18 @@ class TileRenderer:
     """A worker's renderer of one frame: the scene compiled once (BVH, packed tables), then any number of units."""
 
     def __init__(self, scene, job: RenderJob):
-        from ..integrators import SceneData
-        from ..integrators.fused import FusedIntegrator, unsupported_reason
-        from ..render import render_settings
+        from ..progressive import Accumulator
 
-        settings = render_settings(scene, spp=job.spp, seed=job.seed, device=job.device, max_depth=job.max_depth,
-                                   width=job.width, height=job.height)
-        sd = SceneData(scene, job.device)
-        why_not = unsupported_reason(sd, settings)
-        if why_not is not None:
+        acc = Accumulator(scene, device=job.device, seed=job.seed, max_depth=job.max_depth, width=job.width,
+                          height=job.height, integrator="auto")
+        if not acc.fused:
+            from ..integrators.fused import unsupported_reason
+
+            why_not = unsupported_reason(acc.sd, acc.integrator.s)
             raise UserError(f"{scene.source}: distributed rendering needs the fused integrator, which does not "
                             f"support this scene: {why_not}")
-        self.integrator = FusedIntegrator(sd, settings)
-        self.width, self.height = self.integrator.width, self.integrator.height
+        self.integrator = acc.integrator
+        self.width, self.height = acc.width, acc.height
 
     def render(self, item: WorkItem):
         """(acc_window, acc (w h, 4) float64 numpy) of one unit."""

@@ -161,8 +161,8 @@ class PackedScene:
 class FusedIntegrator(PathIntegrator):
     """PathIntegrator's camera and film, with the whole path traced by the fused kernel."""
 
-    def __init__(self, sd: SceneData, settings: RenderSettings, packed: PackedScene | None = None):
-        super().__init__(sd, settings)
+    def __init__(self, sd: SceneData, settings: RenderSettings, packed: PackedScene | None = None, sensor=None):
+        super().__init__(sd, settings, sensor)
         self.packed = packed if packed is not None else PackedScene(sd)
         self.camera = ([float(x) for x in self.cam_to_world.reshape(-1).tolist()]
                        + [float(x) for x in self.cam_pos.tolist()]
