@@ -229,7 +229,8 @@ def fit_unit_sphere(c2w: np.ndarray, intrinsics: np.ndarray, width: int, height:
                     points: np.ndarray | None = None, margin: float = 1.1) -> np.ndarray:
     """Normalization (normalized -> world, 4x4) that puts the scene in the unit sphere, from world cameras.
 
-    With points (e.g. back-projected metric depth): their robust (1..99 %) bounding sphere. Else from the frusta:
+    With points (e.g. back-projected metric depth): a robust bounding sphere (centre of the 1..99 % box, radius
+    the 99.9 % distance). Else from the frusta:
     when the optical axes converge in front of the cameras (an object orbit), the centre is their least-squares
     intersection and the radius the largest sphere seen whole by every camera (D_i sin(half fov_i)); when they do
     not (cameras inside a room looking out), the centre is the cameras' mean and the radius covers the cameras plus
@@ -240,7 +241,7 @@ def fit_unit_sphere(c2w: np.ndarray, intrinsics: np.ndarray, width: int, height:
     if points is not None and len(points) >= 16:
         lo, hi = np.percentile(points, 1, axis=0), np.percentile(points, 99, axis=0)
         centre = (lo + hi) / 2
-        radius = np.linalg.norm(hi - lo) / 2
+        radius = np.percentile(np.linalg.norm(points - centre, axis=1), 99.9)
     else:
         a = np.zeros((3, 3))
         b = np.zeros(3)

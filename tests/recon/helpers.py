@@ -64,3 +64,46 @@ def make_monosdf(folder: Path, n: int = 3, w: int = 16, h: int = 12, priors: boo
             np.save(folder / f"{i:06d}_mask.npy", rng.random((h, w)) > 0.2)
     np.savez(folder / "cameras.npz", **mats)
     return k, c2ws, scale_mat
+
+
+def look_at_opengl(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
+    """OpenGL camera-to-world (x right, y up, z back), as nerfstudio's transform_matrix."""
+    eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
+    z = eye - target
+    z /= np.linalg.norm(z)
+    x = np.cross(up, z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    c2w = np.eye(4)
+    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = x, y, z, eye
+    return c2w
+
+
+def project_opengl(fx, fy, cx, cy, c2w_gl, x_world, distort=None) -> np.ndarray:
+    """nerfstudio's pixel of a world point: camera looks down -z, image y down = camera -y, centres at +0.5."""
+    xc = np.linalg.inv(c2w_gl)[:3] @ np.append(x_world, 1.0)
+    x, y = xc[0] / -xc[2], -xc[1] / -xc[2]
+    if distort is not None:
+        x, y = distort(x, y)
+    return np.array([cx + fx * x, cy + fy * y])
+
+
+def make_nerfstudio(folder: Path, n: int = 3, w: int = 16, h: int = 12, centre=(0.5, -1.0, 2.0), seed: int = 0,
+                    **top) -> tuple[dict, list]:
+    """A tiny transforms.json dataset with shared intrinsics and orbit cameras (OpenGL). Returns (meta, c2ws)."""
+    import json
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "images").mkdir(exist_ok=True)
+    meta = {"fl_x": 20.0, "fl_y": 21.0, "cx": w / 2 + 0.3, "cy": h / 2 - 0.2, "w": w, "h": h, "frames": []}
+    meta.update(top)
+    c2ws = []
+    for i in range(n):
+        a = 2 * np.pi * i / n
+        c2w = look_at_opengl(np.asarray(centre) + 3.0 * np.array([np.cos(a), np.sin(a), 0.4]), centre)
+        c2ws.append(c2w)
+        write_png(folder / "images" / f"frame_{i:05d}.png", rng.random((h, w, 3)))
+        meta["frames"].append({"file_path": f"images/frame_{i:05d}.png", "transform_matrix": c2w.tolist()})
+    (folder / "transforms.json").write_text(json.dumps(meta, indent=1))
+    return meta, c2ws
