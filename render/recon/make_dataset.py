@@ -38,7 +38,7 @@ class Recipe:
     priors: str = "noisy"
     width: int = 320
     height: int = 240
-    spp: int = 16
+    spp: int = 12
     seed: int = 0
     fov: float = 75.0   # horizontal field of view, degrees
 
@@ -158,9 +158,11 @@ def sample_views(sd, recipe: Recipe, target_bounds: np.ndarray, up: np.ndarray) 
     """Deterministic cameras for the recipe's mode, rejected when inside geometry or too close to a surface.
 
     orbit: around the centre of target_bounds at elevations 10..50 degrees, evenly spread in azimuth with
-    seeded jitter, far enough that the bounds' sphere fills the view. inside: positions in the room's box
-    (shrunk by 0.35 m), eye heights 45..70 % of the room, yaw spread around the circle with seeded jitter,
-    pitch -25..+5 degrees; each at least 0.25 m from any surface and seeing at least 0.8 m ahead.
+    seeded jitter, far enough that the bounds' sphere fills the view. inside: eyes on a ring at 50..80 % of
+    the way from the room's centre to its walls (spread in azimuth, seeded jitter), at 45..70 % of the room's
+    height, each looking across the room at a point near its middle (+-30 %, 15..45 % of the height), so that
+    every wall and the furniture is seen from the far side; each at least 0.25 m from any surface and seeing
+    at least 0.8 m ahead.
     """
     rng = np.random.default_rng(recipe.seed)
     k = intrinsics(recipe.width, recipe.height, recipe.fov)
@@ -187,14 +189,14 @@ def sample_views(sd, recipe: Recipe, target_bounds: np.ndarray, up: np.ndarray) 
                 back, escape, nearest = clear.probe(eye)
                 ok = back < 0.25 and nearest > 0.05 * radius
             else:
-                margin = 0.35
-                span_lo, span_hi = lo + margin, hi - margin
-                eye = rng.uniform(span_lo, span_hi)
                 h_lo, h_hi = sorted((float(lo @ up), float(hi @ up)))  # floor, ceiling along up
+                half = (hi - lo) / 2
+                ring = rng.uniform(0.5, 0.8)
+                eye = centre + ring * (math.cos(azimuth) * abs(half @ a1) * a1 + math.sin(azimuth) * abs(half @ a2) * a2)
                 eye = eye + (h_lo + (h_hi - h_lo) * rng.uniform(0.45, 0.7) - eye @ up) * up
-                pitch = math.radians(rng.uniform(-25, 5))
-                fwd = math.cos(pitch) * (math.cos(azimuth) * a1 + math.sin(azimuth) * a2) + math.sin(pitch) * up
-                c2w = look_at(eye, eye + fwd, up)
+                look = centre + rng.uniform(-0.3, 0.3) * abs(half @ a1) * a1 + rng.uniform(-0.3, 0.3) * abs(half @ a2) * a2
+                look = look + (h_lo + (h_hi - h_lo) * rng.uniform(0.15, 0.45) - look @ up) * up
+                c2w = look_at(eye, look, up)
                 back, escape, nearest = clear.probe(eye)
                 ok = back == 0 and escape == 0 and nearest > 0.25 and clear.forward_distance(c2w) > 0.8
             if ok:
