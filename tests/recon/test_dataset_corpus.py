@@ -122,28 +122,22 @@ def _check(capsys, target: Path, name_part: str, what: str):
     assert name_part in err and what in err, err
 
 
-@pytest.mark.parametrize("case", sorted(MONOSDF_CASES))
-def test_malformed_monosdf(tmp_path, capsys, case):
-    make_monosdf(tmp_path, n=3)
-    assert main(["inspect-dataset", str(tmp_path)]) == 0
-    capsys.readouterr()
-    breaker, name_part, what = MONOSDF_CASES[case]
-    breaker(tmp_path)
-    _check(capsys, tmp_path, name_part, what)
+CASES = [("monosdf", c) for c in sorted(MONOSDF_CASES)] + [("nerfstudio", c) for c in sorted(NERFSTUDIO_CASES)]
 
 
-@pytest.mark.parametrize("case", sorted(NERFSTUDIO_CASES))
-def test_malformed_nerfstudio(tmp_path, capsys, case):
-    make_nerfstudio(tmp_path, n=3)
-    assert main(["inspect-dataset", str(tmp_path)]) == 0
+@pytest.mark.parametrize("fmt,case", CASES, ids=[f"{f}-{c}" for f, c in CASES])
+def test_malformed_dataset(tmp_path, capsys, fmt, case):
+    make, cases = (make_monosdf, MONOSDF_CASES) if fmt == "monosdf" else (make_nerfstudio, NERFSTUDIO_CASES)
+    make(tmp_path, n=3)
+    assert main(["inspect-dataset", str(tmp_path)]) == 0   # intact, it loads
     capsys.readouterr()
-    breaker, name_part, what = NERFSTUDIO_CASES[case]
+    breaker, name_part, what = cases[case]
     breaker(tmp_path)
     _check(capsys, tmp_path, name_part, what)
 
 
 def test_corpus_is_large_enough():
-    assert len(MONOSDF_CASES) + len(NERFSTUDIO_CASES) >= 15
+    assert len(CASES) >= 15
 
 
 def test_malformed_dataset_from_a_real_process(tmp_path):
