@@ -151,6 +151,8 @@ def evaluate_cmd(
     mesh: Path = typer.Argument(..., help="Reconstructed mesh (world units), e.g. run/mesh.ply."),
     gt: Path = typer.Argument(..., help="Ground-truth mesh in the same units, e.g. data/room/gt.ply."),
     data: Optional[Path] = typer.Option(None, help="Dataset folder: cull both meshes to what its cameras see."),
+    thin: Optional[Path] = typer.Option(None, help="The GT's thin structures for thin-part recall (default: "
+                                                   "gt_thin.ply next to GT, as make-dataset writes it)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
     threshold: list[float] = typer.Option([0.05, 0.02], help="F-score distance thresholds in the meshes' units "
                                                               "(metres for the bundled scenes: 5 cm, 2 cm)."),
@@ -159,7 +161,8 @@ def evaluate_cmd(
     seed: int = typer.Option(0, help="Seed of the surface sampling."),
     force: bool = typer.Option(False, help="Overwrite an existing --json file."),
 ):
-    """Accuracy, completeness, chamfer, precision, recall and F-score of MESH against GT (a table and JSON)."""
+    """Accuracy, completeness, chamfer, precision, recall and F-score of MESH against GT (a table and JSON), plus
+    recall on the GT's thin structures when gt_thin.ply is there."""
     import json
 
     from .recon.evaluate import evaluate_meshes, load_mesh, print_table
@@ -167,12 +170,16 @@ def evaluate_cmd(
     if json_out is not None and json_out.exists() and not force:
         raise UserError(f"--json {json_out}: exists; pass --force to overwrite")
     pred_mesh, gt_mesh = load_mesh(mesh, "mesh"), load_mesh(gt, "ground truth")
+    if thin is None and (gt.parent / "gt_thin.ply").is_file() and gt.name == "gt.ply":
+        thin = gt.parent / "gt_thin.ply"
+    thin_mesh = load_mesh(thin, "thin ground truth") if thin is not None else None
     dataset = None
     if data is not None:
         from .recon.dataset import load_dataset
 
         dataset = load_dataset(data)
-    result = evaluate_meshes(pred_mesh, gt_mesh, dataset=dataset, thresholds=threshold, num_points=points, seed=seed)
+    result = evaluate_meshes(pred_mesh, gt_mesh, dataset=dataset, thresholds=threshold, num_points=points, seed=seed,
+                             thin=thin_mesh)
     print_table(result, title=f"{mesh} vs {gt}")
     line = json.dumps({"mesh": str(mesh), "gt": str(gt), "data": str(data) if data else None, **result.to_json()})
     if json_out is not None:

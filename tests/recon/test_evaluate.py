@@ -123,3 +123,14 @@ def test_cli_json_and_force(tmp_path, capsys):
     assert "--force" in capsys.readouterr().err
     assert main(["evaluate", str(a), str(b), "--threshold", "-1"]) == 2
     assert "--threshold" in capsys.readouterr().err
+
+
+def test_thin_part_recall():
+    rod = trimesh.creation.box(extents=(0.03, 0.6, 0.03))
+    rod.apply_translation((0.0, 0.3, 0.2))
+    gt = trimesh.util.concatenate([plane(), rod])
+    without = evaluate_meshes(plane(), gt, thin=rod)
+    with_rod = evaluate_meshes(gt, gt, thin=rod)
+    assert without.thin_recall["0.05"] < 0.1 and without.thin_completeness > 0.1
+    assert with_rod.thin_recall["0.05"] == 1.0 and with_rod.thin_recall["0.02"] > 0.999 and with_rod.thin_points > 1000
+    assert evaluate_meshes(gt, gt).thin_recall is None

@@ -45,6 +45,8 @@ def test_both_formats_agree(room_data):
     assert a.to_normalized(v).norm(dim=-1).max() <= 1.0
     torch.testing.assert_close(a.to_world(a.to_normalized(v)), v, atol=1e-12, rtol=0)
     assert json.loads((room_data / "recipe.json").read_text())["views"] == 4
+    thin = trimesh.load(room_data / "gt_thin.ply", process=False)   # the 8 legs, 2 posts of table and chair
+    assert len(thin.faces) == 10 * 12 and thin.bounds[1][1] < 1.0
 
 
 def test_gt_depth_and_normals_land_on_the_gt_mesh(room_data):
