@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -333,7 +334,7 @@ def make_dataset(scene_path: Path, out: Path, recipe: Recipe, force: bool = Fals
     # gt.ply: every shape that reaches into the reconstruction volume (a key light far above is left out)
     inside_sphere = [box_meets_sphere(b[0], b[1], normalization[:3, 3], normalization[0, 0]) for b in bounds]
     verts, faces = merge_meshes([m for m, keep in zip(meshes, inside_sphere) if keep])
-    thin = [m for m, b, keep, e in zip(meshes, bounds, inside_sphere, emitting)
+    thin_meshes = [m for m, b, keep, e in zip(meshes, bounds, inside_sphere, emitting)
             if keep and not e and np.sort(b[1] - b[0])[1] <= THIN_EXTENT]
     target = (lo, hi)
     if recipe.mode == "orbit":  # look at the objects, not at the ground plane or walls: skip big flat shapes
@@ -347,6 +348,9 @@ def make_dataset(scene_path: Path, out: Path, recipe: Recipe, force: bool = Fals
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the folder a plain mkdir's permissions
     rng = np.random.default_rng(recipe.seed + 1)
     bar = None
     try:
@@ -398,8 +402,8 @@ def make_dataset(scene_path: Path, out: Path, recipe: Recipe, force: bool = Fals
                 "radiant_normalization": normalization.tolist(), "frames": frames}
         (tmp / "transforms.json").write_text(json.dumps(meta, indent=1))
         trimesh.Trimesh(verts, faces, process=False).export(tmp / "gt.ply")
-        if thin:
-            trimesh.Trimesh(*merge_meshes(thin), process=False).export(tmp / "gt_thin.ply")
+        if thin_meshes:
+            trimesh.Trimesh(*merge_meshes(thin_meshes), process=False).export(tmp / "gt_thin.ply")
         recipe_out = {**asdict(recipe), "scene": str(scene_path), "up": up.tolist(),
                       "seconds": round(time.perf_counter() - t0, 2),
                       "thin_prior_fraction": float(np.mean(thin_fraction)) if thin_fraction else 0.0}

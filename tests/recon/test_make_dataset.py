@@ -81,8 +81,11 @@ def test_rendered_pixels_match_the_cameras(tmp_path):
     # which fails if the renderer's camera were mirrored or shifted against the dataset's
     out = tmp_path / "obj"
     assert main(["make-dataset", str(OBJECT), "--orbit", "--views", "3", "--width", "64", "--height", "48",
-                 "--spp", "4", "--priors", "gt", "--out", str(out)]) == 0
+                 "--spp", "4", "--out", str(out)]) == 0
     ds = load_dataset(out / "transforms.json")
+    assert ds.depths.shape == (3, 48, 64) and ds.normals.shape == (3, 48, 64, 3)   # noisy priors by default
+    assert (out / "gt_thin.ply").is_file()
+    assert out.stat().st_mode & 0o077   # a plain folder's permissions, not mkdtemp's 0700
     assert ds.masks is not None and (~ds.masks).any() and ds.masks.any()
     from scipy import ndimage
 
