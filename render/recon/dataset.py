@@ -78,9 +78,9 @@ class ReconDataset:
 
     def camera_directions(self, image_index: torch.Tensor, pixel_xy: torch.Tensor) -> torch.Tensor:
         """Unnormalized camera-frame directions (x, y, 1) (OpenCV axes) through pixel coords, undistorted."""
-        k = self.intrinsics[image_index].to(pixel_xy.dtype)
+        k_inv = torch.linalg.inv(self.intrinsics.to(pixel_xy.dtype))[image_index]  # N small inverses, not M
         uv1 = torch.cat([pixel_xy, torch.ones_like(pixel_xy[:, :1])], 1)
-        xy = torch.linalg.solve(k, uv1.unsqueeze(-1)).squeeze(-1)[:, :2]  # K^-1 handles skew too
+        xy = torch.einsum("mij,mj->mi", k_inv, uv1)[:, :2]  # K^-1 handles skew too
         if self.camera_model != "PINHOLE" and self.distortion is not None:
             dist = self.distortion[image_index].to(xy.dtype)
             xy = undistort_opencv(xy, dist) if self.camera_model == "OPENCV" else undistort_fisheye(xy, dist)
