@@ -85,3 +85,16 @@ def test_aov_display_and_uint8_png(tmp_path):
     img8 = (np.arange(12, dtype=np.uint8) * 20).reshape(2, 2, 3)
     write_png(tmp_path / "a.png", img8)
     assert np.array_equal(iio.imread(tmp_path / "a.png"), img8)
+
+
+def test_write_text_is_atomic_and_needs_force(tmp_path):
+    from render.core.image import write_text
+    from render.errors import UserError
+
+    p = tmp_path / "sub" / "a.json"
+    write_text(p, "one")
+    assert p.read_text() == "one"
+    with pytest.raises(UserError, match="--force"):
+        write_text(p, "two")
+    write_text(p, "two", force=True)
+    assert p.read_text() == "two" and [q.name for q in p.parent.iterdir()] == ["a.json"]
