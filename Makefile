@@ -69,6 +69,7 @@ bench: sysdeps sysdeps-llvm $(VENV)/.installed-bench
 	$(VENV)/bin/radiant bench render --out out/bench/render.jsonl
 	$(VENV)/bin/radiant bench convergence --out out/bench/convergence.jsonl
 	$(VENV)/bin/radiant bench viewer --out out/bench/viewer.jsonl
+	$(VENV)/bin/radiant bench layered --out out/bench/layered.jsonl
 	$(VENV)/bin/radiant bench report out/bench
 
 # Reference images from Mitsuba 3 (scalar_rgb, pinned in the test extra) for tests/render.

@@ -296,6 +296,20 @@ def bench_rays(
     run_rays_bench(out=out, quick=quick, num_rays=rays, device=device)
 
 
+@bench_app.command("layered")
+def bench_layered(
+    out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),
+    quick: bool = typer.Option(False, help="Small batches (a smoke run, not the reported numbers)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    batch: int = typer.Option(0, help="Evaluations per timing (0: 262144 at 1 walk, 65536 at 64 walks)."),
+):
+    """Eval throughput of the layered reference materials (scenes/materials) at 1 and 64 walks, beside an analytic
+    BSDF kernel on the same batch."""
+    from .bench.layered import run_layered_bench
+
+    run_layered_bench(out=out, quick=quick, device=device, batch=batch)
+
+
 @bench_app.command("convergence")
 def bench_convergence(
     out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),

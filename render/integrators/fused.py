@@ -16,7 +16,7 @@ import torch
 
 from ..kernels.build import load
 from .path import Film, PathIntegrator, RenderSettings
-from .scene_data import AREA_MESH, AREA_SPHERE, CONSTANT, DIRECTIONAL, ENVMAP, POINT, SPOT, SceneData
+from .scene_data import AREA_MESH, AREA_SPHERE, CONSTANT, DEFERRED_TYPE, DIRECTIONAL, ENVMAP, POINT, SPOT, SceneData
 
 # Order of the packed tensors; cuda/bind/path_bind.cpp kFields checks the same list.
 PACKED_FIELDS = ("nodes", "prims", "prim_ids", "vertices", "faces", "normals", "uvs", "spheres", "prim_shape",
@@ -29,7 +29,6 @@ ROW_TEXTURES, TEX_INTS, TEX_FLOATS, EMITTER_FLOATS = 3, 8, 12, 24
 EM_COLOR, EM_POS, EM_RADIUS, EM_AXIS, EM_CUTOFF, EM_BEAM, EM_AREA, EM_FRAME = 0, 3, 6, 7, 10, 11, 12, 13
 FILTER_KINDS = {"box": 0, "gaussian": 1, "tent": 2}
 WRAP_MODES = {"repeat": 0, "mirror": 1, "clamp": 2}
-DEFERRED_TYPE = 100  # path.h kDeferredBSDFType
 
 
 def unsupported_reason(sd: SceneData, settings: RenderSettings) -> str | None:
@@ -37,7 +36,7 @@ def unsupported_reason(sd: SceneData, settings: RenderSettings) -> str | None:
     if settings.aovs:
         return "AOVs are written by the torch integrator"
     if sd.bsdf_rows.numel() and bool((sd.bsdf_rows[:, 0] >= DEFERRED_TYPE).any()):
-        return "materials without a fused kernel (their torch stage is not connected yet)"
+        return "materials evaluated by torch (layered, neural) are shaded by the torch integrator"
     for t in sd.textures.textures:
         if t.type == "bitmap" and t.image.shape[-1] == 2:
             return "two-channel bitmap textures"

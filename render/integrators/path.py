@@ -3,7 +3,9 @@
 Each bounce is a set of batched stages over the live paths: closest hit (BVH kernel) -> emission with MIS ->
 emitter sampling + shadow rays (any-hit kernel) + BSDF eval/pdf (BSDF kernels) -> BSDF sampling -> Russian
 roulette. Stages run on the CPU kernels or on CUDA, by the tensors' device. Rays that hit a material without a
-fused kernel (neural materials, later) would get their own stage here: `_shade` is the seam.
+fused kernel (layered reference, neural materials: render/bsdfs/torch_bsdf.py) get their own stage: their rows
+(type DEFERRED_TYPE + index) are evaluated and sampled by one batched TorchBSDF call per material per bounce, with
+the same NEE + MIS as analytic rows.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..bsdfs import FIELDS, bsdf_eval, bsdf_pdf, bsdf_sample
+from ..bsdfs import FIELDS, FLAGS, bsdf_eval, bsdf_pdf, bsdf_sample
+from ..bsdfs.torch_bsdf import dispatch, flip_to_front
 from ..core.warp import coordinate_system
 from ..scene.camera import camera_frame
 from .emitters import area_pdf, env_eval, env_pdf, sample_emitters
-from .scene_data import RAY_EPS, SHADOW_EPS, SceneData
+from .scene_data import DEFERRED_TYPE, RAY_EPS, SHADOW_EPS, SceneData
 
 DELTA_FLAGS = 1 | 32 | 64  # Mitsuba BSDFFlags::Delta = Null | DeltaReflection | DeltaTransmission
 
@@ -243,6 +246,7 @@ class PathIntegrator:
             wi = to_local(-dn, s_ax, t_ax, surf.ns)
             params, row = sd.bsdf_params(surf)
             smooth = ~sd.row_delta_only[sd.bsdf_of_shape[surf.shape]]
+            torch_mat, twosided = self._torch_rows(params, row)
             m = len(idx)
             # ---- next-event estimation
             ne_sel = torch.nonzero(smooth)[:, 0] if sd.num_emitters else torch.zeros(0, dtype=torch.long, device=dev)
@@ -259,6 +263,9 @@ class PathIntegrator:
                 wo_l = to_local(es.d, s_ax[ne_sel], t_ax[ne_sel], surf.ns[ne_sel])
                 f = bsdf_eval(params, wi[ne_sel].contiguous(), wo_l.contiguous(), row[ne_sel])
                 pdf_b = bsdf_pdf(params, wi[ne_sel].contiguous(), wo_l.contiguous(), row[ne_sel])
+                if torch_mat is not None:
+                    f, pdf_b = self._torch_eval(torch_mat[ne_sel], twosided[ne_sel], surf.uv[ne_sel], wi[ne_sel],
+                                                wo_l, f, pdf_b)
                 w = torch.where(es.delta, torch.ones_like(pdf_b), mis_weight(es.pdf, pdf_b))
                 contrib = beta[ne_sel] * f * es.weight * (w * (ok & ~occluded))[:, None]
                 L.index_add_(0, idx[ne_sel], contrib)
@@ -266,6 +273,9 @@ class PathIntegrator:
             u_b = rand(m, 3)
             wo_l, weight, pdf, eta_s, flags = bsdf_sample(params, wi.contiguous(), u_b[:, 0].contiguous(),
                                                           u_b[:, 1:3].contiguous(), row)
+            if torch_mat is not None:
+                wo_l, weight, pdf, eta_s, flags = self._torch_sample(torch_mat, twosided, surf.uv, wi, u_b,
+                                                                     (wo_l, weight, pdf, eta_s, flags))
             wo = to_world(wo_l, s_ax, t_ax, surf.ns)
             beta = beta * weight
             eta = eta * eta_s
@@ -290,6 +300,50 @@ class PathIntegrator:
             tmin, tmax = tmin[keep], tmax[keep]
         return L
 
+    # ------------------------------------------------------------------------------------------------------
+    # Torch stage: materials evaluated by TorchBSDF (render/bsdfs/torch_bsdf.py), one batched call per material.
+
+    def _torch_rows(self, params, row):
+        """(index into sd.torch_bsdfs per item, -1 for analytic rows; twosided flag per item), or (None, None)
+        when the scene has no torch materials."""
+        if not self.sd.torch_bsdfs:
+            return None, None
+        p = params[row]
+        which = p[:, FIELDS["type"][0]].round().long() - DEFERRED_TYPE
+        return torch.where(which >= 0, which, -1), p[:, FIELDS["twosided"][0]] != 0
+
+    def _torch_eval(self, which, twosided, uv, wi, wo, f, pdf):
+        sel = torch.nonzero(which >= 0)[:, 0]
+        if len(sel) == 0:
+            return f, pdf
+        _, wi_f, wo_f = flip_to_front(wi[sel], wo[sel], twosided[sel])
+        uv_s = uv[sel]
+        f_t, pdf_t = dispatch(self.sd.torch_bsdfs, which[sel],
+                              lambda b, k: (b.eval(uv_s[k], wi_f[k], wo_f[k]), b.pdf(uv_s[k], wi_f[k], wo_f[k])),
+                              len(sel), ((3,), ()), wi.device)
+        f, pdf = f.clone(), pdf.clone()
+        f[sel], pdf[sel] = f_t, pdf_t
+        return f, pdf
+
+    def _torch_sample(self, which, twosided, uv, wi, u_b, analytic):
+        sel = torch.nonzero(which >= 0)[:, 0]
+        if len(sel) == 0:
+            return analytic
+        wo, weight, pdf, eta_s, flags = (t.clone() for t in analytic)
+        flip, wi_f, _ = flip_to_front(wi[sel], None, twosided[sel])
+        uv_s, u_s = uv[sel], u_b[sel]
+        wo_t, w_t, pdf_t = dispatch(self.sd.torch_bsdfs, which[sel],
+                                    lambda b, k: b.sample(uv_s[k], wi_f[k], u_s[k, 1:3], u_s[k, 0]),
+                                    len(sel), ((3,), (3,), ()), wi.device)
+        ok = (pdf_t > 0) & torch.isfinite(w_t).all(1)
+        wo_t = torch.where(flip[:, None], wo_t * torch.tensor([1.0, 1.0, -1.0], device=wi.device), wo_t)
+        wo[sel] = torch.where(ok[:, None], wo_t, 0.0)
+        weight[sel] = torch.where(ok[:, None], w_t, 0.0)
+        pdf[sel] = torch.where(ok, pdf_t, 0.0)
+        eta_s[sel] = 1.0
+        flags[sel] = torch.where(ok, FLAGS["glossy_reflection"], 0).to(flags.dtype)
+        return wo, weight, pdf, eta_s, flags
+
     def _write_aovs(self, aov, idx, surf):
         for k in self.s.aovs:
             if k == "depth":
@@ -302,6 +356,13 @@ class PathIntegrator:
                 spec = FIELDS["specular_reflectance"][0]
                 p = params[row]
                 diffuse = p[:, off:off + 3]
-                aov[k][idx] = torch.where(diffuse.sum(1, keepdim=True) > 0, diffuse, p[:, spec:spec + 3])
+                albedo = torch.where(diffuse.sum(1, keepdim=True) > 0, diffuse, p[:, spec:spec + 3])
+                which, _ = self._torch_rows(params, row)
+                if which is not None and bool((which >= 0).any()):
+                    sel = torch.nonzero(which >= 0)[:, 0]
+                    uv = surf.uv[sel]
+                    albedo[sel] = dispatch(self.sd.torch_bsdfs, which[sel], lambda b, j: b.albedo(uv[j]), len(sel),
+                                           ((3,),), uv.device)[0]
+                aov[k][idx] = albedo
             elif k == "position":
                 aov[k][idx] = surf.p

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..bsdfs import FIELDS, TYPES, pack_bsdf
+from ..bsdfs.torch_bsdf import TorchBSDF, torch_bsdf_plugin
 from ..errors import UserError
 from ..kernels.bvh import BVH
 from ..scene import Scene, scene_geometry
@@ -31,6 +32,7 @@ _TEXTURED_FIELDS = {
 }
 _ANY_TEXTURED = {"specular_reflectance": "specular_reflectance", "specular_transmittance": "specular_transmittance"}
 _DELTA_ONLY = {"conductor", "dielectric", "thindielectric"}
+DEFERRED_TYPE = 100  # path.h kDeferredBSDFType: rows at or above it are torch materials (DEFERRED_TYPE + index)
 
 
 @dataclass
@@ -45,13 +47,22 @@ class Surface:
     dp_du: torch.Tensor   # (N,3) surface tangent along u (zeros where undefined); orients anisotropic BSDFs
 
 
-def _bsdf_row(bsdf: BSDF, textures: list[Texture], tex_index: dict[int, int], tex_table_means, where: str):
-    """(row (P,) float32, [(field offset, texture index)]) for one scene BSDF."""
+def _bsdf_row(bsdf: BSDF, textures: list[Texture], tex_index: dict[int, int], tex_table_means, where: str,
+              torch_bsdfs: list[TorchBSDF], device):
+    """(row (P,) float32, [(field offset, texture index)]) for one scene BSDF. Torch materials (layered, neural)
+    are built and appended to `torch_bsdfs`; their row is a placeholder of type DEFERRED_TYPE + index."""
     twosided = False
     if bsdf.type == "twosided":
         if len(bsdf.nested) != 1:
             raise UserError(f"{where}: twosided with two different BSDFs is not supported yet; use one nested BSDF")
         bsdf, twosided = bsdf.nested[0], True
+    plugin = torch_bsdf_plugin(bsdf.type) if bsdf.type not in TYPES else None
+    if plugin is not None:
+        material = plugin.factory(bsdf, where).to(device)
+        torch_bsdfs.append(material)
+        row = pack_bsdf("diffuse", twosided=twosided or bool(getattr(material, "twosided", False)))
+        row[FIELDS["type"][0]] = DEFERRED_TYPE + len(torch_bsdfs) - 1
+        return row, []
     if bsdf.type not in TYPES:
         raise UserError(f"{where}: bsdf type '{bsdf.type}' is not supported by the path tracer")
     props, textured = {}, []
@@ -127,11 +138,12 @@ class SceneData:
         textures: list[Texture] = []
         tex_index: dict[int, int] = {}
         self.delta_only_row = []
+        self.torch_bsdfs: list[TorchBSDF] = []
         for i, s in enumerate(shapes):
             key = id(s.bsdf)
             if key not in row_index:
                 where = f"shape {i} ({s.type}{' id=' + s.id if s.id else ''})"
-                row, textured = _bsdf_row(s.bsdf, textures, tex_index, _texture_mean, where)
+                row, textured = _bsdf_row(s.bsdf, textures, tex_index, _texture_mean, where, self.torch_bsdfs, dev)
                 row_index[key] = len(rows)
                 rows.append(row)
                 inner = s.bsdf.nested[0] if s.bsdf.type == "twosided" else s.bsdf

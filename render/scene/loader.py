@@ -23,6 +23,7 @@ from .transforms import look_at, rotate, scale, translate, uniform_scale
 from .types import (BSDF, Emitter, Film, Integrator, RFilter, Sampler, Scene, SceneError, Sensor, Shape,
                     Texture)
 from .xmlparse import Element, error, parse_xml, substitute
+from ..bsdfs.torch_bsdf import PLUGIN_MODULES, torch_bsdf_plugin
 
 OBJECT_TAGS = ("shape", "bsdf", "emitter", "texture", "sensor", "film", "sampler", "integrator", "rfilter")
 PROPERTY_TAGS = ("float", "integer", "boolean", "string", "rgb", "spectrum", "point", "vector", "transform", "ref")
@@ -155,10 +156,11 @@ class Loader:
         if t in MITSUBA_ONLY.get(el.tag, ()):
             raise self.err(el, f"Mitsuba's {el.tag} plugin '{t}' is not supported by Radiant "
                                f"(supported: {', '.join(PLUGINS[el.tag])})")
-        if t not in PLUGINS[el.tag]:
-            close = difflib.get_close_matches(t, PLUGINS[el.tag], 1)
+        if t not in PLUGINS[el.tag] and not (el.tag == "bsdf" and torch_bsdf_plugin(t) is not None):
+            known = PLUGINS[el.tag] + (tuple(PLUGIN_MODULES) if el.tag == "bsdf" else ())
+            close = difflib.get_close_matches(t, known, 1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise self.err(el, f"unknown {el.tag} plugin '{t}' (supported: {', '.join(PLUGINS[el.tag])}){hint}")
+            raise self.err(el, f"unknown {el.tag} plugin '{t}' (supported: {', '.join(known)}){hint}")
         o = Obj(el.tag, t, el.attrs.get("id"), el)
         for c in el.children:
             if c.tag in UNSUPPORTED_TAGS:
@@ -340,8 +342,10 @@ class Loader:
     def construct(self, el: Element) -> Any:
         o = self.obj(el)
         r = Reader(self, o)
-        builder: Callable = getattr(self, f"make_{o.tag}_{o.type}", None) or getattr(self, f"make_{o.tag}")
-        result = builder(r)
+        builder: Optional[Callable] = getattr(self, f"make_{o.tag}_{o.type}", None)
+        if builder is None and o.tag == "bsdf":
+            builder = self.make_bsdf_torch
+        result = (builder or getattr(self, f"make_{o.tag}"))(r)
         r.finish()
         return result
 
@@ -471,6 +475,12 @@ class Loader:
         if not 1 <= len(nested) <= 2:
             raise self.err(r.o.el, f"needs one or two nested bsdfs, got {len(nested)}")
         return BSDF("twosided", {}, nested=nested, id=r.o.id)
+
+    def make_bsdf_torch(self, r):
+        """A material evaluated by torch (render/bsdfs/torch_bsdf.py registry): its plugin parses the parameters."""
+        plugin = torch_bsdf_plugin(r.o.type)
+        params = plugin.parse(r) if plugin.parse is not None else {}
+        return BSDF(r.o.type, params, id=r.o.id)
 
     # ---- emitters
     def make_emitter_area(self, r):

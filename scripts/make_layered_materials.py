@@ -1,0 +1,206 @@
+"""Write scenes/materials/: procedural textures and scenes of three textured layered materials (issue 7).
+
+carpaint: metallic flakes (cell noise tinting an aluminium base) under a clear coat (`layered`);
+brass: a smudged roughness texture on a coated brass-coloured conductor (pbrt's `coatedconductor`);
+wood: lacquered wood, ring-pattern albedo and ring normal map under a glossy coat (pbrt's `coateddiffuse`).
+Each material is a `<bsdf id=...>` in its own scene (a sphere on a stage, `scenes/materials/<name>.xml`), and
+`materials.xml` shows all three. Rerun to regenerate: `python scripts/make_layered_materials.py [--force]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from render.core.image import write_exr, write_png
+
+OUT = Path(__file__).resolve().parent.parent / "scenes" / "materials"
+
+
+def value_noise(res: int, cells: int, rng: np.random.Generator) -> np.ndarray:
+    """Tileable smooth value noise in [0, 1] (random lattice, smoothstep-interpolated)."""
+    lattice = rng.random((cells, cells))
+    x = np.arange(res) * cells / res
+    i0 = np.floor(x).astype(int)
+    t = x - i0
+    t = t * t * (3 - 2 * t)
+    i1 = (i0 + 1) % cells
+    rows = lattice[i0] * (1 - t)[:, None] + lattice[i1] * t[:, None]            # (res, cells)
+    return rows[:, i0] * (1 - t)[None, :] + rows[:, i1] * t[None, :]
+
+
+def fractal_noise(res: int, octaves: int, base_cells: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out, amp, total = np.zeros((res, res)), 1.0, 0.0
+    for o in range(octaves):
+        out += amp * value_noise(res, base_cells * 2 ** o, rng)
+        total += amp
+        amp *= 0.5
+    return out / total
+
+
+def flakes(res: int, cells: int, seed: int) -> np.ndarray:
+    """Cell noise: each cell of a cells x cells grid gets a random brightness (sparkly metallic flakes)."""
+    rng = np.random.default_rng(seed)
+    levels = rng.random((cells, cells)) ** 3
+    idx = np.arange(res) * cells // res
+    return levels[idx][:, idx]
+
+
+def carpaint_color(res: int = 256) -> np.ndarray:
+    f = flakes(res, 96, seed=1)
+    paint = np.array([0.55, 0.04, 0.05])
+    return np.clip(paint * (0.55 + 0.45 * fractal_noise(res, 2, 4, 2))[..., None] + 0.5 * f[..., None], 0, 1)
+
+
+def brass_roughness(res: int = 128) -> np.ndarray:
+    smudge = fractal_noise(res, 4, 4, seed=3)
+    return (0.02 + 0.3 * np.clip(smudge - 0.35, 0, 1) ** 1.2).astype(np.float32)  # pbrt roughness (alpha^2)
+
+
+def wood(res: int = 256):
+    """(albedo (res,res,3), normal map (res,res,3) in [0,1]) of rings around an off-image axis, with grain noise."""
+    y, x = np.meshgrid(np.arange(res) / res, np.arange(res) / res, indexing="ij")
+    warp = 0.08 * fractal_noise(res, 3, 3, seed=4)
+    rings = 18.0 * (np.hypot(x - 0.5, 0.35 * (y - 0.5)) + warp)
+    phase = rings - np.floor(rings)
+    dark = np.clip(np.abs(phase - 0.5) * 2, 0, 1) ** 3
+    light, late = np.array([0.55, 0.33, 0.16]), np.array([0.25, 0.12, 0.05])
+    grain = 0.85 + 0.15 * fractal_noise(res, 2, 32, seed=5)
+    albedo = (light * (1 - dark[..., None]) + late * dark[..., None]) * grain[..., None]
+    height = 0.004 * dark + 0.001 * grain
+    gy, gx = np.gradient(height * res)
+    n = np.stack([-gx, -gy, np.ones_like(gx)], -1)
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    return albedo.astype(np.float32), (n * 0.5 + 0.5).astype(np.float32)
+
+
+MATERIALS = {
+    "carpaint": """    <bsdf type="layered" id="carpaint">
+        <string name="base" value="conductor"/>
+        <string name="material" value="Al"/>
+        <texture type="bitmap" name="base_color">
+            <string name="filename" value="carpaint_color.png"/>
+        </texture>
+        <float name="base_alpha" value="0.3"/>
+        <float name="coat_eta" value="1.5"/>
+        <float name="coat_alpha" value="0.02"/>
+        <float name="thickness" value="0.05"/>
+        <integer name="max_depth" value="10"/>
+    </bsdf>""",
+    "brass": """    <bsdf type="coatedconductor" id="brass">
+        <rgb name="reflectance" value="0.9, 0.68, 0.3"/>
+        <texture type="bitmap" name="conductor.roughness">
+            <string name="filename" value="brass_roughness.exr"/>
+            <boolean name="raw" value="true"/>
+        </texture>
+        <float name="interface.roughness" value="0.002"/>
+        <float name="interface.eta" value="1.5"/>
+        <float name="thickness" value="0.01"/>
+    </bsdf>""",
+    "wood": """    <bsdf type="coateddiffuse" id="wood">
+        <texture type="bitmap" name="reflectance">
+            <string name="filename" value="wood_albedo.png"/>
+        </texture>
+        <string name="normalmap" value="wood_normal.exr"/>
+        <float name="roughness" value="0.005"/>
+        <float name="eta" value="1.5"/>
+        <float name="thickness" value="0.02"/>
+        <rgb name="albedo" value="0.6, 0.35, 0.15"/>
+        <float name="g" value="0.3"/>
+    </bsdf>""",
+}
+
+HEADER = """<!-- Generated by scripts/make_layered_materials.py: {what}. -->
+<scene version="3.0.0">
+    <default name="spp" value="64"/>
+    <default name="width" value="{width}"/>
+    <default name="height" value="160"/>
+    <integrator type="path">
+        <integer name="max_depth" value="6"/>
+    </integrator>
+    <sensor type="perspective">
+        <float name="fov" value="{fov}"/>
+        <string name="fov_axis" value="x"/>
+        <transform name="to_world">
+            <lookat origin="0, 1.2, 5" target="0, 0.6, 0" up="0, 1, 0"/>
+        </transform>
+        <sampler type="independent">
+            <integer name="sample_count" value="$spp"/>
+        </sampler>
+        <film type="hdrfilm">
+            <integer name="width" value="$width"/>
+            <integer name="height" value="$height"/>
+            <rfilter type="box"/>
+        </film>
+    </sensor>
+    <emitter type="constant">
+        <rgb name="radiance" value="0.35, 0.4, 0.5"/>
+    </emitter>
+    <shape type="rectangle">
+        <transform name="to_world">
+            <scale x="1.2" y="0.8"/>
+            <rotate x="1" angle="60"/>
+            <translate x="-1.5" y="3.2" z="2.2"/>
+        </transform>
+        <emitter type="area">
+            <rgb name="radiance" value="12, 11, 10"/>
+        </emitter>
+    </shape>
+    <shape type="rectangle">
+        <transform name="to_world">
+            <scale value="6"/>
+            <rotate x="1" angle="-90"/>
+        </transform>
+        <bsdf type="diffuse">
+            <rgb name="reflectance" value="0.45, 0.45, 0.45"/>
+        </bsdf>
+    </shape>
+"""
+
+
+def sphere(material: str, x: float) -> str:
+    return f"""    <shape type="sphere">
+        <point name="center" x="{x}" y="0.6" z="0"/>
+        <float name="radius" value="0.6"/>
+        <ref id="{material}"/>
+    </shape>
+"""
+
+
+def scenes() -> dict[str, str]:
+    out = {}
+    for name, bsdf in MATERIALS.items():
+        out[f"{name}.xml"] = (HEADER.format(what=f"the {name} layered material on a sphere", width=160, fov=30)
+                              + bsdf + "\n" + sphere(name, 0.0) + "</scene>\n")
+    out["materials.xml"] = (HEADER.format(what="car paint, coated brass and lacquered wood spheres", width=400,
+                                          fov=45)
+                            + "\n".join(MATERIALS.values()) + "\n"
+                            + "".join(sphere(n, x) for n, x in zip(MATERIALS, (-1.4, 0.0, 1.4))) + "</scene>\n")
+    return out
+
+
+def main(force: bool) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    write_png(OUT / "carpaint_color.png", carpaint_color(), force=force)
+    write_exr(OUT / "brass_roughness.exr", {"Y": brass_roughness()}, force=force)
+    albedo, normal = wood()
+    write_png(OUT / "wood_albedo.png", albedo, force=force)
+    write_exr(OUT / "wood_normal.exr", {"RGB": normal[::2, ::2]}, force=force)
+    for name, text in scenes().items():
+        path = OUT / name
+        if path.exists() and not force:
+            raise SystemExit(f"{path} exists; pass --force to overwrite")
+        tmp = path.with_suffix(".xml.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    for p in sorted(OUT.iterdir()):
+        print(f"{p.relative_to(OUT.parent.parent)}  {p.stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--force", action="store_true", help="overwrite existing files")
+    main(ap.parse_args().force)
