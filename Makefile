@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-full bench refs cuda-check sysdeps sysdeps-llvm clean
+.PHONY: demo test test-full bench refs cuda-check sysdeps sysdeps-llvm sysdeps-xvfb clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,18 @@ sysdeps:
 	        echo "installing libusb-1.0-0 (needed by open3d)"; \
 	        (apt-get update -qq && apt-get install -y -qq libusb-1.0-0) >/dev/null; \
 	    else echo "warning: libusb-1.0 missing; open3d-based tests and benches will be skipped"; fi; \
+	fi
+
+# Xvfb + the X libraries of Qt's xcb plugin: the viewer test that opens a real window (skipped without them).
+XCB_LIBS := libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 libxcb-render-util0 libxcb-shape0 \
+            libxcb-xinerama0 libxcb-randr0 libxcb-xkb1 libxkbcommon-x11-0
+sysdeps-xvfb:
+	@if ! command -v xvfb-run >/dev/null || ! ldconfig -p 2>/dev/null | grep -q 'libxcb-icccm.so.4'; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        echo "installing xvfb and Qt's X libraries (viewer window test)"; \
+	        (apt-get update -qq && apt-get install -y -qq xvfb xauth $(XCB_LIBS)) >/dev/null \
+	            || echo "warning: xvfb not installed; the real-window viewer test will be skipped"; \
+	    else echo "warning: xvfb missing; the real-window viewer test will be skipped"; fi; \
 	fi
 
 # LLVM for Mitsuba's llvm_ad_rgb variant, the speed anchor of `radiant bench render` (it falls back to scalar_rgb).
@@ -34,20 +46,22 @@ $(VENV)/.installed-%: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -e ".[$*]"
 	@touch $@
 
-demo: sysdeps $(VENV)/.installed-bench
+demo: sysdeps $(VENV)/.installed-bench $(VENV)/.installed-viewer
 	@mkdir -p out
 	$(VENV)/bin/radiant render scenes/cbox/cbox.xml --out out/cbox.exr --spp 64 --aov albedo,normal,depth --force
 	$(VENV)/bin/radiant render scenes/cbox/cbox.xml --out out/cbox.png --spp 64 --force
 	$(VENV)/bin/radiant render scenes/spheres/spheres.xml --out out/spheres.png --spp 64 --force
 	$(VENV)/bin/radiant render scenes/lights/lights.xml --out out/lights.png --spp 64 -D width=320 -D height=240 --force
 	$(VENV)/bin/radiant render scenes/materials/materials_neural.xml --out out/materials_neural.png --spp 16 --force
+	$(VENV)/bin/radiant view scenes/cbox/cbox.xml --screenshot out/viewer.png --spp 16 --force
 	$(VENV)/bin/radiant bench rays --quick --out out/bench/rays.jsonl
-	@echo "results under out/: cbox.exr (+ AOVs), cbox.png, spheres.png, lights.png, materials_neural.png, bench/rays.jsonl"
+	@echo "results under out/: cbox.exr (+ AOVs), cbox.png, spheres.png, lights.png, materials_neural.png, viewer.png, bench/rays.jsonl"
+	@echo "interactive: $(VENV)/bin/radiant view scenes/cbox/cbox.xml"
 
-test: sysdeps $(VENV)/.installed-test
+test: sysdeps sysdeps-xvfb $(VENV)/.installed-test
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-full: sysdeps $(VENV)/.installed-test
+test-full: sysdeps sysdeps-xvfb $(VENV)/.installed-test
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: sysdeps sysdeps-llvm $(VENV)/.installed-bench
@@ -55,6 +69,7 @@ bench: sysdeps sysdeps-llvm $(VENV)/.installed-bench
 	$(VENV)/bin/radiant bench rays --out out/bench/rays.jsonl
 	$(VENV)/bin/radiant bench render --out out/bench/render.jsonl
 	$(VENV)/bin/radiant bench convergence --out out/bench/convergence.jsonl
+	$(VENV)/bin/radiant bench viewer --out out/bench/viewer.jsonl
 	$(VENV)/bin/radiant bench layered --out out/bench/layered.jsonl
 	$(VENV)/bin/radiant bench report out/bench
 

@@ -51,23 +51,76 @@ def render_cmd(
     allow_outside: bool = typer.Option(False, "--allow-outside", help="Let the scene reference files outside its folder."),
     integrator: str = typer.Option("auto", help="fused (C++/CUDA kernel), torch (reference) or auto (fused when it "
                                                "supports the scene)."),
+    frames: Optional[str] = typer.Option(None, help="Render several frames over a scene parameter: NAME=V1,V2,... or "
+                                                   "NAME=START:STOP:COUNT; OUT gets _NNNN (or replaces '{frame}')."),
+    cluster: Optional[str] = typer.Option(None, help="Distribute tiles x sample batches on Ray: local:K (start K "
+                                                    "workers here), auto (join RAY_ADDRESS) or ray://HOST:PORT. "
+                                                    "Same seed, same image. Needs the [cluster] extra."),
+    tile: Optional[int] = typer.Option(None, help="--cluster: tile size in pixels (default: ~8 units per worker)."),
+    batch_spp: Optional[int] = typer.Option(None, "--batch-spp", help="--cluster: samples per work unit."),
 ):
     """Path trace a Mitsuba-3-XML scene (NEE + MIS) to EXR or PNG."""
     from .core.image import write_image
-    from .render import check_output, parse_defines, render_scene
+    from .render import check_output, parse_defines, parse_frames, render_scene
 
-    check_output(out, force)
     aovs = tuple(a.strip() for a in aov.split(",") if a.strip())
     for name, v in (("--width", width), ("--height", height)):
         if v is not None and v <= 0:
             raise UserError(f"{name}: expected a positive size, got {v}")
-    result = render_scene(scene, spp=spp, seed=seed, device=device, max_depth=max_depth, aovs=aovs, width=width,
-                          height=height, params=parse_defines(define), allow_outside=allow_outside, progress=True,
-                          integrator=integrator)
-    write_image(out, result.rgb, result.aovs, force=force)
-    rate = result.samples / max(result.seconds, 1e-9) / 1e6
-    typer.echo(f"wrote {out} ({result.rgb.shape[1]}x{result.rgb.shape[0]}, {result.samples / (result.rgb.shape[0] * result.rgb.shape[1]):.0f} spp, "
-               f"{result.seconds:.1f} s, {rate:.2f} Msamples/s)")
+    params = parse_defines(define)
+    frame_spec = parse_frames(frames)
+    frame_params = [params] if frame_spec is None else [{**params, frame_spec[0]: v} for v in frame_spec[1]]
+    if frame_spec is None:
+        outs = [out]
+    else:
+        from .cluster.ray_backend import frame_paths
+
+        outs = frame_paths(out, len(frame_params))
+    for o in outs:
+        check_output(o, force)
+    if cluster is not None:
+        _render_on_cluster(scene, outs, frame_params, cluster, spp=spp, seed=seed, device=device, max_depth=max_depth,
+                           aovs=aovs, width=width, height=height, allow_outside=allow_outside, integrator=integrator,
+                           tile=tile, batch_spp=batch_spp, force=force)
+        return
+    for o, p in zip(outs, frame_params):
+        result = render_scene(scene, spp=spp, seed=seed, device=device, max_depth=max_depth, aovs=aovs, width=width,
+                              height=height, params=p, allow_outside=allow_outside, progress=True,
+                              integrator=integrator)
+        write_image(o, result.rgb, result.aovs, force=force)
+        rate = result.samples / max(result.seconds, 1e-9) / 1e6
+        typer.echo(f"wrote {o} ({result.rgb.shape[1]}x{result.rgb.shape[0]}, "
+                   f"{result.samples / (result.rgb.shape[0] * result.rgb.shape[1]):.0f} spp, "
+                   f"{result.seconds:.1f} s, {rate:.2f} Msamples/s)")
+
+
+def _render_on_cluster(scene_path, outs, frame_params, cluster, spp, seed, device, max_depth, aovs, width, height,
+                       allow_outside, integrator, tile, batch_spp, force):
+    from .cluster.ray_backend import render_frames_on_cluster, require_ray
+    from .cluster.tiles import RenderJob
+    from .core.image import write_image
+    from .scene import load_scene
+
+    require_ray()
+    if aovs:
+        raise UserError("--aov: AOVs are not rendered on a cluster yet (they need the torch integrator); drop "
+                        "--cluster or --aov")
+    if integrator == "torch":
+        raise UserError("--integrator torch: the cluster renders with the fused kernel; use auto or fused")
+    scenes = [load_scene(scene_path, params=p, allow_outside=allow_outside) for p in frame_params]
+    first = scenes[0]
+    job = RenderJob(spp=spp if spp is not None else first.sampler.sample_count, seed=seed, max_depth=max_depth,
+                    width=width, height=height, device=device)
+    if job.spp <= 0:
+        raise UserError(f"--spp: expected a positive sample count, got {job.spp}")
+
+    def write(i, img):
+        write_image(outs[i], img, force=force)
+
+    _, stats = render_frames_on_cluster(scenes, job, cluster, tile=tile, batch_spp=batch_spp, progress=True,
+                                        on_frame=write)
+    typer.echo(f"wrote {', '.join(str(o) for o in outs)} ({stats.units} units on {stats.workers} workers, "
+               f"{stats.seconds:.1f} s, {stats.samples / max(stats.seconds, 1e-9) / 1e6:.2f} Msamples/s)")
 
 
 @app.command("regress")
@@ -124,6 +177,142 @@ def bake_material_cmd(
                f"{s['validation_log_l1']:.4f})" + (f"; report {s['report']}" if "report" in s else ""))
 
 
+@app.command("view")
+def view_cmd(
+    path: Path = typer.Argument(..., help="Mitsuba 3 XML scene file, or a reconstruction run folder (live loss "
+                                          "curves)."),
+    screenshot: Optional[Path] = typer.Option(None, "--screenshot", help="Render the window offscreen to this PNG "
+                                                                         "and exit (docs, tests)."),
+    spp: Optional[int] = typer.Option(None, help="Stop accumulating at this spp (default 65536; with --screenshot: "
+                                                 "the scene's sampler count)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    width: Optional[int] = typer.Option(None, help="Override the film width."),
+    height: Optional[int] = typer.Option(None, help="Override the film height."),
+    define: list[str] = typer.Option([], "-D", help="Set a scene parameter, name=value."),
+    force: bool = typer.Option(False, help="Overwrite an existing --screenshot file."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help="Let the scene reference files outside its folder."),
+):
+    """Open a scene in the desktop viewer: progressive path tracing, orbit/pan/zoom, AOVs, exposure, save."""
+    from .progressive import check_device
+    from .render import parse_defines
+
+    params = parse_defines(define)
+    for name, v in (("--spp", spp), ("--width", width), ("--height", height)):
+        if v is not None and v <= 0:
+            raise UserError(f"{name}: expected a positive value, got {v}")
+    check_device(device)
+    if screenshot is not None:
+        if screenshot.suffix.lower() != ".png":
+            raise UserError(f"--screenshot {screenshot}: expected a .png file")
+        if screenshot.exists() and not force:
+            raise UserError(f"--screenshot {screenshot}: exists; pass --force to overwrite")
+    try:
+        import PySide6  # noqa: F401
+    except ImportError:
+        raise UserError("radiant view needs the viewer extra: pip install radiant[viewer]") from None
+    from viewer.app import run_viewer
+
+    run_viewer(path, device=device, width=width, height=height, params=params, allow_outside=allow_outside,
+               spp=spp, screenshot=screenshot, force=force)
+    if screenshot is not None:
+        typer.echo(f"wrote {screenshot}")
+
+
+# --- reconstruction data: make-dataset, evaluate (render/recon/make_dataset.py, evaluate.py) ---------------------
+
+@app.command("make-dataset")
+def make_dataset_cmd(
+    scene: Path = typer.Argument(..., help="Mitsuba 3 XML scene (e.g. scenes/room/room.xml)."),
+    views: int = typer.Option(60, help="Number of views."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output dataset folder (both formats, gt.ply, recipe.json)."),
+    orbit: bool = typer.Option(False, "--orbit", help="Cameras around the scene's objects, looking at their centre."),
+    inside: bool = typer.Option(False, "--inside", help="Cameras inside a room looking across it (default)."),
+    priors: str = typer.Option("noisy", help="noisy (simulated monocular depth/normals), gt (exact) or none."),
+    width: int = typer.Option(320, help="Image width."),
+    height: int = typer.Option(240, help="Image height."),
+    spp: int = typer.Option(12, help="Path-tracing samples per pixel."),
+    fov: float = typer.Option(75.0, help="Horizontal field of view in degrees."),
+    seed: int = typer.Option(0, help="Seed of the cameras, the renders and the prior noise."),
+    force: bool = typer.Option(False, help="Replace an existing output folder."),
+):
+    """Render a reconstruction dataset with our path tracer: MonoSDF cameras.npz + nerfstudio transforms.json over
+    the same NNNNNN_rgb.png / _depth.npy / _normal.npy files, gt.ply (world units) and recipe.json.
+
+    Default recipe (DESIGN's target): `radiant make-dataset scenes/room/room.xml --out data/room` = 60 views at
+    320x240, 12 spp, from inside the room, with noisy monocular priors (unknown per-image depth scale and shift,
+    blur, noise growing on edges and thin parts). Objects: `radiant make-dataset scenes/object/object.xml --orbit
+    --out data/object`.
+    """
+    from .recon.make_dataset import Recipe, make_dataset
+
+    if orbit and inside:
+        raise UserError("--orbit and --inside: expected at most one camera mode")
+    recipe = Recipe(scene=str(scene), views=views, mode="orbit" if orbit else "inside", priors=priors, width=width,
+                    height=height, spp=spp, seed=seed, fov=fov)
+    summary = make_dataset(scene, out, recipe, force=force, progress=True)
+    typer.echo(f"wrote {out} ({views} views {width}x{height}, {spp} spp, {recipe.mode}, priors {priors}, "
+               f"{summary['seconds']:.1f} s)")
+
+
+@app.command("inspect-dataset")
+def inspect_dataset_cmd(data: Path = typer.Argument(..., help="Dataset folder, cameras.npz or transforms.json.")):
+    """Read a reconstruction dataset and summarize it (format, views, size, priors, normalization): a broken
+    dataset fails here with one line naming the file and frame, before any training."""
+    from .recon.dataset import load_dataset
+
+    ds = load_dataset(data)
+    priors = [n for n, v in (("depth", ds.depths), ("normal", ds.normals), ("mask", ds.masks)) if v is not None]
+    radius = ds.cam_to_world[:, :3, 3].norm(dim=-1)
+    typer.echo(f"{ds.source}: {ds.num_images} views {ds.width}x{ds.height}, {ds.camera_model}, priors: "
+               f"{', '.join(priors) or 'none'}{f' ({ds.depth_kind} depth)' if ds.depths is not None else ''}; "
+               f"normalization scale {ds.scale:.4g} world units, centre {[round(float(x), 4) for x in ds.normalization[:3, 3]]}; "
+               f"cameras at radius {float(radius.min()):.3f}..{float(radius.max()):.3f}; "
+               f"gt mesh: {ds.gt_mesh or 'none'}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    mesh: Path = typer.Argument(..., help="Reconstructed mesh (world units), e.g. run/mesh.ply."),
+    gt: Path = typer.Argument(..., help="Ground-truth mesh in the same units, e.g. data/room/gt.ply."),
+    data: Optional[Path] = typer.Option(None, help="Dataset folder: cull both meshes to what its cameras see."),
+    thin: Optional[Path] = typer.Option(None, help="The GT's thin structures for thin-part recall (default: "
+                                                   "gt_thin.ply next to GT, as make-dataset writes it)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
+    threshold: list[float] = typer.Option([0.05, 0.02], help="F-score distance thresholds in the meshes' units "
+                                                              "(metres for the bundled scenes: 5 cm, 2 cm)."),
+    points: Optional[int] = typer.Option(None, help="Points sampled on each surface (default: one per "
+                                                    "(threshold/2)^2 of area, at most 2M)."),
+    seed: int = typer.Option(0, help="Seed of the surface sampling."),
+    force: bool = typer.Option(False, help="Overwrite an existing --json file."),
+):
+    """Accuracy, completeness, chamfer, precision, recall and F-score of MESH against GT (a table and JSON), plus
+    recall on the GT's thin structures when gt_thin.ply is there."""
+    import json
+
+    from .recon.evaluate import evaluate_meshes, load_mesh, print_table
+
+    if json_out is not None and json_out.exists() and not force:
+        raise UserError(f"--json {json_out}: exists; pass --force to overwrite")
+    pred_mesh, gt_mesh = load_mesh(mesh, "mesh"), load_mesh(gt, "ground truth")
+    if thin is None and (gt.parent / "gt_thin.ply").is_file() and gt.name == "gt.ply":
+        thin = gt.parent / "gt_thin.ply"
+    thin_mesh = load_mesh(thin, "thin ground truth") if thin is not None else None
+    dataset = None
+    if data is not None:
+        from .recon.dataset import load_dataset
+
+        dataset = load_dataset(data)
+    result = evaluate_meshes(pred_mesh, gt_mesh, dataset=dataset, thresholds=threshold, num_points=points, seed=seed,
+                             thin=thin_mesh)
+    print_table(result, title=f"{mesh} vs {gt}")
+    line = json.dumps({"mesh": str(mesh), "gt": str(gt), "data": str(data) if data else None, **result.to_json()})
+    if json_out is not None:
+        from .core.image import write_text
+
+        write_text(json_out, line + "\n", force=force)
+    typer.echo(line)
+
+
 @bench_app.command("rays")
 def bench_rays(
     out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),
@@ -163,6 +352,19 @@ def bench_convergence(
     run_convergence_bench(out=out, scene=scene, max_spp=max_spp)
 
 
+@bench_app.command("cluster")
+def bench_cluster(
+    out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),
+    quick: bool = typer.Option(False, help="128x128 at 32 spp (a smoke run, not the reported numbers)."),
+    size: Optional[int] = typer.Option(None, help="Image width = height (default 512)."),
+    spp: Optional[int] = typer.Option(None, help="Samples per pixel (default 256)."),
+):
+    """Ray local cluster with 1 and 2 workers: throughput, scaling, per-unit overhead, time to first result."""
+    from .bench.cluster import run_cluster_bench
+
+    run_cluster_bench(out=out, quick=quick, size=size, spp=spp)
+
+
 @bench_app.command("report")
 def bench_report(folder: Path = typer.Argument(Path("out/bench"), help="Folder with the benches' .jsonl files.")):
     """Tables and plots (HTML) of every bench's JSON lines in FOLDER."""
@@ -171,6 +373,24 @@ def bench_report(folder: Path = typer.Argument(Path("out/bench"), help="Folder w
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of bench results; run `make bench` first")
     typer.echo(f"wrote {write_bench_report(folder)}")
+
+
+@bench_app.command("viewer")
+def bench_viewer(
+    out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),
+    scene: list[str] = typer.Option([], "--scene", help="Only these bundled scenes (cbox, spheres, lights)."),
+    repeats: int = typer.Option(5, help="Timed passes per case (best is reported)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+):
+    """Cost of one viewer step: 1-spp colour pass, on-demand AOV pass, preview; full torch AOV pass as anchor."""
+    from .bench.viewer import SCENES, run_viewer_bench
+    from .progressive import check_device
+
+    check_device(device)
+    for s in scene:
+        if s not in SCENES:
+            raise UserError(f"--scene {s}: expected one of {', '.join(SCENES)}")
+    run_viewer_bench(out=out, scenes=scene or None, repeats=repeats, device=device)
 
 
 @bench_app.command("render")

@@ -21,10 +21,53 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
 
 
-def to_png8(rgb: np.ndarray, exposure: float = 0.0) -> np.ndarray:
-    """(H,W,3) linear radiance -> 8-bit sRGB (clamped, like Mitsuba's PNG output), after 2^exposure scaling."""
-    scaled = np.nan_to_num(rgb.astype(np.float64) * (2.0 ** exposure), nan=0.0, posinf=1.0, neginf=0.0)
-    return np.round(linear_to_srgb(scaled) * 255.0).astype(np.uint8)
+TONEMAPS = ("srgb", "filmic", "linear")
+
+
+def tonemap(rgb: np.ndarray, exposure: float = 0.0, operator: str = "srgb") -> np.ndarray:
+    """Linear radiance -> display values in [0,1] after 2^exposure scaling. "srgb": clamp + sRGB curve (Mitsuba's
+    PNG output); "filmic": ACES filmic fit (Narkowicz 2015) + sRGB curve, which rolls highlights off instead of
+    clipping; "linear": clamp only, no transfer curve (raw values, for inspection)."""
+    x = np.nan_to_num(np.asarray(rgb, dtype=np.float64) * (2.0 ** exposure), nan=0.0, posinf=1e4,
+                      neginf=0.0).clip(0.0, None)
+    if operator == "srgb":
+        return linear_to_srgb(x)
+    if operator == "filmic":
+        return linear_to_srgb(x * (2.51 * x + 0.03) / (x * (2.43 * x + 0.59) + 0.14))
+    if operator == "linear":
+        return np.clip(x, 0.0, 1.0)
+    raise UserError(f"tonemap: expected one of {', '.join(TONEMAPS)}, got {operator!r}")
+
+
+def aov_display(name: str, image: np.ndarray) -> np.ndarray:
+    """An AOV as display values (H,W,3) in [0,1]: albedo sRGB-encoded, normals as 0.5 n + 0.5, depth as
+    1 - depth / max depth (near is bright); pixels that saw nothing (all zero) stay black."""
+    img = np.nan_to_num(np.asarray(image, dtype=np.float32))
+    if name == "depth":
+        d = img if img.ndim == 2 else img[..., 0]
+        far = float(d.max()) if d.size and d.max() > 0 else 1.0
+        v = np.where(d > 0, 1.0 - 0.85 * d / far, 0.0)
+        return np.repeat(v[..., None], 3, axis=-1).astype(np.float32)
+    if name == "albedo":
+        return linear_to_srgb(img)
+    if name in ("normal", "position"):
+        if name == "position":
+            lo, hi = img.reshape(-1, 3).min(0), img.reshape(-1, 3).max(0)
+            v = (img - lo) / np.maximum(hi - lo, 1e-9)
+        else:
+            v = 0.5 * img + 0.5
+        return np.where(np.abs(img).sum(-1, keepdims=True) > 0, np.clip(v, 0, 1), 0.0).astype(np.float32)
+    raise UserError(f"AOV: expected albedo, normal, depth or position, got {name!r}")
+
+
+def to_8bit(display: np.ndarray) -> np.ndarray:
+    """Display values in [0,1] -> uint8."""
+    return np.round(np.clip(display, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def to_png8(rgb: np.ndarray, exposure: float = 0.0, operator: str = "srgb") -> np.ndarray:
+    """(H,W,3) linear radiance -> 8-bit display image (default sRGB, clamped like Mitsuba's PNG output)."""
+    return to_8bit(tonemap(rgb, exposure, operator))
 
 
 def _atomic_target(path: Path, force: bool) -> None:
@@ -46,6 +89,13 @@ def _write_atomically(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text(path: Path, text: str, force: bool = False) -> None:
+    """Writes a text file (JSON, HTML) atomically; an existing file needs force."""
+    path = Path(path)
+    _atomic_target(path, force)
+    _write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def write_exr(path: Path, channels: dict[str, np.ndarray], force: bool = False) -> None:
@@ -86,12 +136,15 @@ def read_exr_channels(path: Path) -> dict[str, np.ndarray]:
     return ch
 
 
-def write_png(path: Path, rgb: np.ndarray, force: bool = False, exposure: float = 0.0) -> None:
+def write_png(path: Path, rgb: np.ndarray, force: bool = False, exposure: float = 0.0,
+              operator: str = "srgb") -> None:
+    """Linear float (H,W,3) radiance, tonemapped (see `tonemap`); a uint8 image (H,W,3 or 4) is written as it is."""
     import imageio.v3 as iio
 
     path = Path(path)
     _atomic_target(path, force)
-    _write_atomically(path, lambda tmp: iio.imwrite(tmp, to_png8(rgb, exposure), extension=".png"))
+    img = rgb if rgb.dtype == np.uint8 else to_png8(rgb, exposure, operator)
+    _write_atomically(path, lambda tmp: iio.imwrite(tmp, img, extension=".png"))
 
 
 def write_image(path: Path, rgb: np.ndarray, aovs: dict[str, np.ndarray] | None = None, force: bool = False) -> None:

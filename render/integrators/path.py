@@ -146,9 +146,10 @@ class Film:
 class PathIntegrator:
     """Mitsuba-compatible `path` integrator over a SceneData."""
 
-    def __init__(self, sd: SceneData, settings: RenderSettings):
+    def __init__(self, sd: SceneData, settings: RenderSettings, sensor=None):
+        """sensor: the camera to render from (default: the scene's); e.g. a viewer's moved copy of it."""
         self.sd, self.s = sd, settings
-        sensor = sd.scene.sensor
+        sensor = sensor if sensor is not None else sd.scene.sensor
         self.width = settings.width or sensor.film.width
         self.height = settings.height or sensor.film.height
         to_world, fov_x, fov_y = camera_frame(sensor, self.width, self.height)
@@ -185,7 +186,8 @@ class PathIntegrator:
         pos = torch.stack([(pix % self.width).float(), (pix // self.width).float()], 1) + rand(n, 2)
         o, d, tmin, tmax = self.camera_rays(pos / torch.tensor([self.width, self.height], device=dev))
         L = self.trace(o, d, tmin, tmax, rand, aov_out=(aov := {}) if aov_film is not None else None)
-        film.splat(pos, L)
+        if film is not None:  # None: AOVs only (the viewer's AOV views)
+            film.splat(pos, L)
         if aov_film is not None and aov:
             aov_film.splat(pos, torch.cat([aov[k] for k in self.s.aovs], 1))
 

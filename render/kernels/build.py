@@ -83,7 +83,19 @@ def load():
         cache = Path(os.environ.get("RADIANT_CACHE", Path.home() / ".cache" / "radiant")) / f"kernels-{key}"
         cache.mkdir(parents=True, exist_ok=True)
         name = f"radiant_kernels_{key}"
-        if not any(cache.glob(f"{name}*.so")):
+        built = sorted(cache.glob(f"{name}*.so"))
+        if built:
+            # The key hashes the sources' contents, so a built module is valid for any checkout with the same
+            # sources; importing it directly (not through load_extension, whose build.ninja records the absolute
+            # source paths) keeps checkouts in other folders from rebuilding each other's kernels.
+            import importlib.util
+
+            spec = importlib.util.spec_from_file_location(name, built[0])
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            _module = module
+            return _module
+        if not built:
             print("building ray kernels (~1 min, once)...", file=sys.stderr, flush=True)
         _module = load_extension(
             name=name,

@@ -53,3 +53,18 @@ def camera_rays(sensor: Sensor, film_pos: np.ndarray, width: Optional[int] = Non
     d_world = d @ to_world[:3, :3].T
     o = np.broadcast_to(to_world[:3, 3], d_world.shape).copy()
     return o, d_world
+
+
+def lookat_xml(to_world: np.ndarray, target: Optional[np.ndarray] = None) -> str:
+    """A Mitsuba `<lookat origin=".." target=".." up=".."/>` that reproduces to_world's position and orientation
+    (Mitsuba's look_at: columns left, up, forward). target: a point straight ahead (default 1 unit ahead)."""
+    m = np.asarray(to_world, dtype=np.float64)
+    origin = m[:3, 3]
+    forward = m[:3, 2] / np.linalg.norm(m[:3, 2])
+    up = m[:3, 1] / np.linalg.norm(m[:3, 1])
+    if target is None or np.linalg.norm(np.asarray(target) - origin) < 1e-9:
+        target = origin + forward
+    else:  # keep the direction exact: project the given target onto the view axis
+        target = origin + forward * max(float(np.dot(np.asarray(target) - origin, forward)), 1e-6)
+    fmt = lambda v: ", ".join(f"{float(x):.6g}" for x in v)  # noqa: E731
+    return f'<lookat origin="{fmt(origin)}" target="{fmt(target)}" up="{fmt(up)}"/>'

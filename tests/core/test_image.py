@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from render.core.image import linear_to_srgb, read_exr_channels, to_png8, write_exr, write_image, write_png
+from render.core.image import (aov_display, linear_to_srgb, read_exr_channels, to_png8, tonemap, write_exr,
+                               write_image, write_png)
 from render.errors import UserError
 
 
@@ -56,3 +57,44 @@ def test_no_overwrite_and_atomic(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.exr"]
     write_image(path, np.ones((2, 2, 3), np.float32), force=True)
     assert np.array_equal(read_exr_channels(path)["RGB"], np.ones((2, 2, 3), np.float32))
+
+
+def test_tonemaps_and_exposure():
+    x = np.linspace(0, 20, 2001)[:, None].repeat(3, 1)
+    srgb, filmic, lin = (tonemap(x, 0.0, op) for op in ("srgb", "filmic", "linear"))
+    assert np.array_equal(to_png8(x), np.round(srgb * 255).astype(np.uint8))
+    for img in (srgb, filmic, lin):
+        assert img.min() >= 0 and img.max() <= 1 and np.all(np.diff(img[:, 0]) >= 0)  # monotone, in range
+    # Filmic rolls highlights off: distinct values where sRGB has long clipped; linear has no transfer curve.
+    assert filmic[300, 0] > filmic[150, 0] + 0.01 and np.isclose(srgb[300, 0], 1.0) and np.isclose(srgb[150, 0], 1.0)
+    assert np.isclose(lin[10, 0], 0.1)
+    assert np.allclose(tonemap(x[:100], 1.0, "linear"), np.clip(2 * x[:100], 0, 1))  # +1 EV doubles
+    with pytest.raises(UserError, match="tonemap: expected"):
+        tonemap(x, 0.0, "reinhard")
+
+
+def test_aov_display_and_uint8_png(tmp_path):
+    import imageio.v3 as iio
+
+    normal = np.zeros((2, 2, 3), np.float32)
+    normal[0, 0] = [0, 0, 1]
+    shown = aov_display("normal", normal)
+    assert np.allclose(shown[0, 0], [0.5, 0.5, 1.0]) and np.all(shown[1, 1] == 0)  # misses stay black
+    depth = aov_display("depth", np.array([[1.0, 2.0], [0.0, 4.0]], np.float32))
+    assert depth.shape == (2, 2, 3) and depth[0, 0, 0] > depth[0, 1, 0] > depth[1, 1, 0] > 0 == depth[1, 0, 0]
+    img8 = (np.arange(12, dtype=np.uint8) * 20).reshape(2, 2, 3)
+    write_png(tmp_path / "a.png", img8)
+    assert np.array_equal(iio.imread(tmp_path / "a.png"), img8)
+
+
+def test_write_text_is_atomic_and_needs_force(tmp_path):
+    from render.core.image import write_text
+    from render.errors import UserError
+
+    p = tmp_path / "sub" / "a.json"
+    write_text(p, "one")
+    assert p.read_text() == "one"
+    with pytest.raises(UserError, match="--force"):
+        write_text(p, "two")
+    write_text(p, "two", force=True)
+    assert p.read_text() == "two" and [q.name for q in p.parent.iterdir()] == ["a.json"]
