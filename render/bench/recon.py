@@ -1,0 +1,76 @@
+"""`radiant bench recon`: the DebSDF ablation at equal time on the bundled datasets (one JSON line per run).
+
+Each variant runs in its own process (`python -m render.bench.recon --worker ...`) so that its peak RSS is its own."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..errors import UserError
+from . import emit
+
+VARIANTS = {
+    "full": {},
+    "uniform": {"uncertainty_sampling": False},
+    "no_uncertainty": {"uncertainty": False, "uncertainty_sampling": False, "adaptive_smoothness": False},
+}
+BUNDLED = ("scenes/recon/room", "scenes/recon/object")  # made by `radiant make-dataset` (recon-data)
+
+
+def _evaluate(mesh: Path, dataset) -> dict:
+    """F@5cm, F@2cm, chamfer of the mesh against the dataset's gt mesh (render.recon.evaluate, culled by the
+    dataset's cameras)."""
+    from ..recon import evaluate
+
+    if dataset.gt_mesh is None:
+        return {}
+    result = evaluate.evaluate(mesh, dataset.gt_mesh, dataset=dataset)
+    return {k: result[k] for k in ("f_score_5cm", "f_score_2cm", "chamfer") if k in result} or dict(result)
+
+
+def worker(data: Path, run: Path, variant: str, minutes: float) -> dict:
+    from ..recon.run import prepare_config, reconstruct
+
+    t0 = time.perf_counter()
+    config = prepare_config(data, run, {"minutes": minutes, "iters": None, **VARIANTS[variant]}, None, False, True)
+    summary = reconstruct(config, run, force=True, progress=False)
+    from ..recon.run import _load_dataset
+
+    metrics = _evaluate(run / "mesh.ply", _load_dataset(data))
+    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
+    return {"bench": "recon", "dataset": Path(data).name, "variant": variant, "minutes": minutes, **metrics,
+            "wall_s": round(time.perf_counter() - t0, 1), "train_s": summary["train_seconds"],
+            "steps": summary["steps"], "it_per_s": summary["it_per_s"], "peak_rss_gb": round(rss_gb, 3)}
+
+
+def run_bench(datasets, minutes: float, variants: list[str], work: Path, out: Path | None) -> None:
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise UserError(f"--variants: unknown {', '.join(unknown)} (expected {', '.join(VARIANTS)})")
+    datasets = [Path(d) for d in (datasets or BUNDLED)]
+    for d in datasets:
+        if not d.exists():
+            raise UserError(f"{d}: dataset not found (make it with `radiant make-dataset`)")
+    for d in datasets:
+        for v in variants:
+            run = Path(work) / d.name / v
+            cmd = [sys.executable, "-m", "render.bench.recon", "--worker", str(d), str(run), v, str(minutes)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+            if proc.returncode != 0 or not lines:
+                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                emit({"bench": "recon", "dataset": d.name, "variant": v, "error": tail}, out)
+                continue
+            emit(json.loads(lines[-1]), out)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "--worker":
+        print(json.dumps(worker(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], float(sys.argv[5]))))
+    else:
+        sys.exit("usage: python -m render.bench.recon --worker DATA RUN VARIANT MINUTES")
