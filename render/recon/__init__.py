@@ -1,0 +1,1 @@
+"""Reconstruction: datasets, fields, samplers, losses, trainer, meshing and evaluation (DebSDF on a fast base)."""

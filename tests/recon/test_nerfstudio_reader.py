@@ -1,0 +1,113 @@
+"""nerfstudio transforms.json reader: OpenGL -> OpenCV, intrinsics, distortion models, priors, normalization."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from render.recon.dataset import distort_fisheye, distort_opencv, load_dataset
+
+from .helpers import make_nerfstudio, project_opengl
+
+
+def _ray_hits(ds, i, uv, x_world, atol=1e-4):
+    x_norm = ds.to_normalized(torch.tensor(x_world)).numpy()
+    o, d = ds.rays(torch.tensor([i]), torch.tensor(np.asarray(uv)[None], dtype=torch.float32))
+    o, d = o[0].double().numpy(), d[0].double().numpy()
+    t = (x_norm - o) @ d
+    assert t > 0
+    np.testing.assert_allclose(o + t * d, x_norm, atol=atol)
+
+
+def test_pinhole_projects_known_point(tmp_path):
+    meta, c2ws = make_nerfstudio(tmp_path, n=3)
+    ds = load_dataset(tmp_path)
+    assert ds.camera_model == "PINHOLE" and ds.num_images == 3 and (ds.height, ds.width) == (12, 16)
+    assert ds.names == ["frame_00000", "frame_00001", "frame_00002"]
+    x = np.array([0.6, -0.9, 2.1])
+    for i, c2w in enumerate(c2ws):
+        uv = project_opengl(20.0, 21.0, 8.3, 5.8, c2w, x)
+        _ray_hits(ds, i, uv, x)
+    # camera z axis (OpenCV forward) is minus the OpenGL z axis
+    z_world = ds.cam_to_world[0, :3, 2].double() @ ds.normalization[:3, :3].T
+    np.testing.assert_allclose((z_world / z_world.norm()).numpy(), -c2ws[0][:3, 2], atol=1e-5)
+    # orbit cameras converge: the frustum fit centres the sphere at the look-at point
+    np.testing.assert_allclose(ds.normalization[:3, 3].numpy(), [0.5, -1.0, 2.0], atol=1e-6)
+
+
+def test_opencv_distortion_round_trip_and_rays(tmp_path):
+    k = dict(k1=-0.2, k2=0.05, p1=0.01, p2=-0.005, k3=0.01)
+    meta, c2ws = make_nerfstudio(tmp_path, n=2, camera_model="OPENCV", **k)
+
+    def distort(x, y):  # nerfstudio camera_utils radial-tangential model, written out independently
+        r2 = x * x + y * y
+        radial = 1 + k["k1"] * r2 + k["k2"] * r2 ** 2 + k["k3"] * r2 ** 3
+        return (x * radial + 2 * k["p1"] * x * y + k["p2"] * (r2 + 2 * x * x),
+                y * radial + k["p1"] * (r2 + 2 * y * y) + 2 * k["p2"] * x * y)
+
+    ds = load_dataset(tmp_path / "transforms.json")
+    assert ds.distortion.shape == (2, 6)
+    x = np.array([0.9, -0.5, 2.4])
+    for i, c2w in enumerate(c2ws):
+        _ray_hits(ds, i, project_opengl(20.0, 21.0, 8.3, 5.8, c2w, x, distort), x)
+    xy = torch.rand(50, 2, dtype=torch.float64) - 0.5
+    dist = ds.distortion[:1].double().expand(50, 6)
+    from render.recon.dataset import undistort_opencv
+    torch.testing.assert_close(undistort_opencv(distort_opencv(xy, dist), dist), xy, atol=1e-9, rtol=0)
+
+
+def test_fisheye_rays(tmp_path):
+    kk = [0.05, -0.01, 0.002, 0.0]
+    meta, c2ws = make_nerfstudio(tmp_path, n=2, camera_model="OPENCV_FISHEYE", k1=kk[0], k2=kk[1], k3=kk[2], k4=kk[3])
+
+    def distort(x, y):
+        r = np.hypot(x, y)
+        th = np.arctan(r)
+        thd = th * (1 + kk[0] * th ** 2 + kk[1] * th ** 4 + kk[2] * th ** 6 + kk[3] * th ** 8)
+        return x * thd / r, y * thd / r
+
+    ds = load_dataset(tmp_path)
+    x = np.array([1.2, -0.4, 2.3])
+    for i, c2w in enumerate(c2ws):
+        _ray_hits(ds, i, project_opengl(20.0, 21.0, 8.3, 5.8, c2w, x, distort), x)
+    assert torch.allclose(distort_fisheye(torch.zeros(1, 2), ds.distortion[:1]), torch.zeros(1, 2))
+
+
+def test_per_frame_intrinsics_priors_and_applied_transform(tmp_path):
+    meta, c2ws = make_nerfstudio(tmp_path, n=2)
+    applied = [[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0]]
+    meta["applied_transform"] = applied
+    rng = np.random.default_rng(3)
+    for i, fr in enumerate(meta["frames"]):
+        fr["fl_x"] = 20.0 + i
+        np.save(tmp_path / f"d{i}.npy", rng.random((12, 16)).astype(np.float32))
+        np.save(tmp_path / f"n{i}.npy", rng.random((3, 12, 16)).astype(np.float32))
+        np.save(tmp_path / f"m{i}.npy", rng.random((12, 16)) > 0.5)
+        fr.update(mono_depth_path=f"d{i}.npy", mono_normal_path=f"n{i}.npy", mask_path=f"m{i}.npy")
+    del meta["fl_x"]
+    (tmp_path / "transforms.json").write_text(json.dumps(meta))
+    ds = load_dataset(tmp_path)
+    assert ds.intrinsics[:, 0, 0].tolist() == [20.0, 21.0]
+    assert ds.depth_kind == "mono" and ds.depths.shape == (2, 12, 16)
+    np.testing.assert_allclose(ds.depths[1].numpy(), np.load(tmp_path / "d1.npy"))
+    assert ds.normals.shape == (2, 12, 16, 3) and ds.masks.shape == (2, 12, 16)
+    np.testing.assert_array_equal(ds.applied_transform, np.array(applied, dtype=float))
+
+
+def test_metric_depth_png_and_normalization_from_depth(tmp_path):
+    import imageio.v3 as iio
+
+    meta, c2ws = make_nerfstudio(tmp_path, n=2)
+    for i, fr in enumerate(meta["frames"]):
+        iio.imwrite(tmp_path / f"depth{i}.png", np.full((12, 16), 3000, np.uint16))  # 3 m in millimetres
+        fr["depth_file_path"] = f"depth{i}.png"
+    (tmp_path / "transforms.json").write_text(json.dumps(meta))
+    ds = load_dataset(tmp_path)
+    assert ds.depth_kind == "metric"
+    np.testing.assert_allclose(ds.depths.numpy(), 3.0)
+    # the fitted sphere holds the back-projected points: every depth point lies inside radius 1
+    o, d = ds.rays(torch.zeros(4, dtype=torch.long), torch.tensor([[0.5, 0.5], [15.5, 0.5], [0.5, 11.5], [8, 6]]))
+    z = d @ ds.cam_to_world[0, :3, 2]
+    pts = o + d * (3.0 / ds.scale / z)[:, None]
+    assert (pts.norm(dim=-1) <= 1.0 + 1e-5).all()
