@@ -85,12 +85,10 @@ class ReconConfig:
         for key, value in values.items():
             if key not in fields:
                 raise UserError(f"{source}: unknown config key '{key}' (expected one of: {', '.join(fields)})")
-            current = getattr(self, key)
-            expected = type(current) if current is not None else None
-            if key in ("iters",) and value is not None and not (isinstance(value, int) and not isinstance(value, bool)):
-                raise UserError(f"{source}: '{key}' expected an integer, got {value!r}")
-            if key == "minutes" and value is not None and not isinstance(value, (int, float)):
-                raise UserError(f"{source}: '{key}' expected a number, got {value!r}")
+            expected = {"iters": int, "minutes": float}.get(key, type(getattr(self, key)))
+            if key in ("iters", "minutes") and value is None:
+                setattr(out, key, None)
+                continue
             if expected is bool and not isinstance(value, bool):
                 raise UserError(f"{source}: '{key}' expected true or false, got {value!r}")
             if expected is int and (isinstance(value, bool) or not isinstance(value, int)):

@@ -16,9 +16,11 @@ _SOFTPLUS_BETA = 100.0  # IDR / VolSDF / MonoSDF: softplus(beta=100) keeps the S
 class SDFNetwork(nn.Module):
     """x -> (sdf, feature) = MLP([x, hash(x)]), plus its gradient d sdf / dx computed in closed form.
 
-    Geometric init (Atzmon & Lipman 2020, SAL, sec. 4; as IDR/MonoSDF): the net starts as the SDF of a sphere of
-    radius `init_radius`, |x| - r; `inside_out` flips it to r - |x| for rooms seen from inside (MonoSDF's
-    `inside_outside`). The hash features enter the first layer with zero weights, so they start silent.
+    Geometric init: the net starts as the SDF of a sphere of radius `init_radius`, |x| - r; `inside_out` flips it
+    to r - |x| for rooms seen from inside (MonoSDF's `inside_outside`). SAL's init (Atzmon & Lipman 2020, sec. 4;
+    IDR/MonoSDF) makes a wide MLP approximate the sphere; a 64-wide one is off by ~0.5, so the sphere is an exact
+    analytic term and the MLP (SAL-initialised hidden layers, near-zero output layer) learns the residual. The hash
+    features enter the first layer with zero weights, so they start silent.
     """
 
     def __init__(self, grid: HashGrid, hidden: int = 64, layers: int = 2, feature_dim: int = 15,
@@ -26,14 +28,14 @@ class SDFNetwork(nn.Module):
         super().__init__()
         self.grid = grid
         self.feature_dim = feature_dim
+        self.init_radius, self.sign = float(init_radius), (-1.0 if inside_out else 1.0)
         dims = [3 + grid.output_dim] + [hidden] * layers + [1 + feature_dim]
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         for i, lin in enumerate(self.linears):
             out_dim = lin.out_features
             if i == len(self.linears) - 1:
-                sign = -1.0 if inside_out else 1.0
-                nn.init.normal_(lin.weight, mean=sign * math.sqrt(math.pi) / math.sqrt(dims[i]), std=1e-4)
-                nn.init.constant_(lin.bias, -sign * init_radius)
+                nn.init.normal_(lin.weight, mean=0.0, std=1e-4)
+                nn.init.constant_(lin.bias, 0.0)
             else:
                 nn.init.constant_(lin.bias, 0.0)
                 nn.init.normal_(lin.weight, 0.0, math.sqrt(2) / math.sqrt(out_dim))
@@ -54,13 +56,15 @@ class SDFNetwork(nn.Module):
             pre_acts.append(z)
             h = F.softplus(z, beta=_SOFTPLUS_BETA)
         out = self.linears[-1](h)
-        sdf, feature = out[:, 0], out[:, 1:]
+        radius = points.norm(dim=-1)
+        sdf, feature = out[:, 0] + self.sign * (radius - self.init_radius), out[:, 1:]
         if not with_gradient:
             return sdf, feature, None
         g = self.linears[-1].weight[0][None, :].expand(points.shape[0], -1)  # d sdf / d h_last
         for lin, z in zip(reversed(self.linears[:-1]), reversed(pre_acts)):
             g = (g * torch.sigmoid(_SOFTPLUS_BETA * z)) @ lin.weight
-        gradient = g[:, :3] + torch.einsum("me,mek->mk", g[:, 3:], jac)
+        sphere_grad = self.sign * points / radius.clamp(min=1e-9)[:, None]
+        gradient = g[:, :3] + torch.einsum("me,mek->mk", g[:, 3:], jac) + sphere_grad
         return sdf, feature, gradient
 
     def sdf(self, points: torch.Tensor) -> torch.Tensor:
@@ -104,8 +108,10 @@ class LaplaceDensity(nn.Module):
 
 
 def laplace_density(sdf: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """(1/beta) * Laplace CDF(-sdf; 0, beta), written with expm1 for stability (VolSDF eq. 2)."""
-    return (0.5 + 0.5 * sdf.sign() * torch.expm1(-sdf.abs() / beta)) / beta
+    """(1/beta) * Laplace CDF(-sdf; 0, beta) (VolSDF eq. 2), with the two branches written out so that the
+    outside tail 0.5 exp(-s/beta) keeps its relative precision (VolSDF's expm1 form cancels there)."""
+    e = torch.exp(-sdf.abs() / beta)
+    return torch.where(sdf >= 0, 0.5 * e, 1 - 0.5 * e) / beta
 
 
 def bias_aware_sdf(sdf: torch.Tensor, cos_view: torch.Tensor, curvature: torch.Tensor, cos_min: float = 0.1,

@@ -25,6 +25,8 @@ def align_prior_depth(rendered: torch.Tensor, prior: torch.Tensor, group: torch.
     D_rendered - aligned is in scene units and exactly invariant to any scale (> 0) and shift of the prior.
     Returns (aligned (M,), valid (M,) bool: the image's fit is well-posed with w > min_scale).
     """
+    dtype = rendered.dtype
+    rendered, prior = rendered.double(), prior.double()  # normal equations in float64: priors can be in any units
     ones = torch.ones_like(rendered)
 
     def gsum(x):
@@ -40,7 +42,7 @@ def align_prior_depth(rendered: torch.Tensor, prior: torch.Tensor, group: torch.
     ok &= w > min_scale
     w_m, q_m = w[group], q[group]
     aligned = (prior - q_m) / torch.where(ok[group], w_m, torch.ones_like(w_m))
-    return aligned, ok[group]
+    return aligned.to(dtype), ok[group]
 
 
 def depth_mse(rendered, aligned, mask) -> torch.Tensor:

@@ -1,61 +1,12 @@
-"""Tiny analytic datasets for the reconstruction tests: a sphere (object) or a box room, ray cast in torch with
-Lambertian shading and a texture, with GT depth (under a per-image scale/shift) and normal priors.
-
-The class has the shape of render.recon.dataset.ReconDataset (owned by the dataset engineer); it is a minimal
-local stand-in so these tests do not depend on the readers."""
+"""Tiny analytic datasets for the reconstruction-method tests: a sphere (object) or a box room, ray cast in torch
+with Lambertian shading and a texture, with GT depth (under a per-image scale/shift) and normal priors."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import torch
 
-
-@dataclass
-class SyntheticDataset:
-    images: torch.Tensor
-    intrinsics: torch.Tensor
-    cam_to_world: torch.Tensor
-    depths: torch.Tensor | None
-    normals: torch.Tensor | None
-    masks: torch.Tensor | None
-    normalization: torch.Tensor
-    names: list[str] = field(default_factory=list)
-    camera_model: str = "PINHOLE"
-    distortion: torch.Tensor | None = None
-    gt_mesh: Path | None = None
-    source: Path | None = None
-
-    @property
-    def num_images(self) -> int:
-        return self.images.shape[0]
-
-    @property
-    def height(self) -> int:
-        return self.images.shape[1]
-
-    @property
-    def width(self) -> int:
-        return self.images.shape[2]
-
-    def rays(self, image_index, pixel_xy):
-        K = self.intrinsics[image_index]
-        x = (pixel_xy[:, 0] - K[:, 0, 2]) / K[:, 0, 0]
-        y = (pixel_xy[:, 1] - K[:, 1, 2]) / K[:, 1, 1]
-        d_cam = torch.stack([x, y, torch.ones_like(x)], -1)
-        c2w = self.cam_to_world[image_index]
-        d = torch.einsum("mij,mj->mi", c2w[:, :3, :3], d_cam)
-        return c2w[:, :3, 3].clone(), torch.nn.functional.normalize(d, dim=-1)
-
-    def to(self, device):
-        return self
-
-    def split(self, holdout_every: int = 8):
-        ids = list(range(self.num_images))
-        test = ids[::holdout_every]
-        return [i for i in ids if i not in test], test
+from render.recon.dataset import ReconDataset
 
 
 def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> torch.Tensor:
@@ -87,8 +38,8 @@ def _room_hit(o, d, half):
     return t, n
 
 
-def make_dataset(kind: str = "sphere", views: int = 16, width: int = 48, height: int = 36, radius: float = 0.5,
-                 room_half: float = 0.7, scale: float = 2.0) -> SyntheticDataset:
+def make_dataset(kind: str = "sphere", views: int = 16, width: int = 48, height: int = 36, radius: float = 0.4,
+                 room_half: float = 0.7, scale: float = 2.0, center=(0.1, 0.0, 0.05)) -> ReconDataset:
     """kind 'sphere': a textured sphere of `radius` seen from a ring of cameras; 'room': a box room with a
     pillar, seen from inside. normalization maps normalized -> world by x_world = scale * x."""
     f = 0.9 * width
@@ -104,7 +55,7 @@ def make_dataset(kind: str = "sphere", views: int = 16, width: int = 48, height:
             target = (eye[0] + math.cos(a + 1.2), eye[1] + math.sin(a + 1.2), -0.2)
             poses.append(look_at(eye, target))
     c2w = torch.stack(poses)
-    ds = SyntheticDataset(torch.zeros(views, height, width, 3), K.expand(views, 3, 3).clone(), c2w, None, None, None,
+    ds = ReconDataset(torch.zeros(views, height, width, 3), K.expand(views, 3, 3).clone(), c2w, None, None, None,
                           torch.diag(torch.tensor([scale, scale, scale, 1.0], dtype=torch.float64)),
                           [f"{i:06d}" for i in range(views)])
     ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
@@ -114,7 +65,7 @@ def make_dataset(kind: str = "sphere", views: int = 16, width: int = 48, height:
     for i in range(views):
         o, d = ds.rays(torch.full((pix.shape[0],), i), pix)
         if kind == "sphere":
-            t, n = _sphere_hit(o, d, radius)
+            t, n = _sphere_hit(o - torch.tensor(center), d, radius)
         else:
             t, n = _room_hit(o, d, room_half)
             # A pillar (sphere) in the room's corner.
@@ -138,7 +89,7 @@ def make_dataset(kind: str = "sphere", views: int = 16, width: int = 48, height:
     return ds
 
 
-def sphere_points(n: int = 20000, radius: float = 0.5, scale: float = 2.0) -> torch.Tensor:
+def sphere_points(n: int = 20000, radius: float = 0.4, scale: float = 2.0, center=(0.1, 0.0, 0.05)) -> torch.Tensor:
     """Points on the GT sphere in world units."""
     p = torch.nn.functional.normalize(torch.randn(n, 3, dtype=torch.float64), dim=-1)
-    return p * radius * scale
+    return (p * radius + torch.tensor(center, dtype=torch.float64)) * scale
