@@ -40,6 +40,7 @@ class ReconConfig:
     grid_resolution: int = 48
     grid_every: int = 32
     eikonal_points: int = 256
+    smooth_points: int = 256
     background: float = 0.0
     # DebSDF components (each switchable for ablations).
     uncertainty: bool = True            # uncertainty-aware NLL prior losses + exclusion (off: MonoSDF losses)

@@ -175,13 +175,14 @@ class Trainer:
                 mask = keep if mask is None else mask & keep
                 out["normal"] = L.gaussian_nll_normal(n_cam, prior_n, u_n, mask) * c.normal_weight
         if c.smooth_weight > 0:
-            surf = (origins + bundle.depth.detach()[:, None] * dirs)
+            k = min(c.smooth_points, origins.shape[0])  # a subset of the batch's rays is enough
+            surf = (origins[:k] + bundle.depth.detach()[:k, None] * dirs[:k])
             pts = torch.cat([surf, surf + torch.randn(surf.shape, generator=self.generator).to(self.device) * 0.01])
             _, _, g = self.model.sdf_net(pts)
             n = F.normalize(g, dim=-1, eps=1e-6)
-            weight = bundle.opacity.detach()
+            weight = bundle.opacity.detach()[:k]
             if c.uncertainty and c.adaptive_smoothness and not warm:
-                weight = weight * (u_n.detach() < c.normal_exclude)
+                weight = weight * (u_n.detach()[:k] < c.normal_exclude)
             out["smooth"] = L.smoothness(n[:surf.shape[0]], n[surf.shape[0]:], weight) * c.smooth_weight
         if warm and (c.uncertainty or c.uncertainty_sampling):
             # During warm-up the uncertainty heads learn from the priors with the geometry detached, so the maps
@@ -215,7 +216,7 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         out = {k: float(v.detach()) for k, v in terms.items()}
-        out["loss"] = float(total)
+        out["loss"] = float(total.detach())
         out["beta"] = float(self.model.density.get_beta())
         return out
 
