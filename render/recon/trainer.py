@@ -217,7 +217,7 @@ class Trainer:
         self.step += 1
         out = {k: float(v.detach()) for k, v in terms.items()}
         out["loss"] = float(total.detach())
-        out["beta"] = float(self.model.density.get_beta())
+        out["beta"] = float(self.model.density.get_beta().detach())
         return out
 
     # --- state --------------------------------------------------------------------------------------------------
