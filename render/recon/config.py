@@ -52,6 +52,7 @@ class ReconConfig:
     sampler_refresh_every: int = 100
     depth_exclude: float = 0.08         # exclude pixels whose depth uncertainty exceeds this (normalized units)
     normal_exclude: float = 0.5         # ... whose normal uncertainty exceeds this
+    uncertainty_fit_weight: float = 0.1 # the heads' own NLL (geometry detached)
     depth_uncertainty_min: float = 0.01 # floors of the uncertainties in the NLL losses
     normal_uncertainty_min: float = 0.1
     # Losses (weights as MonoSDF: eikonal 0.1, depth 0.1, normal 0.05, smooth 0.005).

@@ -198,3 +198,14 @@ def test_sdf_lattice_is_exact_near_the_surface():
     assert (torch.sign(torch.from_numpy(volume)) == torch.sign(exact)).float().mean() > 0.999
     verts, faces = extract_mesh(box, 65)
     assert faces.shape[0] > 0 and box(torch.from_numpy(verts).float()).abs().max() < 0.2 * spacing
+
+
+def test_uncertainty_weighted_prior_losses():
+    u = torch.tensor([0.5, 0.25, 2.0])
+    keep = torch.tensor([True, True, False])
+    w = L.uncertainty_weights(u, keep, 2)
+    assert torch.allclose(w, torch.tensor([4.0, 16.0, 0.0]))
+    d, prior = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.5, 2.0, 0.0])
+    # Weighted mean of the squared residuals: (4 * 0.25 + 16 * 0) / 20.
+    assert L.depth_mse(d, prior, w).item() == pytest.approx(0.05)
+    assert torch.allclose(L.uncertainty_weights(u, None, 1), torch.tensor([2.0, 4.0, 0.5]))
