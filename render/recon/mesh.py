@@ -85,17 +85,12 @@ def to_world(verts: np.ndarray, normalization: torch.Tensor) -> np.ndarray:
 
 def write_ply(path: Path, verts: np.ndarray, faces: np.ndarray) -> None:
     """Binary PLY via trimesh, atomically (temp + rename)."""
-    import os
-    import tempfile
-
     import trimesh
 
-    mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=False)
-    data = mesh.export(file_type="ply")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".ply", dir=path.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    from ..core.image import _write_atomically
+
+    data = trimesh.Trimesh(vertices=verts, faces=faces, process=False).export(file_type="ply")
+    _write_atomically(Path(path), lambda tmp: tmp.write_bytes(data))
 
 
 def export_mesh(model, dataset, path: Path, resolution: int = 256) -> dict:
