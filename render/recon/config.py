@@ -16,7 +16,7 @@ class ReconConfig:
     seed: int = 0
     iters: int | None = None            # stop after this many steps ...
     minutes: float | None = 10.0        # ... or this much training time (whichever is given; both: the first)
-    threads: int = 0                    # torch threads (0: all cores)
+    threads: int = 0                    # torch threads (0: the cores not busy with other work)
     # Field: hash grid (instant-ngp) + SDF MLP + colour MLP.
     levels: int = 12
     features: int = 2

@@ -77,17 +77,19 @@ class ColorNetwork(nn.Module):
 
     def __init__(self, feature_dim: int = 15, hidden: int = 64, layers: int = 2, min_uncertainty: float = 1e-3):
         super().__init__()
-        dims = [3 + 3 + 3 + feature_dim] + [hidden] * layers + [5]
+        dims = [3 + 3 + 3 + feature_dim] + [hidden] * layers + [3]
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        # The uncertainty heads read the colour net's last hidden layer detached: their NLLs (large where the
+        # priors are wrong) must not pull the radiance trunk.
+        self.uncertainty_head = nn.Sequential(nn.Linear(hidden, 32), nn.ReLU(), nn.Linear(32, 2))
         self.min_uncertainty = min_uncertainty
 
     def forward(self, points, normals, view_dirs, features):
         h = torch.cat([points, normals, view_dirs, features], -1)
         for lin in self.linears[:-1]:
             h = F.relu(lin(h))
-        out = self.linears[-1](h)
-        rgb = torch.sigmoid(out[:, :3])
-        uncertainty = F.softplus(out[:, 3:]) + self.min_uncertainty  # (M,2): depth, normal
+        rgb = torch.sigmoid(self.linears[-1](h))
+        uncertainty = F.softplus(self.uncertainty_head(h.detach())) + self.min_uncertainty  # (M,2): depth, normal
         return rgb, uncertainty
 
 

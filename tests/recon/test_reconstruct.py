@@ -46,7 +46,7 @@ def sphere_f_score(mesh_path: Path, tau: float) -> tuple[float, float, float]:
 def _config(**kw) -> ReconConfig:
     base = dict(iters=80, minutes=None, rays_per_batch=512, fine_samples=12, levels=8, log2_table=12,
                 max_resolution=64, grid_resolution=32, grid_every=16, mesh_resolution=64, report_views=1,
-                report_scale=0.5, log_every=10, seed=0, threads=2)
+                report_scale=0.5, log_every=10, seed=0, threads=0)
     base.update(kw)
     return ReconConfig(**base)
 
