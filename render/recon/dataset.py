@@ -78,9 +78,9 @@ class ReconDataset:
 
     def camera_directions(self, image_index: torch.Tensor, pixel_xy: torch.Tensor) -> torch.Tensor:
         """Unnormalized camera-frame directions (x, y, 1) (OpenCV axes) through pixel coords, undistorted."""
-        k = self.intrinsics[image_index].to(pixel_xy.dtype)
+        k_inv = torch.linalg.inv(self.intrinsics.to(pixel_xy.dtype))[image_index]  # N small inverses, not M
         uv1 = torch.cat([pixel_xy, torch.ones_like(pixel_xy[:, :1])], 1)
-        xy = torch.linalg.solve(k, uv1.unsqueeze(-1)).squeeze(-1)[:, :2]  # K^-1 handles skew too
+        xy = torch.einsum("mij,mj->mi", k_inv, uv1)[:, :2]  # K^-1 handles skew too
         if self.camera_model != "PINHOLE" and self.distortion is not None:
             dist = self.distortion[image_index].to(xy.dtype)
             xy = undistort_opencv(xy, dist) if self.camera_model == "OPENCV" else undistort_fisheye(xy, dist)
@@ -274,28 +274,28 @@ def fit_unit_sphere(c2w: np.ndarray, intrinsics: np.ndarray, width: int, height:
 # --- shared reading helpers ----------------------------------------------------------------------------------
 
 def read_rgb(path: Path, what: str) -> np.ndarray:
-    """(H,W,3) float32 in [0,1] from an 8- or 16-bit PNG/JPEG (grey is repeated, alpha dropped)."""
-    import imageio.v3 as iio
+    """(H,W,3) float32 in [0,1] from an 8- or 16-bit PNG/JPEG, values as stored (grey is repeated, alpha dropped)."""
+    from ..scene.images import ImageReadError, read_image
 
     if not path.is_file():
         raise DatasetError(f"{what}: image {path} does not exist")
     try:
-        img = np.asarray(iio.imread(path))
+        img = read_image(path, raw=True)
+    except ImageReadError as e:
+        raise DatasetError(f"{what}: cannot read image {path}: {e}")
+    return np.ascontiguousarray(np.repeat(img, 3, -1) if img.shape[-1] == 1 else img)
+
+
+def read_raw_image(path: Path, what: str, kind: str) -> np.ndarray:
+    """The stored integers of an image file (a mask, a 16-bit depth map), unscaled."""
+    import imageio.v3 as iio
+
+    if not path.is_file():
+        raise DatasetError(f"{what}: {kind} {path} does not exist")
+    try:
+        return np.asarray(iio.imread(path))
     except Exception as e:  # imageio raises many types for a corrupt file
-        raise DatasetError(f"{what}: cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-    if img.dtype == np.uint8:
-        img = img.astype(np.float32) / 255.0
-    elif img.dtype == np.uint16:
-        img = img.astype(np.float32) / 65535.0
-    else:
-        img = img.astype(np.float32)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, -1)
-    if img.ndim != 3 or img.shape[-1] not in (1, 3, 4):
-        raise DatasetError(f"{what}: image {path}: expected H x W x 3 (RGB), got shape {img.shape}")
-    if img.shape[-1] == 1:
-        img = np.repeat(img, 3, -1)
-    return np.ascontiguousarray(img[..., :3])
+        raise DatasetError(f"{what}: cannot read {kind} {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
 
 
 def read_npy(path: Path, what: str) -> np.ndarray:
@@ -343,17 +343,7 @@ def as_normals(arr: np.ndarray, h: int, w: int, path: Path, what: str) -> np.nda
 
 def read_mask(path: Path, h: int, w: int, what: str) -> np.ndarray:
     """(H,W) bool mask from .npy (nonzero = valid) or an image (nonzero in the first channel)."""
-    if path.suffix == ".npy":
-        a = read_npy(path, what)
-    else:
-        import imageio.v3 as iio
-
-        if not path.is_file():
-            raise DatasetError(f"{what}: mask {path} does not exist")
-        try:
-            a = np.asarray(iio.imread(path))
-        except Exception as e:
-            raise DatasetError(f"{what}: cannot read mask {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    a = read_npy(path, what) if path.suffix == ".npy" else read_raw_image(path, what, "mask")
     if a.ndim == 3 and a.shape[-1] in (1, 3, 4):
         a = a[..., 0]
     elif a.ndim == 3 and a.shape[0] == 1:

@@ -5,7 +5,8 @@
 writes, into one folder, both formats ReconDataset reads: MonoSDF (`cameras.npz` with world_mat_i / scale_mat_i,
 `NNNNNN_rgb.png`, `NNNNNN_depth.npy`, `NNNNNN_normal.npy`, `NNNNNN_mask.npy` when some pixels see no geometry)
 and nerfstudio (`transforms.json` pointing at the same files), plus `gt.ply` (every triangle of the scene in
-world units, analytic spheres tessellated) and `recipe.json` (how it was made). RGB comes from our path tracer
+world units, analytic spheres tessellated), `gt_thin.ply` (its rods: legs, posts, poles, for thin-part recall)
+and `recipe.json` (how it was made). RGB comes from our path tracer
 (render_loaded; the fused kernel when it supports the scene); GT depth/normals from one BVH ray per pixel centre
 (exact, no filter mixing at edges), turned into priors that fail like Omnidata/DPT do (simulate_priors).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -26,6 +28,7 @@ import torch
 from ..errors import UserError
 
 MODES = ("orbit", "inside")
+THIN_EXTENT = 0.06  # a shape is a thin structure (gt_thin.ply) when its two smaller extents are <= 6 cm
 PRIORS = ("noisy", "gt", "none")
 
 
@@ -261,7 +264,7 @@ def simulate_priors(depth: np.ndarray, normal: np.ndarray, mask: np.ndarray, rng
     thin = (closed - z) > 0.02 * np.maximum(z, 1e-6)
     zs = ndimage.gaussian_filter(closed, 1.2)
     local = np.abs(z - ndimage.gaussian_filter(z, 2.0)) / np.maximum(z, 1e-6)
-    sigma = 0.01 + 2.0 * np.minimum(local, 0.2) + 0.05 * thin
+    sigma = 0.01 + 0.5 * np.minimum(local, 0.2) + 0.03 * thin
     zs = zs * (1 + rng.normal(0, 1, z.shape) * sigma)
     scale = math.exp(rng.uniform(math.log(0.5), math.log(2.0)))
     shift = rng.uniform(-0.3, 0.3) * float(np.median(zs[valid])) if valid.any() else 0.0
@@ -329,8 +332,10 @@ def make_dataset(scene_path: Path, out: Path, recipe: Recipe, force: bool = Fals
     lo, hi = np.min([b[0] for b in solid], 0), np.max([b[1] for b in solid], 0)
     normalization = normalization_from_bounds(lo, hi)
     # gt.ply: every shape that reaches into the reconstruction volume (a key light far above is left out)
-    verts, faces = merge_meshes([m for m, b in zip(meshes, bounds)
-                                 if box_meets_sphere(b[0], b[1], normalization[:3, 3], normalization[0, 0])])
+    inside_sphere = [box_meets_sphere(b[0], b[1], normalization[:3, 3], normalization[0, 0]) for b in bounds]
+    verts, faces = merge_meshes([m for m, keep in zip(meshes, inside_sphere) if keep])
+    thin_meshes = [m for m, b, keep, e in zip(meshes, bounds, inside_sphere, emitting)
+            if keep and not e and np.sort(b[1] - b[0])[1] <= THIN_EXTENT]
     target = (lo, hi)
     if recipe.mode == "orbit":  # look at the objects, not at the ground plane or walls: skip big flat shapes
         extent = np.linalg.norm(hi - lo)
@@ -343,6 +348,9 @@ def make_dataset(scene_path: Path, out: Path, recipe: Recipe, force: bool = Fals
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the folder a plain mkdir's permissions
     rng = np.random.default_rng(recipe.seed + 1)
     bar = None
     try:
@@ -394,6 +402,8 @@ def make_dataset(scene_path: Path, out: Path, recipe: Recipe, force: bool = Fals
                 "radiant_normalization": normalization.tolist(), "frames": frames}
         (tmp / "transforms.json").write_text(json.dumps(meta, indent=1))
         trimesh.Trimesh(verts, faces, process=False).export(tmp / "gt.ply")
+        if thin_meshes:
+            trimesh.Trimesh(*merge_meshes(thin_meshes), process=False).export(tmp / "gt_thin.ply")
         recipe_out = {**asdict(recipe), "scene": str(scene_path), "up": up.tolist(),
                       "seconds": round(time.perf_counter() - t0, 2),
                       "thin_prior_fraction": float(np.mean(thin_fraction)) if thin_fraction else 0.0}

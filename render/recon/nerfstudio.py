@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .dataset import (DatasetError, ReconDataset, as_depth, as_normals, check_intrinsics, fit_unit_sphere,
-                      normalize_poses, read_mask, read_npy, read_rgb, similarity_parts, stack_optional)
+                      normalize_poses, read_mask, read_npy, read_raw_image, read_rgb, similarity_parts, stack_optional)
 
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 MODEL_ALIASES = {"PINHOLE": "PINHOLE", "SIMPLE_PINHOLE": "PINHOLE", "OPENCV": "OPENCV",
@@ -54,17 +54,7 @@ def _inside(folder: Path, rel, what: str) -> Path:
 
 
 def _read_metric_depth(path: Path, factor: float, h: int, w: int, what: str) -> np.ndarray:
-    if path.suffix == ".npy":
-        raw = read_npy(path, what)
-    else:
-        import imageio.v3 as iio
-
-        if not path.is_file():
-            raise DatasetError(f"{what}: depth {path} does not exist")
-        try:
-            raw = np.asarray(iio.imread(path))
-        except Exception as e:
-            raise DatasetError(f"{what}: cannot read depth {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    raw = read_npy(path, what) if path.suffix == ".npy" else read_raw_image(path, what, "depth")
     return as_depth(raw.astype(np.float32), h, w, path, what) * factor
 
 

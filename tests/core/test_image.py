@@ -56,3 +56,16 @@ def test_no_overwrite_and_atomic(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.exr"]
     write_image(path, np.ones((2, 2, 3), np.float32), force=True)
     assert np.array_equal(read_exr_channels(path)["RGB"], np.ones((2, 2, 3), np.float32))
+
+
+def test_write_text_is_atomic_and_needs_force(tmp_path):
+    from render.core.image import write_text
+    from render.errors import UserError
+
+    p = tmp_path / "sub" / "a.json"
+    write_text(p, "one")
+    assert p.read_text() == "one"
+    with pytest.raises(UserError, match="--force"):
+        write_text(p, "two")
+    write_text(p, "two", force=True)
+    assert p.read_text() == "two" and [q.name for q in p.parent.iterdir()] == ["a.json"]

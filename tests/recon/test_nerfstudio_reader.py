@@ -111,3 +111,25 @@ def test_metric_depth_png_and_normalization_from_depth(tmp_path):
     z = d @ ds.cam_to_world[0, :3, 2]
     pts = o + d * (3.0 / ds.scale / z)[:, None]
     assert (pts.norm(dim=-1) <= 1.0 + 1e-5).all()
+
+
+def test_frustum_fit_for_cameras_looking_out(tmp_path):
+    # cameras on a ring looking outwards (a room): the sphere is centred on them and holds them all
+    from render.recon.dataset import fit_unit_sphere
+
+    from .helpers import look_at_opencv
+
+    c2w = np.stack([look_at_opencv([np.cos(a), 2.0, np.sin(a)], [3 * np.cos(a), 2.0, 3 * np.sin(a)], up=(0, 1, 0))
+                    for a in np.linspace(0, 2 * np.pi, 8, endpoint=False)])
+    k = np.repeat(np.array([[20.0, 0, 8], [0, 20.0, 6], [0, 0, 1]])[None], 8, 0)
+    m = fit_unit_sphere(c2w, k, 16, 12)
+    np.testing.assert_allclose(m[:3, 3], [0.0, 2.0, 0.0], atol=1e-9)
+    assert m[0, 0] > 2.0 and np.allclose(m[:3, :3], m[0, 0] * np.eye(3))
+
+
+def test_to_device_keeps_everything(tmp_path):
+    make_nerfstudio(tmp_path, n=2)
+    ds = load_dataset(tmp_path)
+    moved = ds.to("cpu")
+    assert moved is not ds and moved.names == ds.names and moved.normalization.dtype == torch.float64
+    torch.testing.assert_close(moved.cam_to_world, ds.cam_to_world)
