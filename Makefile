@@ -41,7 +41,7 @@ demo: sysdeps $(VENV)/.installed-bench
 	$(VENV)/bin/radiant render scenes/spheres/spheres.xml --out out/spheres.png --spp 64 --force
 	$(VENV)/bin/radiant render scenes/lights/lights.xml --out out/lights.png --spp 64 -D width=320 -D height=240 --force
 	$(VENV)/bin/radiant bench rays --quick --out out/bench/rays.jsonl
-	$(VENV)/bin/radiant make-dataset scenes/object/object.xml --views 24 --out out/recon/object-data --force
+	$(VENV)/bin/radiant make-dataset scenes/object/object.xml --orbit --views 24 --width 160 --height 120 --out out/recon/object-data --force
 	$(VENV)/bin/radiant reconstruct out/recon/object-data --out out/recon/object-run --minutes 3 --force
 	@echo "results under out/: cbox.exr (+ AOVs), cbox.png, spheres.png, lights.png, bench/rays.jsonl,"
 	@echo "  recon/object-run/{mesh.ply,report.html} (a 3-minute reconstruction)"

@@ -24,16 +24,19 @@ BUNDLED = {"room": ("scenes/room/room.xml", "inside"), "object": ("scenes/object
 
 
 def _evaluate(mesh: Path, dataset) -> dict:
-    """F@5cm, F@2cm, chamfer of the mesh against the dataset's gt mesh (render.recon.evaluate, culled by the
-    dataset's cameras)."""
-    try:
-        from ..recon import evaluate
-    except ImportError:
-        return {"note": "render.recon.evaluate not available"}
+    """F@5cm, F@2cm, chamfer (and thin-part recall when gt_thin.ply exists) of the mesh against the dataset's
+    gt mesh, culled to what the dataset's cameras see (render.recon.evaluate)."""
+    from ..recon.evaluate import evaluate_meshes
+
     if dataset.gt_mesh is None:
         return {"note": "dataset has no gt mesh"}
-    result = evaluate.evaluate(mesh, dataset.gt_mesh, dataset=dataset)
-    return {k: result[k] for k in ("f_score_5cm", "f_score_2cm", "chamfer") if k in result} or dict(result)
+    thin = Path(dataset.gt_mesh).with_name("gt_thin.ply")
+    r = evaluate_meshes(mesh, dataset.gt_mesh, dataset=dataset, thin=thin if thin.exists() else None)
+    out = {"f_score_5cm": r.fscore.get("0.05"), "f_score_2cm": r.fscore.get("0.02"), "chamfer": r.chamfer,
+           "accuracy": r.accuracy, "completeness": r.completeness}
+    if r.thin_recall:
+        out["thin_recall_5cm"], out["thin_recall_2cm"] = r.thin_recall.get("0.05"), r.thin_recall.get("0.02")
+    return out
 
 
 def worker(data: Path, run: Path, variant: str, minutes: float) -> dict:
