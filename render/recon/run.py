@@ -65,7 +65,7 @@ def reconstruct(config: ReconConfig, out: Path, resume: bool = False, force: boo
     mesh = export_mesh(trainer.model, dataset, out / "mesh.ply", config.mesh_resolution)
     summary = {"run": str(out), "steps": trainer.step, "train_seconds": round(trainer.elapsed, 1),
                "it_per_s": round(trainer.step / max(trainer.elapsed, 1e-9), 2), "resumed": resumed,
-               "beta": round(float(trainer.model.density.get_beta()), 5), **mesh,
+               "beta": round(float(trainer.model.density.get_beta().detach()), 5), **mesh,
                "mesh_seconds": round(time.perf_counter() - t0, 1)}
     write_report(trainer, out, summary)
     return summary

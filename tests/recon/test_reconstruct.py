@@ -52,7 +52,8 @@ def _config(**kw) -> ReconConfig:
 
 
 def test_reconstruct_small_sphere(tmp_path):
-    """80 steps on 16 views of 48x36; the sphere (world radius 0.8) within 5 cm."""
+    """80 steps on 16 views of 48x36 (~10 s on 2 cores): the sphere (world radius 0.8) at F@5cm >= 0.95 and
+    F@2cm >= 0.85 (measured 1.0 and 0.96)."""
     ds = make_dataset("sphere", views=16)
     summary = reconstruct(_config(), tmp_path / "run", dataset=ds, progress=False)
     run = tmp_path / "run"
@@ -63,7 +64,9 @@ def test_reconstruct_small_sphere(tmp_path):
     assert [r["step"] for r in rows] == list(range(10, 81, 10))
     assert rows[-1]["rgb"] < rows[0]["rgb"]
     precision, recall, f = sphere_f_score(run / "mesh.ply", tau=0.05)
-    assert f >= 0.9, (precision, recall, f)
+    assert f >= 0.95, (precision, recall, f)
+    precision, recall, f = sphere_f_score(run / "mesh.ply", tau=0.02)
+    assert f >= 0.85, (precision, recall, f)
     state = load_checkpoint(run / "ckpt" / "latest.pt")
     assert state["step"] == 80
     assert "report/losses.png" in (run / "report.html").read_text()
