@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from render.recon.config import ReconConfig
-from render.recon.run import reconstruct
+from render.recon.run import load_run, reconstruct
 from render.recon.trainer import load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -70,6 +70,11 @@ def test_reconstruct_small_sphere(tmp_path):
     state = load_checkpoint(run / "ckpt" / "latest.pt")
     assert state["step"] == 80
     assert "report/losses.png" in (run / "report.html").read_text()
+    # load_run gives the trained SDF back (the viewer and evaluate query it): inside the sphere < 0 < outside.
+    config, model, _ = load_run(run, dataset=ds)
+    assert config.iters == 80
+    sdf = model.sdf(torch.tensor([[0.1, 0.0, 0.05], [0.9, 0.9, 0.9]]))
+    assert sdf[0] < 0 < sdf[1]
 
 
 @pytest.mark.slow
@@ -86,7 +91,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from synthetic import make_dataset
 from render.recon.config import ReconConfig
-from render.recon.run import reconstruct
+from render.recon.run import load_run, reconstruct
 cfg = ReconConfig(iters={iters}, minutes=None, rays_per_batch=256, fine_samples=8, levels=6, log2_table=10,
                   max_resolution=32, grid_resolution=16, mesh_resolution=32, report_views=1, report_scale=0.25,
                   ckpt_every=5, log_every=5, threads=1)
