@@ -64,7 +64,6 @@ class ReconConfig:
     depth_weight: float = 0.5
     normal_weight: float = 0.2
     smooth_weight: float = 0.005
-    prior_surface_weight: float = 0.1   # |sdf| at the aligned depth prior's surface points (see trainer)
     mask_weight: float = 0.1
     # Optimisation.
     lr_grid: float = 1e-2

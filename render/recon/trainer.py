@@ -38,13 +38,6 @@ def auto_threads() -> int:
     return max(1, min(cores, int(cores - load + 0.5)))
 
 
-def warm_uncertain(u_d: torch.Tensor, config: ReconConfig, warm: bool) -> torch.Tensor:
-    """Pixels whose depth prior is excluded as too uncertain (none during warm-up or without uncertainty)."""
-    if warm or not config.uncertainty:
-        return torch.zeros_like(u_d, dtype=torch.bool)
-    return u_d.detach() >= config.depth_exclude
-
-
 def build_model(config: ReconConfig, dataset) -> ReconModel:
     inside = config.inside_out
     if inside == "auto":
@@ -165,16 +158,6 @@ class Trainer:
             if valid is not None:
                 mask &= valid
             depth_terms = (z, aligned, mask.clone())
-            if c.prior_surface_weight > 0:
-                # The aligned prior's surface point along each ray should be on the zero level set. VolSDF's
-                # photometric and depth gradients vanish where |sdf| >> beta, so a hash grid (local: no MLP-wide
-                # smoothness) never grows surfaces far from its initial sphere (a room's furniture); this pulls
-                # them out of the prior. Ours, not MonoSDF's/DebSDF's; off with prior_surface_weight: 0.
-                t_prior = (aligned / (dirs * self.cam_z[image_idx].to(self.device)).sum(-1).clamp(min=1e-3)).detach()
-                keep = mask & ~warm_uncertain(u_d, c, warm)
-                pts = origins + t_prior.clamp(0, 4)[:, None] * dirs
-                sdf_prior = self.model.sdf_net(pts[keep], with_gradient=False)[0] if keep.any() else z.new_zeros(1)
-                out["prior_surface"] = sdf_prior.abs().mean() * c.prior_surface_weight
             if warm:
                 out["depth"] = L.depth_mse(z, aligned, mask) * c.depth_weight
             else:
