@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..core.image import _write_atomically
+from ..core.image import _write_atomically, write_text
 from ..errors import UserError
 from ..kernels.grid import OccupancyGrid
 from . import losses as L
@@ -62,7 +62,7 @@ def atomic_torch_save(obj, path: Path) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    _write_atomically(path, lambda tmp: tmp.write_text(text))
+    write_text(path, text, force=True)
 
 
 def load_checkpoint(path: Path) -> dict:
