@@ -55,7 +55,10 @@ demo: sysdeps $(VENV)/.installed-bench $(VENV)/.installed-viewer
 	$(VENV)/bin/radiant render scenes/materials/materials_neural.xml --out out/materials_neural.png --spp 16 --force
 	$(VENV)/bin/radiant view scenes/cbox/cbox.xml --screenshot out/viewer.png --spp 16 --force
 	$(VENV)/bin/radiant bench rays --quick --out out/bench/rays.jsonl
-	@echo "results under out/: cbox.exr (+ AOVs), cbox.png, spheres.png, lights.png, materials_neural.png, viewer.png, bench/rays.jsonl"
+	$(VENV)/bin/radiant make-dataset scenes/object/object.xml --orbit --views 24 --width 160 --height 120 --out out/recon/object-data --force
+	$(VENV)/bin/radiant reconstruct out/recon/object-data --out out/recon/object-run --minutes 3 --force
+	@echo "results under out/: cbox.exr (+ AOVs), cbox.png, spheres.png, lights.png, materials_neural.png, viewer.png,"
+	@echo "  bench/rays.jsonl, recon/object-run/{mesh.ply,report.html} (a 3-minute reconstruction)"
 	@echo "interactive: $(VENV)/bin/radiant view scenes/cbox/cbox.xml"
 
 test: sysdeps sysdeps-xvfb $(VENV)/.installed-test
@@ -71,6 +74,7 @@ bench: sysdeps sysdeps-llvm $(VENV)/.installed-bench
 	$(VENV)/bin/radiant bench convergence --out out/bench/convergence.jsonl
 	$(VENV)/bin/radiant bench viewer --out out/bench/viewer.jsonl
 	$(VENV)/bin/radiant bench layered --out out/bench/layered.jsonl
+	$(VENV)/bin/radiant bench recon --out out/bench/recon.jsonl
 	$(VENV)/bin/radiant bench report out/bench
 
 # Reference images from Mitsuba 3 (scalar_rgb, pinned in the test extra) for tests/render.

@@ -1,0 +1,146 @@
+"""The reconstruction run's configuration: one dataclass, written as RUN/config.yaml and overridable from YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+
+
+@dataclass
+class ReconConfig:
+    data: str = ""
+    device: str = "cpu"
+    seed: int = 0
+    iters: int | None = None            # stop after this many steps ...
+    minutes: float | None = 10.0        # ... or this much training time (whichever is given; both: the first)
+    threads: int = 0                    # torch threads (0: the cores not busy with other work)
+    # Field: hash grid (instant-ngp) + SDF MLP + colour MLP.
+    levels: int = 12
+    features: int = 2
+    log2_table: int = 15
+    base_resolution: int = 16
+    max_resolution: int = 256
+    sdf_hidden: int = 64
+    sdf_layers: int = 1
+    feature_dim: int = 15
+    color_hidden: int = 64
+    color_layers: int = 2
+    inside_out: str = "auto"            # auto | true | false: SDF initialised as r - |x| (rooms) or |x| - r
+    init_radius: float = 0.0            # 0: 0.5 for objects, 0.9 for rooms
+    beta_init: float = 0.1
+    # Sampling.
+    rays_per_batch: int = 1024
+    images_per_batch: int = 4
+    coarse_step: float = 2.0 / 128
+    max_coarse: int = 256
+    fine_samples: int = 24
+    grid_resolution: int = 48
+    grid_every: int = 32
+    eikonal_points: int = 256
+    smooth_points: int = 256
+    background: float = 0.0
+    # DebSDF components (each switchable for ablations).
+    uncertainty: bool = True            # uncertainty-aware NLL prior losses + exclusion (off: MonoSDF losses)
+    uncertainty_sampling: bool = True   # P = (1 - r) U / sum U + r / N (off: uniform pixels)
+    bias_aware_density: bool = True
+    adaptive_smoothness: bool = True
+    uniform_ratio: float = 0.3          # r (DebSDF: 25-30 % uniform)
+    sampler_cell: int = 4
+    sampler_refresh_every: int = 100
+    depth_exclude: float = 0.08         # exclude pixels whose depth uncertainty exceeds this (normalized units)
+    normal_exclude: float = 0.5         # ... whose normal uncertainty exceeds this
+    uncertainty_fit_weight: float = 0.1 # the heads' own NLL (geometry detached)
+    depth_uncertainty_min: float = 0.01 # floors of the uncertainties in the NLL losses
+    normal_uncertainty_min: float = 0.1
+    # Losses. MonoSDF uses eikonal 0.1, depth 0.1, normal 0.05, smooth 0.005; a budget of minutes has few steps for
+    # the photometric term to pin the geometry, so the priors weigh more here (sphere test, 80 steps: normal 0.05
+    # -> F@5cm 0.63, 0.2 -> 1.0).
+    warmup_fraction: float = 0.3
+    rgb_weight: float = 1.0
+    eikonal_weight: float = 0.1
+    depth_weight: float = 0.5
+    normal_weight: float = 0.2
+    smooth_weight: float = 0.005
+    mask_weight: float = 0.1
+    # Optimisation.
+    lr_grid: float = 1e-2
+    lr_net: float = 2e-3
+    lr_final_ratio: float = 0.1
+    # Output.
+    log_every: int = 20
+    ckpt_minutes: float = 2.0
+    ckpt_every: int = 0                 # also every this many steps (0: off)
+    mesh_resolution: int = 256
+    report_views: int = 2
+    report_scale: float = 0.5
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)
+
+    def updated(self, values: dict, source: str) -> "ReconConfig":
+        """A copy with `values` applied; unknown keys or wrong types -> UserError naming `source` and the key."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        out = dataclasses.replace(self)
+        for key, value in values.items():
+            if key not in fields:
+                raise UserError(f"{source}: unknown config key '{key}' (expected one of: {', '.join(fields)})")
+            expected = {"iters": int, "minutes": float}.get(key, type(getattr(self, key)))
+            if key in ("iters", "minutes") and value is None:
+                setattr(out, key, None)
+                continue
+            if expected is bool and not isinstance(value, bool):
+                raise UserError(f"{source}: '{key}' expected true or false, got {value!r}")
+            if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise UserError(f"{source}: '{key}' expected an integer, got {value!r}")
+            if expected is float:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise UserError(f"{source}: '{key}' expected a number, got {value!r}")
+                value = float(value)
+            if expected is str and not isinstance(value, str):
+                raise UserError(f"{source}: '{key}' expected a string, got {value!r}")
+            setattr(out, key, value)
+        out.validate(source)
+        return out
+
+    def validate(self, source: str = "config") -> None:
+        if self.iters is None and self.minutes is None:
+            raise UserError(f"{source}: give a budget, 'iters' or 'minutes'")
+        if self.iters is not None and self.iters < 1:
+            raise UserError(f"{source}: 'iters' expected >= 1, got {self.iters}")
+        if self.minutes is not None and not self.minutes > 0:
+            raise UserError(f"{source}: 'minutes' expected > 0, got {self.minutes}")
+        if self.inside_out not in ("auto", "true", "false"):
+            raise UserError(f"{source}: 'inside_out' expected auto, true or false, got {self.inside_out!r}")
+        for key in ("rays_per_batch", "images_per_batch", "fine_samples", "max_coarse", "grid_resolution",
+                    "mesh_resolution", "levels", "features", "sampler_cell", "sampler_refresh_every", "grid_every"):
+            if getattr(self, key) < 1:
+                raise UserError(f"{source}: '{key}' expected >= 1, got {getattr(self, key)}")
+        if not 0.0 <= self.uniform_ratio <= 1.0:
+            raise UserError(f"{source}: 'uniform_ratio' expected in [0, 1], got {self.uniform_ratio}")
+        if not 0.0 <= self.warmup_fraction <= 1.0:
+            raise UserError(f"{source}: 'warmup_fraction' expected in [0, 1], got {self.warmup_fraction}")
+
+
+def load_config_file(path: Path, base: ReconConfig | None = None) -> ReconConfig:
+    """base (default ReconConfig()) updated with the keys of a YAML file; one-line UserError on bad YAML/keys."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
+    return (base or ReconConfig()).updated(values, str(path))

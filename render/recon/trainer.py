@@ -1,0 +1,305 @@
+"""The reconstruction trainer: budgeted loop (iters or minutes), warm-up then uncertainty losses, atomic checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..core.image import _write_atomically, write_text
+from ..errors import UserError
+from ..kernels.grid import OccupancyGrid
+from . import losses as L
+from .config import ReconConfig
+from .field import ReconModel
+from .pixel_sampler import PixelSampler
+from .renderer import RenderOptions, SDFVolume, render_rays
+
+CKPT_KEEP = 2  # step-numbered checkpoints kept besides latest.pt
+
+
+def camera_centers(dataset) -> torch.Tensor:
+    return dataset.cam_to_world[:, :3, 3]
+
+
+def auto_threads() -> int:
+    """Cores not busy with other work (1-minute load average), at least 1: torch's OpenMP threads spin-wait, so
+    on a shared machine 2 threads on 2 busy cores ran 16x slower than 1 (measured, 2 cores at load 11)."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = 0.0
+    return max(1, min(cores, int(cores - load + 0.5)))
+
+
+def build_model(config: ReconConfig, dataset) -> ReconModel:
+    inside = config.inside_out
+    if inside == "auto":
+        # Cameras inside the unit sphere look at a room from inside: MonoSDF's inside_outside init.
+        inside_out = bool(camera_centers(dataset).norm(dim=-1).median() < 1.0)
+    else:
+        inside_out = inside == "true"
+    radius = config.init_radius or (0.9 if inside_out else 0.5)
+    return ReconModel(config.levels, config.features, config.log2_table, config.base_resolution,
+                      config.max_resolution, 1.0, config.sdf_hidden, config.sdf_layers, config.feature_dim,
+                      config.color_hidden, config.color_layers, radius, inside_out, config.beta_init)
+
+
+def render_options(config: ReconConfig) -> RenderOptions:
+    return RenderOptions(config.coarse_step, config.max_coarse, config.fine_samples, config.bias_aware_density,
+                         config.background, 2.0 / config.grid_resolution / 2)
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    write_text(path, text, force=True)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") from None
+
+
+class Trainer:
+    """Owns model, optimizer, occupancy grid, pixel sampler; `train()` runs until the budget is spent."""
+
+    def __init__(self, config: ReconConfig, dataset, run_dir: Path, progress: bool = True):
+        self.config, self.run_dir, self.progress = config, Path(run_dir), progress
+        self.device = torch.device(config.device)
+        torch.set_num_threads(config.threads if config.threads > 0 else auto_threads())
+        torch.manual_seed(config.seed)
+        self.dataset = dataset
+        self.train_ids, self.test_ids = dataset.split()
+        if not self.train_ids:
+            raise UserError(f"{config.data}: no training views after the held-out split")
+        self.model = build_model(config, dataset).to(self.device)
+        grid_params = [self.model.sdf_net.grid.table]
+        other = [p for n, p in self.model.named_parameters() if n != "sdf_net.grid.table"]
+        self.optimizer = torch.optim.Adam([{"params": grid_params, "lr": config.lr_grid},
+                                           {"params": other, "lr": config.lr_net}], betas=(0.9, 0.99), eps=1e-15)
+        self.base_lrs = [config.lr_grid, config.lr_net]
+        self.grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], config.grid_resolution, 1, device=self.device).mark_all()
+        self.sampler = PixelSampler(self.train_ids, dataset.height, dataset.width, config.sampler_cell,
+                                    config.uniform_ratio, config.uncertainty_sampling)
+        self.opts = render_options(config)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step, self.elapsed = 0, 0.0
+        self.sdf_volume: SDFVolume | None = None
+        cam_z = dataset.cam_to_world[:, :3, 2]
+        self.cam_z, self.cam_rot = cam_z, dataset.cam_to_world[:, :3, :3]
+
+    # --- schedule -----------------------------------------------------------------------------------------------
+
+    def progress_fraction(self) -> float:
+        c = self.config
+        p = 0.0
+        if c.iters is not None:
+            p = max(p, self.step / c.iters)
+        if c.minutes is not None:
+            p = max(p, self.elapsed / (60.0 * c.minutes))
+        return min(p, 1.0)
+
+    def done(self) -> bool:
+        return self.progress_fraction() >= 1.0
+
+    # --- one step -----------------------------------------------------------------------------------------------
+
+    def occupancy_fn(self, points: torch.Tensor) -> torch.Tensor:
+        """1 in cells whose centre lies within a band of the surface: 1.5 cell diagonals, widened to 5 beta while
+        the density is still blurry (so the grid does not freeze the initial sphere). Keeps the SDF values as the
+        coarse pass' volume."""
+        cell_diag = math.sqrt(3) * 2.0 / self.config.grid_resolution
+        band = max(1.5 * cell_diag, 5.0 * float(self.model.density.get_beta()))
+        sdf = self.model.sdf(points)
+        self.sdf_volume = SDFVolume(sdf.reshape(self.grid.resolution))
+        return (sdf.abs() < band).float()
+
+    def update_grid(self) -> None:
+        self.grid.update(self.occupancy_fn, jitter=False)
+
+    def losses(self, p: float) -> dict[str, torch.Tensor]:
+        c, ds = self.config, self.dataset
+        per_image = max(1, c.rays_per_batch // c.images_per_batch)
+        image_idx, pix, slot, cells = self.sampler.sample(c.images_per_batch, per_image, self.generator)
+        origins, dirs = ds.rays(image_idx, pix)
+        origins, dirs = origins.to(self.device), dirs.to(self.device)
+        px, py = pix[:, 0].long().clamp(max=ds.width - 1), pix[:, 1].long().clamp(max=ds.height - 1)
+        bundle = render_rays(self.model, self.grid, origins, dirs, self.opts, self.generator, self.sdf_volume)
+        out = {"rgb": L.rgb_l1(bundle.rgb, ds.images[image_idx, py, px].to(self.device)) * c.rgb_weight}
+        rand_pts = torch.rand(c.eikonal_points, 3, generator=self.generator) * 2 - 1
+        _, _, rand_grad = self.model.sdf_net(rand_pts.to(self.device))
+        out["eikonal"] = L.eikonal(torch.cat([bundle.gradients, rand_grad])) * c.eikonal_weight
+        warm = p < c.warmup_fraction or not c.uncertainty
+        # Floors keep the NLL weights 1/u bounded where the priors are (nearly) exact.
+        u_d = bundle.uncertainty[:, 0] + c.depth_uncertainty_min
+        u_n = bundle.uncertainty[:, 1] + c.normal_uncertainty_min
+        valid = ds.masks[image_idx, py, px].to(self.device) if ds.masks is not None else None
+        if ds.masks is not None and c.mask_weight > 0:
+            out["mask"] = F.binary_cross_entropy(bundle.opacity.clamp(1e-4, 1 - 1e-4), valid.float()) * c.mask_weight
+        depth_terms = normal_terms = None
+        if ds.depths is not None and c.depth_weight > 0:
+            z = bundle.depth * (dirs * self.cam_z[image_idx].to(self.device)).sum(-1)
+            prior = ds.depths[image_idx, py, px].to(self.device)
+            groups = torch.unique(slot, return_inverse=True)[1]
+            aligned, ok = L.align_prior_depth(z.detach(), prior, groups, int(groups.max()) + 1)
+            mask = ok & torch.isfinite(prior) & (prior > 0)
+            if valid is not None:
+                mask &= valid
+            depth_terms = (z, aligned, mask.clone())
+            if warm:
+                out["depth"] = L.depth_mse(z, aligned, mask) * c.depth_weight
+            else:
+                mask &= u_d.detach() < c.depth_exclude  # DebSDF: high-uncertainty priors are left out
+                out["depth"] = L.depth_mse(z, aligned, L.uncertainty_weights(u_d, mask, 1)) * c.depth_weight
+        if ds.normals is not None and c.normal_weight > 0:
+            n_cam = torch.einsum("mk,mkj->mj", bundle.normal, self.cam_rot[image_idx].to(self.device))
+            prior_n = ds.normals[image_idx, py, px].to(self.device)
+            mask = valid
+            normal_terms = (n_cam, prior_n)
+            if warm:
+                out["normal"] = L.normal_l1_angular(n_cam, prior_n, mask) * c.normal_weight
+            else:
+                keep = u_n.detach() < c.normal_exclude
+                mask = keep if mask is None else mask & keep
+                out["normal"] = L.normal_l1_angular(n_cam, prior_n, L.uncertainty_weights(u_n, mask, 2)) * c.normal_weight
+        if c.smooth_weight > 0:
+            k = min(c.smooth_points, origins.shape[0])  # a subset of the batch's rays is enough
+            surf = (origins[:k] + bundle.depth.detach()[:k, None] * dirs[:k])
+            pts = torch.cat([surf, surf + torch.randn(surf.shape, generator=self.generator).to(self.device) * 0.01])
+            _, _, g = self.model.sdf_net(pts)
+            n = F.normalize(g, dim=-1, eps=1e-6)
+            weight = bundle.opacity.detach()[:k]
+            if c.uncertainty and c.adaptive_smoothness and not warm:
+                weight = weight * (u_n.detach()[:k] < c.normal_exclude)
+            out["smooth"] = L.smoothness(n[:surf.shape[0]], n[surf.shape[0]:], weight) * c.smooth_weight
+        if c.uncertainty or c.uncertainty_sampling:
+            # The uncertainty heads learn the NLLs on every pixel with the geometry detached (from the first
+            # step, so that the maps mean something when the uncertainty losses start, and on excluded pixels
+            # too, so that an exclusion is not permanent); the geometry sees the uncertainty as a fixed weight.
+            fit = []
+            if depth_terms is not None:
+                fit.append(L.laplace_nll_depth(depth_terms[0].detach(), depth_terms[1], u_d, depth_terms[2]))
+            if normal_terms is not None:
+                fit.append(L.gaussian_nll_normal(normal_terms[0].detach(), normal_terms[1], u_n, valid))
+            if fit:
+                out["uncertainty_fit"] = c.uncertainty_fit_weight * sum(fit)
+        if c.uncertainty_sampling:
+            unc = (u_d / u_d.mean().clamp(min=1e-6) + u_n / u_n.mean().clamp(min=1e-6)).detach().cpu()
+            self.sampler.update(slot, cells, unc)
+        return out
+
+    def train_step(self) -> dict[str, float]:
+        c = self.config
+        p = self.progress_fraction()
+        lr_scale = c.lr_final_ratio ** p  # exponential decay over the budget
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+            g["lr"] = base * lr_scale
+        if self.step % c.grid_every == 0 or self.sdf_volume is None:
+            self.update_grid()
+        if c.uncertainty_sampling and self.step > 0 and self.step % c.sampler_refresh_every == 0:
+            self.sampler.refresh()
+        terms = self.losses(p)
+        total = sum(terms.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        self.step += 1
+        out = {k: float(v.detach()) for k, v in terms.items()}
+        out["loss"] = float(total.detach())
+        out["beta"] = float(self.model.density.get_beta().detach())
+        return out
+
+    # --- state --------------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "grid_occs": self.grid.occs.cpu(), "grid_binary": self.grid.binary.cpu(),
+                "sampler": self.sampler.state_dict(), "step": self.step, "elapsed": self.elapsed,
+                "torch_rng": torch.get_rng_state(), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.grid.occs = state["grid_occs"].to(self.device)
+        self.grid.binary = state["grid_binary"].to(self.device)
+        self.sampler.load_state_dict(state["sampler"])
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        torch.set_rng_state(state["torch_rng"])
+        self.generator.set_state(state["generator"])
+
+    def save_checkpoint(self) -> Path:
+        ckpt_dir = self.run_dir / "ckpt"
+        state = self.state_dict()
+        numbered = ckpt_dir / f"step_{self.step:07d}.pt"
+        atomic_torch_save(state, numbered)
+        atomic_torch_save(state, ckpt_dir / "latest.pt")
+        for old in sorted(ckpt_dir.glob("step_*.pt"))[:-CKPT_KEEP]:
+            old.unlink(missing_ok=True)
+        return numbered
+
+    def resume(self) -> bool:
+        path = self.run_dir / "ckpt" / "latest.pt"
+        if not path.exists():
+            return False
+        self.load_state_dict(load_checkpoint(path))
+        # Metrics logged after the checkpoint belong to lost work: drop them so the log stays one line per step.
+        metrics = self.run_dir / "metrics.jsonl"
+        if metrics.exists():
+            keep = []
+            for line in metrics.read_text().splitlines():
+                try:
+                    if json.loads(line)["step"] <= self.step:
+                        keep.append(line)
+                except (ValueError, KeyError):
+                    pass  # a line cut by a kill
+            atomic_write_text(metrics, "".join(l + "\n" for l in keep))
+        return True
+
+    # --- loop ---------------------------------------------------------------------------------------------------
+
+    def train(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        c = self.config
+        metrics_path = self.run_dir / "metrics.jsonl"
+        last_ckpt = time.perf_counter()
+        columns = [TextColumn("reconstruct"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                   TextColumn("{task.fields[rate]:.1f} it/s  loss {task.fields[loss]:.4f}"),
+                   TimeElapsedColumn(), TimeRemainingColumn()]
+        with Progress(*columns, disable=not self.progress, transient=False) as bar, \
+                open(metrics_path, "a") as metrics:
+            task = bar.add_task("train", total=1000, rate=0.0, loss=float("nan"))
+            rate = 0.0
+            try:
+                while not self.done():
+                    t0 = time.perf_counter()
+                    self.model.train()
+                    values = self.train_step()
+                    dt = time.perf_counter() - t0
+                    self.elapsed += dt
+                    rate = 0.9 * rate + 0.1 / max(dt, 1e-9) if rate else 1.0 / max(dt, 1e-9)
+                    if self.step % c.log_every == 0 or self.done():
+                        metrics.write(json.dumps({"step": self.step, "time": round(self.elapsed, 3), **values}) + "\n")
+                        metrics.flush()
+                    bar.update(task, completed=1000 * self.progress_fraction(), rate=rate, loss=values["loss"])
+                    now = time.perf_counter()
+                    if (now - last_ckpt > 60 * c.ckpt_minutes) or (c.ckpt_every and self.step % c.ckpt_every == 0):
+                        self.save_checkpoint()
+                        last_ckpt = now
+            except KeyboardInterrupt:
+                self.save_checkpoint()
+                raise
+        self.save_checkpoint()
+

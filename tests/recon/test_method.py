@@ -1,0 +1,211 @@
+"""Reconstruction method: hash grid vs brute force, geometric init, density/uncertainty losses vs hand values,
+pixel sampler vs its formula (chi2), scale-shift invariance, config files."""
+
+import math
+
+import pytest
+import torch
+
+from render.errors import UserError
+from render.recon import losses as L
+from render.recon.config import ReconConfig, load_config_file
+from render.recon.field import ReconModel, bias_aware_sdf, laplace_density
+from render.recon.hashgrid import HashGrid, hashgrid_reference
+from render.recon.pixel_sampler import PixelSampler
+
+
+def _grid():
+    # 3 dense levels and 2 hashed ones (table 2^7 = 128 < (res+1)^3 from res 5 on).
+    g = HashGrid(levels=5, features=2, log2_table=7, base_resolution=2, max_resolution=24, bound=1.0).double()
+    with torch.no_grad():
+        g.table.uniform_(-1, 1)
+    return g
+
+
+def test_hashgrid_matches_brute_force_values_and_gradients():
+    g = _grid()
+    assert bool(g.dense[0]) and not bool(g.dense[-1])
+    pts = torch.rand(40, 3, dtype=torch.float64) * 2.2 - 1.1  # some outside the cube: clamped
+    pts[0] = torch.tensor([1.0, -1.0, 1.0])  # the far faces belong to the last cell
+    feats, _ = g(pts)
+    ref = hashgrid_reference(g, pts)
+    assert torch.allclose(feats, ref, atol=1e-12)
+    # Gradients with respect to the table.
+    w = torch.randn_like(feats)
+    (ga,) = torch.autograd.grad((feats * w).sum(), g.table)
+    (gb,) = torch.autograd.grad((hashgrid_reference(g, pts) * w).sum(), g.table)
+    assert torch.allclose(ga, gb, atol=1e-12)
+
+
+def test_hashgrid_jacobian_matches_finite_differences():
+    g = _grid()
+    pts = torch.rand(30, 3, dtype=torch.float64) * 1.8 - 0.9
+    _, jac = g(pts)
+    eps = 1e-6
+    for k in range(3):
+        d = torch.zeros(3, dtype=torch.float64)
+        d[k] = eps
+        fd = (hashgrid_reference(g, pts + d) - hashgrid_reference(g, pts - d)) / (2 * eps)
+        assert torch.allclose(jac[:, :, k], fd, atol=1e-6)
+
+
+def test_sdf_gradient_matches_autograd():
+    model = ReconModel(levels=4, log2_table=8, max_resolution=32).double()
+    with torch.no_grad():
+        model.sdf_net.grid.table.uniform_(-0.5, 0.5)
+    pts = (torch.rand(50, 3, dtype=torch.float64) * 1.6 - 0.8).requires_grad_(True)
+    sdf, _, grad = model.sdf_net(pts)
+    (auto,) = torch.autograd.grad(sdf.sum(), pts)
+    assert torch.allclose(grad, auto, atol=1e-8)
+
+
+@pytest.mark.parametrize("inside_out", [False, True])
+def test_geometric_init_is_a_sphere_sdf(inside_out):
+    model = ReconModel(init_radius=0.5, inside_out=inside_out)
+    pts = torch.rand(4000, 3) * 1.6 - 0.8
+    expected = pts.norm(dim=-1) - 0.5
+    if inside_out:
+        expected = -expected
+    sdf, _, grad = model.sdf_net(pts)
+    assert (sdf - expected).abs().max() < 0.05
+    assert ((grad.norm(dim=-1) - 1).abs().mean()) < 0.1
+
+
+def test_laplace_density_hand_values():
+    beta = torch.tensor(0.1)
+    s = torch.tensor([0.0, 0.1, -0.1, 1.0])
+    # sigma = (1/beta) * (0.5 exp(-s/beta)) for s >= 0, (1/beta) * (1 - 0.5 exp(s/beta)) for s < 0 (VolSDF eq. 2).
+    expected = torch.tensor([5.0, 5.0 * math.exp(-1), 10 * (1 - 0.5 * math.exp(-1)), 5.0 * math.exp(-10)])
+    assert torch.allclose(laplace_density(s, beta), expected, rtol=1e-5)
+
+
+def test_bias_aware_sdf_hand_values():
+    s = torch.tensor([0.02, 0.02, 0.02, 0.02])
+    cos = torch.tensor([1.0, 0.5, -0.5, 0.01])
+    curvature = torch.tensor([0.0, 0.0, 0.0, 0.0])
+    # Flat surface: s / |cos| (cos clamped to 0.1).
+    assert torch.allclose(bias_aware_sdf(s, cos, curvature), torch.tensor([0.02, 0.04, 0.04, 0.2]))
+    # Strong curvature: the correction fades out: c = 1 - (1 - 0.5) exp(-k * 0.05).
+    k = torch.tensor([20.0])
+    c = 1 - 0.5 * math.exp(-1.0)
+    assert torch.allclose(bias_aware_sdf(torch.tensor([0.02]), torch.tensor([0.5]), k), torch.tensor([0.02 / c]))
+
+
+def test_uncertainty_losses_hand_values():
+    d, prior, u = torch.tensor([1.0, 2.0]), torch.tensor([1.5, 2.0]), torch.tensor([0.5, 0.25])
+    expected = ((0.5 / 0.5 + math.log(0.5)) + (0.0 + math.log(0.25))) / 2
+    assert L.laplace_nll_depth(d, prior, u, None).item() == pytest.approx(expected, rel=1e-6)
+    mask = torch.tensor([True, False])
+    assert L.laplace_nll_depth(d, prior, u, mask).item() == pytest.approx(1 + math.log(0.5), rel=1e-6)
+    n = torch.tensor([[0.0, 0.0, 2.0], [1.0, 0.0, 0.0]])  # normalized inside the loss
+    n_prior = torch.tensor([[0.0, 0.6, 0.8], [1.0, 0.0, 0.0]])
+    un = torch.tensor([0.5, 0.1])
+    r2 = 0.6 ** 2 + 0.2 ** 2
+    expected = ((r2 / (2 * 0.25) + math.log(0.5)) + math.log(0.1)) / 2
+    assert L.gaussian_nll_normal(n, n_prior, un, None).item() == pytest.approx(expected, rel=1e-6)
+    # MonoSDF eq. 12 on the first pixel: L1 = 0.6 + 0.2, angular = 1 - 0.8.
+    assert L.normal_l1_angular(n[:1], n_prior[:1], None).item() == pytest.approx(1.0, rel=1e-6)
+
+
+def test_depth_alignment_is_scale_shift_invariant():
+    torch.manual_seed(1)
+    rendered = torch.rand(60) + 0.5
+    prior = 2.0 * rendered + 0.1 + 0.02 * torch.randn(60)
+    group = torch.arange(60) // 20
+    aligned, ok = L.align_prior_depth(rendered, prior, group, 3)
+    base = L.depth_mse(rendered, aligned, ok)
+    for a, b in ((3.0, -1.0), (0.01, 5.0), (250.0, 0.0)):
+        aligned2, ok2 = L.align_prior_depth(rendered, a * prior + b, group, 3)
+        assert ok2.all()
+        assert torch.allclose(aligned2, aligned, atol=1e-4)
+        assert L.depth_mse(rendered, aligned2, ok2).item() == pytest.approx(base.item(), rel=1e-3)
+    # An exactly affine prior aligns to zero loss; a different scale/shift per group is handled per group.
+    exact = torch.where(group == 1, 5 * rendered - 2, 0.5 * rendered + 3)
+    aligned3, _ = L.align_prior_depth(rendered, exact, group, 3)
+    assert torch.allclose(aligned3, rendered, atol=1e-5)
+    # A degenerate fit (constant rendered depth) is flagged, not divided by zero.
+    _, ok4 = L.align_prior_depth(torch.ones(10), torch.rand(10), torch.zeros(10, dtype=torch.long), 1)
+    assert not ok4.any()
+
+
+def test_pixel_sampler_probabilities_match_formula():
+    s = PixelSampler([0, 1, 2], height=8, width=12, cell=4, uniform_ratio=0.3)
+    maps = torch.rand(3, s.gh * s.gw) + 0.1
+    p = s.probabilities(maps)
+    n = s.gh * s.gw
+    assert torch.allclose(p, 0.7 * maps / maps.sum(1, keepdim=True) + 0.3 / n)
+    assert torch.allclose(p.sum(1), torch.ones(3))
+
+
+def test_pixel_sampler_frequencies_chi2():
+    from scipy.stats import chisquare
+
+    s = PixelSampler([5, 7], height=10, width=10, cell=4, uniform_ratio=0.25)  # 3x3 cells, partial last ones
+    u = torch.tensor([0.1, 0.2, 3.0, 0.5, 1.0, 0.1, 2.0, 0.3, 0.8])
+    s.update(torch.zeros(9, dtype=torch.long), torch.arange(9), u)
+    s.update(torch.ones(9, dtype=torch.long), torch.arange(9), u.flip(0))
+    s.ema = 0.0
+    s.refresh()
+    gen = torch.Generator().manual_seed(3)
+    counts = torch.zeros(2, 10, 10)
+    for _ in range(50):
+        image, xy, slot, cells = s.sample(2, 2000, gen)
+        assert set(image.tolist()) <= {5, 7}
+        assert torch.equal((xy[:, 1].long() // 4) * 3 + xy[:, 0].long() // 4, cells)
+        counts.index_put_((slot, xy[:, 1].long(), xy[:, 0].long()), torch.ones(slot.shape[0]), accumulate=True)
+    for k in range(2):
+        cell_p = s.probs[k].reshape(3, 3)
+        sizes = torch.tensor([4, 4, 2])
+        pixel_p = (cell_p / (sizes[:, None] * sizes[None, :])).repeat_interleave(sizes, 0).repeat_interleave(sizes, 1)
+        total = counts[k].sum()
+        assert pixel_p.sum().item() == pytest.approx(1.0, rel=1e-6)
+        assert chisquare(counts[k].reshape(-1).numpy(), (pixel_p * total).reshape(-1).numpy()).pvalue > 1e-3
+    # Guided sampling off: every cell equally likely whatever the maps say.
+    s.guided = False
+    _, _, _, cells = s.sample(1, 90000, gen)
+    freq = torch.bincount(cells, minlength=9).float() / 90000
+    assert (freq - 1 / 9).abs().max() < 0.01
+
+
+def test_config_yaml_round_trip_and_errors(tmp_path):
+    cfg = ReconConfig(iters=5, minutes=None, uncertainty=False)
+    path = tmp_path / "c.yaml"
+    path.write_text(cfg.to_yaml())
+    assert load_config_file(path) == cfg
+    (tmp_path / "bad.yaml").write_text("fine_samples: many\n")
+    with pytest.raises(UserError, match="bad.yaml: 'fine_samples' expected an integer"):
+        load_config_file(tmp_path / "bad.yaml")
+    (tmp_path / "unk.yaml").write_text("fine_sample: 3\n")
+    with pytest.raises(UserError, match="unknown config key 'fine_sample'"):
+        load_config_file(tmp_path / "unk.yaml")
+    (tmp_path / "y.yaml").write_text("a: [1,\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_config_file(tmp_path / "y.yaml")
+
+
+def test_sdf_lattice_is_exact_near_the_surface():
+    from render.recon.mesh import extract_mesh, sdf_lattice
+
+    def box(p):  # a box SDF: flat faces and sharp edges
+        q = p.abs() - torch.tensor([0.5, 0.3, 0.4])
+        return q.clamp(min=0).norm(dim=-1) + q.max(-1).values.clamp(max=0)
+
+    volume, spacing = sdf_lattice(box, 65)
+    axis = torch.linspace(-1, 1, 65)
+    exact = box(torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)).reshape(65, 65, 65)
+    near = exact.abs() < 2 * spacing
+    assert torch.allclose(torch.from_numpy(volume)[near], exact[near], atol=1e-6)
+    assert (torch.sign(torch.from_numpy(volume)) == torch.sign(exact)).float().mean() > 0.999
+    verts, faces = extract_mesh(box, 65)
+    assert faces.shape[0] > 0 and box(torch.from_numpy(verts).float()).abs().max() < 0.2 * spacing
+
+
+def test_uncertainty_weighted_prior_losses():
+    u = torch.tensor([0.5, 0.25, 2.0])
+    keep = torch.tensor([True, True, False])
+    w = L.uncertainty_weights(u, keep, 2)
+    assert torch.allclose(w, torch.tensor([4.0, 16.0, 0.0]))
+    d, prior = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.5, 2.0, 0.0])
+    # Weighted mean of the squared residuals: (4 * 0.25 + 16 * 0) / 20.
+    assert L.depth_mse(d, prior, w).item() == pytest.approx(0.05)
+    assert torch.allclose(L.uncertainty_weights(u, None, 1), torch.tensor([2.0, 4.0, 0.5]))
