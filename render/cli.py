@@ -51,23 +51,76 @@ def render_cmd(
     allow_outside: bool = typer.Option(False, "--allow-outside", help="Let the scene reference files outside its folder."),
     integrator: str = typer.Option("auto", help="fused (C++/CUDA kernel), torch (reference) or auto (fused when it "
                                                "supports the scene)."),
+    frames: Optional[str] = typer.Option(None, help="Render several frames over a scene parameter: NAME=V1,V2,... or "
+                                                   "NAME=START:STOP:COUNT; OUT gets _NNNN (or replaces '{frame}')."),
+    cluster: Optional[str] = typer.Option(None, help="Distribute tiles x sample batches on Ray: local:K (start K "
+                                                    "workers here), auto (join RAY_ADDRESS) or ray://HOST:PORT. "
+                                                    "Same seed, same image. Needs the [cluster] extra."),
+    tile: Optional[int] = typer.Option(None, help="--cluster: tile size in pixels (default: ~8 units per worker)."),
+    batch_spp: Optional[int] = typer.Option(None, "--batch-spp", help="--cluster: samples per work unit."),
 ):
     """Path trace a Mitsuba-3-XML scene (NEE + MIS) to EXR or PNG."""
     from .core.image import write_image
-    from .render import check_output, parse_defines, render_scene
+    from .render import check_output, parse_defines, parse_frames, render_scene
 
-    check_output(out, force)
     aovs = tuple(a.strip() for a in aov.split(",") if a.strip())
     for name, v in (("--width", width), ("--height", height)):
         if v is not None and v <= 0:
             raise UserError(f"{name}: expected a positive size, got {v}")
-    result = render_scene(scene, spp=spp, seed=seed, device=device, max_depth=max_depth, aovs=aovs, width=width,
-                          height=height, params=parse_defines(define), allow_outside=allow_outside, progress=True,
-                          integrator=integrator)
-    write_image(out, result.rgb, result.aovs, force=force)
-    rate = result.samples / max(result.seconds, 1e-9) / 1e6
-    typer.echo(f"wrote {out} ({result.rgb.shape[1]}x{result.rgb.shape[0]}, {result.samples / (result.rgb.shape[0] * result.rgb.shape[1]):.0f} spp, "
-               f"{result.seconds:.1f} s, {rate:.2f} Msamples/s)")
+    params = parse_defines(define)
+    frame_spec = parse_frames(frames)
+    frame_params = [params] if frame_spec is None else [{**params, frame_spec[0]: v} for v in frame_spec[1]]
+    if frame_spec is None:
+        outs = [out]
+    else:
+        from .cluster.ray_backend import frame_paths
+
+        outs = frame_paths(out, len(frame_params))
+    for o in outs:
+        check_output(o, force)
+    if cluster is not None:
+        _render_on_cluster(scene, outs, frame_params, cluster, spp=spp, seed=seed, device=device, max_depth=max_depth,
+                           aovs=aovs, width=width, height=height, allow_outside=allow_outside, integrator=integrator,
+                           tile=tile, batch_spp=batch_spp, force=force)
+        return
+    for o, p in zip(outs, frame_params):
+        result = render_scene(scene, spp=spp, seed=seed, device=device, max_depth=max_depth, aovs=aovs, width=width,
+                              height=height, params=p, allow_outside=allow_outside, progress=True,
+                              integrator=integrator)
+        write_image(o, result.rgb, result.aovs, force=force)
+        rate = result.samples / max(result.seconds, 1e-9) / 1e6
+        typer.echo(f"wrote {o} ({result.rgb.shape[1]}x{result.rgb.shape[0]}, "
+                   f"{result.samples / (result.rgb.shape[0] * result.rgb.shape[1]):.0f} spp, "
+                   f"{result.seconds:.1f} s, {rate:.2f} Msamples/s)")
+
+
+def _render_on_cluster(scene_path, outs, frame_params, cluster, spp, seed, device, max_depth, aovs, width, height,
+                       allow_outside, integrator, tile, batch_spp, force):
+    from .cluster.ray_backend import render_frames_on_cluster, require_ray
+    from .cluster.tiles import RenderJob
+    from .core.image import write_image
+    from .scene import load_scene
+
+    require_ray()
+    if aovs:
+        raise UserError("--aov: AOVs are not rendered on a cluster yet (they need the torch integrator); drop "
+                        "--cluster or --aov")
+    if integrator == "torch":
+        raise UserError("--integrator torch: the cluster renders with the fused kernel; use auto or fused")
+    scenes = [load_scene(scene_path, params=p, allow_outside=allow_outside) for p in frame_params]
+    first = scenes[0]
+    job = RenderJob(spp=spp if spp is not None else first.sampler.sample_count, seed=seed, max_depth=max_depth,
+                    width=width, height=height, device=device)
+    if job.spp <= 0:
+        raise UserError(f"--spp: expected a positive sample count, got {job.spp}")
+
+    def write(i, img):
+        write_image(outs[i], img, force=force)
+
+    _, stats = render_frames_on_cluster(scenes, job, cluster, tile=tile, batch_spp=batch_spp, progress=True,
+                                        on_frame=write)
+    typer.echo(f"wrote {', '.join(str(o) for o in outs)} ({stats.units} units on {stats.workers} workers, "
+               f"{stats.seconds:.1f} s, {stats.samples / max(stats.seconds, 1e-9) / 1e6:.2f} Msamples/s)")
 
 
 @app.command("regress")
@@ -117,6 +170,19 @@ def bench_convergence(
     from .bench.convergence import run_convergence_bench
 
     run_convergence_bench(out=out, scene=scene, max_spp=max_spp)
+
+
+@bench_app.command("cluster")
+def bench_cluster(
+    out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),
+    quick: bool = typer.Option(False, help="128x128 at 32 spp (a smoke run, not the reported numbers)."),
+    size: Optional[int] = typer.Option(None, help="Image width = height (default 512)."),
+    spp: Optional[int] = typer.Option(None, help="Samples per pixel (default 256)."),
+):
+    """Ray local cluster with 1 and 2 workers: throughput, scaling, per-unit overhead, time to first result."""
+    from .bench.cluster import run_cluster_bench
+
+    run_cluster_bench(out=out, quick=quick, size=size, spp=spp)
 
 
 @bench_app.command("report")

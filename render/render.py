@@ -25,13 +25,10 @@ def render_scene(scene_path, spp: int | None = None, seed: int = 0, device: str 
                          height=height, progress=progress, samples_per_pass=samples_per_pass, integrator=integrator)
 
 
-def render_loaded(scene, spp=None, seed=0, device="cpu", max_depth=None, aovs=(), width=None, height=None,
-                  progress=False, samples_per_pass: int = 1 << 20, sd: SceneData | None = None,
-                  integrator: str = "auto") -> RenderResult:
-    """Path trace a loaded scene. integrator: "fused" (the C++/CUDA kernel tracing whole paths), "torch" (the
-    wavefront reference in torch) or "auto" (fused when it supports the scene, else torch)."""
-    if integrator not in ("auto", "fused", "torch"):
-        raise UserError(f"--integrator: expected auto, fused or torch, got {integrator!r}")
+def render_settings(scene, spp=None, seed=0, device="cpu", max_depth=None, aovs=(), width=None, height=None,
+                    samples_per_pass: int = 1 << 20) -> RenderSettings:
+    """The RenderSettings of a render of a loaded scene (the scene's integrator and sampler, overridden by the
+    arguments), after checking the arguments; UserError names what is wrong."""
     if scene.sensor is None:
         raise UserError(f"{scene.source}: the scene has no sensor to render from")
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
@@ -56,6 +53,19 @@ def render_loaded(scene, spp=None, seed=0, device="cpu", max_depth=None, aovs=()
                               hide_emitters=bool(ip.get("hide_emitters", False)), seed=seed,
                               width=width or 0, height=height or 0, aovs=tuple(aovs),
                               samples_per_pass=samples_per_pass)
+    return settings
+
+
+def render_loaded(scene, spp=None, seed=0, device="cpu", max_depth=None, aovs=(), width=None, height=None,
+                  progress=False, samples_per_pass: int = 1 << 20, sd: SceneData | None = None,
+                  integrator: str = "auto") -> RenderResult:
+    """Path trace a loaded scene. integrator: "fused" (the C++/CUDA kernel tracing whole paths), "torch" (the
+    wavefront reference in torch) or "auto" (fused when it supports the scene, else torch)."""
+    if integrator not in ("auto", "fused", "torch"):
+        raise UserError(f"--integrator: expected auto, fused or torch, got {integrator!r}")
+    settings = render_settings(scene, spp=spp, seed=seed, device=device, max_depth=max_depth, aovs=aovs, width=width,
+                               height=height, samples_per_pass=samples_per_pass)
+    spp = settings.spp
     sd = sd if sd is not None else SceneData(scene, device)
     why_not = unsupported_reason(sd, settings) if integrator != "torch" else "torch requested"
     if integrator == "fused" and why_not is not None:
@@ -113,6 +123,30 @@ def parse_defines(defines: list[str]) -> dict[str, str]:
             raise UserError(f"-D {item}: expected name=value with a non-empty name")
         params[k] = v
     return params
+
+
+def parse_frames(spec: str | None) -> tuple[str, list[str]] | None:
+    """--frames NAME=V1,V2,... (values as given) or NAME=START:STOP:COUNT (COUNT evenly spaced numbers, both ends
+    included): the scene parameter $NAME takes one value per frame."""
+    if not spec:
+        return None
+    name, sep, values = spec.partition("=")
+    if not sep or not name or not values:
+        raise UserError(f"--frames {spec}: expected NAME=V1,V2,... or NAME=START:STOP:COUNT")
+    if ":" in values:
+        parts = values.split(":")
+        try:
+            start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+            if len(parts) != 3 or count <= 0:
+                raise ValueError
+        except (ValueError, IndexError):
+            raise UserError(f"--frames {spec}: expected NAME=START:STOP:COUNT with numbers and COUNT > 0") from None
+        step = (stop - start) / (count - 1) if count > 1 else 0.0
+        return name, [repr(start + i * step) for i in range(count)]
+    vals = [v.strip() for v in values.split(",")]
+    if any(not v for v in vals):
+        raise UserError(f"--frames {spec}: empty value in the list")
+    return name, vals
 
 
 def check_output(out: Path, force: bool) -> None:

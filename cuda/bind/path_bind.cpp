@@ -203,14 +203,26 @@ PathCamera make_camera(const std::vector<double>& camera, int64_t width, int64_t
     return c;
 }
 
-// Returns (pos (N,2), L (N,3), deferred (K, kDeferredFloats), deferred_total) for N = layers * width * height
-// samples: pixel i % (w h), sample index first_sample + i / (w h). deferred_total may exceed K = capacity.
+// (x0, y0, w, h) of the film, inside it; empty: the whole film.
+PixelWindow make_window(const std::vector<int64_t>& v, int64_t width, int64_t height, const char* name) {
+    if (v.empty()) return PixelWindow{0, 0, (int32_t)width, (int32_t)height};
+    TORCH_CHECK_VALUE(v.size() == 4, name, ": expected (x0, y0, w, h), got ", v.size(), " numbers");
+    TORCH_CHECK_VALUE(v[0] >= 0 && v[1] >= 0 && v[2] > 0 && v[3] > 0 && v[0] + v[2] <= width && v[1] + v[3] <= height,
+                      name, ": expected a non-empty window inside the ", width, " x ", height, " film, got (", v[0],
+                      ", ", v[1], ", ", v[2], ", ", v[3], ")");
+    return PixelWindow{(int32_t)v[0], (int32_t)v[1], (int32_t)v[2], (int32_t)v[3]};
+}
+
+// Returns (pos (N,2), L (N,3), deferred (K, kDeferredFloats), deferred_total) for N = layers * w * h samples of
+// the pixel window (x0, y0, w, h) (default: the whole film): pixel window_pixel(i % (w h)), sample index
+// first_sample + i / (w h). deferred_total may exceed K = capacity.
 std::vector<at::Tensor> path_trace(std::vector<at::Tensor> scene, int64_t num_triangles, int64_t env,
                                    std::vector<double> camera, int64_t width, int64_t height, int64_t max_depth,
                                    int64_t rr_depth, bool hide_emitters, int64_t seed, int64_t first_sample,
-                                   int64_t layers, int64_t deferred_capacity) {
+                                   int64_t layers, int64_t deferred_capacity, std::vector<int64_t> window) {
     PackedScene s = pack_scene(scene, num_triangles, env);
     PathCamera cam = make_camera(camera, width, height);
+    PixelWindow win = make_window(window, width, height, "window");
     TORCH_CHECK_VALUE(layers >= 0 && first_sample >= 0 && first_sample + layers < (int64_t)UINT32_MAX,
                       "first_sample, layers: expected non-negative sample indices below 2^32");
     TORCH_CHECK_VALUE(deferred_capacity >= 0, "deferred_capacity: expected >= 0, got ", deferred_capacity);
@@ -220,7 +232,7 @@ std::vector<at::Tensor> path_trace(std::vector<at::Tensor> scene, int64_t num_tr
     st.rr_depth = (int32_t)std::min<int64_t>(rr_depth, 1 << 30);
     st.hide_emitters = hide_emitters;
     st.seed = (uint64_t)seed;
-    int64_t n = layers * width * height;
+    int64_t n = layers * (int64_t)win.w * win.h;
     auto opts = scene[0].options().dtype(at::kFloat);
     at::Tensor pos = at::empty({n, 2}, opts), L = at::empty({n, 3}, opts);
     at::Tensor deferred = at::empty({deferred_capacity, kDeferredFloats}, opts);
@@ -229,19 +241,21 @@ std::vector<at::Tensor> path_trace(std::vector<at::Tensor> scene, int64_t num_tr
                     reinterpret_cast<unsigned long long*>(count.data_ptr<int64_t>())};
     if (scene[0].is_cuda()) {
 #ifdef RADIANT_WITH_CUDA
-        path_trace_cuda(s, cam, st, first_sample, layers, pos.data_ptr<float>(), L.data_ptr<float>(), &q,
+        path_trace_cuda(s, cam, st, win, first_sample, layers, pos.data_ptr<float>(), L.data_ptr<float>(), &q,
                         at::cuda::getCurrentCUDAStream());
 #else
         TORCH_CHECK_VALUE(false, "scene: CUDA tensors given but the radiant kernels were built without CUDA");
 #endif
     } else {
-        path_trace_cpu(s, cam, st, first_sample, layers, pos.data_ptr<float>(), L.data_ptr<float>(), &q);
+        path_trace_cpu(s, cam, st, win, first_sample, layers, pos.data_ptr<float>(), L.data_ptr<float>(), &q);
     }
     return {pos, L, deferred, count};
 }
 
+// window: (x0, y0, w, h) of the samples' pixel window (path_trace's) then of the accumulator's pixels; empty: both
+// the whole film.
 void film_splat(at::Tensor acc, at::Tensor pos, at::Tensor values, int64_t width, int64_t height,
-                int64_t filter_kind, double radius, double stddev) {
+                int64_t filter_kind, double radius, double stddev, std::vector<int64_t> window) {
     check_tensor(acc, "acc", at::kDouble, 2);
     check_tensor(pos, "pos", at::kFloat, 2, 2);
     check_tensor(values, "values", at::kFloat, 2);
@@ -250,28 +264,36 @@ void film_splat(at::Tensor acc, at::Tensor pos, at::Tensor values, int64_t width
     TORCH_CHECK_VALUE(acc.is_contiguous() && pos.is_contiguous() && values.is_contiguous(),
                       "acc, pos, values: expected contiguous tensors");
     TORCH_CHECK_VALUE(width > 0 && height > 0, "width, height: expected a positive film size");
+    TORCH_CHECK_VALUE(window.empty() || window.size() == 8, "window: expected 8 numbers (sample window, accumulator "
+                      "window), got ", window.size());
+    SplatWindow sw;
+    sw.src = make_window(window.empty() ? window : std::vector<int64_t>(window.begin(), window.begin() + 4), width,
+                         height, "window (samples)");
+    sw.acc = make_window(window.empty() ? window : std::vector<int64_t>(window.begin() + 4, window.end()), width,
+                         height, "window (accumulator)");
     int64_t channels = values.size(1);
-    TORCH_CHECK_VALUE(acc.size(0) == width * height && acc.size(1) == channels + 1, "acc: expected shape (",
-                      width * height, ", ", channels + 1, "), got ", acc.sizes());
+    int64_t acc_pixels = (int64_t)sw.acc.w * sw.acc.h, src_pixels = (int64_t)sw.src.w * sw.src.h;
+    TORCH_CHECK_VALUE(acc.size(0) == acc_pixels && acc.size(1) == channels + 1, "acc: expected shape (",
+                      acc_pixels, ", ", channels + 1, "), got ", acc.sizes());
     int64_t n = pos.size(0);
     check_rows(values, "values", n);
-    TORCH_CHECK_VALUE(n % (width * height) == 0, "pos: expected a whole number of layers of ", width * height,
+    TORCH_CHECK_VALUE(n % src_pixels == 0, "pos: expected a whole number of layers of ", src_pixels,
                       " samples, got ", n);
     TORCH_CHECK_VALUE(filter_kind >= kFilterBox && filter_kind <= kFilterTent, "filter_kind: unknown filter ",
                       filter_kind);
     TORCH_CHECK_VALUE(filter_kind == kFilterBox || (radius > 0 && radius <= 7.5), "radius: expected (0, 7.5], got ",
                       radius);
     FilmFilter f = make_filter((int32_t)filter_kind, (float)radius, (float)stddev);
-    int64_t layers = n / (width * height);
+    int64_t layers = n / src_pixels;
     if (acc.is_cuda()) {
 #ifdef RADIANT_WITH_CUDA
-        film_splat_cuda(acc.data_ptr<double>(), (int32_t)width, (int32_t)height, (int32_t)channels, f,
+        film_splat_cuda(acc.data_ptr<double>(), (int32_t)width, (int32_t)height, (int32_t)channels, f, sw,
                         pos.data_ptr<float>(), values.data_ptr<float>(), layers, at::cuda::getCurrentCUDAStream());
 #else
         TORCH_CHECK_VALUE(false, "acc: CUDA tensor given but the radiant kernels were built without CUDA");
 #endif
     } else {
-        film_splat_cpu(acc.data_ptr<double>(), (int32_t)width, (int32_t)height, (int32_t)channels, f,
+        film_splat_cpu(acc.data_ptr<double>(), (int32_t)width, (int32_t)height, (int32_t)channels, f, sw,
                        pos.data_ptr<float>(), values.data_ptr<float>(), layers);
     }
 }
@@ -281,10 +303,10 @@ void register_path(pybind11::module_& m) {
     m.def("path_trace", &path_trace, "Fused path tracer: whole paths of camera samples (pos, L, deferred, count)",
           arg("scene"), arg("num_triangles"), arg("env"), arg("camera"), arg("width"), arg("height"),
           arg("max_depth"), arg("rr_depth"), arg("hide_emitters"), arg("seed"), arg("first_sample"), arg("layers"),
-          arg("deferred_capacity") = 0);
+          arg("deferred_capacity") = 0, arg("window") = std::vector<int64_t>{});
     m.def("film_splat", &film_splat, "Add path_trace samples to a film accumulator with its reconstruction filter",
           arg("acc"), arg("pos"), arg("values"), arg("width"), arg("height"), arg("filter_kind"), arg("radius"),
-          arg("stddev"));
+          arg("stddev"), arg("window") = std::vector<int64_t>{});
     m.attr("path_deferred_floats") = kDeferredFloats;
     m.attr("path_deferred_type") = kDeferredBSDFType;
 }

@@ -9,28 +9,32 @@
 namespace radiant {
 
 void path_trace_cpu(const PackedScene& scene, const PathCamera& cam, const PathSettings& settings,
-                    int64_t first_sample, int64_t layers, float* pos_out, float* L_out, const DeferredQueue* queue) {
-    const int64_t n_pix = (int64_t)cam.width * cam.height;
+                    const PixelWindow& win, int64_t first_sample, int64_t layers, float* pos_out, float* L_out,
+                    const DeferredQueue* queue) {
+    const int64_t n_pix = (int64_t)win.w * win.h;
     // Small chunks: path lengths vary a lot, dynamic scheduling keeps the threads busy.
     parallel_chunks(layers * n_pix, 256, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
-            trace_sample(scene, cam, settings, i % n_pix, first_sample + i / n_pix, pos_out + 2 * i, L_out + 3 * i,
-                         queue);
+            trace_sample(scene, cam, settings, window_pixel(win, cam.width, i % n_pix), first_sample + i / n_pix,
+                         pos_out + 2 * i, L_out + 3 * i, queue);
         }
     });
 }
 
 void film_splat_cpu(double* acc, int32_t width, int32_t height, int32_t channels, const FilmFilter& filter,
-                    const float* pos, const float* values, int64_t layers) {
-    const int64_t n_pix = (int64_t)width * height;
+                    const SplatWindow& window, const float* pos, const float* values, int64_t layers) {
+    const PixelWindow& src = window.src;
+    const PixelWindow& dst = window.acc;
+    const int64_t n_src = (int64_t)src.w * src.h;
     const int64_t stride = channels + 1;
     if (filter.kind == kFilterBox) {  // a sample lands in its own pixel only
-        parallel_chunks(height, 8, [&](int64_t r0, int64_t r1) {
+        parallel_chunks(src.h, 8, [&](int64_t r0, int64_t r1) {
             for (int64_t l = 0; l < layers; ++l) {
-                for (int64_t i = l * n_pix + r0 * width; i < l * n_pix + r1 * width; ++i) {
-                    int32_t x = clamp_((int32_t)floorf(pos[2 * i]), 0, width - 1);
-                    int32_t y = clamp_((int32_t)floorf(pos[2 * i + 1]), 0, height - 1);
-                    double* a = acc + ((int64_t)y * width + x) * stride;
+                for (int64_t i = l * n_src + r0 * src.w; i < l * n_src + r1 * src.w; ++i) {
+                    int32_t x = clamp_((int32_t)floorf(pos[2 * i]), 0, width - 1) - dst.x0;
+                    int32_t y = clamp_((int32_t)floorf(pos[2 * i + 1]), 0, height - 1) - dst.y0;
+                    if (x < 0 || x >= dst.w || y < 0 || y >= dst.h) continue;
+                    double* a = acc + ((int64_t)y * dst.w + x) * stride;
                     for (int c = 0; c < channels; ++c) a[c] += (double)values[channels * i + c];
                     a[channels] += 1.0;
                 }
@@ -41,11 +45,14 @@ void film_splat_cpu(double* acc, int32_t width, int32_t height, int32_t channels
     const float r = filter.radius;
     const int span = (int)std::ceil(2.f * r) + 1;
     const int margin = (int)std::ceil(r) + 1;  // pixel rows whose samples can reach a band
-    parallel_chunks(height, 16, [&](int64_t r0, int64_t r1) {
+    // Bands of accumulator rows, each owned by one worker (no atomics); rows and columns in film coordinates.
+    parallel_chunks(dst.h, 16, [&](int64_t b0, int64_t b1) {
+        const int64_t r0 = dst.y0 + b0, r1 = dst.y0 + b1;
         float wx[16], wy[16];
-        int64_t lo = std::max<int64_t>(0, r0 - margin), hi = std::min<int64_t>(height, r1 + margin);
+        int64_t lo = std::max<int64_t>(0, r0 - margin - src.y0), hi = std::min<int64_t>(src.h, r1 + margin - src.y0);
+        if (lo >= hi) return;
         for (int64_t l = 0; l < layers; ++l) {
-            for (int64_t i = l * n_pix + lo * width; i < l * n_pix + hi * width; ++i) {
+            for (int64_t i = l * n_src + lo * src.w; i < l * n_src + hi * src.w; ++i) {
                 float sx = pos[2 * i], sy = pos[2 * i + 1];
                 int32_t bx = (int32_t)floorf(sx - r + 0.5f), by = (int32_t)floorf(sy - r + 0.5f);
                 bool any = false;
@@ -57,16 +64,16 @@ void film_splat_cpu(double* acc, int32_t width, int32_t height, int32_t channels
                 if (!any) continue;
                 for (int k = 0; k < span; ++k) {
                     int32_t px = bx + k;
-                    wx[k] = (px >= 0 && px < width) ? filter_weight(filter, (float)px + 0.5f - sx) : 0.f;
+                    wx[k] = (px >= dst.x0 && px < dst.x0 + dst.w) ? filter_weight(filter, (float)px + 0.5f - sx) : 0.f;
                 }
                 const float* v = values + channels * i;
                 for (int ky = 0; ky < span; ++ky) {
                     if (!(wy[ky] > 0.f)) continue;
-                    double* row = acc + (int64_t)(by + ky) * width * stride;
+                    double* row = acc + (int64_t)(by + ky - dst.y0) * dst.w * stride;
                     for (int kx = 0; kx < span; ++kx) {
                         float w = wy[ky] * wx[kx];
                         if (!(w > 0.f)) continue;
-                        double* a = row + (int64_t)(bx + kx) * stride;
+                        double* a = row + (int64_t)(bx + kx - dst.x0) * stride;
                         for (int c = 0; c < channels; ++c) a[c] += (double)v[c] * (double)w;
                         a[channels] += (double)w;
                     }

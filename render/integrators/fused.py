@@ -173,16 +173,40 @@ class FusedIntegrator(PathIntegrator):
         self.filter_radius = {"box": 0.5, "gaussian": 4 * self.filter_stddev}.get(
             kind, self.rfilter.radius if self.rfilter.radius > 0 else 1.0)
 
-    def trace(self, first_sample: int, layers: int, deferred_capacity: int = 0):
-        """(pos (N,2), L (N,3), deferred (K,20), deferred count) for `layers` samples of every pixel, sample indices
-        first_sample .. first_sample + layers - 1. Deferred rows: o(3) d(3) beta(3) L(3) pos(2) eta prev_pdf
-        prev_delta depth pixel sample, for paths that reached a material without a fused kernel."""
+    def trace(self, first_sample: int, layers: int, deferred_capacity: int = 0, window=None):
+        """(pos (N,2), L (N,3), deferred (K,20), deferred count) for `layers` samples of every pixel of `window`
+        ((x0, y0, w, h); default the whole film), sample indices first_sample .. first_sample + layers - 1. A pixel's
+        samples depend only on (seed, pixel, sample index), so any split into windows and sample ranges gives the
+        same samples. Deferred rows: o(3) d(3) beta(3) L(3) pos(2) eta prev_pdf prev_delta depth pixel sample, for
+        paths that reached a material without a fused kernel."""
         s = self.s
         pos, L, deferred, count = load().path_trace(
             self.packed.tensors, self.packed.num_triangles, self.packed.env, self.camera, self.width, self.height,
             s.max_depth, s.rr_depth, s.hide_emitters, s.seed & 0x7FFFFFFFFFFFFFFF, first_sample, layers,
-            deferred_capacity)
+            deferred_capacity, list(window) if window is not None else [])
         return pos, L, deferred, int(count.item())
+
+    def splat_margin(self) -> int:
+        """How many pixels beyond its own a sample's filter footprint reaches."""
+        return 0 if self.filter_kind == FILTER_KINDS["box"] else int(np.ceil(self.filter_radius))
+
+    def render_window(self, window, first_sample: int, layers: int):
+        """Samples first_sample .. +layers of the pixels in window (x0, y0, w, h), splatted into an accumulator over
+        the window grown by the filter's reach (clipped to the film): (acc_window (x0, y0, w, h), acc (w h, 4)
+        float64 of weighted RGB and weight sums). Summing such accumulators over a partition of the film's pixels
+        and sample indices gives Film.acc of the whole render."""
+        x0, y0, w, h = (int(v) for v in window)
+        m = self.splat_margin()
+        ax0, ay0 = max(0, x0 - m), max(0, y0 - m)
+        ax1, ay1 = min(self.width, x0 + w + m), min(self.height, y0 + h + m)
+        acc_window = (ax0, ay0, ax1 - ax0, ay1 - ay0)
+        acc = torch.zeros((ax1 - ax0) * (ay1 - ay0), 4, dtype=torch.float64, device=self.sd.device)
+        pos, L, _, deferred = self.trace(first_sample, layers, window=(x0, y0, w, h))
+        if deferred:
+            raise RuntimeError(f"{deferred} paths reached materials without a fused kernel")
+        load().film_splat(acc, pos, L, self.width, self.height, self.filter_kind, self.filter_radius,
+                          self.filter_stddev, [x0, y0, w, h, *acc_window])
+        return acc_window, acc
 
     def render_pass(self, film: Film, aov_film, pass_index: int, spp_in_pass: int, progress=None,
                     first_sample: int | None = None):

@@ -82,6 +82,22 @@ struct PathCamera {
     int32_t width, height;
 };
 
+// A rectangle of the film's pixels (tiled and distributed rendering). Item j of a window's layer is pixel
+// (x0 + j % w, y0 + j / w); the full film is {0, 0, width, height}.
+struct PixelWindow {
+    int32_t x0, y0, w, h;
+};
+
+RADIANT_HD int64_t window_pixel(const PixelWindow& win, int32_t film_width, int64_t j) {
+    return (int64_t)(win.y0 + (int32_t)(j / win.w)) * film_width + win.x0 + (int32_t)(j % win.w);
+}
+
+// Where film_splat's samples come from (a PixelWindow of path_trace) and which pixels its accumulator holds
+// (acc rows are acc.w pixels of the film starting at (acc.x0, acc.y0)); the accumulator lies inside the film.
+struct SplatWindow {
+    PixelWindow src, acc;
+};
+
 struct PathSettings {
     int32_t max_depth;  // < 0: unbounded
     int32_t rr_depth;
