@@ -41,7 +41,10 @@ demo: sysdeps $(VENV)/.installed-bench
 	$(VENV)/bin/radiant render scenes/spheres/spheres.xml --out out/spheres.png --spp 64 --force
 	$(VENV)/bin/radiant render scenes/lights/lights.xml --out out/lights.png --spp 64 -D width=320 -D height=240 --force
 	$(VENV)/bin/radiant bench rays --quick --out out/bench/rays.jsonl
-	@echo "results under out/: cbox.exr (+ AOVs), cbox.png, spheres.png, lights.png, bench/rays.jsonl"
+	$(VENV)/bin/radiant make-dataset scenes/object/object.xml --views 24 --out out/recon/object-data --force
+	$(VENV)/bin/radiant reconstruct out/recon/object-data --out out/recon/object-run --minutes 3 --force
+	@echo "results under out/: cbox.exr (+ AOVs), cbox.png, spheres.png, lights.png, bench/rays.jsonl,"
+	@echo "  recon/object-run/{mesh.ply,report.html} (a 3-minute reconstruction)"
 
 test: sysdeps $(VENV)/.installed-test
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
@@ -54,6 +57,7 @@ bench: sysdeps sysdeps-llvm $(VENV)/.installed-bench
 	$(VENV)/bin/radiant bench rays --out out/bench/rays.jsonl
 	$(VENV)/bin/radiant bench render --out out/bench/render.jsonl
 	$(VENV)/bin/radiant bench convergence --out out/bench/convergence.jsonl
+	$(VENV)/bin/radiant bench recon --out out/bench/recon.jsonl
 	$(VENV)/bin/radiant bench report out/bench
 
 # Reference images from Mitsuba 3 (scalar_rgb, pinned in the test extra) for tests/render.

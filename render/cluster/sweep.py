@@ -99,13 +99,17 @@ def run_one(data: str, run: dict, threads: int) -> dict:
 
 def evaluate_run(data: Path, folder: Path) -> dict:
     """Accuracy/completeness/F-scores of RUN/mesh.ply against the dataset's gt.ply (culled to its cameras)."""
-    from ..recon.evaluate import evaluate_mesh_files
+    from ..recon.dataset import load_dataset
+    from ..recon.evaluate import evaluate_meshes
 
     gt = data / "gt.ply"
     if not gt.is_file():
         return {}
-    metrics = evaluate_mesh_files(folder / "mesh.ply", gt, data=data)
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+    r = evaluate_meshes(folder / "mesh.ply", gt, dataset=load_dataset(data))
+    row = {"accuracy": round(r.accuracy, 5), "completeness": round(r.completeness, 5), "chamfer": round(r.chamfer, 5)}
+    for t, f in r.fscore.items():
+        row[f"F@{t}"] = round(f, 4)
+    return row
 
 
 def run_sweep(data: Path, out: Path, grid_items: list[str], fixed: dict, cluster: str, cpus_per_run: int = 1,
@@ -192,9 +196,7 @@ table{{border-collapse:collapse}}</style><h1>Sweep: {len(rows)} runs</h1>{img}
 
 
 def _plot(out: Path, rows: list[dict]) -> str | None:
-    metrics = [k for k in ("f_score_5cm", "f_score_2cm", "fscore@5cm", "fscore@2cm") if any(k in r for r in rows)]
-    if not metrics:
-        metrics = sorted({k for r in rows for k in r if k.lower().startswith("f")} & {"f5", "f2"})
+    metrics = sorted({k for r in rows for k in r if k.startswith("F@")})
     if not metrics:
         return None
     import matplotlib

@@ -40,6 +40,7 @@ class ReconConfig:
     grid_resolution: int = 48
     grid_every: int = 32
     eikonal_points: int = 256
+    smooth_points: int = 256
     background: float = 0.0
     # DebSDF components (each switchable for ablations).
     uncertainty: bool = True            # uncertainty-aware NLL prior losses + exclusion (off: MonoSDF losses)
@@ -51,6 +52,7 @@ class ReconConfig:
     sampler_refresh_every: int = 100
     depth_exclude: float = 0.08         # exclude pixels whose depth uncertainty exceeds this (normalized units)
     normal_exclude: float = 0.5         # ... whose normal uncertainty exceeds this
+    uncertainty_fit_weight: float = 0.1 # the heads' own NLL (geometry detached)
     depth_uncertainty_min: float = 0.01 # floors of the uncertainties in the NLL losses
     normal_uncertainty_min: float = 0.1
     # Losses (weights as MonoSDF: eikonal 0.1, depth 0.1, normal 0.05, smooth 0.005).

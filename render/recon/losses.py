@@ -70,6 +70,15 @@ def gaussian_nll_normal(rendered, prior, uncertainty, mask) -> torch.Tensor:
     return _masked_mean(((n - prior) ** 2).sum(-1) / (2 * uncertainty ** 2) + torch.log(uncertainty), mask)
 
 
+def uncertainty_weights(uncertainty: torch.Tensor, keep: torch.Tensor, power: int) -> torch.Tensor:
+    """Per-pixel weights of the prior losses on the geometry after warm-up: the NLLs' 1/u (Laplace depth) or 1/u^2
+    (Gaussian normals) on the kept pixels, detached (the heads learn u from the NLLs themselves). Used through
+    the weighted means of depth_mse / normal_l1_angular (sum w x / sum w), so the loss keeps the warm-up's scale
+    while confident pixels count more and uncertain ones less (DebSDF sec. 3.2)."""
+    w = uncertainty.detach() ** (-power)
+    return w * (keep.to(w.dtype) if keep is not None else 1.0)
+
+
 def smoothness(normals_a: torch.Tensor, normals_b: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """|n(x) - n(x + eps)| at surface points (MonoSDF/Manhattan-SDF smoothness), weighted per point; DebSDF
     switches it off (weight 0) where the normal uncertainty is high, so thin parts are not smoothed away."""

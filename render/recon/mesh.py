@@ -19,19 +19,34 @@ def _marching_cubes():
 
 
 @torch.no_grad()
-def extract_mesh(sdf_fn, resolution: int = 256, bound: float = 1.0, chunk: int = 1 << 17):
-    """Vertices (V,3) float64 in normalized space and faces (F,3) of the zero level set of sdf_fn on a
-    resolution^3 lattice over [-bound, bound]^3 (evaluated slab by slab to bound memory)."""
-    axis = torch.linspace(-bound, bound, resolution)
-    volume = np.empty((resolution, resolution, resolution), dtype=np.float32)
-    yz = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
-    for i in range(resolution):
-        pts = torch.cat([torch.full((yz.shape[0], 1), float(axis[i])), yz], 1)
-        vals = torch.cat([sdf_fn(pts[s:s + chunk]) for s in range(0, pts.shape[0], chunk)])
-        volume[i] = vals.reshape(resolution, resolution).cpu().numpy()
+def sdf_lattice(sdf_fn, resolution: int, bound: float = 1.0, chunk: int = 1 << 16, coarse_factor: int = 4):
+    """The SDF on a resolution^3 lattice over [-bound, bound]^3, evaluated exactly only near the surface.
+
+    A lattice `coarse_factor` times coarser is evaluated first and trilinearly upsampled; fine points whose
+    upsampled |sdf| exceeds 1.5 coarse cell diagonals keep that value (the surface is not there, and the sign is
+    right), the others are evaluated by sdf_fn. resolution - 1 is rounded down to a multiple of coarse_factor."""
+    f = coarse_factor
+    resolution = max(f * ((resolution - 1) // f) + 1, f + 1)
+    rc = (resolution - 1) // f + 1
+    axis_c = torch.linspace(-bound, bound, rc)
+    pts_c = torch.stack(torch.meshgrid(axis_c, axis_c, axis_c, indexing="ij"), -1).reshape(-1, 3)
+    coarse = torch.cat([sdf_fn(pts_c[s:s + chunk]) for s in range(0, pts_c.shape[0], chunk)]).reshape(rc, rc, rc)
+    volume = torch.nn.functional.interpolate(coarse[None, None], size=(resolution,) * 3, mode="trilinear",
+                                             align_corners=True)[0, 0]
+    band = 1.5 * (3 ** 0.5) * 2 * bound / (rc - 1)
+    near = (volume.abs() < band).nonzero()
+    spacing = 2 * bound / (resolution - 1)
+    for s in range(0, near.shape[0], chunk):
+        idx = near[s:s + chunk]
+        volume[idx[:, 0], idx[:, 1], idx[:, 2]] = sdf_fn(idx.float() * spacing - bound)
+    return volume.numpy(), spacing
+
+
+def extract_mesh(sdf_fn, resolution: int = 256, bound: float = 1.0):
+    """Vertices (V,3) float64 in normalized space and faces (F,3) of the zero level set of sdf_fn."""
+    volume, spacing = sdf_lattice(sdf_fn, resolution, bound)
     if not (volume.min() < 0 < volume.max()):
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
-    spacing = 2 * bound / (resolution - 1)
     verts, faces, _, _ = _marching_cubes()(volume, level=0.0, spacing=(spacing,) * 3)
     return verts.astype(np.float64) - bound, faces.astype(np.int64)
 
@@ -70,17 +85,12 @@ def to_world(verts: np.ndarray, normalization: torch.Tensor) -> np.ndarray:
 
 def write_ply(path: Path, verts: np.ndarray, faces: np.ndarray) -> None:
     """Binary PLY via trimesh, atomically (temp + rename)."""
-    import os
-    import tempfile
-
     import trimesh
 
-    mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=False)
-    data = mesh.export(file_type="ply")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".ply", dir=path.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    from ..core.image import _write_atomically
+
+    data = trimesh.Trimesh(vertices=verts, faces=faces, process=False).export(file_type="ply")
+    _write_atomically(Path(path), lambda tmp: tmp.write_bytes(data))
 
 
 def export_mesh(model, dataset, path: Path, resolution: int = 256) -> dict:

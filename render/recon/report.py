@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.image import _write_atomically
 from .renderer import render_image
 
 
@@ -27,13 +28,8 @@ def _u8(x: np.ndarray) -> np.ndarray:
 
 def _save(path: Path, rgb8: np.ndarray) -> None:
     import imageio.v3 as iio
-    import os
-    import tempfile
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    iio.imwrite(tmp, rgb8)
-    os.replace(tmp, path)
+    _write_atomically(path, lambda tmp: iio.imwrite(tmp, rgb8))
 
 
 def loss_plot(metrics_path: Path, out: Path) -> None:

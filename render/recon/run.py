@@ -6,8 +6,6 @@ import shutil
 import time
 from pathlib import Path
 
-import torch
-
 from ..errors import UserError
 from .config import ReconConfig, load_config_file
 from .trainer import Trainer, atomic_write_text, build_model, load_checkpoint

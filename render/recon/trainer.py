@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from ..core.image import _write_atomically
 from ..errors import UserError
 from ..kernels.grid import OccupancyGrid
 from . import losses as L
@@ -47,21 +46,11 @@ def render_options(config: ReconConfig) -> RenderOptions:
 
 def atomic_torch_save(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _write_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    _write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -157,12 +146,12 @@ class Trainer:
             mask = ok & torch.isfinite(prior) & (prior > 0)
             if valid is not None:
                 mask &= valid
-            depth_terms = (z, aligned, mask)
+            depth_terms = (z, aligned, mask.clone())
             if warm:
                 out["depth"] = L.depth_mse(z, aligned, mask) * c.depth_weight
             else:
-                mask &= u_d < c.depth_exclude  # DebSDF: high-uncertainty priors are left out
-                out["depth"] = L.laplace_nll_depth(z, aligned, u_d, mask) * c.depth_weight
+                mask &= u_d.detach() < c.depth_exclude  # DebSDF: high-uncertainty priors are left out
+                out["depth"] = L.depth_mse(z, aligned, L.uncertainty_weights(u_d, mask, 1)) * c.depth_weight
         if ds.normals is not None and c.normal_weight > 0:
             n_cam = torch.einsum("mk,mkj->mj", bundle.normal, self.cam_rot[image_idx].to(self.device))
             prior_n = ds.normals[image_idx, py, px].to(self.device)
@@ -171,28 +160,30 @@ class Trainer:
             if warm:
                 out["normal"] = L.normal_l1_angular(n_cam, prior_n, mask) * c.normal_weight
             else:
-                keep = u_n < c.normal_exclude
+                keep = u_n.detach() < c.normal_exclude
                 mask = keep if mask is None else mask & keep
-                out["normal"] = L.gaussian_nll_normal(n_cam, prior_n, u_n, mask) * c.normal_weight
+                out["normal"] = L.normal_l1_angular(n_cam, prior_n, L.uncertainty_weights(u_n, mask, 2)) * c.normal_weight
         if c.smooth_weight > 0:
-            surf = (origins + bundle.depth.detach()[:, None] * dirs)
+            k = min(c.smooth_points, origins.shape[0])  # a subset of the batch's rays is enough
+            surf = (origins[:k] + bundle.depth.detach()[:k, None] * dirs[:k])
             pts = torch.cat([surf, surf + torch.randn(surf.shape, generator=self.generator).to(self.device) * 0.01])
             _, _, g = self.model.sdf_net(pts)
             n = F.normalize(g, dim=-1, eps=1e-6)
-            weight = bundle.opacity.detach()
+            weight = bundle.opacity.detach()[:k]
             if c.uncertainty and c.adaptive_smoothness and not warm:
-                weight = weight * (u_n.detach() < c.normal_exclude)
+                weight = weight * (u_n.detach()[:k] < c.normal_exclude)
             out["smooth"] = L.smoothness(n[:surf.shape[0]], n[surf.shape[0]:], weight) * c.smooth_weight
-        if warm and (c.uncertainty or c.uncertainty_sampling):
-            # During warm-up the uncertainty heads learn from the priors with the geometry detached, so the maps
-            # that guide sampling and exclusion mean something when the uncertainty losses start.
+        if c.uncertainty or c.uncertainty_sampling:
+            # The uncertainty heads learn the NLLs on every pixel with the geometry detached (from the first
+            # step, so that the maps mean something when the uncertainty losses start, and on excluded pixels
+            # too, so that an exclusion is not permanent); the geometry sees the uncertainty as a fixed weight.
             fit = []
             if depth_terms is not None:
                 fit.append(L.laplace_nll_depth(depth_terms[0].detach(), depth_terms[1], u_d, depth_terms[2]))
             if normal_terms is not None:
                 fit.append(L.gaussian_nll_normal(normal_terms[0].detach(), normal_terms[1], u_n, valid))
             if fit:
-                out["uncertainty_fit"] = 0.01 * sum(fit)
+                out["uncertainty_fit"] = c.uncertainty_fit_weight * sum(fit)
         if c.uncertainty_sampling:
             unc = (u_d / u_d.mean().clamp(min=1e-6) + u_n / u_n.mean().clamp(min=1e-6)).detach().cpu()
             self.sampler.update(slot, cells, unc)
@@ -215,8 +206,8 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         out = {k: float(v.detach()) for k, v in terms.items()}
-        out["loss"] = float(total)
-        out["beta"] = float(self.model.density.get_beta())
+        out["loss"] = float(total.detach())
+        out["beta"] = float(self.model.density.get_beta().detach())
         return out
 
     # --- state --------------------------------------------------------------------------------------------------

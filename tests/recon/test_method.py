@@ -181,3 +181,31 @@ def test_config_yaml_round_trip_and_errors(tmp_path):
     (tmp_path / "y.yaml").write_text("a: [1,\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_config_file(tmp_path / "y.yaml")
+
+
+def test_sdf_lattice_is_exact_near_the_surface():
+    from render.recon.mesh import extract_mesh, sdf_lattice
+
+    def box(p):  # a box SDF: flat faces and sharp edges
+        q = p.abs() - torch.tensor([0.5, 0.3, 0.4])
+        return q.clamp(min=0).norm(dim=-1) + q.max(-1).values.clamp(max=0)
+
+    volume, spacing = sdf_lattice(box, 65)
+    axis = torch.linspace(-1, 1, 65)
+    exact = box(torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)).reshape(65, 65, 65)
+    near = exact.abs() < 2 * spacing
+    assert torch.allclose(torch.from_numpy(volume)[near], exact[near], atol=1e-6)
+    assert (torch.sign(torch.from_numpy(volume)) == torch.sign(exact)).float().mean() > 0.999
+    verts, faces = extract_mesh(box, 65)
+    assert faces.shape[0] > 0 and box(torch.from_numpy(verts).float()).abs().max() < 0.2 * spacing
+
+
+def test_uncertainty_weighted_prior_losses():
+    u = torch.tensor([0.5, 0.25, 2.0])
+    keep = torch.tensor([True, True, False])
+    w = L.uncertainty_weights(u, keep, 2)
+    assert torch.allclose(w, torch.tensor([4.0, 16.0, 0.0]))
+    d, prior = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.5, 2.0, 0.0])
+    # Weighted mean of the squared residuals: (4 * 0.25 + 16 * 0) / 20.
+    assert L.depth_mse(d, prior, w).item() == pytest.approx(0.05)
+    assert torch.allclose(L.uncertainty_weights(u, None, 1), torch.tensor([2.0, 4.0, 0.5]))
