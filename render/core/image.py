@@ -48,6 +48,13 @@ def _write_atomically(path: Path, write) -> None:
         raise
 
 
+def write_text(path: Path, text: str, force: bool = False) -> None:
+    """Writes a text file (JSON, HTML) atomically; an existing file needs force."""
+    path = Path(path)
+    _atomic_target(path, force)
+    _write_atomically(path, lambda tmp: tmp.write_text(text))
+
+
 def write_exr(path: Path, channels: dict[str, np.ndarray], force: bool = False) -> None:
     """Writes float32 channels (name -> (H,W) or (H,W,C)) as a ZIP-compressed EXR; (H,W,3) 'RGB' becomes R,G,B."""
     import OpenEXR

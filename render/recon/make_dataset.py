@@ -261,7 +261,7 @@ def simulate_priors(depth: np.ndarray, normal: np.ndarray, mask: np.ndarray, rng
     thin = (closed - z) > 0.02 * np.maximum(z, 1e-6)
     zs = ndimage.gaussian_filter(closed, 1.2)
     local = np.abs(z - ndimage.gaussian_filter(z, 2.0)) / np.maximum(z, 1e-6)
-    sigma = 0.01 + 2.0 * np.minimum(local, 0.2) + 0.05 * thin
+    sigma = 0.01 + 0.5 * np.minimum(local, 0.2) + 0.03 * thin
     zs = zs * (1 + rng.normal(0, 1, z.shape) * sigma)
     scale = math.exp(rng.uniform(math.log(0.5), math.log(2.0)))
     shift = rng.uniform(-0.3, 0.3) * float(np.median(zs[valid])) if valid.any() else 0.0
