@@ -136,6 +136,8 @@ def sweep_cmd(
     cluster: str = typer.Option("local", help="local (this machine's cores), local:K, auto or ray://HOST:PORT."),
     cpus_per_run: int = typer.Option(1, "--cpus-per-run", help="CPU cores reserved (and torch threads) per run."),
     gpus_per_run: float = typer.Option(0, "--gpus-per-run", help="GPUs reserved per run (fractions allowed)."),
+    eval_points: Optional[int] = typer.Option(None, "--eval-points", help="Points sampled per mesh for the metrics "
+                                                                         "(default: spacing of half the 2 cm threshold)."),
 ):
     """Run a grid of reconstructions as Ray tasks, evaluate each, collect one table; re-running resumes."""
     import os
@@ -155,7 +157,8 @@ def sweep_cmd(
     elif minutes is not None:
         fixed.update(minutes=minutes, iters=None)
     spec = f"local:{os.cpu_count() or 1}" if cluster == "local" else cluster
-    rows = run_sweep(data, out, grid, fixed, spec, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+    rows = run_sweep(data, out, grid, fixed, spec, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                     eval_points=eval_points)
     from rich.console import Console
     from rich.table import Table
 

@@ -75,7 +75,7 @@ def plan_runs(data: Path, out: Path, grid_items: list[str], fixed: dict) -> list
     return runs
 
 
-def run_one(data: str, run: dict, threads: int) -> dict:
+def run_one(data: str, run: dict, threads: int, eval_points: int | None = None) -> dict:
     """Ray task body (also callable in-process): train or resume one run, export its mesh, evaluate it; writes
     RUN/sweep_result.json last. A retried task (worker killed) resumes from the run's last checkpoint."""
     import torch
@@ -92,12 +92,12 @@ def run_one(data: str, run: dict, threads: int) -> dict:
     summary = reconstruct(config, folder, resume=resume, force=not resume, progress=False)
     result = {"name": run["name"], **run["values"], "resumed": resume, "wall_s": round(time.perf_counter() - t0, 1),
               **{k: summary[k] for k in ("steps", "train_seconds", "it_per_s") if k in summary}}
-    result.update(evaluate_run(Path(data), folder))
+    result.update(evaluate_run(Path(data), folder, eval_points))
     atomic_write_text(folder / RESULT, json.dumps(result, indent=1))
     return result
 
 
-def evaluate_run(data: Path, folder: Path) -> dict:
+def evaluate_run(data: Path, folder: Path, num_points: int | None = None) -> dict:
     """Accuracy/completeness/F-scores of RUN/mesh.ply against the dataset's gt.ply (culled to its cameras)."""
     from ..recon.dataset import load_dataset
     from ..recon.evaluate import evaluate_meshes
@@ -105,7 +105,7 @@ def evaluate_run(data: Path, folder: Path) -> dict:
     gt = data / "gt.ply"
     if not gt.is_file():
         return {}
-    r = evaluate_meshes(folder / "mesh.ply", gt, dataset=load_dataset(data))
+    r = evaluate_meshes(folder / "mesh.ply", gt, dataset=load_dataset(data), num_points=num_points)
     row = {"accuracy": round(r.accuracy, 5), "completeness": round(r.completeness, 5), "chamfer": round(r.chamfer, 5)}
     for t, f in r.fscore.items():
         row[f"F@{t}"] = round(f, 4)
@@ -113,13 +113,15 @@ def evaluate_run(data: Path, folder: Path) -> dict:
 
 
 def run_sweep(data: Path, out: Path, grid_items: list[str], fixed: dict, cluster: str, cpus_per_run: int = 1,
-              gpus_per_run: float = 0, progress: bool = True) -> list[dict]:
+              gpus_per_run: float = 0, progress: bool = True, eval_points: int | None = None) -> list[dict]:
     """All runs of the grid on the cluster (finished runs are read back, unfinished ones resume); returns the rows
     of the results table, also written to OUT/results.json, results.csv and index.html."""
     from .ray_backend import connect, require_ray
 
     if cpus_per_run < 1:
         raise UserError(f"--cpus-per-run: expected >= 1, got {cpus_per_run}")
+    if eval_points is not None and eval_points < 1:
+        raise UserError(f"--eval-points: expected >= 1, got {eval_points}")
     if gpus_per_run < 0:
         raise UserError(f"--gpus-per-run: expected >= 0, got {gpus_per_run}")
     data, out = Path(data).resolve(), Path(out).resolve()
@@ -132,7 +134,7 @@ def run_sweep(data: Path, out: Path, grid_items: list[str], fixed: dict, cluster
         ray = require_ray()
         with connect(cluster):
             task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=3)(run_one)
-            pending = {task.remote(str(data), r, cpus_per_run): r for r in todo}
+            pending = {task.remote(str(data), r, cpus_per_run, eval_points): r for r in todo}
             bar = _progress(progress, len(runs), len(rows))
             try:
                 waiting = list(pending)

@@ -38,7 +38,8 @@ def dataset(tmp_path_factory):
 def test_two_run_sweep_and_resume(tmp_path, dataset):
     out = tmp_path / "sweep"
     args = ["sweep", str(dataset), "--out", str(out), "--grid", "uncertainty_sampling=true,false", "--iters", "3",
-            "--set", "mesh_resolution=24", "--set", "report_views=1", "--cluster", "local:2"]
+            "--set", "mesh_resolution=24", "--set", "report_views=1", "--set", "grid_resolution=16",
+            "--eval-points", "3000", "--cluster", "local:2"]
     radiant(*args)
     rows = json.loads((out / "results.json").read_text())
     assert [r["name"] for r in rows] == ["uncertainty_sampling=True", "uncertainty_sampling=False"]
