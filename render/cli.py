@@ -123,6 +123,57 @@ def _render_on_cluster(scene_path, outs, frame_params, cluster, spp, seed, devic
                f"{stats.seconds:.1f} s, {stats.samples / max(stats.seconds, 1e-9) / 1e6:.2f} Msamples/s)")
 
 
+@app.command("sweep")
+def sweep_cmd(
+    data: Path = typer.Argument(..., help="Dataset folder (MonoSDF cameras.npz or nerfstudio transforms.json)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Sweep folder: runs/NAME/ per grid point, results.json/csv, "
+                                                     "index.html."),
+    grid: list[str] = typer.Option([], "--grid", help="key=v1,v2,... over config keys (see RUN/config.yaml); "
+                                                      "repeat for a product grid."),
+    set_: list[str] = typer.Option([], "--set", help="key=value fixed for every run."),
+    iters: Optional[int] = typer.Option(None, help="Training budget of each run in steps."),
+    minutes: Optional[float] = typer.Option(None, help="Training budget of each run in minutes."),
+    cluster: str = typer.Option("local", help="local (this machine's cores), local:K, auto or ray://HOST:PORT."),
+    cpus_per_run: int = typer.Option(1, "--cpus-per-run", help="CPU cores reserved (and torch threads) per run."),
+    gpus_per_run: float = typer.Option(0, "--gpus-per-run", help="GPUs reserved per run (fractions allowed)."),
+    eval_points: Optional[int] = typer.Option(None, "--eval-points", help="Points sampled per mesh for the metrics "
+                                                                         "(default: spacing of half the 2 cm threshold)."),
+):
+    """Run a grid of reconstructions as Ray tasks, evaluate each, collect one table; re-running resumes."""
+    import os
+
+    import yaml
+
+    from .cluster.sweep import run_sweep
+
+    fixed = {}
+    for item in set_:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {item}: expected key=value")
+        fixed[key] = yaml.safe_load(value) if value else value
+    if iters is not None:
+        fixed.update(iters=iters, minutes=None)
+    elif minutes is not None:
+        fixed.update(minutes=minutes, iters=None)
+    spec = f"local:{os.cpu_count() or 1}" if cluster == "local" else cluster
+    rows = run_sweep(data, out, grid, fixed, spec, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                     eval_points=eval_points)
+    from rich.console import Console
+    from rich.table import Table
+
+    keys = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    table = Table(title=f"sweep: {len(rows)} runs")
+    for k in keys:
+        table.add_column(k)
+    for r in rows:
+        table.add_row(*[str(r.get(k, "")) for k in keys])
+    Console().print(table)
+    typer.echo(f"wrote {out / 'results.json'}, {out / 'index.html'}")
+
+
 @app.command("regress")
 def regress_cmd(
     scenes: str = typer.Option("*", help="Glob over the regression scene names (tests/regression/scenes/*.xml)."),
