@@ -23,7 +23,8 @@ def _load(folder: Path) -> dict[str, list[dict]]:
     return groups
 
 
-def _table(rows: list[dict]) -> str:
+def html_table(rows: list[dict]) -> str:
+    """An HTML table of dict rows, the union of their keys as columns (in first-seen order)."""
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]
@@ -95,7 +96,7 @@ def _plots(groups: dict[str, list[dict]], folder: Path) -> list[str]:
 def write_bench_report(folder: Path) -> Path:
     groups = _load(folder)
     images = _plots(groups, folder) if groups else []
-    sections = "".join(f"<h2>{html.escape(name)}</h2>{_table(rows)}" for name, rows in sorted(groups.items()))
+    sections = "".join(f"<h2>{html.escape(name)}</h2>{html_table(rows)}" for name, rows in sorted(groups.items()))
     figs = "".join(f'<img src="{img}" alt="{img}">' for img in images)
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>Radiant benchmarks</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:12px;margin-bottom:1em}}

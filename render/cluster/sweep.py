@@ -5,11 +5,9 @@ ground truth; the results are collected into one table (JSON, CSV, HTML with a p
 from __future__ import annotations
 
 import csv
-import html
 import io
 import itertools
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -81,7 +79,7 @@ def run_one(data: str, run: dict, threads: int, eval_points: int | None = None) 
     import torch
 
     from ..recon.run import prepare_config, reconstruct
-    from ..recon.trainer import atomic_write_text
+    from ..core.image import write_text
 
     torch.set_num_threads(max(1, threads))
     folder = Path(run["folder"])
@@ -93,7 +91,7 @@ def run_one(data: str, run: dict, threads: int, eval_points: int | None = None) 
     result = {"name": run["name"], **run["values"], "resumed": resume, "wall_s": round(time.perf_counter() - t0, 1),
               **{k: summary[k] for k in ("steps", "train_seconds", "it_per_s") if k in summary}}
     result.update(evaluate_run(Path(data), folder, eval_points))
-    atomic_write_text(folder / RESULT, json.dumps(result, indent=1))
+    write_text(folder / RESULT, json.dumps(result, indent=1), force=True)
     return result
 
 
@@ -174,27 +172,25 @@ def _progress(enabled: bool, total: int, done: int):
 
 
 def write_results(out: Path, rows: list[dict]) -> None:
-    from ..recon.trainer import atomic_write_text
+    from ..bench.report import html_table
+    from ..core.image import write_text
 
     out.mkdir(parents=True, exist_ok=True)
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]
-    atomic_write_text(out / "results.json", json.dumps(rows, indent=1))
+    write_text(out / "results.json", json.dumps(rows, indent=1), force=True)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys)
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(out / "results.csv", buf.getvalue())
+    write_text(out / "results.csv", buf.getvalue(), force=True)
     plot = _plot(out, rows)
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(k, '')))}</td>" for k in keys) + "</tr>"
-                   for r in rows)
     img = f'<img src="{plot}" alt="F-scores per run">' if plot else ""
-    atomic_write_text(out / "index.html", f"""<!doctype html><meta charset="utf-8"><title>Radiant sweep</title>
+    write_text(out / "index.html", f"""<!doctype html><meta charset="utf-8"><title>Radiant sweep</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:3px 8px}}
 table{{border-collapse:collapse}}</style><h1>Sweep: {len(rows)} runs</h1>{img}
-<table><tr>{head}</tr>{body}</table><p>Run folders: runs/NAME (config.yaml, mesh.ply, report.html).</p>""")
+{html_table(rows)}<p>Run folders: runs/NAME (config.yaml, mesh.ply, report.html).</p>""", force=True)
 
 
 def _plot(out: Path, rows: list[dict]) -> str | None:

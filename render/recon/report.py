@@ -99,7 +99,7 @@ def write_report(trainer, run_dir: Path, summary: dict) -> Path:
                  "<img src='report/sampling_heat.png'>")
     parts.append("</body></html>")
     path = run_dir / "report.html"
-    from .trainer import atomic_write_text
+    from ..core.image import write_text
 
-    atomic_write_text(path, "\n".join(parts))
+    write_text(path, "\n".join(parts), force=True)
     return path

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from .config import ReconConfig, load_config_file
-from .trainer import Trainer, atomic_write_text, build_model, load_checkpoint
+from ..core.image import write_text
+from .trainer import Trainer, build_model, load_checkpoint
 
 
 def _load_dataset(path: Path):
@@ -57,7 +58,7 @@ def reconstruct(config: ReconConfig, out: Path, resume: bool = False, force: boo
             else:
                 target.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", config.to_yaml())
+    write_text(out / "config.yaml", config.to_yaml(), force=True)
     trainer = Trainer(config, dataset, out, progress=progress)
     resumed = trainer.resume() if resume else False
     trainer.train()

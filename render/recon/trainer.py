@@ -61,10 +61,6 @@ def atomic_torch_save(obj, path: Path) -> None:
     _write_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    write_text(path, text, force=True)
-
-
 def load_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -264,7 +260,7 @@ class Trainer:
                         keep.append(line)
                 except (ValueError, KeyError):
                     pass  # a line cut by a kill
-            atomic_write_text(metrics, "".join(l + "\n" for l in keep))
+            write_text(metrics, "".join(l + "\n" for l in keep), force=True)
         return True
 
     # --- loop ---------------------------------------------------------------------------------------------------
