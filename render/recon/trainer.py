@@ -9,14 +9,13 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..core.image import _write_atomically, write_text
 from ..errors import UserError
 from ..kernels.grid import OccupancyGrid
-from . import losses as L
 from .config import ReconConfig
 from .field import ReconModel
+from .objective import RayTargets, recon_losses, sampling_uncertainty
 from .pixel_sampler import PixelSampler
 from .renderer import RenderOptions, SDFVolume, render_rays
 
@@ -126,74 +125,21 @@ class Trainer:
         self.grid.update(self.occupancy_fn, jitter=False)
 
     def losses(self, p: float) -> dict[str, torch.Tensor]:
-        c, ds = self.config, self.dataset
+        c, ds, dev = self.config, self.dataset, self.device
         per_image = max(1, c.rays_per_batch // c.images_per_batch)
         image_idx, pix, slot, cells = self.sampler.sample(c.images_per_batch, per_image, self.generator)
         origins, dirs = ds.rays(image_idx, pix)
-        origins, dirs = origins.to(self.device), dirs.to(self.device)
+        origins, dirs = origins.to(dev), dirs.to(dev)
         px, py = pix[:, 0].long().clamp(max=ds.width - 1), pix[:, 1].long().clamp(max=ds.height - 1)
         bundle = render_rays(self.model, self.grid, origins, dirs, self.opts, self.generator, self.sdf_volume)
-        out = {"rgb": L.rgb_l1(bundle.rgb, ds.images[image_idx, py, px].to(self.device)) * c.rgb_weight}
-        rand_pts = torch.rand(c.eikonal_points, 3, generator=self.generator) * 2 - 1
-        _, _, rand_grad = self.model.sdf_net(rand_pts.to(self.device))
-        out["eikonal"] = L.eikonal(torch.cat([bundle.gradients, rand_grad])) * c.eikonal_weight
-        warm = p < c.warmup_fraction or not c.uncertainty
-        # Floors keep the NLL weights 1/u bounded where the priors are (nearly) exact.
-        u_d = bundle.uncertainty[:, 0] + c.depth_uncertainty_min
-        u_n = bundle.uncertainty[:, 1] + c.normal_uncertainty_min
-        valid = ds.masks[image_idx, py, px].to(self.device) if ds.masks is not None else None
-        if ds.masks is not None and c.mask_weight > 0:
-            out["mask"] = F.binary_cross_entropy(bundle.opacity.clamp(1e-4, 1 - 1e-4), valid.float()) * c.mask_weight
-        depth_terms = normal_terms = None
-        if ds.depths is not None and c.depth_weight > 0:
-            z = bundle.depth * (dirs * self.cam_z[image_idx].to(self.device)).sum(-1)
-            prior = ds.depths[image_idx, py, px].to(self.device)
-            groups = torch.unique(slot, return_inverse=True)[1]
-            aligned, ok = L.align_prior_depth(z.detach(), prior, groups, int(groups.max()) + 1)
-            mask = ok & torch.isfinite(prior) & (prior > 0)
-            if valid is not None:
-                mask &= valid
-            depth_terms = (z, aligned, mask.clone())
-            if warm:
-                out["depth"] = L.depth_mse(z, aligned, mask) * c.depth_weight
-            else:
-                mask &= u_d.detach() < c.depth_exclude  # DebSDF: high-uncertainty priors are left out
-                out["depth"] = L.depth_mse(z, aligned, L.uncertainty_weights(u_d, mask, 1)) * c.depth_weight
-        if ds.normals is not None and c.normal_weight > 0:
-            n_cam = torch.einsum("mk,mkj->mj", bundle.normal, self.cam_rot[image_idx].to(self.device))
-            prior_n = ds.normals[image_idx, py, px].to(self.device)
-            mask = valid
-            normal_terms = (n_cam, prior_n)
-            if warm:
-                out["normal"] = L.normal_l1_angular(n_cam, prior_n, mask) * c.normal_weight
-            else:
-                keep = u_n.detach() < c.normal_exclude
-                mask = keep if mask is None else mask & keep
-                out["normal"] = L.normal_l1_angular(n_cam, prior_n, L.uncertainty_weights(u_n, mask, 2)) * c.normal_weight
-        if c.smooth_weight > 0:
-            k = min(c.smooth_points, origins.shape[0])  # a subset of the batch's rays is enough
-            surf = (origins[:k] + bundle.depth.detach()[:k, None] * dirs[:k])
-            pts = torch.cat([surf, surf + torch.randn(surf.shape, generator=self.generator).to(self.device) * 0.01])
-            _, _, g = self.model.sdf_net(pts)
-            n = F.normalize(g, dim=-1, eps=1e-6)
-            weight = bundle.opacity.detach()[:k]
-            if c.uncertainty and c.adaptive_smoothness and not warm:
-                weight = weight * (u_n.detach()[:k] < c.normal_exclude)
-            out["smooth"] = L.smoothness(n[:surf.shape[0]], n[surf.shape[0]:], weight) * c.smooth_weight
-        if c.uncertainty or c.uncertainty_sampling:
-            # The uncertainty heads learn the NLLs on every pixel with the geometry detached (from the first
-            # step, so that the maps mean something when the uncertainty losses start, and on excluded pixels
-            # too, so that an exclusion is not permanent); the geometry sees the uncertainty as a fixed weight.
-            fit = []
-            if depth_terms is not None:
-                fit.append(L.laplace_nll_depth(depth_terms[0].detach(), depth_terms[1], u_d, depth_terms[2]))
-            if normal_terms is not None:
-                fit.append(L.gaussian_nll_normal(normal_terms[0].detach(), normal_terms[1], u_n, valid))
-            if fit:
-                out["uncertainty_fit"] = c.uncertainty_fit_weight * sum(fit)
+        targets = RayTargets(
+            ds.images[image_idx, py, px].to(dev), self.cam_z[image_idx].to(dev), self.cam_rot[image_idx].to(dev),
+            slot.to(dev), ds.depths[image_idx, py, px].to(dev) if ds.depths is not None else None,
+            ds.normals[image_idx, py, px].to(dev) if ds.normals is not None else None,
+            ds.masks[image_idx, py, px].to(dev) if ds.masks is not None else None)
+        out = recon_losses(self.model, bundle, origins, dirs, targets, c, p, self.generator)
         if c.uncertainty_sampling:
-            unc = (u_d / u_d.mean().clamp(min=1e-6) + u_n / u_n.mean().clamp(min=1e-6)).detach().cpu()
-            self.sampler.update(slot, cells, unc)
+            self.sampler.update(slot, cells, sampling_uncertainty(bundle, c))
         return out
 
     def train_step(self) -> dict[str, float]:

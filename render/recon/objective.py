@@ -1,0 +1,107 @@
+"""The reconstruction objective on one batch of rendered rays: MonoSDF's prior losses during warm-up, DebSDF's
+uncertainty-aware ones after. One function shared by our Trainer and the nerfstudio plugin (render/nerfstudio_plugin),
+so both optimise the same thing; each caller brings its own rays, targets and RNG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from . import losses as L
+from .config import ReconConfig
+from .field import ReconModel
+from .renderer import RayBundle
+
+
+@dataclass
+class RayTargets:
+    """Per-ray supervision, all on the rays' device. Camera axes are OpenCV (x right, y down, z forward)."""
+    rgb: torch.Tensor                    # (M,3) target colour
+    cam_z: torch.Tensor                  # (M,3) the ray's camera forward axis (world): ray distance -> z-depth
+    cam_rot: torch.Tensor                # (M,3,3) the ray's camera-to-world rotation: world normal -> camera frame
+    group: torch.Tensor                  # (M,) int64 image id of each ray: one depth scale/shift fit per group
+    depth: torch.Tensor | None = None    # (M,) depth prior (z-depth, any per-image scale and shift)
+    normal: torch.Tensor | None = None   # (M,3) unit normal prior in the camera frame
+    mask: torch.Tensor | None = None     # (M,) bool foreground / valid pixels
+
+
+def ray_uncertainty(bundle: RayBundle, config: ReconConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(depth, normal) uncertainty per ray with the config's floors, which keep the NLL weights 1/u bounded where
+    the priors are (nearly) exact."""
+    return (bundle.uncertainty[:, 0] + config.depth_uncertainty_min,
+            bundle.uncertainty[:, 1] + config.normal_uncertainty_min)
+
+
+def sampling_uncertainty(bundle: RayBundle, config: ReconConfig) -> torch.Tensor:
+    """(M,) the value the uncertainty-guided pixel sampler accumulates per ray: each uncertainty over its batch
+    mean, summed (detached, on the CPU)."""
+    u_d, u_n = ray_uncertainty(bundle, config)
+    return (u_d / u_d.mean().clamp(min=1e-6) + u_n / u_n.mean().clamp(min=1e-6)).detach().cpu()
+
+
+def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, dirs: torch.Tensor,
+                 targets: RayTargets, config: ReconConfig, progress: float,
+                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Weighted loss terms of one batch (sum them for the total). `bundle` is render_rays(model, ..., origins,
+    dirs); `progress` in [0,1] is the fraction of the budget spent (warm-up until config.warmup_fraction);
+    `generator` (CPU) draws the eikonal and smoothness points."""
+    c, dev = config, origins.device
+    out = {"rgb": L.rgb_l1(bundle.rgb, targets.rgb) * c.rgb_weight}
+    rand_pts = torch.rand(c.eikonal_points, 3, generator=generator) * 2 - 1
+    _, _, rand_grad = model.sdf_net(rand_pts.to(dev))
+    out["eikonal"] = L.eikonal(torch.cat([bundle.gradients, rand_grad])) * c.eikonal_weight
+    warm = progress < c.warmup_fraction or not c.uncertainty
+    u_d, u_n = ray_uncertainty(bundle, c)
+    valid = targets.mask
+    if valid is not None and c.mask_weight > 0:
+        out["mask"] = F.binary_cross_entropy(bundle.opacity.clamp(1e-4, 1 - 1e-4), valid.float()) * c.mask_weight
+    depth_terms = normal_terms = None
+    if targets.depth is not None and c.depth_weight > 0:
+        z = bundle.depth * (dirs * targets.cam_z).sum(-1)
+        prior = targets.depth
+        groups = torch.unique(targets.group, return_inverse=True)[1]
+        aligned, ok = L.align_prior_depth(z.detach(), prior, groups, int(groups.max()) + 1)
+        mask = ok & torch.isfinite(prior) & (prior > 0)
+        if valid is not None:
+            mask &= valid
+        depth_terms = (z, aligned, mask.clone())
+        if warm:
+            out["depth"] = L.depth_mse(z, aligned, mask) * c.depth_weight
+        else:
+            mask &= u_d.detach() < c.depth_exclude  # DebSDF: high-uncertainty priors are left out
+            out["depth"] = L.depth_mse(z, aligned, L.uncertainty_weights(u_d, mask, 1)) * c.depth_weight
+    if targets.normal is not None and c.normal_weight > 0:
+        n_cam = torch.einsum("mk,mkj->mj", bundle.normal, targets.cam_rot)
+        prior_n = targets.normal
+        mask = valid
+        normal_terms = (n_cam, prior_n)
+        if warm:
+            out["normal"] = L.normal_l1_angular(n_cam, prior_n, mask) * c.normal_weight
+        else:
+            keep = u_n.detach() < c.normal_exclude
+            mask = keep if mask is None else mask & keep
+            out["normal"] = L.normal_l1_angular(n_cam, prior_n, L.uncertainty_weights(u_n, mask, 2)) * c.normal_weight
+    if c.smooth_weight > 0:
+        k = min(c.smooth_points, origins.shape[0])  # a subset of the batch's rays is enough
+        surf = (origins[:k] + bundle.depth.detach()[:k, None] * dirs[:k])
+        pts = torch.cat([surf, surf + torch.randn(surf.shape, generator=generator).to(dev) * 0.01])
+        _, _, g = model.sdf_net(pts)
+        n = F.normalize(g, dim=-1, eps=1e-6)
+        weight = bundle.opacity.detach()[:k]
+        if c.uncertainty and c.adaptive_smoothness and not warm:
+            weight = weight * (u_n.detach()[:k] < c.normal_exclude)
+        out["smooth"] = L.smoothness(n[:surf.shape[0]], n[surf.shape[0]:], weight) * c.smooth_weight
+    if c.uncertainty or c.uncertainty_sampling:
+        # The uncertainty heads learn the NLLs on every pixel with the geometry detached (from the first
+        # step, so that the maps mean something when the uncertainty losses start, and on excluded pixels
+        # too, so that an exclusion is not permanent); the geometry sees the uncertainty as a fixed weight.
+        fit = []
+        if depth_terms is not None:
+            fit.append(L.laplace_nll_depth(depth_terms[0].detach(), depth_terms[1], u_d, depth_terms[2]))
+        if normal_terms is not None:
+            fit.append(L.gaussian_nll_normal(normal_terms[0].detach(), normal_terms[1], u_n, valid))
+        if fit:
+            out["uncertainty_fit"] = c.uncertainty_fit_weight * sum(fit)
+    return out
