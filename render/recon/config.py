@@ -31,6 +31,9 @@ class ReconConfig:
     inside_out: str = "auto"            # auto | true | false: SDF initialised as r - |x| (rooms) or |x| - r
     init_radius: float = 0.0            # 0: 0.5 for objects, 0.9 for rooms
     beta_init: float = 0.1
+    coarse_to_fine: bool = True         # Neuralangelo: hash levels open one by one ...
+    c2f_start_levels: int = 4           # ... from this many ...
+    c2f_fraction: float = 0.4           # ... until all are open at this fraction of the budget
     # Sampling.
     rays_per_batch: int = 1024
     images_per_batch: int = 4
@@ -41,7 +44,8 @@ class ReconConfig:
     grid_every: int = 32
     eikonal_points: int = 256
     smooth_points: int = 256
-    background: float = 0.0
+    background: float = 0.0             # grey level beyond the scene box when learned_background is off
+    learned_background: bool = True     # a direction -> RGB net for what rays see beyond the box (sky)
     # DebSDF components (each switchable for ablations).
     uncertainty: bool = True            # uncertainty-aware NLL prior losses + exclusion (off: MonoSDF losses)
     uncertainty_sampling: bool = True   # P = (1 - r) U / sum U + r / N (off: uniform pixels)
@@ -122,6 +126,10 @@ class ReconConfig:
                 raise UserError(f"{source}: '{key}' expected >= 1, got {getattr(self, key)}")
         if not 0.0 <= self.uniform_ratio <= 1.0:
             raise UserError(f"{source}: 'uniform_ratio' expected in [0, 1], got {self.uniform_ratio}")
+        if not 0.0 <= self.c2f_fraction <= 1.0:
+            raise UserError(f"{source}: 'c2f_fraction' expected in [0, 1], got {self.c2f_fraction}")
+        if self.c2f_start_levels < 1:
+            raise UserError(f"{source}: 'c2f_start_levels' expected >= 1, got {self.c2f_start_levels}")
         if not 0.0 <= self.warmup_fraction <= 1.0:
             raise UserError(f"{source}: 'warmup_fraction' expected in [0, 1], got {self.warmup_fraction}")
 

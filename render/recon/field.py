@@ -27,6 +27,7 @@ class SDFNetwork(nn.Module):
                  init_radius: float = 0.5, inside_out: bool = False):
         super().__init__()
         self.grid = grid
+        self.active_levels = grid.levels  # all levels; the trainer's coarse-to-fine schedule lowers it
         self.feature_dim = feature_dim
         self.init_radius, self.sign = float(init_radius), (-1.0 if inside_out else 1.0)
         dims = [3 + grid.output_dim] + [hidden] * layers + [1 + feature_dim]
@@ -49,6 +50,13 @@ class SDFNetwork(nn.Module):
         manual backward pass through its layers (softplus' = sigmoid(beta x)), times the hash grid's Jacobian.
         """
         enc, jac = self.grid(points, with_jacobian=with_gradient)
+        if self.active_levels < self.grid.levels:
+            # Coarse-to-fine (Neuralangelo, Li et al. 2023, sec. 3.3): the finer levels' features are held at 0
+            # until the schedule opens them, so early steps fit the coarse shape and not the images' noise.
+            keep = (torch.arange(self.grid.levels, device=enc.device) < self.active_levels).to(enc.dtype)
+            keep = keep.repeat_interleave(self.grid.features)
+            enc = enc * keep
+            jac = jac * keep[:, None] if jac is not None else None
         h = torch.cat([points, enc], -1)
         pre_acts = []
         for lin in self.linears[:-1]:
@@ -91,6 +99,30 @@ class ColorNetwork(nn.Module):
         rgb = torch.sigmoid(self.linears[-1](h))
         uncertainty = F.softplus(self.uncertainty_head(h.detach())) + self.min_uncertainty  # (M,2): depth, normal
         return rgb, uncertainty
+
+
+class BackgroundNetwork(nn.Module):
+    """View direction -> RGB of whatever lies beyond the scene box (sky, far walls): the rays that leave the unit
+    cube end on it, as in NeuS / NeRF++'s background model (here a small MLP on a frequency-encoded direction,
+    nerfstudio's `background_color="learned"` idea with a direction). Without it an object scene's sky must be
+    explained by geometry inside the box, and the SDF turns into fog."""
+
+    def __init__(self, hidden: int = 32, frequencies: int = 4):
+        super().__init__()
+        self.register_buffer("freqs", 2.0 ** torch.arange(frequencies, dtype=torch.float32) * math.pi, persistent=False)
+        self.net = nn.Sequential(nn.Linear(3 + 6 * frequencies, hidden), nn.ReLU(), nn.Linear(hidden, 3))
+
+    @torch.no_grad()
+    def init_color(self, rgb: torch.Tensor) -> None:
+        """Starts as the constant `rgb` (3,) (e.g. the images' unmasked or border mean): a grey start would be
+        explained by fog at first, faster than the net learns the sky."""
+        self.net[-1].weight.mul_(0.1)
+        self.net[-1].bias.copy_(torch.logit(rgb.to(self.net[-1].bias).clamp(0.02, 0.98)))
+
+    def forward(self, directions: torch.Tensor) -> torch.Tensor:
+        x = directions[..., None] * self.freqs  # (R,3,F)
+        enc = torch.cat([directions, torch.sin(x).flatten(-2), torch.cos(x).flatten(-2)], -1)
+        return torch.sigmoid(self.net(enc))
 
 
 class LaplaceDensity(nn.Module):
@@ -136,12 +168,13 @@ class ReconModel(nn.Module):
 
     def __init__(self, levels=16, features=2, log2_table=15, base_resolution=16, max_resolution=1024, bound=1.0,
                  sdf_hidden=64, sdf_layers=2, feature_dim=15, color_hidden=64, color_layers=2, init_radius=0.5,
-                 inside_out=False, beta=0.1):
+                 inside_out=False, beta=0.1, learned_background=False):
         super().__init__()
         grid = HashGrid(levels, features, log2_table, base_resolution, max_resolution, bound)
         self.sdf_net = SDFNetwork(grid, sdf_hidden, sdf_layers, feature_dim, init_radius, inside_out)
         self.color_net = ColorNetwork(feature_dim, color_hidden, color_layers)
         self.density = LaplaceDensity(beta)
+        self.background_net = BackgroundNetwork() if learned_background else None
 
     @torch.no_grad()
     def sdf(self, points: torch.Tensor, chunk: int = 1 << 16) -> torch.Tensor:

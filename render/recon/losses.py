@@ -17,17 +17,21 @@ def eikonal(gradients: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def align_prior_depth(rendered: torch.Tensor, prior: torch.Tensor, group: torch.Tensor, num_groups: int,
-                      min_scale: float = 1e-6):
+                      min_scale: float = 1e-6, use: torch.Tensor | None = None):
     """The mono depth prior mapped into the rendered depth's units, per image (group).
 
     MonoSDF (Yu et al. 2022, eq. 11) fits (w, q) = argmin sum (w D_rendered + q - D_prior)^2 in closed form per
     image; we return the prior mapped back through that fit, (D_prior - q) / w, so the residual
     D_rendered - aligned is in scene units and exactly invariant to any scale (> 0) and shift of the prior.
+    `use` (M,) bool: the pixels that enter the fit (valid priors; sky pixels' 0 or NaN would skew or poison it).
     Returns (aligned (M,), valid (M,) bool: the image's fit is well-posed with w > min_scale).
     """
     dtype = rendered.dtype
     rendered, prior = rendered.double(), prior.double()  # normal equations in float64: priors can be in any units
     ones = torch.ones_like(rendered)
+    if use is not None:
+        ones = use.to(rendered.dtype)
+        rendered, prior = torch.where(use, rendered, 0.0), torch.where(use, prior, 0.0)
 
     def gsum(x):
         return torch.zeros(num_groups, dtype=x.dtype, device=x.device).index_add_(0, group, x)

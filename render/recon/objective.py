@@ -62,10 +62,12 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
         z = bundle.depth * (dirs * targets.cam_z).sum(-1)
         prior = targets.depth
         groups = torch.unique(targets.group, return_inverse=True)[1]
-        aligned, ok = L.align_prior_depth(z.detach(), prior, groups, int(groups.max()) + 1)
-        mask = ok & torch.isfinite(prior) & (prior > 0)
+        mask = torch.isfinite(prior) & (prior > 0)
         if valid is not None:
             mask &= valid
+        # Only valid priors enter the per-image fit: a sky pixel's 0 would skew it (and a NaN poison it).
+        aligned, ok = L.align_prior_depth(z.detach(), prior, groups, int(groups.max()) + 1, use=mask)
+        mask &= ok
         depth_terms = (z, aligned, mask.clone())
         if warm:
             out["depth"] = L.depth_mse(z, aligned, mask) * c.depth_weight

@@ -125,7 +125,8 @@ def volume_render(model: ReconModel, origins, directions, t: torch.Tensor, opts:
     weights = alpha * trans
     rgb, uncertainty = model.color_net(flat, normals, view, feature)
     opacity = weights.sum(1)
-    rgb_px = (weights[..., None] * rgb.reshape(n, s, 3)).sum(1) + (1 - opacity[:, None]) * opts.background
+    background = opts.background if model.background_net is None else model.background_net(directions)
+    rgb_px = (weights[..., None] * rgb.reshape(n, s, 3)).sum(1) + (1 - opacity[:, None]) * background
     depth = (weights * t).sum(1) + (1 - opacity) * t[:, -1]
     normal_px = (weights[..., None] * normals.reshape(n, s, 3)).sum(1)
     unc_px = (weights.detach()[..., None] * uncertainty.reshape(n, s, 2)).sum(1) + 1e-3

@@ -37,6 +37,16 @@ def auto_threads() -> int:
     return max(1, min(cores, int(cores - load + 0.5)))
 
 
+def background_guess(dataset) -> torch.Tensor:
+    """Mean colour of what the cameras see beyond the scene: the pixels outside the masks when there are masks,
+    else the images' one-pixel border."""
+    images = dataset.images
+    if dataset.masks is not None and (~dataset.masks).any():
+        return images[~dataset.masks].float().mean(0)
+    border = torch.cat([images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1]], 1)
+    return border.reshape(-1, 3).float().mean(0)
+
+
 def build_model(config: ReconConfig, dataset) -> ReconModel:
     inside = config.inside_out
     if inside == "auto":
@@ -47,7 +57,8 @@ def build_model(config: ReconConfig, dataset) -> ReconModel:
     radius = config.init_radius or (0.9 if inside_out else 0.5)
     return ReconModel(config.levels, config.features, config.log2_table, config.base_resolution,
                       config.max_resolution, 1.0, config.sdf_hidden, config.sdf_layers, config.feature_dim,
-                      config.color_hidden, config.color_layers, radius, inside_out, config.beta_init)
+                      config.color_hidden, config.color_layers, radius, inside_out, config.beta_init,
+                      config.learned_background)
 
 
 def render_options(config: ReconConfig) -> RenderOptions:
@@ -80,6 +91,8 @@ class Trainer:
         if not self.train_ids:
             raise UserError(f"{config.data}: no training views after the held-out split")
         self.model = build_model(config, dataset).to(self.device)
+        if self.model.background_net is not None:
+            self.model.background_net.init_color(background_guess(dataset))
         grid_params = [self.model.sdf_net.grid.table]
         other = [p for n, p in self.model.named_parameters() if n != "sdf_net.grid.table"]
         self.optimizer = torch.optim.Adam([{"params": grid_params, "lr": config.lr_grid},
@@ -105,6 +118,13 @@ class Trainer:
         if c.minutes is not None:
             p = max(p, self.elapsed / (60.0 * c.minutes))
         return min(p, 1.0)
+
+    def active_levels(self, p: float) -> int:
+        c, levels = self.config, self.model.sdf_net.grid.levels
+        if not c.coarse_to_fine or c.c2f_fraction <= 0:
+            return levels
+        start = min(max(c.c2f_start_levels, 1), levels)
+        return min(levels, start + int((levels - start + 1) * p / c.c2f_fraction))
 
     def done(self) -> bool:
         return self.progress_fraction() >= 1.0
@@ -148,6 +168,7 @@ class Trainer:
         lr_scale = c.lr_final_ratio ** p  # exponential decay over the budget
         for g, base in zip(self.optimizer.param_groups, self.base_lrs):
             g["lr"] = base * lr_scale
+        self.model.sdf_net.active_levels = self.active_levels(p)
         if self.step % c.grid_every == 0 or self.sdf_volume is None:
             self.update_grid()
         if c.uncertainty_sampling and self.step > 0 and self.step % c.sampler_refresh_every == 0:
