@@ -17,7 +17,7 @@ def eikonal(gradients: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def align_prior_depth(rendered: torch.Tensor, prior: torch.Tensor, group: torch.Tensor, num_groups: int,
-                      min_scale: float = 1e-6, use: torch.Tensor | None = None):
+                      min_scale: float = 1e-6, use: torch.Tensor | None = None, min_correlation: float = 0.5):
     """The mono depth prior mapped into the rendered depth's units, per image (group).
 
     MonoSDF (Yu et al. 2022, eq. 11) fits (w, q) = argmin sum (w D_rendered + q - D_prior)^2 in closed form per
@@ -44,6 +44,13 @@ def align_prior_depth(rendered: torch.Tensor, prior: torch.Tensor, group: torch.
     w = (a11 * b0 - a01 * b1) / safe
     q = (-a01 * b0 + a00 * b1) / safe
     ok &= w > min_scale
+    # A fit of a prior against a rendered depth that does not (yet) follow it is meaningless, and its 1/w blows
+    # the residual up (at the start the rendered depth is the init sphere's, nearly constant: depth losses of
+    # ~15 in the first steps, measured). Require the two to correlate: Pearson r >= min_correlation.
+    var_r = (a00 - a01 * a01 / a11.clamp(min=1)).clamp(min=0)
+    var_p = (gsum(prior * prior) - b1 * b1 / a11.clamp(min=1)).clamp(min=0)
+    cov = b0 - a01 * b1 / a11.clamp(min=1)
+    ok &= cov >= min_correlation * torch.sqrt(var_r * var_p)
     w_m, q_m = w[group], q[group]
     aligned = (prior - q_m) / torch.where(ok[group], w_m, torch.ones_like(w_m))
     return aligned.to(dtype), ok[group]

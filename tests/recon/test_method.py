@@ -209,3 +209,22 @@ def test_uncertainty_weighted_prior_losses():
     # Weighted mean of the squared residuals: (4 * 0.25 + 16 * 0) / 20.
     assert L.depth_mse(d, prior, w).item() == pytest.approx(0.05)
     assert torch.allclose(L.uncertainty_weights(u, None, 1), torch.tensor([2.0, 4.0, 0.5]))
+
+
+def test_depth_alignment_skips_uncorrelated_and_invalid_pixels():
+    """A rendered depth that does not follow the prior (the init sphere) gives no fit instead of a 1/w blow-up;
+    pixels outside `use` (sky: prior 0) do not enter the fit."""
+    torch.manual_seed(2)
+    prior = torch.rand(40) + 1.0
+    flat = 0.8 + 0.001 * torch.randn(40)  # nearly constant, uncorrelated
+    _, ok = L.align_prior_depth(flat, prior, torch.zeros(40, dtype=torch.long), 1)
+    assert not ok.any()
+    rendered = torch.rand(40) + 0.5
+    prior = 3 * rendered + 1
+    sky = torch.arange(40) >= 30
+    prior_sky = torch.where(sky, torch.zeros(40), prior)
+    group = torch.zeros(40, dtype=torch.long)
+    aligned, ok = L.align_prior_depth(rendered, prior_sky, group, 1, use=~sky)
+    assert ok.all() and torch.allclose(aligned[~sky], rendered[~sky], atol=1e-5)
+    aligned_all, _ = L.align_prior_depth(rendered, prior_sky, group, 1)  # the zeros skew an unmasked fit
+    assert (aligned_all[~sky] - rendered[~sky]).abs().max() > 0.05
