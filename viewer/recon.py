@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PySide6.QtCore import QPointF, QProcess, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QObject, QPointF, QProcess, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSplitter, QVBoxLayout, QWidget)
@@ -178,7 +178,7 @@ def shade_normals(sdf: DenseSDF, points: torch.Tensor, directions: torch.Tensor)
     as colour n/2 + 1/2, darkened where the surface is seen grazing, so that the shape reads."""
     h = float(2.0 / (sdf.values.shape[0] - 1))
     offsets = torch.eye(3) * h
-    grad = torch.stack([sdf.query(points + o) - sdf.query(points - o) for o in offsets], -1)
+    grad = torch.stack([sdf.query_kernel(points + o) - sdf.query_kernel(points - o) for o in offsets], -1)
     n = torch.nn.functional.normalize(grad, dim=-1)
     facing = (n * directions).sum(-1).abs()[:, None]
     return (n * 0.5 + 0.5) * (0.35 + 0.65 * facing)
@@ -229,9 +229,61 @@ class ViewMaps:
     psnr: float
 
 
-class ReconWorker(QThread):
-    """Loads a run's checkpoint (or just a dataset), samples its SDF on a dense grid, sphere-traces views, renders
-    per-view maps and exports meshes, newest request first; the UI thread never touches the model."""
+class JobThread(QThread):
+    """A thread that runs the newest request of each kind (`handlers`: kind -> function, in priority order), one at
+    a time; a failure goes to `on_error` as one line and the thread carries on."""
+
+    def __init__(self, handlers: dict, on_error, parent=None):
+        super().__init__(parent)
+        self.handlers, self.on_error = handlers, on_error
+        self._cond = threading.Condition()
+        self._stop = False
+        self._requests: dict[str, object] = {}
+        self._busy = False
+
+    def put(self, kind: str, value) -> None:
+        with self._cond:
+            self._requests[kind] = value
+            self._cond.notify()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._requests and not self._busy
+
+    def stop(self, timeout_ms: int = 30_000) -> bool:
+        """Ask the thread to finish (after the job in flight) and wait for it."""
+        with self._cond:
+            self._stop = True
+            self._requests.clear()
+            self._cond.notify()
+        return self.wait(timeout_ms)
+
+    def run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop and not self._requests:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                kind = next(k for k in self.handlers if k in self._requests)
+                value = self._requests.pop(kind)
+                self._busy = True
+            try:
+                self.handlers[kind](value)
+            except UserError as e:
+                self.on_error(str(e))
+            except Exception as e:  # keep the window alive; say what failed in one line
+                self.on_error(f"{kind} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            finally:
+                with self._cond:
+                    self._busy = False
+
+
+class ReconWorker(QObject):
+    """The model's side of the tab, off the UI thread, in two JobThreads: `heavy` loads a run's checkpoint (or just
+    a dataset) and samples its SDF on a dense grid, renders per-view maps and exports meshes; `fast` only
+    sphere-traces the dense SDF, so the view follows the mouse while a map or a mesh is being made. Newest
+    request first in each."""
 
     loaded = Signal(object)      # RunInfo
     traced = Signal(object)      # SDFFrame
@@ -252,68 +304,47 @@ class ReconWorker(QThread):
             except ImportError:
                 pass  # mesh export says what to install
         self.sdf_resolution = sdf_resolution
-        self._cond = threading.Condition()
-        self._stop = False
-        self._requests: dict[str, object] = {}
-        self.busy = False
         self.state: RunState | None = None
         self.dataset = None
         self.dataset_path: Path | None = None
-        self.sdf: DenseSDF | None = None
+        self.traced_sdf: tuple[DenseSDF, int] | None = None  # (dense SDF, checkpoint step), swapped whole
+        self.heavy = JobThread({"load": self._do_load, "maps": self._do_maps, "export": self._do_export},
+                               self.failed.emit)
+        self.fast = JobThread({"trace": self._do_trace}, self.failed.emit)
 
     # ---- UI thread
-    def _put(self, kind: str, value) -> None:
-        with self._cond:
-            self._requests[kind] = value
-            self._cond.notify()
-
-    def load_run(self, run: Path) -> None:
-        self._put("load", ("run", Path(run)))
-
-    def load_dataset(self, data: Path) -> None:
-        self._put("load", ("dataset", Path(data)))
-
-    def trace(self, job: TraceJob) -> None:
-        self._put("trace", job)
-
-    def render_maps(self, index: int) -> None:
-        self._put("maps", int(index))
-
-    def export(self, path: Path) -> None:
-        self._put("export", Path(path))
-
-    def idle(self) -> bool:
-        with self._cond:
-            return not self._requests and not self.busy
+    def start(self) -> None:
+        self.heavy.start()
+        self.fast.start()
 
     def stop(self, timeout_ms: int = 30_000) -> bool:
-        with self._cond:
-            self._stop = True
-            self._requests.clear()
-            self._cond.notify()
-        return self.wait(timeout_ms)
+        return self.fast.stop(timeout_ms) & self.heavy.stop(timeout_ms)
 
-    # ---- the thread
-    def run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stop and not self._requests:
-                    self._cond.wait()
-                if self._stop:
-                    return
-                kind = next(k for k in ("load", "trace", "maps", "export") if k in self._requests)
-                value = self._requests.pop(kind)
-                self.busy = True
-            try:
-                getattr(self, "_do_" + kind)(value)
-            except UserError as e:
-                self.failed.emit(str(e))
-            except Exception as e:  # keep the window alive; say what failed in one line
-                self.failed.emit(f"{kind} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-            finally:
-                with self._cond:
-                    self.busy = False
+    def is_running(self) -> bool:
+        return self.heavy.isRunning() and self.fast.isRunning()
 
+    def is_finished(self) -> bool:
+        return self.heavy.isFinished() and self.fast.isFinished()
+
+    def idle(self) -> bool:
+        return self.heavy.idle() and self.fast.idle()
+
+    def load_run(self, run: Path) -> None:
+        self.heavy.put("load", ("run", Path(run)))
+
+    def load_dataset(self, data: Path) -> None:
+        self.heavy.put("load", ("dataset", Path(data)))
+
+    def trace(self, job: TraceJob) -> None:
+        self.fast.put("trace", job)
+
+    def render_maps(self, index: int) -> None:
+        self.heavy.put("maps", int(index))
+
+    def export(self, path: Path) -> None:
+        self.heavy.put("export", Path(path))
+
+    # ---- the threads
     def _dataset_for(self, path: Path):
         path = Path(path).resolve()
         if self.dataset is None or self.dataset_path != path:
@@ -324,7 +355,7 @@ class ReconWorker(QThread):
         kind, path = what
         if kind == "dataset":
             ds = self._dataset_for(path)
-            self.state, self.sdf = None, None
+            self.state, self.traced_sdf = None, None
             train, test = ds.split()
             self.loaded.emit(self._info(path, ds, None, None, train, test))
             return
@@ -335,7 +366,8 @@ class ReconWorker(QThread):
         ds = self._dataset_for(Path(load_config_file(path / "config.yaml").data))
         state = load_run_state(path, dataset=ds)
         volume, _ = sdf_lattice(state.model.sdf, self.sdf_resolution + 1)
-        self.state, self.sdf = state, DenseSDF(torch.from_numpy(volume), [-1, -1, -1, 1, 1, 1])
+        self.state = state
+        self.traced_sdf = (DenseSDF(torch.from_numpy(volume), [-1, -1, -1, 1, 1, 1]), state.step)
         self.loaded.emit(self._info(path, ds, state.step, mtime, state.train_ids, state.test_ids))
 
     @staticmethod
@@ -346,16 +378,17 @@ class ReconWorker(QThread):
                        bool(np.median(np.linalg.norm(c2w[:, :3, 3], axis=1)) < 1.0))
 
     def _do_trace(self, job: TraceJob) -> None:
-        if self.sdf is None:
+        if self.traced_sdf is None:
             return
+        sdf, step = self.traced_sdf
         t0 = time.perf_counter()
         o, d = view_rays(job.to_world, job.fov_x, job.width, job.height)
-        r = self.sdf.sphere_trace(o, d, max_steps=256, eps=1e-3, step_scale=0.9)
+        r = sdf.sphere_trace(o, d, max_steps=256, eps=1e-3, step_scale=0.9)
         image = np.broadcast_to(BACKGROUND, (job.height * job.width, 3)).copy()
         if r.hit.any():
             p = o[r.hit] + r.t[r.hit, None] * d[r.hit]
-            image[r.hit.numpy()] = (shade_normals(self.sdf, p, d[r.hit]).clamp(0, 1) * 255 + 0.5).byte().numpy()
-        self.traced.emit(SDFFrame(job.generation, self.state.step, image.reshape(job.height, job.width, 3),
+            image[r.hit.numpy()] = (shade_normals(sdf, p, d[r.hit]).clamp(0, 1) * 255 + 0.5).byte().numpy()
+        self.traced.emit(SDFFrame(job.generation, step, image.reshape(job.height, job.width, 3),
                                   float(r.hit.float().mean()), time.perf_counter() - t0))
 
     def _do_maps(self, index: int) -> None:
@@ -484,6 +517,7 @@ class ReconTab(QWidget):
         self.loaded_mtime: float | None = None
         self.process: QProcess | None = None
         self._process_config: str | None = None
+        self._stopping = False
         self._ready_sent = False
 
         self.title = QLabel("no run")
@@ -641,6 +675,8 @@ class ReconTab(QWidget):
             self.view_box.clear()
             for i, name in enumerate(info.names):
                 self.view_box.addItem(f"{name} ({'held-out' if i in info.test_ids else 'train'})", i)
+            if info.train_ids:  # a training view first: it has a pixel-sampling map
+                self.view_box.setCurrentIndex(info.train_ids[0])
             self.view_box.blockSignals(False)
         self.update_frusta()
         if info.step is None:  # a dataset: no SDF yet, the cameras over an empty view
@@ -805,7 +841,7 @@ class ReconTab(QWidget):
             Path(self._process_config).unlink(missing_ok=True)
             self._process_config = None
         self.start_button.setEnabled(True)
-        if code != 0:
+        if code != 0 and not self._stopping:  # (an interrupt from shutdown() is not an error)
             line = err[-1] if err else f"radiant reconstruct exited with code {code}"
             self.error.emit(line.removeprefix("error: "))
         self.poll()
@@ -814,6 +850,7 @@ class ReconTab(QWidget):
         """Stops the worker thread and a reconstruction started here (SIGINT: it checkpoints, so
         `radiant reconstruct --resume` continues it)."""
         self.timer.stop()
+        self._stopping = True
         proc = self.process
         if proc is not None and proc.state() != QProcess.ProcessState.NotRunning:
             try:

@@ -102,9 +102,13 @@ def test_view_selector_switches_maps_and_heat_map_is_the_samplers(qtbot, window,
     ds = load_dataset(data)
     train, test = ds.split()
     tab = open_and_wait(qtbot, window, run)
+    assert tab.last_maps.index == train[0] and tab.last_maps.heat is not None  # a training view first
+    tab.view_box.setCurrentIndex(test[0])
+    qtbot.waitUntil(lambda: tab.last_maps.index == test[0], timeout=TIMEOUT_MS)
     held = tab.last_maps
-    assert held.index == test[0] == 0 and held.heat is None and "sampling" not in held.images
+    assert held.heat is None and "sampling" not in held.images  # never sampled
     assert set(held.images) == {"gt", "rgb", "depth", "normal", "depth_uncertainty", "normal_uncertainty"}
+    assert tab.map_labels["sampling"].pixmap().isNull() and "held-out" in tab.map_labels["sampling"].text()
     view = train[2]
     tab.view_box.setCurrentIndex(view)
     qtbot.waitUntil(lambda: tab.last_maps.index == view, timeout=TIMEOUT_MS)
@@ -169,9 +173,9 @@ def test_close_stops_the_recon_worker(qtbot, recon_run):
     qtbot.addWidget(w)
     w.show()
     tab = open_and_wait(qtbot, w, run)
-    assert tab.worker.isRunning()
+    assert tab.worker.is_running()
     w.close()
-    assert tab.worker.isFinished() and not tab.timer.isActive()
+    assert tab.worker.is_finished() and not tab.timer.isActive()
 
 
 def test_dataset_folder_starts_a_reconstruction_and_watches_it(qtbot, window, recon_run, tmp_path, monkeypatch):
@@ -183,15 +187,22 @@ def test_dataset_folder_starts_a_reconstruction_and_watches_it(qtbot, window, re
     qtbot.waitUntil(lambda: tab.info is not None, timeout=TIMEOUT_MS)
     assert tab.info.step is None and len(tab.sdf_view.frusta) == 8 and tab.start_panel.isVisible()
     assert not tab.export_button.isEnabled()
-    # Tiny settings for the test through the same --config file the viewer writes (checkpoint cadence).
-    monkeypatch.setattr("viewer.recon.live_config", lambda minutes: {**TINY_RUN, "minutes": minutes, "iters": 20})
+    # Tiny settings through the --config file the viewer writes, with a checkpoint every ~0.6 s.
+    monkeypatch.setattr("viewer.recon.live_config",
+                        lambda minutes: {**TINY_RUN, "minutes": minutes, "ckpt_minutes": 0.01})
     out = tmp_path / "run"
     tab.start_reconstruction(out, 5.0)
     assert tab.process is not None
-    qtbot.waitUntil(lambda: tab.process is None, timeout=120_000)
-    qtbot.waitUntil(lambda: tab.info.step == 20 and tab.last_frame is not None, timeout=TIMEOUT_MS)
-    assert (out / "mesh.ply").is_file() and len(tab.plot.rows) >= 2
-    assert tab.last_frame.hit_fraction > 0.05
+    # Watched while it trains: the first checkpoint's SDF shows, then a later one replaces it.
+    qtbot.waitUntil(lambda: tab.last_frame is not None, timeout=120_000)
+    first = tab.last_frame.step
+    qtbot.waitUntil(lambda: tab.last_frame.step > first, timeout=TIMEOUT_MS)
+    assert tab.process is not None and tab.export_button.isEnabled() and len(tab.plot.rows) >= 1
+    # Closing the window interrupts the run with a checkpoint (resumable), without an error dialog.
+    window.close()
+    assert tab.process is None and window.shown_errors == []
+    assert load_checkpoint(out / "ckpt" / "latest.pt")["step"] >= tab.last_frame.step
+    assert not (out / "mesh.ply").exists()
 
 
 def test_screenshot_of_a_run_shows_the_sdf_view(recon_run, tmp_path):
