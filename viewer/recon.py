@@ -40,6 +40,8 @@ from render.recon.report import heat_image, view_images
 from render.recon.run import RunState, load_run_state
 from render.recon.trainer import render_options
 
+from render.scene.transforms import look_at, rotate
+
 from .camera import OrbitCamera
 from .widgets import ImageView, to_qimage
 
@@ -54,6 +56,7 @@ BACKGROUND = np.array([38, 38, 42], dtype=np.uint8)
 MAP_KEYS = (("gt", "dataset RGB"), ("rgb", "rendered RGB"), ("depth", "depth"), ("normal", "normal"),
             ("depth_uncertainty", "depth uncertainty"), ("normal_uncertainty", "normal uncertainty"),
             ("sampling", "pixel-sampling probability"))
+HOME_PULLBACK, HOME_ELEVATION_DEG = 2.0, 30.0  # the first view of an object run (home_view)
 LIVE_CKPT_MINUTES = 0.25   # a run started from the viewer checkpoints this often, so the SDF view follows it
 
 
@@ -145,19 +148,22 @@ def frustum_points(c2w: np.ndarray, k: np.ndarray, width: int, height: int, dept
 
 
 FRUSTUM_EDGES = ((0, 1), (0, 2), (0, 3), (0, 4), (1, 2), (2, 3), (3, 4), (4, 1))
+EDGE_PIECES = 6
 
 
 def frustum_segments(to_world, fov_x, width, height, cams: np.ndarray, ks: np.ndarray, image_w: int, image_h: int,
-                     depth: float | None = None) -> list[np.ndarray]:
-    """Per dataset camera, its frustum's edges as 2D segments (S,2,2) in view pixels, clipped to the near plane
-    (S < 8 where edges pass behind the viewer; 0 when the whole frustum does)."""
+                     depth: float | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per dataset camera, its frustum's 8 edges as 2D segments in view pixels, each edge cut in EDGE_PIECES so
+    that the surface can hide part of it: (segments (S,2,2), view depth z of their midpoints (S,)), clipped to the
+    near plane (S < 8 * EDGE_PIECES where edges pass behind the viewer; 0 when the whole frustum does)."""
     m = np.asarray(to_world, dtype=np.float64)
     depth = frustum_depth(cams) if depth is None else depth
+    f = np.linspace(0.0, 1.0, EDGE_PIECES + 1)[:, None]
     out = []
     for c2w, k in zip(cams, ks):
         pts = frustum_points(c2w, k, image_w, image_h, depth)
         cam = (pts - m[:3, 3]) @ m[:3, :3]
-        segs = []
+        pieces = []
         for a, b in FRUSTUM_EDGES:
             pa, pb = cam[a], cam[b]
             if pa[2] < NEAR and pb[2] < NEAR:
@@ -166,11 +172,38 @@ def frustum_segments(to_world, fov_x, width, height, cams: np.ndarray, ks: np.nd
                 t = (NEAR - pa[2]) / (pb[2] - pa[2])
                 q = pa + t * (pb - pa)
                 pa, pb = (q, pb) if pa[2] < NEAR else (pa, q)
-            world = np.stack([pa, pb]) @ m[:3, :3].T + m[:3, 3]
-            uv, _ = project(m, fov_x, width, height, world)
-            segs.append(uv)
-        out.append(np.asarray(segs, dtype=np.float64).reshape(-1, 2, 2))
+            pieces.append(pa + f * (pb - pa))  # (EDGE_PIECES + 1, 3) along the edge
+        if not pieces:
+            out.append((np.zeros((0, 2, 2)), np.zeros(0)))
+            continue
+        along = np.stack(pieces)  # (E, P + 1, 3) camera space
+        uv, _ = project(m, fov_x, width, height, along.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3])
+        uv = uv.reshape(along.shape[0], -1, 2)
+        segs = np.stack([uv[:, :-1], uv[:, 1:]], 2).reshape(-1, 2, 2)
+        z = (0.5 * (along[:, :-1, 2] + along[:, 1:, 2])).reshape(-1)
+        out.append((segs, z))
     return out
+
+
+def dataset_fov_x(info: "RunInfo", index: int) -> float:
+    return math.degrees(2 * math.atan(info.width / 2 / info.intrinsics[index, 0, 0]))
+
+
+def home_view(info: "RunInfo") -> np.ndarray:
+    """The viewer's first camera. A room (cameras inside the unit sphere): the first dataset camera. An object:
+    the first camera's view pulled back to HOME_PULLBACK times its distance and raised HOME_ELEVATION_DEG above
+    it, looking at the centre with the camera's up, so that the object and the ring of cameras are in view."""
+    first = opencv_to_mitsuba(info.cam_to_world[0])
+    if info.inside_out:
+        return first
+    eye, up = first[:3, 3], first[:3, 1]
+    dist = float(np.linalg.norm(eye))
+    back = eye / max(dist, 1e-9)
+    side = np.cross(up, back)
+    if np.linalg.norm(side) < 1e-6:
+        return first
+    lift = rotate(side / np.linalg.norm(side), -HOME_ELEVATION_DEG)[:3, :3]
+    return look_at(lift @ back * dist * HOME_PULLBACK, np.zeros(3), up)
 
 
 def shade_normals(sdf: DenseSDF, points: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
@@ -216,6 +249,7 @@ class SDFFrame:
     generation: int
     step: int
     image: np.ndarray            # (H,W,3) uint8
+    depth: np.ndarray            # (H,W) float32 view depth z of the surface (inf: no hit), hides frusta behind it
     hit_fraction: float
     seconds: float
 
@@ -385,11 +419,14 @@ class ReconWorker(QObject):
         o, d = view_rays(job.to_world, job.fov_x, job.width, job.height)
         r = sdf.sphere_trace(o, d, max_steps=256, eps=1e-3, step_scale=0.9)
         image = np.broadcast_to(BACKGROUND, (job.height * job.width, 3)).copy()
+        forward = torch.from_numpy(np.asarray(job.to_world, dtype=np.float64)[:3, 2]).float()
+        z = torch.where(r.hit, r.t * (d @ forward), torch.full_like(r.t, math.inf))
         if r.hit.any():
             p = o[r.hit] + r.t[r.hit, None] * d[r.hit]
             image[r.hit.numpy()] = (shade_normals(sdf, p, d[r.hit]).clamp(0, 1) * 255 + 0.5).byte().numpy()
         self.traced.emit(SDFFrame(job.generation, step, image.reshape(job.height, job.width, 3),
-                                  float(r.hit.float().mean()), time.perf_counter() - t0))
+                                  z.reshape(job.height, job.width).numpy(), float(r.hit.float().mean()),
+                                  time.perf_counter() - t0))
 
     def _do_maps(self, index: int) -> None:
         s = self.state
@@ -469,14 +506,27 @@ class LossPlot(QWidget):
 
 class SDFView(ImageView):
     """The sphere-traced SDF, with the dataset cameras' frusta drawn over it (train white, held-out orange, the
-    selected view yellow)."""
+    selected view yellow; pieces behind the surface faint)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.frusta: list[np.ndarray] = []   # per dataset camera: (S,2,2) segments in image pixels
+        self.frusta: list[tuple[np.ndarray, np.ndarray]] = []  # per dataset camera: frustum_segments' pieces
         self.frustum_colors: list[QColor] = []
+        self.depth: np.ndarray | None = None  # the traced frame's view depth (H,W), same pixels as the frusta
         self.show_frusta = True
         self.setMinimumSize(400, 300)
+
+    def hidden(self, segs: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """(S,) bool: the segment's midpoint lies behind the traced surface."""
+        if self.depth is None or not len(z):
+            return np.zeros(len(z), dtype=bool)
+        h, w = self.depth.shape
+        mid = segs.mean(1)
+        u, v = np.floor(mid[:, 0]).astype(int), np.floor(mid[:, 1]).astype(int)
+        inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        surface = np.full(len(z), np.inf)
+        surface[inside] = self.depth[v[inside], u[inside]]
+        return surface < z * 0.99
 
     def paintEvent(self, event):
         super().paintEvent(event)
@@ -488,9 +538,11 @@ class SDFView(ImageView):
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.setClipRect(int(ox), int(oy), int(self.image.width() * s), int(self.image.height() * s))
-        for segs, color in zip(self.frusta, self.frustum_colors):
-            p.setPen(QPen(color, 1.5))
-            for a, b in segs:
+        for (segs, z), color in zip(self.frusta, self.frustum_colors):
+            faint = QColor(color)
+            faint.setAlpha(60)
+            for (a, b), behind in zip(segs, self.hidden(segs, z)):
+                p.setPen(QPen(faint if behind else color, 1.5))
                 p.drawLine(QPointF(ox + a[0] * s, oy + a[1] * s), QPointF(ox + b[0] * s, oy + b[1] * s))
         p.end()
 
@@ -533,6 +585,8 @@ class ReconTab(QWidget):
         self.plot = LossPlot()
         self.view_box = QComboBox()
         self.view_box.setToolTip("Dataset view whose maps are shown")
+        self.look_button = QPushButton("Look through")
+        self.look_button.setToolTip("Move the SDF view's camera to this dataset camera (its pose and field of view)")
         self.map_labels: dict[str, QLabel] = {}
         self.map_note = QLabel("")
         self.map_note.setWordWrap(True)
@@ -566,7 +620,8 @@ class ReconTab(QWidget):
         grid = QGridLayout(maps)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.addWidget(QLabel("view"), 0, 0)
-        grid.addWidget(self.view_box, 0, 1, 1, 3)
+        grid.addWidget(self.view_box, 0, 1, 1, 2)
+        grid.addWidget(self.look_button, 0, 3)
         for n, (key, caption) in enumerate(MAP_KEYS):
             label = QLabel()
             label.setMinimumSize(MAP_WIDTH, MAP_WIDTH * 3 // 4)
@@ -604,6 +659,7 @@ class ReconTab(QWidget):
         self.reset_button.clicked.connect(self.reset_camera)
         self.export_button.clicked.connect(self.export_dialog)
         self.view_box.currentIndexChanged.connect(self._view_changed)
+        self.look_button.clicked.connect(lambda: self.look_through(self.view_box.currentData()))
         self.start_button.clicked.connect(self._start_clicked)
         v = self.sdf_view
         v.orbit.connect(lambda dx, dy: self._move("orbit", dx, dy))
@@ -647,6 +703,9 @@ class ReconTab(QWidget):
                                   else "no metrics yet")
         if self.info is not None and self.info.step is not None:
             text += f"  |  SDF of checkpoint step {self.info.step}"
+            if self.last_frame is not None:
+                h, w = self.last_frame.image.shape[:2]
+                text += f" ({w}x{h} sphere-traced in {1000 * self.last_frame.seconds:.0f} ms)"
         if self.process is not None:
             text += "  |  training (started here)"
         self.title.setText(text)
@@ -668,9 +727,7 @@ class ReconTab(QWidget):
             self.loaded_mtime = max(self.loaded_mtime or 0.0, info.ckpt_mtime)
         self.export_button.setEnabled(info.step is not None)
         if first or self.camera is None:
-            fov_x = math.degrees(2 * math.atan(info.width / 2 / info.intrinsics[0, 0, 0]))
-            # The first dataset camera, orbiting about the unit sphere's centre (objects) / looking from it (rooms).
-            self.camera = OrbitCamera(opencv_to_mitsuba(info.cam_to_world[0]), fov_x, center=np.zeros(3))
+            self.camera = OrbitCamera(home_view(info), dataset_fov_x(info, 0), center=np.zeros(3))
             self.view_box.blockSignals(True)
             self.view_box.clear()
             for i, name in enumerate(info.names):
@@ -694,8 +751,12 @@ class ReconTab(QWidget):
     def _on_traced(self, frame: SDFFrame) -> None:
         if self.last_frame is not None and frame.generation < self.last_frame.generation:
             return
+        first = self.last_frame is None
         self.last_frame = frame
+        self.sdf_view.depth = frame.depth
         self.sdf_view.set_image(to_qimage(frame.image))
+        if first:
+            self.poll()
         self.ready_check()
 
     def _on_maps(self, maps: ViewMaps) -> None:
@@ -768,9 +829,22 @@ class ReconTab(QWidget):
 
     def reset_camera(self) -> None:
         if self.camera is not None:
+            self.camera.fov_x = dataset_fov_x(self.info, 0)
             self.camera.reset()
             self.update_frusta()
             self.request_trace()
+
+    def look_through(self, index) -> None:
+        """The SDF view from dataset camera `index` (Reset camera goes back to the first view)."""
+        if self.camera is None or index is None:
+            return
+        home = self.camera.home
+        self.camera.home = opencv_to_mitsuba(self.info.cam_to_world[index])
+        self.camera.fov_x = dataset_fov_x(self.info, index)
+        self.camera.reset()
+        self.camera.home = home
+        self.update_frusta()
+        self.request_trace()
 
     def _toggle_frusta(self, on: bool) -> None:
         self.sdf_view.show_frusta = on
