@@ -771,8 +771,10 @@ class ReconTab(QWidget):
             label.setPixmap(pix.scaled(MAP_WIDTH, MAP_WIDTH * 3 // 4, Qt.AspectRatioMode.KeepAspectRatio,
                                        Qt.TransformationMode.FastTransformation))
         name = self.info.names[maps.index] if self.info else str(maps.index)
+        uniform = maps.heat is not None and np.ptp(maps.heat) <= 1e-9 * maps.heat.max()
         self.map_note.setText(f"view {name}, checkpoint step {maps.step}: PSNR {maps.psnr:.2f} dB; sampling "
-                              "P = (1 - r) U / sum U + r / N over cells of the uncertainty map (DebSDF)")
+                              "P = (1 - r) U / sum U + r / N over cells of the uncertainty map (DebSDF)"
+                              + ("; uniform so far (no refresh yet)" if uniform else ""))
         self.ready_check()
 
     def ready_check(self) -> None:

@@ -73,8 +73,16 @@ def view_images(model, grid, dataset, index: int, opts, scale: float) -> tuple[d
 
 
 def heat_image(heat: np.ndarray, upscale: int = 4) -> np.ndarray:
-    """A sampler heat map (gh, gw) of probabilities as an (H,W,3) uint8 inferno image, `upscale` pixels per cell."""
-    return np.kron(_colormap(heat, "inferno"), np.ones((upscale, upscale, 1), dtype=np.uint8))
+    """A sampler heat map (gh, gw) of probabilities as an (H,W,3) uint8 inferno image, `upscale` pixels per cell
+    (a uniform map, before the first refresh, is the colormap's middle, not its black)."""
+    if np.ptp(heat) <= 1e-9 * np.abs(heat).max():
+        import matplotlib
+
+        mid = (np.asarray(matplotlib.colormaps["inferno"](0.5)[:3]) * 255).astype(np.uint8)
+        rgb = np.broadcast_to(mid, heat.shape + (3,))
+    else:
+        rgb = _colormap(heat, "inferno")
+    return np.kron(rgb, np.ones((upscale, upscale, 1), dtype=np.uint8))
 
 
 def write_report(trainer, run_dir: Path, summary: dict) -> Path:
