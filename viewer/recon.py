@@ -36,7 +36,7 @@ from render.kernels.build import load as load_kernels
 from render.kernels.sdf import DenseSDF
 from render.recon.dataset import load_dataset
 from render.recon.mesh import export_mesh, sdf_lattice
-from render.recon.report import heat_image, view_images
+from render.recon.report import dataset_rgb, heat_image, view_images
 from render.recon.run import RunState, load_run_state
 from render.recon.trainer import render_options
 
@@ -257,7 +257,7 @@ class SDFFrame:
 @dataclass
 class ViewMaps:
     index: int
-    step: int
+    step: int | None             # None: a dataset without a run (its image only)
     images: dict                 # name -> (h,w,3) uint8 (MAP_KEYS); "sampling" missing for held-out views
     heat: np.ndarray | None      # (gh, gw) the sampler's probabilities for this view (None: held-out view)
     psnr: float
@@ -430,7 +430,11 @@ class ReconWorker(QObject):
 
     def _do_maps(self, index: int) -> None:
         s = self.state
-        if s is None:
+        if s is None:  # a dataset without a run: its image only
+            if self.dataset is not None:
+                scale = min(1.0, MAP_WIDTH / self.dataset.width)
+                rgb = (dataset_rgb(self.dataset, index, scale).clamp(0, 1) * 255 + 0.5).byte().numpy()
+                self.maps.emit(ViewMaps(index, None, {"gt": rgb}, None, math.nan))
             return
         scale = min(1.0, MAP_WIDTH / s.dataset.width)
         images, psnr = view_images(s.model, s.grid, s.dataset, index, render_options(s.config), scale)
@@ -736,9 +740,9 @@ class ReconTab(QWidget):
                 self.view_box.setCurrentIndex(info.train_ids[0])
             self.view_box.blockSignals(False)
         self.update_frusta()
-        if info.step is None:  # a dataset: no SDF yet, the cameras over an empty view
+        if info.step is None:  # a dataset: no SDF yet, the cameras over an empty view, the dataset's images
             self._show_empty()
-            self.ready_check()
+            self.request_maps()
             return
         self.request_trace()
         self.request_maps()
@@ -765,12 +769,17 @@ class ReconTab(QWidget):
             img = maps.images.get(key)
             if img is None:
                 label.setPixmap(QPixmap())
-                label.setText("held-out view:\nnever sampled" if key == "sampling" else "")
+                label.setText("held-out view:\nnever sampled" if key == "sampling" and maps.step is not None
+                              else "")
                 continue
             pix = QPixmap.fromImage(to_qimage(img))
             label.setPixmap(pix.scaled(MAP_WIDTH, MAP_WIDTH * 3 // 4, Qt.AspectRatioMode.KeepAspectRatio,
                                        Qt.TransformationMode.FastTransformation))
         name = self.info.names[maps.index] if self.info else str(maps.index)
+        if maps.step is None:
+            self.map_note.setText(f"view {name}: the dataset's image; the model's maps come with a checkpoint")
+            self.ready_check()
+            return
         uniform = maps.heat is not None and np.ptp(maps.heat) <= 1e-9 * maps.heat.max()
         self.map_note.setText(f"view {name}, checkpoint step {maps.step}: PSNR {maps.psnr:.2f} dB; sampling "
                               "P = (1 - r) U / sum U + r / N over cells of the uncertainty map (DebSDF)"
@@ -778,8 +787,8 @@ class ReconTab(QWidget):
         self.ready_check()
 
     def ready_check(self) -> None:
-        done = self.info is not None and (self.info.step is None or (self.last_frame is not None
-                                                                    and self.last_maps is not None))
+        done = self.info is not None and self.last_maps is not None and \
+            (self.info.step is None or self.last_frame is not None)
         if done and not self._ready_sent:
             self._ready_sent = True
             self.ready.emit()
@@ -804,7 +813,7 @@ class ReconTab(QWidget):
         self.worker.trace(TraceJob(self.generation, self.camera.to_world, self.camera.fov_x, w, h))
 
     def request_maps(self) -> None:
-        if self.info is not None and self.info.step is not None and self.view_box.count():
+        if self.info is not None and self.view_box.count():
             self.worker.render_maps(int(self.view_box.currentData()))
 
     def update_frusta(self) -> None:

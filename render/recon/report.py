@@ -57,19 +57,24 @@ def view_images(model, grid, dataset, index: int, opts, scale: float) -> tuple[d
     rgb, depth (turbo), normal (camera frame, OpenGL colours), depth/normal uncertainty (magma); and the PSNR of
     rgb against gt (dB). The report's held-out rows and the viewer's per-view maps."""
     out = render_image(model, grid, dataset, index, opts, scale)
-    h, w = out["rgb"].shape[:2]
-    gt = torch.nn.functional.interpolate(dataset.images[index].permute(2, 0, 1)[None], size=(h, w),
-                                         mode="area")[0]
+    gt = dataset_rgb(dataset, index, scale)
     images = {
-        "gt": _u8(gt.permute(1, 2, 0).numpy()),
+        "gt": _u8(gt.numpy()),
         "rgb": _u8(out["rgb"].numpy()),
         "depth": _colormap(out["depth"].numpy(), "turbo"),
         "normal": _u8((torch.nn.functional.normalize(out["normal"], dim=-1).numpy() * [1, -1, -1] + 1) / 2),
         "depth_uncertainty": _colormap(out["uncertainty"][..., 0].numpy(), "magma"),
         "normal_uncertainty": _colormap(out["uncertainty"][..., 1].numpy(), "magma"),
     }
-    psnr = float(-10 * torch.log10(((out["rgb"] - gt.permute(1, 2, 0)) ** 2).mean().clamp(min=1e-10)))
+    psnr = float(-10 * torch.log10(((out["rgb"] - gt) ** 2).mean().clamp(min=1e-10)))
     return images, psnr
+
+
+def dataset_rgb(dataset, index: int, scale: float) -> torch.Tensor:
+    """(h,w,3) float the dataset's image `index` area-downsampled to render_image's size at `scale`."""
+    h, w = int(dataset.height * scale), int(dataset.width * scale)
+    img = dataset.images[index].permute(2, 0, 1)[None]
+    return torch.nn.functional.interpolate(img, size=(h, w), mode="area")[0].permute(1, 2, 0)
 
 
 def heat_image(heat: np.ndarray, upscale: int = 4) -> np.ndarray:

@@ -194,6 +194,10 @@ def test_dataset_folder_starts_a_reconstruction_and_watches_it(qtbot, window, re
     qtbot.waitUntil(lambda: tab.info is not None, timeout=TIMEOUT_MS)
     assert tab.info.step is None and len(tab.sdf_view.frusta) == 8 and tab.start_panel.isVisible()
     assert not tab.export_button.isEnabled()
+    qtbot.waitUntil(lambda: tab.last_maps is not None, timeout=TIMEOUT_MS)  # the dataset's image of the view
+    ds = load_dataset(data)
+    assert list(tab.last_maps.images) == ["gt"] and np.array_equal(
+        tab.last_maps.images["gt"], (ds.images[tab.last_maps.index].numpy() * 255 + 0.5).astype(np.uint8))
     # Tiny settings through the --config file the viewer writes, with a checkpoint every ~0.6 s.
     monkeypatch.setattr("viewer.recon.live_config",
                         lambda minutes: {**TINY_RUN, "minutes": minutes, "ckpt_minutes": 0.01})
@@ -222,3 +226,9 @@ def test_screenshot_of_a_run_shows_the_sdf_view(recon_run, tmp_path):
     left = img[:, : img.shape[1] // 2]  # the SDF view's side of the window
     colourful = (left.max(-1) - left.min(-1)) > 60  # normal shading; frusta, controls and background are grey
     assert colourful.sum() > 2000
+    # A dataset folder: its cameras (white frusta) over the empty view, and the start panel.
+    data, _ = recon_run
+    shot = tmp_path / "data.png"
+    assert main(["view", str(data), "--screenshot", str(shot)]) == 0
+    left = iio.imread(shot)[..., :3].astype(int)[100:700, : img.shape[1] // 2]
+    assert ((left.min(-1) > 200) & (left.max(-1) - left.min(-1) < 30)).sum() > 100  # white lines
