@@ -34,12 +34,12 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 from render.errors import UserError
 from render.kernels.build import load as load_kernels
 from render.kernels.sdf import DenseSDF
+from render.recon.config import load_config_file
 from render.recon.dataset import load_dataset
 from render.recon.mesh import export_mesh, sdf_lattice
 from render.recon.report import dataset_rgb, heat_image, view_images
 from render.recon.run import RunState, load_run_state
 from render.recon.trainer import render_options
-
 from render.scene.transforms import look_at, rotate
 
 from .camera import OrbitCamera
@@ -252,6 +252,7 @@ class SDFFrame:
     depth: np.ndarray            # (H,W) float32 view depth z of the surface (inf: no hit), hides frusta behind it
     hit_fraction: float
     seconds: float
+    fine: bool = True            # traced on the full SDF grid (not the first coarse look)
 
 
 @dataclass
@@ -261,6 +262,10 @@ class ViewMaps:
     images: dict                 # name -> (h,w,3) uint8 (MAP_KEYS); "sampling" missing for held-out views
     heat: np.ndarray | None      # (gh, gw) the sampler's probabilities for this view (None: held-out view)
     psnr: float
+
+
+class Cancelled(Exception):
+    """Raised inside a job when its thread is asked to stop (the window closes): the job ends quietly."""
 
 
 class JobThread(QThread):
@@ -292,6 +297,10 @@ class JobThread(QThread):
             self._cond.notify()
         return self.wait(timeout_ms)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop
+
     def run(self) -> None:
         while True:
             with self._cond:
@@ -304,6 +313,8 @@ class JobThread(QThread):
                 self._busy = True
             try:
                 self.handlers[kind](value)
+            except Cancelled:
+                pass
             except UserError as e:
                 self.on_error(str(e))
             except Exception as e:  # keep the window alive; say what failed in one line
@@ -320,6 +331,7 @@ class ReconWorker(QObject):
     request first in each."""
 
     loaded = Signal(object)      # RunInfo
+    refined = Signal(int)        # the dense SDF of this checkpoint step is now at full resolution
     traced = Signal(object)      # SDFFrame
     maps = Signal(object)        # ViewMaps
     exported = Signal(str, object)  # path, {"vertices", "faces"}
@@ -341,7 +353,8 @@ class ReconWorker(QObject):
         self.state: RunState | None = None
         self.dataset = None
         self.dataset_path: Path | None = None
-        self.traced_sdf: tuple[DenseSDF, int] | None = None  # (dense SDF, checkpoint step), swapped whole
+        self.traced_sdf: tuple[DenseSDF, int, bool] | None = None  # (dense SDF, checkpoint step, full grid)
+        self.run_path: Path | None = None
         self.heavy = JobThread({"load": self._do_load, "maps": self._do_maps, "export": self._do_export},
                                self.failed.emit)
         self.fast = JobThread({"trace": self._do_trace}, self.failed.emit)
@@ -393,16 +406,30 @@ class ReconWorker(QObject):
             train, test = ds.split()
             self.loaded.emit(self._info(path, ds, None, None, train, test))
             return
-        from render.recon.config import load_config_file
-
         ckpt = path / "ckpt" / "latest.pt"
         mtime = ckpt.stat().st_mtime if ckpt.is_file() else None
         ds = self._dataset_for(Path(load_config_file(path / "config.yaml").data))
         state = load_run_state(path, dataset=ds)
-        volume, _ = sdf_lattice(state.model.sdf, self.sdf_resolution + 1)
-        self.state = state
-        self.traced_sdf = (DenseSDF(torch.from_numpy(volume), [-1, -1, -1, 1, 1, 1]), state.step)
-        self.loaded.emit(self._info(path, ds, state.step, mtime, state.train_ids, state.test_ids))
+        first = self.traced_sdf is None or self.run_path != path
+        self.state, self.run_path = state, path
+        # A first look from a grid half as fine (~8x fewer SDF evaluations), then the full grid; a reload of the
+        # same run (a newer checkpoint) keeps showing the previous SDF until the full grid is ready.
+        for resolution in ((self.sdf_resolution // 2, self.sdf_resolution) if first else (self.sdf_resolution,)):
+            volume, _ = sdf_lattice(self._cancellable(state.model.sdf), resolution + 1)
+            fine = resolution == self.sdf_resolution
+            self.traced_sdf = (DenseSDF(torch.from_numpy(volume), [-1, -1, -1, 1, 1, 1]), state.step, fine)
+            if fine and first:
+                self.refined.emit(state.step)
+            else:
+                self.loaded.emit(self._info(path, ds, state.step, mtime, state.train_ids, state.test_ids))
+
+    def _cancellable(self, sdf_fn):
+        """sdf_fn that gives up (Cancelled) between chunks once the heavy thread is asked to stop."""
+        def fn(points):
+            if self.heavy.stopping:
+                raise Cancelled
+            return sdf_fn(points)
+        return fn
 
     @staticmethod
     def _info(source, ds, step, mtime, train, test) -> RunInfo:
@@ -414,7 +441,7 @@ class ReconWorker(QObject):
     def _do_trace(self, job: TraceJob) -> None:
         if self.traced_sdf is None:
             return
-        sdf, step = self.traced_sdf
+        sdf, step, fine = self.traced_sdf
         t0 = time.perf_counter()
         o, d = view_rays(job.to_world, job.fov_x, job.width, job.height)
         r = sdf.sphere_trace(o, d, max_steps=256, eps=1e-3, step_scale=0.9)
@@ -426,7 +453,7 @@ class ReconWorker(QObject):
             image[r.hit.numpy()] = (shade_normals(sdf, p, d[r.hit]).clamp(0, 1) * 255 + 0.5).byte().numpy()
         self.traced.emit(SDFFrame(job.generation, step, image.reshape(job.height, job.width, 3),
                                   z.reshape(job.height, job.width).numpy(), float(r.hit.float().mean()),
-                                  time.perf_counter() - t0))
+                                  time.perf_counter() - t0, fine))
 
     def _do_maps(self, index: int) -> None:
         s = self.state
@@ -653,6 +680,7 @@ class ReconTab(QWidget):
 
         self.worker = ReconWorker(sdf_resolution)
         self.worker.loaded.connect(self._on_loaded)
+        self.worker.refined.connect(lambda _step: self.request_trace())
         self.worker.traced.connect(self._on_traced)
         self.worker.maps.connect(self._on_maps)
         self.worker.exported.connect(self._on_exported)
@@ -788,7 +816,7 @@ class ReconTab(QWidget):
 
     def ready_check(self) -> None:
         done = self.info is not None and self.last_maps is not None and \
-            (self.info.step is None or self.last_frame is not None)
+            (self.info.step is None or (self.last_frame is not None and self.last_frame.fine))
         if done and not self._ready_sent:
             self._ready_sent = True
             self.ready.emit()

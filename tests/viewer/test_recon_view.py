@@ -37,7 +37,9 @@ def open_and_wait(qtbot, w, folder):
     w.open_scene(folder)
     tab = w.recon_tab
     assert w.tabs.currentWidget() is tab
-    qtbot.waitUntil(lambda: tab.last_frame is not None and tab.last_maps is not None, timeout=TIMEOUT_MS)
+    # (the first frame comes from a coarser grid; the full one follows)
+    qtbot.waitUntil(lambda: tab.last_frame is not None and tab.last_frame.fine and tab.last_maps is not None,
+                    timeout=TIMEOUT_MS)
     return tab
 
 
