@@ -705,11 +705,17 @@ class ReconTab(QWidget):
     def open_run(self, run: Path) -> None:
         self.run, self.offset, self.plot.rows = Path(run), 0, []
         self.loaded_mtime = None
+        if self.process is None:  # a run opened by the user, not the one started here from a dataset
+            self.data = None
+            self.start_panel.hide()
         self.poll()
         self.timer.start()
 
     def open_dataset(self, data: Path) -> None:
         """A dataset folder: its cameras, and the panel that starts `radiant reconstruct` on it."""
+        self.timer.stop()
+        self.run, self.plot.rows = None, []
+        self.plot.update()
         self.data = Path(data)
         self.title.setText(f"dataset {self.data}: start a reconstruction below")
         out = self.data.parent / f"{self.data.name}_run"

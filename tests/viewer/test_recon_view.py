@@ -176,6 +176,19 @@ def test_newer_checkpoint_is_reloaded_live(qtbot, window, recon_run, tmp_path):
     assert tab.info.step == 31 and tab.last_frame.hit_fraction < 0.7 * before.hit_fraction
 
 
+def test_switching_between_a_run_and_a_dataset(qtbot, window, recon_run):
+    data, run = recon_run
+    tab = open_and_wait(qtbot, window, run)
+    assert not tab.start_panel.isVisibleTo(tab) and tab.export_button.isEnabled()
+    window.open_scene(data)
+    qtbot.waitUntil(lambda: tab.info.step is None, timeout=TIMEOUT_MS)
+    assert tab.run is None and not tab.timer.isActive() and tab.start_panel.isVisibleTo(tab)
+    assert not tab.export_button.isEnabled() and tab.plot.rows == []
+    window.open_scene(run)
+    qtbot.waitUntil(lambda: tab.info.step == 30, timeout=TIMEOUT_MS)
+    assert not tab.start_panel.isVisibleTo(tab) and tab.export_button.isEnabled() and tab.plot.rows
+
+
 def test_close_stops_the_recon_worker(qtbot, recon_run):
     _, run = recon_run
     w = ViewerWindow(recon_options=SMALL)
