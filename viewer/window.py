@@ -226,6 +226,9 @@ class ViewerWindow(QMainWindow):
         self.request_render()
 
     def reset_camera(self) -> None:
+        if self.recon_tab is not None and self.tabs.currentWidget() is self.recon_tab:
+            self.recon_tab.reset_camera()  # View > Reset camera (R) acts on the tab on screen
+            return
         if self.camera is not None:
             self.camera.reset()
             self.request_render()

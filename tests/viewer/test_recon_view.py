@@ -69,7 +69,7 @@ def test_sdf_view_shows_the_sphere_and_follows_a_drag(qtbot, window, recon_run):
     moved = wait_frame(qtbot, tab)
     assert moved.generation > first.generation
     assert np.abs(moved.image.astype(int) - img).mean() > 1.0
-    tab.reset_camera()
+    window.reset_camera()  # View > Reset camera (R) on the recon tab
     assert np.array_equal(tab.camera.to_world, home)
     assert np.array_equal(wait_frame(qtbot, tab).image, img)  # same view, same checkpoint: the same picture
 
