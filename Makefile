@@ -58,9 +58,10 @@ demo: sysdeps $(VENV)/.installed-bench $(VENV)/.installed-viewer
 	$(VENV)/bin/radiant make-dataset scenes/object/object.xml --orbit --views 24 --width 160 --height 120 --out out/recon/object-data --force
 	$(VENV)/bin/radiant reconstruct out/recon/object-data --out out/recon/object-run --iters 1500 --force
 	$(VENV)/bin/radiant evaluate out/recon/object-run/mesh.ply out/recon/object-data/gt.ply --data out/recon/object-data --json out/recon/object-eval.json --force
+	$(VENV)/bin/radiant view out/recon/object-run --screenshot out/viewer_recon.png --force
 	@echo "results under out/: cbox.exr (+ AOVs), cbox.png, spheres.png, lights.png, materials_neural.png, viewer.png,"
-	@echo "  bench/rays.jsonl, recon/object-run/{mesh.ply,report.html}, recon/object-eval.json (1500 steps, 3-6 minutes)"
-	@echo "interactive: $(VENV)/bin/radiant view scenes/cbox/cbox.xml"
+	@echo "  bench/rays.jsonl, recon/object-run/{mesh.ply,report.html}, recon/object-eval.json (1500 steps, 3-6 minutes), viewer_recon.png"
+	@echo "interactive: $(VENV)/bin/radiant view scenes/cbox/cbox.xml, $(VENV)/bin/radiant view out/recon/object-run"
 
 test: sysdeps sysdeps-xvfb $(VENV)/.installed-test
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)

@@ -230,8 +230,9 @@ def bake_material_cmd(
 
 @app.command("view")
 def view_cmd(
-    path: Path = typer.Argument(..., help="Mitsuba 3 XML scene file, or a reconstruction run folder (live loss "
-                                          "curves)."),
+    path: Path = typer.Argument(..., help="Mitsuba 3 XML scene file, a reconstruction run folder (watched live: "
+                                          "losses, SDF, cameras, maps, mesh export) or a dataset folder (start a "
+                                          "reconstruction)."),
     screenshot: Optional[Path] = typer.Option(None, "--screenshot", help="Render the window offscreen to this PNG "
                                                                          "and exit (docs, tests)."),
     spp: Optional[int] = typer.Option(None, help="Stop accumulating at this spp (default 65536; with --screenshot: "
@@ -243,7 +244,8 @@ def view_cmd(
     force: bool = typer.Option(False, help="Overwrite an existing --screenshot file."),
     allow_outside: bool = typer.Option(False, "--allow-outside", help="Let the scene reference files outside its folder."),
 ):
-    """Open a scene in the desktop viewer: progressive path tracing, orbit/pan/zoom, AOVs, exposure, save."""
+    """Open a scene in the desktop viewer (progressive path tracing, orbit/pan/zoom, AOVs, exposure, save), or a
+    reconstruction run / dataset in its reconstruction tab."""
     from .progressive import check_device
     from .render import parse_defines
 

@@ -7,106 +7,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence, QPainter
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
-                               QMessageBox, QPushButton, QSizePolicy, QTabWidget, QVBoxLayout, QWidget)
+                               QMessageBox, QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
 from render.core.image import TONEMAPS, aov_display, to_8bit, tonemap, write_exr, write_png
 from render.errors import UserError
 
 from .camera import OrbitCamera
-from .recon import ReconTab, is_run_folder
+from .recon import ReconTab, is_dataset_folder, is_run_folder
+from .widgets import ImageView, qimage_to_array, to_qimage
 from .worker import Frame, Job, RenderWorker, SceneInfo
 
 AOVS = ("color", "albedo", "normal", "depth")
 DEFAULT_MAX_SPP = 1 << 16
-KEY_ORBIT_PX, KEY_PAN_PX = 20.0, 10.0
-
-
-def to_qimage(rgb8: np.ndarray) -> QImage:
-    h, w, _ = rgb8.shape
-    data = np.ascontiguousarray(rgb8)
-    return QImage(data.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()  # copy: own the pixels
-
-
-def qimage_to_array(image: QImage) -> np.ndarray:
-    """(H,W,3) uint8 of a QImage."""
-    img = image.convertToFormat(QImage.Format.Format_RGB888)
-    h, w, stride = img.height(), img.width(), img.bytesPerLine()
-    return np.frombuffer(img.constBits(), np.uint8, count=h * stride).reshape(h, stride)[:, :3 * w] \
-        .reshape(h, w, 3).copy()
-
-
-class ImageView(QWidget):
-    """Shows the current frame (scaled to fit, aspect kept) and turns mouse/keys into camera moves:
-    left drag orbit, right/middle or shift+left drag pan, wheel zoom; arrows orbit, shift+arrows pan, +/- zoom."""
-
-    orbit = Signal(float, float)
-    pan = Signal(float, float)
-    zoom = Signal(float)
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.image: QImage | None = None
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setMinimumSize(64, 64)
-        self._last: QPointF | None = None
-        self._panning = False
-
-    def set_image(self, image: QImage) -> None:
-        self.image = image
-        self.update()
-
-    def image_scale(self) -> float:
-        """Widget pixels per image pixel (mouse drags are converted to image pixels with it)."""
-        if self.image is None or self.image.width() == 0:
-            return 1.0
-        return min(self.width() / self.image.width(), self.height() / self.image.height())
-
-    def paintEvent(self, event):
-        p = QPainter(self)
-        p.fillRect(self.rect(), Qt.GlobalColor.black)
-        if self.image is not None:
-            s = self.image_scale()
-            w, h = self.image.width() * s, self.image.height() * s
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, s < 1)
-            p.drawImage(QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h), self.image)
-        p.end()
-
-    def mousePressEvent(self, event):
-        self.setFocus()
-        self._last = event.position()
-        self._panning = event.button() in (Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton) or \
-            bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
-
-    def mouseMoveEvent(self, event):
-        if self._last is None:
-            return
-        d = (event.position() - self._last) / self.image_scale()
-        self._last = event.position()
-        (self.pan if self._panning else self.orbit).emit(d.x(), d.y())
-
-    def mouseReleaseEvent(self, event):
-        self._last = None
-
-    def wheelEvent(self, event):
-        self.zoom.emit(event.angleDelta().y() / 120.0)
-
-    def keyPressEvent(self, event):
-        k, shift = event.key(), bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
-        arrows = {Qt.Key.Key_Left: (-1, 0), Qt.Key.Key_Right: (1, 0), Qt.Key.Key_Up: (0, -1), Qt.Key.Key_Down: (0, 1)}
-        if k in arrows:
-            dx, dy = arrows[k]
-            step = KEY_PAN_PX if shift else KEY_ORBIT_PX
-            (self.pan if shift else self.orbit).emit(dx * step, dy * step)
-        elif k in (Qt.Key.Key_Plus, Qt.Key.Key_Equal, Qt.Key.Key_PageUp):
-            self.zoom.emit(1.0)
-        elif k in (Qt.Key.Key_Minus, Qt.Key.Key_PageDown):
-            self.zoom.emit(-1.0)
-        else:
-            super().keyPressEvent(event)
 
 
 class RenderTab(QWidget):
@@ -152,9 +67,11 @@ class ViewerWindow(QMainWindow):
 
     def __init__(self, device: str = "cpu", width: int | None = None, height: int | None = None,
                  params: dict | None = None, allow_outside: bool = False, max_spp: int | None = None,
-                 screenshot: Path | None = None, force: bool = False, poll_ms: int = 1000):
+                 screenshot: Path | None = None, force: bool = False, poll_ms: int = 1000,
+                 recon_options: dict | None = None):
         super().__init__()
         self.poll_ms = poll_ms
+        self.recon_options = recon_options or {}  # ReconTab keywords (tests: a coarser SDF grid, a smaller view)
         self.recon_tab: ReconTab | None = None  # added when a run folder is opened
         self.setWindowTitle("Radiant")
         self.spp_flag = max_spp
@@ -213,27 +130,47 @@ class ViewerWindow(QMainWindow):
 
     # ---- scene
     def open_scene(self, path) -> None:
-        """A Mitsuba scene (render tab) or a reconstruction run folder (reconstruction tab)."""
+        """A Mitsuba scene (render tab), a reconstruction run folder or a dataset folder (reconstruction tab)."""
         path = Path(path)
         if path.is_dir():
             if is_run_folder(path):
                 self.open_run(path)
+            elif is_dataset_folder(path):
+                self.open_dataset(path)
             else:
-                self._on_failed(f"{path}: a folder, but not a reconstruction run (no config.yaml or metrics.jsonl)")
+                self._on_failed(f"{path}: a folder, but not a reconstruction run (no config.yaml or metrics.jsonl) "
+                                "nor a dataset (no cameras.npz or transforms.json)")
             return
         self.loading = True
         self.tabs.setCurrentWidget(self.render_tab)
         self.status.setText(f"loading {path}…")
         self.worker.load(path)
 
-    def open_run(self, run: Path) -> None:
+    def _recon(self) -> ReconTab:
         if self.recon_tab is None:
-            self.recon_tab = ReconTab(poll_ms=self.poll_ms)
+            self.recon_tab = ReconTab(poll_ms=self.poll_ms, **self.recon_options)
+            self.recon_tab.error.connect(self._on_failed)
+            self.recon_tab.ready.connect(self._recon_ready)
             self.tabs.addTab(self.recon_tab, "Reconstruction")
+            if self.screenshot is not None:
+                self.resize(1280, 800)
         self.tabs.setCurrentWidget(self.recon_tab)
-        self.recon_tab.open_run(run)
+        return self.recon_tab
+
+    def open_run(self, run: Path) -> None:
+        tab = self._recon()
+        tab.open_run(run)
         self.setWindowTitle(f"Radiant: {run.name}")
-        self.status.setText(f"run {run}: loss curves, re-read every {self.poll_ms / 1000:g} s")
+        self.status.setText(f"run {run}: loss curves and checkpoint re-read every {self.poll_ms / 1000:g} s")
+        if self.screenshot is not None and not tab.has_checkpoint():
+            QTimer.singleShot(0, self._take_screenshot)  # loss curves only: nothing else will come
+
+    def open_dataset(self, data: Path) -> None:
+        self._recon().open_dataset(data)
+        self.setWindowTitle(f"Radiant: {data.name}")
+        self.status.setText(f"dataset {data}: start a reconstruction to watch it train")
+
+    def _recon_ready(self) -> None:
         if self.screenshot is not None:
             QTimer.singleShot(0, self._take_screenshot)
 
@@ -289,6 +226,9 @@ class ViewerWindow(QMainWindow):
         self.request_render()
 
     def reset_camera(self) -> None:
+        if self.recon_tab is not None and self.tabs.currentWidget() is self.recon_tab:
+            self.recon_tab.reset_camera()  # View > Reset camera (R) acts on the tab on screen
+            return
         if self.camera is not None:
             self.camera.reset()
             self.request_render()
@@ -366,5 +306,7 @@ class ViewerWindow(QMainWindow):
 
     def closeEvent(self, event):
         self.worker.stop()
+        if self.recon_tab is not None:
+            self.recon_tab.shutdown()
         super().closeEvent(event)
         self.closed.emit()

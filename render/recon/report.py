@@ -52,6 +52,44 @@ def loss_plot(metrics_path: Path, out: Path) -> None:
     plt.close(fig)
 
 
+def view_images(model, grid, dataset, index: int, opts, scale: float) -> tuple[dict[str, np.ndarray], float]:
+    """One view rendered at `scale` x resolution as (H,W,3) uint8 images: gt (the dataset's RGB, area-downsampled),
+    rgb, depth (turbo), normal (camera frame, OpenGL colours), depth/normal uncertainty (magma); and the PSNR of
+    rgb against gt (dB). The report's held-out rows and the viewer's per-view maps."""
+    out = render_image(model, grid, dataset, index, opts, scale)
+    gt = dataset_rgb(dataset, index, scale)
+    images = {
+        "gt": _u8(gt.numpy()),
+        "rgb": _u8(out["rgb"].numpy()),
+        "depth": _colormap(out["depth"].numpy(), "turbo"),
+        "normal": _u8((torch.nn.functional.normalize(out["normal"], dim=-1).numpy() * [1, -1, -1] + 1) / 2),
+        "depth_uncertainty": _colormap(out["uncertainty"][..., 0].numpy(), "magma"),
+        "normal_uncertainty": _colormap(out["uncertainty"][..., 1].numpy(), "magma"),
+    }
+    psnr = float(-10 * torch.log10(((out["rgb"] - gt) ** 2).mean().clamp(min=1e-10)))
+    return images, psnr
+
+
+def dataset_rgb(dataset, index: int, scale: float) -> torch.Tensor:
+    """(h,w,3) float the dataset's image `index` area-downsampled to render_image's size at `scale`."""
+    h, w = int(dataset.height * scale), int(dataset.width * scale)
+    img = dataset.images[index].permute(2, 0, 1)[None]
+    return torch.nn.functional.interpolate(img, size=(h, w), mode="area")[0].permute(1, 2, 0)
+
+
+def heat_image(heat: np.ndarray, upscale: int = 4) -> np.ndarray:
+    """A sampler heat map (gh, gw) of probabilities as an (H,W,3) uint8 inferno image, `upscale` pixels per cell
+    (a uniform map, before the first refresh, is the colormap's middle, not its black)."""
+    if np.ptp(heat) <= 1e-9 * np.abs(heat).max():
+        import matplotlib
+
+        mid = (np.asarray(matplotlib.colormaps["inferno"](0.5)[:3]) * 255).astype(np.uint8)
+        rgb = np.broadcast_to(mid, heat.shape + (3,))
+    else:
+        rgb = _colormap(heat, "inferno")
+    return np.kron(rgb, np.ones((upscale, upscale, 1), dtype=np.uint8))
+
+
 def write_report(trainer, run_dir: Path, summary: dict) -> Path:
     """Renders up to config.report_views held-out views and writes RUN/report.html (+ RUN/report/*.png)."""
     run_dir = Path(run_dir)
@@ -63,23 +101,11 @@ def write_report(trainer, run_dir: Path, summary: dict) -> Path:
     rows = []
     trainer.model.eval()
     for i in views:
-        out = render_image(trainer.model, trainer.grid, ds, i, trainer.opts, c.report_scale)
-        h, w = out["rgb"].shape[:2]
-        gt = torch.nn.functional.interpolate(ds.images[i].permute(2, 0, 1)[None], size=(h, w), mode="area")[0]
-        images = {
-            "gt": _u8(gt.permute(1, 2, 0).numpy()),
-            "rgb": _u8(out["rgb"].numpy()),
-            "depth": _colormap(out["depth"].numpy(), "turbo"),
-            "normal": _u8((torch.nn.functional.normalize(out["normal"], dim=-1).numpy() * [1, -1, -1] + 1) / 2),
-            "depth_uncertainty": _colormap(out["uncertainty"][..., 0].numpy(), "magma"),
-            "normal_uncertainty": _colormap(out["uncertainty"][..., 1].numpy(), "magma"),
-        }
+        images, psnr = view_images(trainer.model, trainer.grid, ds, i, trainer.opts, c.report_scale)
         for k, v in images.items():
             _save(img_dir / f"view{i:03d}_{k}.png", v)
-        psnr = float(-10 * torch.log10(((out["rgb"] - gt.permute(1, 2, 0)) ** 2).mean().clamp(min=1e-10)))
         rows.append((ds.names[i] if i < len(ds.names) else str(i), i, list(images), psnr))
-    heat = trainer.sampler.heat_map(0).numpy()
-    _save(img_dir / "sampling_heat.png", np.kron(_colormap(heat, "inferno"), np.ones((4, 4, 1), dtype=np.uint8)))
+    _save(img_dir / "sampling_heat.png", heat_image(trainer.sampler.heat_map(0).numpy()))
     first_train = ds.names[trainer.train_ids[0]] if ds.names else str(trainer.train_ids[0])
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>radiant reconstruct</title>",
              "<style>body{font-family:sans-serif;margin:2em}img{margin:2px;image-rendering:pixelated}"

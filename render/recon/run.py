@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
@@ -72,8 +73,25 @@ def reconstruct(config: ReconConfig, out: Path, resume: bool = False, force: boo
     return summary
 
 
-def load_run(run: Path, dataset=None):
-    """(config, model, dataset) of a run folder, the model loaded from RUN/ckpt/latest.pt (weights only)."""
+@dataclass
+class RunState:
+    """A run's checkpoint as the viewer and other tools use it: the model (eval mode), the occupancy grid and the
+    pixel sampler as training left them, the train/held-out split, the step."""
+    config: ReconConfig
+    model: object
+    dataset: object
+    grid: object
+    sampler: object
+    step: int
+    train_ids: list
+    test_ids: list
+
+
+def load_run_state(run: Path, dataset=None) -> RunState:
+    """RunState of a run folder from RUN/ckpt/latest.pt (weights only); `dataset`: reuse an already loaded one."""
+    from ..kernels.grid import OccupancyGrid
+    from .pixel_sampler import PixelSampler
+
     run = Path(run)
     config = load_config_file(run / "config.yaml")
     if dataset is None:
@@ -81,7 +99,20 @@ def load_run(run: Path, dataset=None):
     ckpt = run / "ckpt" / "latest.pt"
     if not ckpt.is_file():
         raise UserError(f"{ckpt}: no checkpoint in this run")
+    state = load_checkpoint(ckpt)
     model = build_model(config, dataset)
-    model.load_state_dict(load_checkpoint(ckpt)["model"])
+    model.load_state_dict(state["model"])
     model.eval()
-    return config, model, dataset
+    grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], config.grid_resolution, 1)
+    grid.occs, grid.binary = state["grid_occs"], state["grid_binary"]
+    train_ids, test_ids = dataset.split()
+    sampler = PixelSampler(train_ids, dataset.height, dataset.width, config.sampler_cell, config.uniform_ratio,
+                           config.uncertainty_sampling)
+    sampler.load_state_dict(state["sampler"])
+    return RunState(config, model, dataset, grid, sampler, int(state["step"]), train_ids, test_ids)
+
+
+def load_run(run: Path, dataset=None):
+    """(config, model, dataset) of a run folder, the model loaded from RUN/ckpt/latest.pt (weights only)."""
+    s = load_run_state(run, dataset)
+    return s.config, s.model, s.dataset

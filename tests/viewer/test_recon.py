@@ -55,7 +55,8 @@ def test_folder_that_is_not_a_run_shows_an_error(qtbot, tmp_path, monkeypatch):
     w = ViewerWindow()
     qtbot.addWidget(w)
     w.open_scene(tmp_path)
-    assert shown == [f"{tmp_path}: a folder, but not a reconstruction run (no config.yaml or metrics.jsonl)"]
+    assert shown == [f"{tmp_path}: a folder, but not a reconstruction run (no config.yaml or metrics.jsonl) "
+                     "nor a dataset (no cameras.npz or transforms.json)"]
     w.close()
 
 

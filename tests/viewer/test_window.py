@@ -59,6 +59,8 @@ def test_drag_moves_camera_and_restarts_accumulation(qtbot, window):
     assert not np.allclose(window.camera.to_world, home)
     assert window.generation > generation
     after = wait_spp(qtbot, window, 1)
+    # frames.append gets its own queued call, which may come after the window's slot has already run.
+    qtbot.waitUntil(lambda: any(f.generation == window.generation for f in frames), timeout=TIMEOUT_MS)
     first = next(f for f in frames if f.generation == window.generation)
     assert first.spp <= MAX_BATCH_SPP < before.spp, "a moved camera starts a new accumulation (within one batch)"
     assert np.abs(after.image - before.image).mean() > 1e-3
