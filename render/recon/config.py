@@ -45,7 +45,8 @@ class ReconConfig:
     eikonal_points: int = 256
     smooth_points: int = 256
     background: float = 0.0             # grey level beyond the scene box when learned_background is off
-    learned_background: bool = True     # a direction -> RGB net for what rays see beyond the box (sky)
+    learned_background: str = "auto"    # a direction -> RGB net for what rays see beyond the box (sky); auto: on
+                                        # for objects seen from outside, off for rooms (it would eat the walls)
     # DebSDF components (each switchable for ablations).
     uncertainty: bool = True            # uncertainty-aware NLL prior losses + exclusion (off: MonoSDF losses)
     uncertainty_sampling: bool = True   # P = (1 - r) U / sum U + r / N (off: uniform pixels)
@@ -105,6 +106,8 @@ class ReconConfig:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise UserError(f"{source}: '{key}' expected a number, got {value!r}")
                 value = float(value)
+            if expected is str and isinstance(value, bool) and key in ("inside_out", "learned_background"):
+                value = "true" if value else "false"  # YAML reads an unquoted true/false as a bool
             if expected is str and not isinstance(value, str):
                 raise UserError(f"{source}: '{key}' expected a string, got {value!r}")
             setattr(out, key, value)
@@ -118,8 +121,9 @@ class ReconConfig:
             raise UserError(f"{source}: 'iters' expected >= 1, got {self.iters}")
         if self.minutes is not None and not self.minutes > 0:
             raise UserError(f"{source}: 'minutes' expected > 0, got {self.minutes}")
-        if self.inside_out not in ("auto", "true", "false"):
-            raise UserError(f"{source}: 'inside_out' expected auto, true or false, got {self.inside_out!r}")
+        for key in ("inside_out", "learned_background"):
+            if getattr(self, key) not in ("auto", "true", "false"):
+                raise UserError(f"{source}: '{key}' expected auto, true or false, got {getattr(self, key)!r}")
         for key in ("rays_per_batch", "images_per_batch", "fine_samples", "max_coarse", "grid_resolution",
                     "mesh_resolution", "levels", "features", "sampler_cell", "sampler_refresh_every", "grid_every"):
             if getattr(self, key) < 1:

@@ -58,7 +58,7 @@ def build_model(config: ReconConfig, dataset) -> ReconModel:
     return ReconModel(config.levels, config.features, config.log2_table, config.base_resolution,
                       config.max_resolution, 1.0, config.sdf_hidden, config.sdf_layers, config.feature_dim,
                       config.color_hidden, config.color_layers, radius, inside_out, config.beta_init,
-                      config.learned_background)
+                      config.learned_background == "true" or (config.learned_background == "auto" and not inside_out))
 
 
 def render_options(config: ReconConfig) -> RenderOptions:

@@ -228,3 +228,21 @@ def test_depth_alignment_skips_uncorrelated_and_invalid_pixels():
     assert ok.all() and torch.allclose(aligned[~sky], rendered[~sky], atol=1e-5)
     aligned_all, _ = L.align_prior_depth(rendered, prior_sky, group, 1)  # the zeros skew an unmasked fit
     assert (aligned_all[~sky] - rendered[~sky]).abs().max() > 0.05
+
+
+def test_learned_background_on_for_objects_off_for_rooms():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from synthetic import make_dataset
+    from render.recon.trainer import build_model
+
+    cfg = ReconConfig(levels=4, log2_table=10, max_resolution=32)
+    assert build_model(cfg, make_dataset("sphere", views=4, width=16, height=12)).background_net is not None
+    assert build_model(cfg, make_dataset("room", views=4, width=16, height=12)).background_net is None
+    forced = cfg.updated({"learned_background": True}, "test")  # YAML's bare true
+    assert forced.learned_background == "true"
+    assert build_model(forced, make_dataset("room", views=4, width=16, height=12)).background_net is not None
+    with pytest.raises(UserError, match="learned_background"):
+        cfg.updated({"learned_background": "sometimes"}, "test")
