@@ -246,3 +246,28 @@ def test_learned_background_on_for_objects_off_for_rooms():
     assert build_model(forced, make_dataset("room", views=4, width=16, height=12)).background_net is not None
     with pytest.raises(UserError, match="learned_background"):
         cfg.updated({"learned_background": "sometimes"}, "test")
+
+
+def test_prior_sdf_loss_zero_at_the_true_surface_and_positive_off_it():
+    from render.recon.objective import prior_sdf_loss
+
+    model = ReconModel(levels=4, log2_table=10, max_resolution=32, init_radius=0.5)  # starts as |x| - 0.5
+    n = 200
+    gen = torch.Generator().manual_seed(0)
+    origins = torch.tensor([0.0, 0.0, -2.0]).expand(n, 3)
+    target = torch.nn.functional.normalize(torch.randn(n, 3, generator=gen), dim=-1) * 0.5
+    front = target[:, 2] < 0  # points on the near half of the sphere: the first hit from the origin
+    origins, target = origins[front], target[front]
+    dirs = torch.nn.functional.normalize(target - origins, dim=-1)
+    cam_z = torch.tensor([0.0, 0.0, 1.0]).expand_as(dirs)
+    z_true = (target - origins)[:, 2]  # z-depth of the true hit
+    w = torch.ones(dirs.shape[0])
+    exact = prior_sdf_loss(model, origins, dirs, cam_z, z_true, w, 1000, gen)
+    assert exact.item() < 1e-3
+    behind = prior_sdf_loss(model, origins, dirs, cam_z, z_true + 0.3, w, 1000, gen)
+    assert behind.item() > 0.05  # the prior's point is inside the sphere: |sdf| > 0 there
+    # The free-space term: a prior far behind puts "free" points inside the sphere (sdf < 0).
+    far = prior_sdf_loss(model, origins, dirs, cam_z, z_true + 3.0, w, 1000, gen)
+    assert far.item() > behind.item()
+    # Zero-weight rays do not count.
+    assert prior_sdf_loss(model, origins, dirs, cam_z, z_true + 0.3, torch.zeros_like(w) + (w * 0), 1000, gen).item() == 0.0
