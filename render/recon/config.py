@@ -40,6 +40,7 @@ class ReconConfig:
     coarse_step: float = 2.0 / 128
     max_coarse: int = 256
     fine_samples: int = 24
+    uniform_samples: int = 0            # + stratified samples over the whole ray (training), NeuS-style
     grid_resolution: int = 48
     grid_every: int = 32
     eikonal_points: int = 256

@@ -20,6 +20,7 @@ class RenderOptions:
     bias_aware: bool = True            # DebSDF's bias-aware SDF-to-density transform
     background: float = 0.0            # colour of empty space (rays that leave the scene)
     coarse_beta_min: float = 0.01      # the coarse pass' density is no sharper than its SDF's resolution
+    uniform_samples: int = 0           # stratified samples over the whole ray in the box, besides the fine ones
 
 
 class SDFVolume:
@@ -135,6 +136,15 @@ def volume_render(model: ReconModel, origins, directions, t: torch.Tensor, opts:
 
 def render_rays(model, grid, origins, directions, opts: RenderOptions, generator=None, coarse_sdf=None) -> RayBundle:
     t = importance_samples(model, grid, origins, directions, opts, generator, coarse_sdf)
+    if opts.uniform_samples > 0 and torch.is_grad_enabled():
+        # NeuS-style stratified samples along the whole ray (training only): they let the losses reach space the
+        # occupancy grid calls empty, so a surface the current SDF does not have yet (furniture) can grow there.
+        k = opts.uniform_samples
+        t_enter, t_exit = box_range(origins, directions, grid.level_hi[-1, 0].item())
+        t_enter, t_exit = t_enter.clamp(min=0), t_exit.clamp(min=0)
+        u = (torch.arange(k, device=t.device, dtype=t.dtype)[None]
+             + torch.rand(t.shape[0], k, generator=generator).to(t.device)) / k
+        t = torch.sort(torch.cat([t, t_enter[:, None] + u * (t_exit - t_enter).clamp(min=0)[:, None]], 1), 1).values
     return volume_render(model, origins, directions, t, opts)
 
 

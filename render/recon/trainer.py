@@ -63,7 +63,7 @@ def build_model(config: ReconConfig, dataset) -> ReconModel:
 
 def render_options(config: ReconConfig) -> RenderOptions:
     return RenderOptions(config.coarse_step, config.max_coarse, config.fine_samples, config.bias_aware_density,
-                         config.background, 2.0 / config.grid_resolution / 2)
+                         config.background, 2.0 / config.grid_resolution / 2, config.uniform_samples)
 
 
 def atomic_torch_save(obj, path: Path) -> None:
