@@ -50,11 +50,11 @@ rm -rf "$OUT/ns"
 CONFIG=$OUT/ns/room/radiant-sdf/check/config.yml
 stamp "export -> $OUT/ns-mesh.ply"
 "$PY" -m render.nerfstudio_plugin.export --load-config "$CONFIG" --out "$OUT/ns-mesh.ply" --force
-"${RADIANT[@]}" evaluate "$OUT/ns-mesh.ply" "$DATA/gt.ply" --data "$DATA" --json "$OUT/ns-eval.json" > /dev/null
+"${RADIANT[@]}" evaluate "$OUT/ns-mesh.ply" "$DATA/gt.ply" --data "$DATA" --json "$OUT/ns-eval.json" --points 100000 > /dev/null
 
 stamp "radiant reconstruct --iters $NS_ITERS"
 "${RADIANT[@]}" reconstruct "$DATA" --out "$OUT/radiant-run" --iters "$NS_ITERS" --device "$DEVICE" --quiet --force
-"${RADIANT[@]}" evaluate "$OUT/radiant-run/mesh.ply" "$DATA/gt.ply" --data "$DATA" --json "$OUT/radiant-eval.json" > /dev/null
+"${RADIANT[@]}" evaluate "$OUT/radiant-run/mesh.ply" "$DATA/gt.ply" --data "$DATA" --json "$OUT/radiant-eval.json" --points 100000 > /dev/null
 
 stamp "compare"
 "$PY" - "$OUT/ns-eval.json" "$OUT/radiant-eval.json" "$NS_ITERS" <<'PYEOF'
