@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Dict, Tuple, Type
 
 import numpy as np
@@ -20,7 +21,7 @@ from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.model_components.ray_generators import RayGenerator
 
 from ..recon.config import ReconConfig
-from ..recon.dataset import fit_unit_sphere
+from ..recon.dataset import ReconDataset, fit_unit_sphere
 from ..recon.objective import sampling_uncertainty
 from ..recon.pixel_sampler import PixelSampler
 
@@ -145,9 +146,19 @@ class RadiantDataManager(VanillaDataManager):
         self.sampler = None
         self.recon = None
 
+    def train_indices(self) -> list[int]:
+        """The images to train on. A dataparser that evaluates on its training images (sdfstudio) gets our split
+        (every 8th view held out, ReconDataset.split), so that both trainers see the same views."""
+        n = self.images.shape[0]
+        train = {str(f) for f in self.train_dataparser_outputs.image_filenames}
+        held = {str(f) for f in self.eval_dataset._dataparser_outputs.image_filenames} if self.eval_dataset else set()
+        if held and held <= train:
+            return ReconDataset.split(SimpleNamespace(num_images=n))[0]
+        return list(range(n))
+
     def attach(self, recon: ReconConfig) -> None:
         self.recon = recon
-        self.sampler = PixelSampler(list(range(self.images.shape[0])), self.images.shape[1], self.images.shape[2],
+        self.sampler = PixelSampler(self.train_indices(), self.images.shape[1], self.images.shape[2],
                                     recon.sampler_cell, recon.uniform_ratio, recon.uncertainty_sampling)
         self.generator = torch.Generator().manual_seed(recon.seed + 1)
 

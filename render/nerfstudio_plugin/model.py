@@ -19,6 +19,7 @@ from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils import colormaps
 
 from ..kernels.grid import OccupancyGrid
+from ..recon import losses as L
 from ..recon.config import ReconConfig
 from ..recon.objective import RayTargets, recon_losses
 from ..recon.renderer import render_rays
@@ -128,6 +129,8 @@ class RadiantSDFModel(Model):
         return {"psnr": -10 * torch.log10(mse.clamp(min=1e-10))}
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, torch.Tensor]:
+        if "radiant" not in outputs:  # an eval batch (model in eval mode): the photometric term only
+            return {"rgb": L.rgb_l1(outputs["rgb"], batch["image"][..., :3].to(self.device)) * self.recon.rgb_weight}
         b, origins, dirs = outputs["radiant"]
         dev = origins.device
         cam = batch["indices"][:, 0].long()

@@ -76,6 +76,13 @@ def test_rays_match_our_reader_and_one_training_step(room):
         opt.optimizer_step_all()
     assert not torch.equal(before, pipe.model.field.sdf_net.grid.table.detach())
     assert pipe.datamanager.sampler.seen.any()  # the rendered uncertainty reached our pixel sampler
+    assert pipe.datamanager.sampler.train.tolist() == [1, 2, 3]  # our split (view 0 held out), as the Trainer
+    # ns-train's periodic evaluations: a batch of held-out rays and a whole image
+    pipe.eval()
+    _, eval_losses, _ = pipe.get_eval_loss_dict(2)
+    metrics, images = pipe.get_eval_image_metrics_and_images(2)
+    assert torch.isfinite(eval_losses["rgb"]) and np.isfinite(metrics["psnr"])
+    assert images["img"].shape[-1] == 3 and images["depth"].shape[:2] == (24, 32)
 
 
 def test_ns_train_then_export_mesh_in_world_units(room, tmp_path):
