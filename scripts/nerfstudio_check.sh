@@ -34,6 +34,7 @@ DEVICE=cpu
 if "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then DEVICE=cuda; fi
 RADIANT=("$PY" -m render.cli)
 mkdir -p "$OUT"
+rm -f "$OUT/ns-eval.json" "$OUT/radiant-eval.json"
 DATA=$OUT/room-data
 stamp "make-dataset -> $DATA"
 "${RADIANT[@]}" make-dataset scenes/room/room.xml --inside --views "$NS_VIEWS" --width 160 --height 120 --spp 4 \
