@@ -57,7 +57,8 @@ def file_frames(outputs, data: Path) -> tuple[torch.Tensor, torch.Tensor | None]
     make-dataset` recorded (transforms.json `radiant_normalization`, meta_data.json `worldtogt`), else None."""
     folder = data if data.is_dir() else data.parent
     meta = outputs.metadata
-    file_to_ns = float(outputs.dataparser_scale) * _h(outputs.dataparser_transform)
+    file_to_ns = _h(outputs.dataparser_transform)
+    file_to_ns[:3] *= float(outputs.dataparser_scale)  # ns = scale * (T x): the bottom row stays 0 0 0 1
     transforms = _read_json(data if data.suffix == ".json" else folder / "transforms.json")
     if transforms is not None and transforms.get("applied_transform") is not None:
         # nerfstudio's dataparser_transform starts from the coordinates before applied_transform.

@@ -85,6 +85,30 @@ def test_rays_match_our_reader_and_one_training_step(room):
     assert images["img"].shape[-1] == 3 and images["depth"].shape[:2] == (24, 32)
 
 
+def test_nerfstudio_data_rays_and_frames_match_our_reader(room):
+    """`ns-train radiant-sdf --data DATA` (transforms.json): nerfstudio's parser re-orients and rescales the poses;
+    mapped back through its transform, the rays and the normalization are our reader's."""
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+    cfg = _config(room)
+    cfg.pipeline.datamanager.dataparser = NerfstudioDataParserConfig(data=room)
+    pipe = cfg.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)
+    ours = load_dataset(room / "transforms.json")
+    model = pipe.model
+    names = [Path(f).stem for f in pipe.datamanager.train_dataparser_outputs.image_filenames]
+    # the export's chain: nerfstudio's camera centres back in the files' world are the files' centres
+    c_ns = pipe.datamanager.train_dataset.cameras.camera_to_worlds[:, :3, 3].double()
+    c_world = c_ns @ model.ns_to_world[:3, :3].T + model.ns_to_world[:3, 3]
+    mine_c2w = ours.cam_to_world[[ours.names.index(n) for n in names]].double()
+    torch.testing.assert_close(c_world, ours.to_world(mine_c2w[:, :3, 3]), atol=1e-5, rtol=0)
+    idx = torch.tensor([[i, 7 + i, 3 + 5 * i] for i in range(len(names))])
+    o, d, _ = model.to_normalized(pipe.datamanager.train_ray_generator(idx))
+    mine = torch.tensor([ours.names.index(n) for n in names])
+    o2, d2 = ours.rays(mine, idx[:, [2, 1]].float() + 0.5)
+    torch.testing.assert_close(o, o2, atol=1e-4, rtol=0)
+    torch.testing.assert_close(d, d2, atol=1e-4, rtol=0)
+
+
 def test_ns_train_then_export_mesh_in_world_units(room, tmp_path):
     ns_train = Path(sys.executable).parent / "ns-train"
     run = subprocess.run([str(ns_train), "radiant-sdf", "--machine.device-type", "cpu", "--vis", "tensorboard",
