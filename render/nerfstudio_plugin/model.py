@@ -115,8 +115,9 @@ class RadiantSDFModel(Model):
     def get_outputs(self, ray_bundle: RayBundle) -> Dict:
         origins, dirs, s = self.to_normalized(ray_bundle)
         grid = self.grid
-        b = render_rays(self.field, grid.grid, origins, dirs, self.opts, self.generator if self.training else None,
-                        grid.sdf_volume)
+        # Our CPU generator draws the ray samples on the CPU; on a GPU (device-side draws) torch's default one does.
+        gen = self.generator if self.training and origins.device.type == "cpu" else None
+        b = render_rays(self.field, grid.grid, origins, dirs, self.opts, gen, grid.sdf_volume)
         out = {"rgb": b.rgb, "accumulation": b.opacity[:, None], "depth": b.depth[:, None] * s,
                "normal": (torch.nn.functional.normalize(b.normal, dim=-1, eps=1e-6) + 1) / 2,
                "uncertainty": b.uncertainty}
