@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-full bench refs cuda-check sysdeps sysdeps-llvm sysdeps-xvfb clean
+.PHONY: demo test test-full bench refs cuda-check nerfstudio-check sysdeps sysdeps-llvm sysdeps-xvfb clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,12 @@ bench: sysdeps sysdeps-llvm $(VENV)/.installed-bench
 	$(VENV)/bin/radiant bench layered --out out/bench/layered.jsonl
 	$(VENV)/bin/radiant bench recon --out out/bench/recon.jsonl
 	$(VENV)/bin/radiant bench report out/bench
+
+# The nerfstudio plugin (radiant-sdf) end to end in its own venv (NS_VENV, created when missing: several GB):
+# ns-train vs radiant reconstruct at equal iterations on a small room, F@5cm within 10% (scripts/nerfstudio_check.sh).
+NS_VENV ?= .venv-nerfstudio
+nerfstudio-check:
+	NS_VENV=$(NS_VENV) scripts/nerfstudio_check.sh
 
 # Reference images from Mitsuba 3 (scalar_rgb, pinned in the test extra) for tests/render.
 refs: $(VENV)/.installed-test

@@ -3,8 +3,9 @@
     make_dataset(Path("scenes/room/room.xml"), Path("data/room"), views=60, mode="inside")
 
 writes, into one folder, both formats ReconDataset reads: MonoSDF (`cameras.npz` with world_mat_i / scale_mat_i,
-`NNNNNN_rgb.png`, `NNNNNN_depth.npy`, `NNNNNN_normal.npy`, `NNNNNN_mask.npy` when some pixels see no geometry)
-and nerfstudio (`transforms.json` pointing at the same files), plus `gt.ply` (every triangle of the scene in
+`NNNNNN_rgb.png`, `NNNNNN_depth.npy`, `NNNNNN_normal.npy`, `NNNNNN_mask.png` when some pixels see no geometry),
+nerfstudio (`transforms.json` pointing at the same files; `ns-train ... nerfstudio-data`) and sdfstudio
+(`meta_data.json`, normalized poses + mono priors; `ns-train ... sdfstudio-data --include-mono-prior True`), plus `gt.ply` (every triangle of the scene in
 world units, analytic spheres tessellated), `gt_thin.ply` (its rods: legs, posts, poles, for thin-part recall)
 and `recipe.json` (how it was made). RGB comes from our path tracer
 (render_loaded; the fused kernel when it supports the scene); GT depth/normals from one BVH ray per pixel centre
@@ -303,7 +304,7 @@ def make_dataset(scene_path: Path, out: Path, recipe: Recipe, force: bool = Fals
     from ..render import render_loaded
     from ..scene import load_scene
     from .monosdf import monosdf_world_mat
-    from .nerfstudio import transforms_frame
+    from .nerfstudio import sdfstudio_meta, transforms_frame
 
     out = Path(out)
     if recipe.mode not in MODES:
@@ -393,14 +394,19 @@ def make_dataset(scene_path: Path, out: Path, recipe: Recipe, force: bool = Fals
                 bar.update(task, advance=1, rate=f"{done / (time.perf_counter() - t0):.2f} views/s")
         if any_miss:  # some pixels see no geometry (sky): mark the valid ones
             for i, (m, frame) in enumerate(zip(masks, frames)):
-                np.save(tmp / f"{i:06d}_mask.npy", m)
-                frame["mask_path"] = f"{i:06d}_mask.npy"
+                # PNG (255 valid, 0 not): what nerfstudio's mask_path loader reads; ours reads it too.
+                iio.imwrite(tmp / f"{i:06d}_mask.png", (m * 255).astype(np.uint8), extension=".png")
+                frame["mask_path"] = f"{i:06d}_mask.png"
         np.savez(tmp / "cameras.npz", **mats)
         meta = {"camera_model": "PINHOLE", "w": recipe.width, "h": recipe.height,
                 "fl_x": float(views.k[0, 0]), "fl_y": float(views.k[1, 1]),
                 "cx": float(views.k[0, 2]), "cy": float(views.k[1, 2]),
                 "radiant_normalization": normalization.tolist(), "frames": frames}
         (tmp / "transforms.json").write_text(json.dumps(meta, indent=1))
+        sdf_meta = sdfstudio_meta(views.k, views.c2w, normalization, recipe.width, recipe.height,
+                                  [f["file_path"] for f in frames],
+                                  [f.get("mono_depth_path") for f in frames], [f.get("mono_normal_path") for f in frames])
+        (tmp / "meta_data.json").write_text(json.dumps(sdf_meta, indent=1))
         trimesh.Trimesh(verts, faces, process=False).export(tmp / "gt.ply")
         if thin_meshes:
             trimesh.Trimesh(*merge_meshes(thin_meshes), process=False).export(tmp / "gt_thin.ply")

@@ -237,3 +237,26 @@ def transforms_frame(k: np.ndarray, c2w_world: np.ndarray) -> dict:
     """The per-frame intrinsics and OpenGL transform_matrix of an OpenCV camera-to-world (writer side)."""
     return {"fl_x": float(k[0, 0]), "fl_y": float(k[1, 1]), "cx": float(k[0, 2]), "cy": float(k[1, 2]),
             "transform_matrix": (np.asarray(c2w_world, dtype=np.float64) @ OPENGL_TO_OPENCV).tolist()}
+
+
+def sdfstudio_meta(k: np.ndarray, c2w_world: np.ndarray, normalization: np.ndarray, width: int, height: int,
+                   rgb: list[str], depth: list, normal: list) -> dict:
+    """sdfstudio's meta_data.json (what nerfstudio's `sdfstudio-data` dataparser reads): OpenCV `camtoworld` in the
+    normalized frame (scene in the unit sphere), 4x4 `intrinsics` (+0.5 centres, as nerfstudio's ray generator),
+    `worldtogt` = normalized -> world, mono priors (`mono_depth_path`, `mono_normal_path`: camera-frame normals
+    in [0,1], as ours) when every frame has them."""
+    poses = normalize_poses(np.asarray(c2w_world, dtype=np.float64), normalization, "normalization")
+    k4 = np.eye(4)
+    k4[:3, :3] = k
+    priors = all(d is not None for d in depth) and all(n is not None for n in normal)
+    frames = []
+    for i, name in enumerate(rgb):
+        frame = {"rgb_path": name, "camtoworld": poses[i].tolist(), "intrinsics": k4.tolist()}
+        if priors:
+            frame.update(mono_depth_path=depth[i], mono_normal_path=normal[i])
+        frames.append(frame)
+    return {"camera_model": "OPENCV", "height": int(height), "width": int(width), "has_mono_prior": priors,
+            "worldtogt": np.asarray(normalization, dtype=np.float64).tolist(),
+            "scene_box": {"aabb": [[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]], "near": 0.05, "far": 2.5, "radius": 1.0,
+                          "collider_type": "box"},
+            "frames": frames}

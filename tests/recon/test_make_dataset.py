@@ -49,6 +49,27 @@ def test_both_formats_agree(room_data):
     assert len(thin.faces) == 10 * 12 and thin.bounds[1][1] < 1.0
 
 
+def test_sdfstudio_meta_data_matches_our_readers(room_data):
+    """meta_data.json read as nerfstudio's sdfstudio dataparser + SDFDataset do (written out here, independently):
+    OpenCV camtoworld in the normalized frame, 4x4 intrinsics, worldtogt, mono depth H x W, normals 3 x H x W in
+    [0,1] in the camera frame, rotated to world by camtoworld."""
+    meta = json.loads((room_data / "meta_data.json").read_text())
+    ds = load_dataset(room_data)
+    assert meta["has_mono_prior"] and (meta["height"], meta["width"]) == (48, 64) and len(meta["frames"]) == 4
+    np.testing.assert_allclose(np.array(meta["worldtogt"]), ds.normalization.numpy(), atol=1e-12)
+    for i, frame in enumerate(meta["frames"]):
+        c2w = np.array(frame["camtoworld"])
+        np.testing.assert_allclose(c2w, ds.cam_to_world[i].double().numpy(), atol=1e-5)
+        np.testing.assert_allclose(np.array(frame["intrinsics"])[:3, :3], ds.intrinsics[i].numpy(), rtol=1e-6, atol=1e-6)
+        assert (room_data / frame["rgb_path"]).is_file()
+        depth = np.load(room_data / frame["mono_depth_path"])
+        np.testing.assert_allclose(depth, ds.depths[i].numpy(), rtol=1e-6)
+        normal = np.load(room_data / frame["mono_normal_path"]) * 2 - 1                # 3 x H x W
+        n_world = (c2w[:3, :3] @ normal.reshape(3, -1)).T.reshape(48, 64, 3)
+        ours = ds.normals[i].double().numpy() @ c2w[:3, :3].T
+        np.testing.assert_allclose(n_world, ours, atol=1e-5)
+
+
 def test_gt_depth_and_normals_land_on_the_gt_mesh(room_data):
     ds = load_dataset(room_data)
     gt = trimesh.load(ds.gt_mesh, process=False)
@@ -87,6 +108,14 @@ def test_rendered_pixels_match_the_cameras(tmp_path):
     assert (out / "gt_thin.ply").is_file()
     assert out.stat().st_mode & 0o077   # a plain folder's permissions, not mkdtemp's 0700
     assert ds.masks is not None and (~ds.masks).any() and ds.masks.any()
+    # masks are 8-bit single-channel PNGs (nerfstudio's mask_path loader: PIL, 0 = ignore), the same for MonoSDF
+    from PIL import Image
+
+    for i, frame in enumerate(json.loads((out / "transforms.json").read_text())["frames"]):
+        png = Image.open(out / frame["mask_path"])
+        assert png.mode == "L" and set(np.unique(np.array(png))) <= {0, 255}
+        np.testing.assert_array_equal(np.array(png) > 0, ds.masks[i].numpy())
+    torch.testing.assert_close(load_dataset(out).masks, ds.masks)
     from scipy import ndimage
 
     sky = np.array([0.8, 0.85, 1.0])

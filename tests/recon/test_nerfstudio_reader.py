@@ -133,3 +133,48 @@ def test_to_device_keeps_everything(tmp_path):
     moved = ds.to("cpu")
     assert moved is not ds and moved.names == ds.names and moved.normalization.dtype == torch.float64
     torch.testing.assert_close(moved.cam_to_world, ds.cam_to_world)
+
+
+def test_ns_process_data_layout_per_frame_fisheye_applied_transform_masks_depth(tmp_path):
+    """A transforms.json as ns-process-data writes it for a fisheye capture: everything per frame (w, h, fl_x, fl_y,
+    cx, cy, k1..k4), `applied_transform`, masks as 8-bit single-channel PNG (0 = ignore, what nerfstudio's
+    mask loader reads), metric depth as .npy through depth_unit_scale_factor."""
+    import imageio.v3 as iio
+    from PIL import Image
+
+    meta, c2ws = make_nerfstudio(tmp_path, n=2, camera_model="OPENCV_FISHEYE", depth_unit_scale_factor=0.01)
+    applied = [[0, 1, 0, 0.5], [1, 0, 0, -0.2], [0, 0, -1, 0.1]]
+    meta["applied_transform"] = applied
+    intr = [dict(fl_x=19.0, fl_y=20.5, cx=8.1, cy=5.7, k1=0.04, k2=-0.01, k3=0.0, k4=0.001),
+            dict(fl_x=22.0, fl_y=21.0, cx=7.6, cy=6.2, k1=-0.02, k2=0.003, k3=0.001, k4=0.0)]
+    rng = np.random.default_rng(5)
+    masks = [rng.random((12, 16)) > 0.3 for _ in range(2)]
+    for key in ("fl_x", "fl_y", "cx", "cy", "w", "h"):
+        del meta[key]
+    for i, fr in enumerate(meta["frames"]):
+        fr.update(intr[i], w=16, h=12, mask_path=f"masks/m{i}.png", depth_file_path=f"depths/d{i}.npy")
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        (tmp_path / "depths").mkdir(exist_ok=True)
+        iio.imwrite(tmp_path / "masks" / f"m{i}.png", (masks[i] * 255).astype(np.uint8))
+        np.save(tmp_path / "depths" / f"d{i}.npy", np.full((12, 16), 250.0 + i, np.float32))
+        assert Image.open(tmp_path / "masks" / f"m{i}.png").mode == "L"  # one channel, as nerfstudio expects
+    (tmp_path / "transforms.json").write_text(json.dumps(meta))
+    ds = load_dataset(tmp_path)
+    assert ds.camera_model == "OPENCV_FISHEYE"
+    np.testing.assert_allclose(ds.intrinsics[:, [0, 1, 0, 1], [0, 1, 2, 2]].numpy(), [[19.0, 20.5, 8.1, 5.7], [22.0, 21.0, 7.6, 6.2]], rtol=1e-6)
+    np.testing.assert_array_equal(ds.masks.numpy(), np.stack(masks))
+    assert ds.depth_kind == "metric"
+    np.testing.assert_allclose(ds.depths[:, 0, 0].numpy(), [2.5, 2.51], rtol=1e-6)
+    np.testing.assert_array_equal(ds.applied_transform, np.array(applied, dtype=float))
+    x = np.array([0.9, -0.7, 2.2])
+    for i, c2w in enumerate(c2ws):  # poses are used as written (applied_transform recorded, not undone)
+        kk = [intr[i][f"k{j}"] for j in range(1, 5)]
+
+        def distort(x, y, kk=kk):
+            r = np.hypot(x, y)
+            th = np.arctan(r)
+            thd = th * (1 + kk[0] * th ** 2 + kk[1] * th ** 4 + kk[2] * th ** 6 + kk[3] * th ** 8)
+            return x * thd / r, y * thd / r
+
+        uv = project_opengl(intr[i]["fl_x"], intr[i]["fl_y"], intr[i]["cx"], intr[i]["cy"], c2w, x, distort)
+        _ray_hits(ds, i, uv, x)
