@@ -68,7 +68,8 @@ def importance_samples(model: ReconModel, grid: OccupancyGrid, origins, directio
     dev = origins.device
     packed = grid.march(origins, directions, step_size=opts.coarse_step, max_samples=opts.max_coarse)
     ray, t0, t1 = packed.ray_indices, packed.t_starts, packed.t_ends
-    u = (torch.arange(k, device=dev, dtype=torch.float32)[None] + torch.rand(n, k, device=dev, generator=generator)) / k
+    # Drawn on the CPU (the trainer's generator is a CPU one), then moved: the same numbers on any device.
+    u = (torch.arange(k, device=dev, dtype=torch.float32)[None] + torch.rand(n, k, generator=generator).to(dev)) / k
     t_enter, t_exit = box_range(origins, directions, grid.level_hi[-1, 0].item())
     t_enter, t_exit = t_enter.clamp(min=0), t_exit.clamp(min=0)
     uniform = t_enter[:, None] + u * (t_exit - t_enter).clamp(min=0)[:, None]
