@@ -479,7 +479,8 @@ def bench_neural(
     device: str = typer.Option("cpu", help="cpu or cuda (both materials run on it)."),
     spp: Optional[int] = typer.Option(None, help="spp of the equal-time and sampler renders (default 8; quick 4)."),
     ref_spp: Optional[int] = typer.Option(None, "--ref-spp",
-                                          help="spp of the image-quality renders (default 128; quick 8)."),
+                                          help="spp of the image-quality reference (two cached halves; the neural "
+                                               "image gets half; default 8192; quick 8)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: torch's choice)."),
 ):
     """Neural vs layered reference material: eval throughput, FLIP/PSNR/relMSE, equal time, sampler, error, memory."""

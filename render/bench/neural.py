@@ -215,7 +215,15 @@ def run_neural_bench(out: Path | None = None, materials: list[str] | None = None
         ref_a, ref_b, ref_secs = refs["a"], refs["b"], float(refs["seconds"])
         ref_img = 0.5 * (ref_a + ref_b)
         neu_img, neu_secs = render(neural_bsdf, half, seed=9)
-        flip, _ = mean_flip(ref_img, neu_img)
+        flip, flip_map = mean_flip(ref_img, neu_img)
+        if out is not None:  # reference | neural | FLIP map, 4x enlarged, next to the JSON lines
+            from ..core.image import write_png
+
+            fm = flip_map if flip_map.ndim == 3 else np.repeat(flip_map[..., None], 3, -1)
+            fm = fm if fm.dtype == np.uint8 else (np.clip(fm, 0, 1) * 255).astype(np.uint8)
+            strip = np.concatenate([to_png8(ref_img), to_png8(neu_img), fm[..., :3]], 1)
+            write_png(Path(out).parent / f"neural_{name}_flip.png", np.kron(strip, np.ones((4, 4, 1), np.uint8)),
+                      force=True)
         noise_flip, _ = mean_flip(ref_a, ref_b)
         put({"material": name, "metric": "image", "reference_spp": 2 * half, "neural_spp": half,
              "size": [width, height], "flip": flip, "psnr": psnr(neu_img, ref_img), "relmse": rel_mse(neu_img, ref_img),

@@ -36,7 +36,7 @@ class BakeSettings:
     minutes: float = 3.0
     loss: str = "relative_l2"          # relative_l2 (unbiased under target noise) or log_l1 (the paper's)
     target_samples: int | None = None  # random walks per training target (None: 1 for relative_l2, 64 for log_l1)
-    max_pairs: int = 2_000_000         # cap on generated (uv, wi, wo) targets
+    max_pairs: int = 4_000_000         # cap on generated (uv, wi, wo) targets (before the below-horizon cut)
     validation_pairs: int = 2048       # held-out pairs (at most max_pairs / 16) ...
     validation_samples: int = 64       # ... with this many walks per value
     chunk: int | None = None           # targets per reference call (None: 2^18 walks, 1024 to 65536 targets)
@@ -44,6 +44,7 @@ class BakeSettings:
     sampled_share: float = 0.2         # share of wo from the reference's sampler (rest: uniform Rusinkiewicz)
     batch: int = 4096
     lr: float = 3e-3
+    finetune_lr: float = 0.2           # fine-tune learning rate, times lr
     sampler_batch: int = 512          # (uv, wi) pairs per sampler step ...
     sampler_directions: int = 32      # ... times this many wo each
     phase_shares: tuple = (0.4, 0.35, 0.1, 0.15)   # targets, encoder+decoder, fine-tune, sampler
@@ -314,7 +315,7 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
         errors["validation_log_l1_baked"] = validate(lookup)
         saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
         run_phase("finetune", [model.pyramid.levels[0]] + list(model.brdf.parameters()), lookup, shares[2],
-                  settings.lr * 0.2, step_caps[1])
+                  settings.lr * settings.finetune_lr, step_caps[1])
         errors["validation_log_l1_finetuned"] = validate(lookup)
         if errors["validation_log_l1_finetuned"] > errors["validation_log_l1_baked"]:
             model.load_state_dict(saved)  # fine-tuning overfit the held-out pairs: keep the baked latents

@@ -148,6 +148,8 @@ def test_relative_l2_fits_the_mean_of_noisy_targets_log_l1_does_not():
     assert bool(((log / mean - 1).abs() > 0.2).all()), log
     assert set(LOSSES) == {"relative_l2", "log_l1"}
     assert BakeSettings().target_samples == 1 and BakeSettings(loss="log_l1").target_samples == 64
+    # one-walk targets come in large chunks (2^18 walks per reference call), or per-op overhead dominates
+    assert BakeSettings().chunk == 65536 and BakeSettings(loss="log_l1").chunk == 4096
     with pytest.raises(ValueError, match="loss"):
         BakeSettings(loss="l2")
 
