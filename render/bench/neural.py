@@ -9,13 +9,14 @@ with its bake X.radmat), one JSON line per result:
 5. held-out log-L1 BRDF error on fresh pairs vs 256-walk reference values; 6. memory; 7. training time.
 
 Noise vs bias: FLIP of two noisy images measures mostly noise. The reference image is the mean of two renders of
-ref_spp/2 (8192 spp in all by default) and the neural image has ref_spp/2; FLIP between the two reference halves is
-the noise floor and it bounds the noise part of the neural-vs-reference FLIP from above (each half has twice the
-variance of the mean, the neural image the same as a half). The preview stays 64x48 at FLIP's default 67 pixels per
-degree: per-pixel noise depends on spp, not resolution, so a larger image only costs more per spp (more layered
-walks per evaluation do not help either: on this scene path noise dominates, measured 4% less relMSE for 2.6x the
-time). The reference renders and the 256-walk held-out values do not depend on the bake, so they are cached
-(out/cache/neural_reference/, keyed by the material files, the layered source and the settings).
+ref_spp/2 (8192 spp in all by default); FLIP between the two halves is the noise floor, an upper bound on the noise
+part of the comparison (each half has twice the variance of the mean). The neural image is two halves of the same
+spp too; FLIP between them is its own noise floor (its learned sampler is noisier than the layered one). The
+preview stays 64x48 at FLIP's default 67 pixels per degree: per-pixel noise depends on spp, not resolution, so a
+larger image only costs more per spp (more layered walks per evaluation do not help either: on this scene path
+noise dominates, measured 4% less relMSE for 2.6x the time). The reference renders and the 256-walk held-out values
+do not depend on the bake, so they are cached (out/cache/neural_reference/, keyed by the material files, the
+layered source and the settings).
 """
 
 from __future__ import annotations
@@ -214,8 +215,12 @@ def run_neural_bench(out: Path | None = None, materials: list[str] | None = None
         refs = reference_images(name, xml, ref.bsdf, half, width, height, device)
         ref_a, ref_b, ref_secs = refs["a"], refs["b"], float(refs["seconds"])
         ref_img = 0.5 * (ref_a + ref_b)
-        neu_img, neu_secs = render(neural_bsdf, half, seed=9)
+        # The neural image likewise: two halves of the same spp (its own noise floor: its learned sampler is noisier
+        # than the layered one), averaged.
+        (neu_a, secs_a), (neu_b, secs_b) = render(neural_bsdf, half, seed=9), render(neural_bsdf, half, seed=10)
+        neu_img, neu_secs = 0.5 * (neu_a + neu_b), secs_a + secs_b
         flip, flip_map = mean_flip(ref_img, neu_img)
+        neural_noise_flip, _ = mean_flip(neu_a, neu_b)
         if out is not None:  # reference | neural | FLIP map, 4x enlarged, next to the JSON lines
             from ..core.image import write_png
 
@@ -225,15 +230,16 @@ def run_neural_bench(out: Path | None = None, materials: list[str] | None = None
             write_png(Path(out).parent / f"neural_{name}_flip.png", np.kron(strip, np.ones((4, 4, 1), np.uint8)),
                       force=True)
         noise_flip, _ = mean_flip(ref_a, ref_b)
-        put({"material": name, "metric": "image", "reference_spp": 2 * half, "neural_spp": half,
+        put({"material": name, "metric": "image", "reference_spp": 2 * half, "neural_spp": 2 * half,
              "size": [width, height], "flip": flip, "psnr": psnr(neu_img, ref_img), "relmse": rel_mse(neu_img, ref_img),
              "noise_flip_half_spp": noise_flip, "noise_psnr_half_spp": psnr(ref_b, ref_a),
-             "noise_relmse_half_spp": rel_mse(ref_b, ref_a),
-             "reference_seconds_per_spp": ref_secs / (2 * half), "neural_seconds_per_spp": neu_secs / half,
-             "render_speedup": (ref_secs / (2 * half)) / (neu_secs / half)})
+             "noise_relmse_half_spp": rel_mse(ref_b, ref_a), "neural_noise_flip_half_spp": neural_noise_flip,
+             "neural_noise_relmse_half_spp": rel_mse(neu_b, neu_a),
+             "reference_seconds_per_spp": ref_secs / (2 * half), "neural_seconds_per_spp": neu_secs / (2 * half),
+             "render_speedup": ref_secs / neu_secs})
         # ---- 3. equal time: the reference at `spp`, the neural material with as many spp as fit in that time
         low_ref, low_secs = render(ref.bsdf, spp, seed=11)
-        per_spp = neu_secs / half
+        per_spp = neu_secs / (2 * half)
         neu_spp = max(1, int(low_secs / per_spp))
         low_neu, low_neu_secs = render(neural_bsdf, neu_spp, seed=11)
         put({"material": name, "metric": "equal_time", "seconds": low_secs, "reference_spp": spp,
