@@ -15,7 +15,8 @@ from render.errors import UserError
 from render.neural.material import NeuralBSDF
 from render.neural.model import NetworkConfig, NeuralMaterialModel, frames_from_raw
 from render.neural.radmat import load_radmat, save_radmat
-from render.neural.train import LOSSES, BakeSettings, bake, log_l1, relative_l2, rusinkiewicz_pairs
+from render.neural.train import (LOSSES, BakeSettings, bake, log_l1, rebuild_coarse_levels, relative_l2,
+                                 rusinkiewicz_pairs)
 
 
 def random_model(seed=0, channels=8, res=8, levels=2, layers=2, width=32) -> NeuralMaterialModel:
@@ -152,6 +153,17 @@ def test_relative_l2_fits_the_mean_of_noisy_targets_log_l1_does_not():
     assert BakeSettings().chunk == 65536 and BakeSettings(loss="log_l1").chunk == 4096
     with pytest.raises(ValueError, match="loss"):
         BakeSettings(loss="l2")
+
+
+def test_rebuild_coarse_levels_follow_the_finest():
+    """After fine-tuning the finest level, each coarser level is the 2x2 box average of the one above it."""
+    model = random_model(3, res=8, levels=3)
+    before = model.pyramid.levels[0].detach().clone()
+    rebuild_coarse_levels(model)
+    levels = model.pyramid.levels
+    assert torch.equal(levels[0], before)
+    assert torch.allclose(levels[1][1, 2], before[2:4, 4:6].mean((0, 1)), atol=1e-6)
+    assert torch.allclose(levels[2][0, 1], before[0:4, 4:8].mean((0, 1)), atol=1e-6)
 
 
 def test_tiny_bake_reaches_error(tmp_path):
