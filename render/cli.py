@@ -204,7 +204,7 @@ def bake_material_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Output NAME.radmat (the report goes to NAME.html)."),
     minutes: float = typer.Option(3.0, help="Training time budget (targets, decoder, fine-tune, sampler)."),
     latent_channels: int = typer.Option(8, "--latent-channels", help="Latent channels per texel (paper: 8)."),
-    decoder: str = typer.Option("2x32", help="Decoder hidden layers x width: 2x32 or 3x64."),
+    decoder: str = typer.Option("2x32", help="Decoder hidden layers x width: 2x32, 3x32, 2x64 or 3x64."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     material_id: Optional[str] = typer.Option(None, "--material", help="Id of the material when the XML has several."),
     preview_spp: int = typer.Option(16, "--preview-spp", help="Samples per pixel of the report's preview renders "
@@ -212,6 +212,11 @@ def bake_material_cmd(
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: torch's choice)."),
     resume: bool = typer.Option(False, help="Continue from NAME.radmat.ckpt (saved after each training phase)."),
     force: bool = typer.Option(False, help="Overwrite existing NAME.radmat / NAME.html."),
+    loss: str = typer.Option("relative_l2", help="Training loss: relative_l2 (unbiased under noisy targets) or "
+                                                 "log_l1 (the paper's; needs averaged targets)."),
+    target_walks: Optional[int] = typer.Option(None, "--target-walks",
+                                               help="Random walks averaged per training target (default: 1 with "
+                                                    "relative_l2, 64 with log_l1)."),
 ):
     """Bake a layered material into a neural material (latent pyramid + decoders), with an HTML report."""
     from .neural.bake import run_bake
@@ -223,7 +228,8 @@ def bake_material_cmd(
 
         torch.set_num_threads(threads)
     s = run_bake(material, out, minutes=minutes, latent_channels=latent_channels, device=device, force=force,
-                 material_id=material_id, decoder=decoder, preview_spp=preview_spp, resume=resume)
+                 material_id=material_id, decoder=decoder, preview_spp=preview_spp, resume=resume,
+                 loss=loss, target_walks=target_walks)
     typer.echo(f"wrote {s['out']} ({s['seconds']:.0f} s, {s['pairs']} training pairs, held-out log-L1 "
                f"{s['validation_log_l1']:.4f})" + (f"; report {s['report']}" if "report" in s else ""))
 
@@ -475,7 +481,8 @@ def bench_neural(
     device: str = typer.Option("cpu", help="cpu or cuda (both materials run on it)."),
     spp: Optional[int] = typer.Option(None, help="spp of the equal-time and sampler renders (default 8; quick 4)."),
     ref_spp: Optional[int] = typer.Option(None, "--ref-spp",
-                                          help="spp of the image-quality renders (default 128; quick 8)."),
+                                          help="spp of the image-quality reference (two cached halves; the neural "
+                                               "image gets half; default 8192; quick 8)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: torch's choice)."),
 ):
     """Neural vs layered reference material: eval throughput, FLIP/PSNR/relMSE, equal time, sampler, error, memory."""

@@ -41,7 +41,10 @@ class Accumulator:
     def __init__(self, scene, device: str = "cpu", sd: SceneData | None = None, seed: int = 0,
                  max_depth: int | None = None, aovs: tuple = (), to_world: np.ndarray | None = None,
                  width: int | None = None, height: int | None = None, integrator: str = "auto",
-                 samples_per_pass: int = 1 << 20, color: bool = True, rfilter: RFilter | None = None):
+                 samples_per_pass: int = 1 << 20, color: bool = True, rfilter: RFilter | None = None,
+                 spp_hint: int | None = None):
+        # the image's final spp when known (render_loaded): shrinks the neural materials' LOD footprint per sample
+        self.spp_hint = max(1, int(spp_hint or 1))
         if integrator not in ("auto", "fused", "torch"):
             raise UserError(f"--integrator: expected auto, fused or torch, got {integrator!r}")
         if scene.sensor is None:
@@ -78,7 +81,7 @@ class Accumulator:
             depth = 2
         else:
             depth = int(ip.get("max_depth", -1)) if self.max_depth is None else self.max_depth
-        settings = RenderSettings(spp=1, max_depth=depth, rr_depth=int(ip.get("rr_depth", 5)),
+        settings = RenderSettings(spp=self.spp_hint, max_depth=depth, rr_depth=int(ip.get("rr_depth", 5)),
                                   hide_emitters=bool(ip.get("hide_emitters", False)), seed=self.seed,
                                   width=width or 0, height=height or 0, aovs=tuple(aovs),
                                   samples_per_pass=self.samples_per_pass)

@@ -29,9 +29,10 @@ def render_loaded(scene, spp=None, seed=0, device="cpu", max_depth=None, aovs=()
     sensor's camera-to-world matrix (see progressive.Accumulator)."""
     if spp is not None and spp <= 0:
         raise UserError(f"--spp: expected a positive sample count, got {spp}")
-    acc = Accumulator(scene, device=device, sd=sd, seed=seed, max_depth=max_depth, aovs=aovs, to_world=to_world,
-                      width=width, height=height, integrator=integrator, samples_per_pass=samples_per_pass)
     spp = spp if spp is not None else scene.sampler.sample_count
+    acc = Accumulator(scene, device=device, sd=sd, seed=seed, max_depth=max_depth, aovs=aovs, to_world=to_world,
+                      width=width, height=height, integrator=integrator, samples_per_pass=samples_per_pass,
+                      spp_hint=spp)
     if spp <= 0:
         raise UserError(f"{scene.source}: sampler sample_count: expected a positive sample count, got {spp}")
     bar = None

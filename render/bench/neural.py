@@ -2,14 +2,26 @@
 with its bake X.radmat), one JSON line per result:
 
 1. eval throughput (ms per 1M evaluations, same batch, same device, same run), also for the 3x64 decoder;
-2. FLIP / PSNR / relMSE of the preview scene rendered with neural vs reference material at high spp;
+2. FLIP / PSNR / relMSE of the preview scene rendered with neural vs reference material at high spp, with the
+   noise floor (the reference's two half-spp renders vs each other) next to it;
 3. equal time: relMSE of both renders vs the high-spp reference render when given the same seconds (noise + bias);
 4. learned sampler vs cosine sampling: relMSE at equal spp vs a high-spp neural render;
-5. held-out log-L1 BRDF error on fresh pairs; 6. memory; 7. training time.
+5. held-out log-L1 BRDF error on fresh pairs vs 256-walk reference values; 6. memory; 7. training time.
+
+Noise vs bias: FLIP of two noisy images measures mostly noise. The reference image is the mean of two renders of
+ref_spp/2 (8192 spp in all by default); FLIP between the two halves is the noise floor, an upper bound on the noise
+part of the comparison (each half has twice the variance of the mean). The neural image is two halves of the same
+spp too; FLIP between them is its own noise floor (its learned sampler is noisier than the layered one). The
+preview stays 64x48 at FLIP's default 67 pixels per degree: per-pixel noise depends on spp, not resolution, so a
+larger image only costs more per spp (more layered walks per evaluation do not help either: on this scene path
+noise dominates, measured 4% less relMSE for 2.6x the time). The reference renders and the 256-walk held-out values
+do not depend on the bake, so they are cached (out/cache/neural_reference/, keyed by the material files, the
+layered source and the settings).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from pathlib import Path
@@ -24,6 +36,77 @@ from . import emit
 
 ROOT = Path(__file__).resolve().parents[2]
 MATERIALS = ROOT / "scenes" / "materials"
+CACHE = ROOT / "out" / "cache" / "neural_reference"
+HELDOUT_WALKS = 256
+
+
+def _cache_key(xml: Path, **settings) -> str:
+    """Hash of what a reference result depends on: the material XML and its texture files (same folder, same
+    stem prefix), the layered BSDF source and the settings. Not the path integrator's source (a change there that
+    alters the reference renders needs `rm -r out/cache/neural_reference`)."""
+    h = hashlib.sha256()
+    files = [xml, *sorted(xml.parent.glob(xml.stem + "_*")), ROOT / "render" / "bsdfs" / "layered.py"]
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    h.update(repr(sorted(settings.items())).encode())
+    return h.hexdigest()[:16]
+
+
+def cached(name: str, xml: Path, compute, **settings) -> dict:
+    """compute() -> dict of arrays/floats, stored as CACHE/name_key.npz (atomic write) and reused."""
+    from ..core.image import _write_atomically
+
+    path = CACHE / f"{name}_{_cache_key(xml, **settings)}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **result)
+
+    _write_atomically(path, write)
+    return {k: np.asarray(v) for k, v in result.items()}
+
+
+def reference_images(name: str, xml: Path, bsdf: BSDF, half_spp: int, width: int, height: int,
+                     device: str = "cpu") -> dict:
+    """The preview scene with the reference material, rendered twice at half_spp (seeds 7 and 8), cached:
+    {"a", "b", "seconds"}."""
+    from ..neural.source import preview_scene
+    from ..render import render_loaded
+
+    def compute():
+        out = {"seconds": 0.0}
+        for key, seed in (("a", 7), ("b", 8)):
+            r = render_loaded(preview_scene(bsdf, width, height), spp=half_spp, device=device, integrator="torch",
+                              seed=seed)
+            out[key] = r.rgb
+            out["seconds"] += r.seconds
+        return out
+
+    return cached(f"{name}_image", xml, compute, spp=half_spp, size=(width, height), seeds=(7, 8))
+
+
+def heldout_values(name: str, xml: Path, material, n_pairs: int, device: str = "cpu") -> dict:
+    """Fresh (uv, wi, wo) pairs from the training distribution's uniform part (seed 12345) with the reference's
+    value averaged over HELDOUT_WALKS random walks, cached; tensors on `device`."""
+    from ..neural.train import _reference_eval, rusinkiewicz_pairs
+
+    def compute():
+        g = torch.Generator().manual_seed(12345)
+        uv = torch.rand(n_pairs, 2, generator=g)
+        wi, wo = rusinkiewicz_pairs(torch.rand(n_pairs, 4, generator=g))
+        ok = (wi[:, 2] > 1e-3) & (wo[:, 2] > 1e-3)
+        uv, wi, wo = uv[ok], wi[ok], wo[ok]
+        with torch.no_grad():
+            value = _reference_eval(material, HELDOUT_WALKS)(uv.to(device), wi.to(device), wo.to(device))
+        return {"uv": uv.numpy(), "wi": wi.numpy(), "wo": wo.numpy(), "value": value.float().cpu().numpy()}
+
+    z = cached(f"{name}_heldout", xml, compute, pairs=n_pairs, walks=HELDOUT_WALKS)
+    return {k: torch.from_numpy(v).to(device) for k, v in z.items()}
 
 
 def _random_queries(n: int, seed: int = 0):
@@ -65,12 +148,12 @@ def run_neural_bench(out: Path | None = None, materials: list[str] | None = None
     from ..neural.material import NeuralBSDF
     from ..neural.model import NetworkConfig, NeuralMaterialModel
     from ..neural.source import load_reference, source_resolution
-    from ..neural.train import _reference_eval, log_l1, rusinkiewicz_pairs
+    from ..neural.train import _reference_eval, log_l1, relative_l2, rusinkiewicz_pairs
     from ..regress import mean_flip
 
     batch = batch or (1 << 14 if quick else 1 << 16)
     spp = spp or (4 if quick else 8)
-    ref_spp = ref_spp or (8 if quick else 128)
+    ref_spp = ref_spp or (8 if quick else 8192)
     width, height = size or ((32, 24) if quick else (64, 48))
     rows = []
 
@@ -129,16 +212,31 @@ def run_neural_bench(out: Path | None = None, materials: list[str] | None = None
         # The reference image is the mean of two half-spp renders with different seeds; the FLIP/relMSE between the
         # halves is the noise floor (each half is noisier than their mean, so the floor is conservative).
         half = max(1, ref_spp // 2)
-        ref_a, secs_a = render(ref.bsdf, half, seed=7)
-        ref_b, secs_b = render(ref.bsdf, half, seed=8)
-        ref_img, ref_secs = 0.5 * (ref_a + ref_b), secs_a + secs_b
-        neu_img, neu_secs = render(neural_bsdf, 2 * half)
-        flip, _ = mean_flip(ref_img, neu_img)
+        refs = reference_images(name, xml, ref.bsdf, half, width, height, device)
+        ref_a, ref_b, ref_secs = refs["a"], refs["b"], float(refs["seconds"])
+        ref_img = 0.5 * (ref_a + ref_b)
+        # The neural image likewise: two halves of the same spp (its own noise floor: its learned sampler is noisier
+        # than the layered one), averaged.
+        (neu_a, secs_a), (neu_b, secs_b) = render(neural_bsdf, half, seed=9), render(neural_bsdf, half, seed=10)
+        neu_img, neu_secs = 0.5 * (neu_a + neu_b), secs_a + secs_b
+        flip, flip_map = mean_flip(ref_img, neu_img)
+        neural_noise_flip, _ = mean_flip(neu_a, neu_b)
+        if out is not None:  # reference | neural | FLIP map, 4x enlarged, next to the JSON lines
+            from ..core.image import write_png
+
+            fm = flip_map if flip_map.ndim == 3 else np.repeat(flip_map[..., None], 3, -1)
+            fm = fm if fm.dtype == np.uint8 else (np.clip(fm, 0, 1) * 255).astype(np.uint8)
+            strip = np.concatenate([to_png8(ref_img), to_png8(neu_img), fm[..., :3]], 1)
+            write_png(Path(out).parent / f"neural_{name}_flip.png", np.kron(strip, np.ones((4, 4, 1), np.uint8)),
+                      force=True)
         noise_flip, _ = mean_flip(ref_a, ref_b)
-        put({"material": name, "metric": "image", "spp": 2 * half, "size": [width, height],
-             "flip": flip, "psnr": psnr(neu_img, ref_img), "relmse": rel_mse(neu_img, ref_img),
-             "noise_flip_half_spp": noise_flip, "noise_relmse_half_spp": rel_mse(ref_b, ref_a),
-             "reference_seconds": ref_secs, "neural_seconds": neu_secs, "render_speedup": ref_secs / neu_secs})
+        put({"material": name, "metric": "image", "reference_spp": 2 * half, "neural_spp": 2 * half,
+             "size": [width, height], "flip": flip, "psnr": psnr(neu_img, ref_img), "relmse": rel_mse(neu_img, ref_img),
+             "noise_flip_half_spp": noise_flip, "noise_psnr_half_spp": psnr(ref_b, ref_a),
+             "noise_relmse_half_spp": rel_mse(ref_b, ref_a), "neural_noise_flip_half_spp": neural_noise_flip,
+             "neural_noise_relmse_half_spp": rel_mse(neu_b, neu_a),
+             "reference_seconds_per_spp": ref_secs / (2 * half), "neural_seconds_per_spp": neu_secs / (2 * half),
+             "render_speedup": ref_secs / neu_secs})
         # ---- 3. equal time: the reference at `spp`, the neural material with as many spp as fit in that time
         low_ref, low_secs = render(ref.bsdf, spp, seed=11)
         per_spp = neu_secs / (2 * half)
@@ -155,19 +253,15 @@ def run_neural_bench(out: Path | None = None, materials: list[str] | None = None
         put({"material": name, "metric": "sampler", "spp": spp,
              "learned_relmse": rel_mse(learned, neu_img), "cosine_relmse": rel_mse(cosine, neu_img),
              "improvement": rel_mse(cosine, neu_img) / max(rel_mse(learned, neu_img), 1e-30)})
-        # ---- 5. held-out BRDF error on fresh pairs (same distribution as training, another seed)
-        g = torch.Generator().manual_seed(12345)
-        n_pairs = 4096 if quick else 16384
-        huv = torch.rand(n_pairs, 2, generator=g)
-        hwi, hwo = rusinkiewicz_pairs(torch.rand(n_pairs, 4, generator=g))
-        ok = (hwi[:, 2] > 1e-3) & (hwo[:, 2] > 1e-3)
-        huv, hwi, hwo = (t[ok].to(device) for t in (huv, hwi, hwo))
-        target_spp = meta.get("training", {}).get("target_samples", 64)
+        # ---- 5. held-out BRDF error on fresh pairs (same distribution as training, another seed) vs 256-walk values
+        held = heldout_values(name, xml, ref.torch_bsdf, 1024 if quick else 4096, device)
         with torch.no_grad():
-            target = _reference_eval(ref.torch_bsdf, target_spp)(huv, hwi, hwo).float()
-        put({"material": name, "metric": "brdf_error", "heldout_log_l1": float(log_l1(neural.eval(huv, hwi, hwo),
-                                                                                        target)),
-             "pairs": int(ok.sum()), "target_samples": target_spp,
+            pred = neural.eval(held["uv"], held["wi"], held["wo"])
+        training = meta.get("training", {})
+        put({"material": name, "metric": "brdf_error", "heldout_log_l1": float(log_l1(pred, held["value"])),
+             "heldout_relative_l2": float(relative_l2(pred, held["value"])),
+             "pairs": len(held["uv"]), "reference_walks": HELDOUT_WALKS,
+             "training_loss": training.get("loss", "log_l1"), "training_target_walks": training.get("target_samples"),
              "training_validation_log_l1": meta.get("errors", {}).get("validation_log_l1")})
         # ---- 6. memory
         mem = neural.memory_bytes()

@@ -32,7 +32,7 @@ TEST_HOOKS: dict[str, bool] = {}
 
 @dataclass
 class RenderSettings:
-    spp: int
+    spp: int                 # the image's spp (sets the LOD footprint scale; passes choose their own counts)
     max_depth: int = -1      # -1: unbounded (Russian roulette ends paths), as Mitsuba
     rr_depth: int = 5
     hide_emitters: bool = False
@@ -316,8 +316,10 @@ class PathIntegrator:
 
     def _footprint(self, surf, d):
         """(N,) width of the pixel's footprint on the surface in uv units (0 where dp_du is undefined): the pixel
-        cone's width at the hit distance, stretched by 1/sqrt|cos| (geometric mean of the two axes), over |dp_du|."""
-        pixel = 2 * self.tan_x / self.width
+        cone's width at the hit distance, stretched by 1/sqrt|cos| (geometric mean of the two axes), over |dp_du|.
+        Scaled by max(1/8, 1/sqrt(spp)) as pbrt-v4 scales camera ray differentials: the spp samples of a pixel
+        already integrate its footprint, so prefiltering each at the full footprint would blur twice."""
+        pixel = 2 * self.tan_x / self.width * max(0.125, 1 / math.sqrt(self.s.spp))
         cos = (d * surf.ng).sum(1).abs().clamp_min(1e-3)
         width = surf.t * pixel / cos.sqrt()
         du = surf.dp_du.norm(dim=1)

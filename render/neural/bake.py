@@ -14,10 +14,10 @@ from .model import NetworkConfig
 from .radmat import save_radmat
 from .report import brdf_slices, write_report
 from .source import load_reference, preview_scene
-from .train import BakeSettings, _reference_eval, bake
+from .train import LOSSES, BakeSettings, _reference_eval, bake
 
 PHASES = ("targets", "decoder", "finetune", "sampler")
-DECODERS = {"2x32": (2, 32), "3x64": (3, 64)}
+DECODERS = {"2x32": (2, 32), "3x32": (3, 32), "2x64": (2, 64), "3x64": (3, 64)}
 
 
 def parse_decoder(text: str) -> tuple[int, int]:
@@ -35,7 +35,8 @@ def render_preview(bsdf: BSDF, spp: int, device: str, width: int = 160, height: 
 
 def run_bake(material_xml: Path, out: Path, minutes: float = 3.0, latent_channels: int = 8, device: str = "cpu",
              force: bool = False, material_id: str | None = None, decoder: str = "2x32", preview_spp: int = 16,
-             seed: int = 0, progress: bool = True, report: bool = True, resume: bool = False) -> dict:
+             seed: int = 0, progress: bool = True, report: bool = True, resume: bool = False,
+             loss: str = "relative_l2", target_walks: int | None = None) -> dict:
     """Bakes, writes NAME.radmat and NAME.html. The state after each phase goes to NAME.radmat.ckpt (removed at the
     end); `resume` continues from it."""
     out = Path(out)
@@ -53,9 +54,13 @@ def run_bake(material_xml: Path, out: Path, minutes: float = 3.0, latent_channel
         raise UserError(f"--device: expected cpu or cuda, got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda: torch reports no CUDA device on this machine")
+    if loss not in LOSSES:
+        raise UserError(f"--loss: expected one of {', '.join(LOSSES)}, got {loss!r}")
+    if target_walks is not None and not 1 <= target_walks <= 4096:
+        raise UserError(f"--target-walks: expected 1 to 4096 random walks per target, got {target_walks}")
     layers, width = parse_decoder(decoder)
     ref = load_reference(Path(material_xml), material_id, device)
-    settings = BakeSettings(minutes=minutes, seed=seed, device=device)
+    settings = BakeSettings(minutes=minutes, seed=seed, device=device, loss=loss, target_samples=target_walks)
     cfg = NetworkConfig(latent_channels=latent_channels, decoder_layers=layers, decoder_width=width)
 
     bar = task = None
@@ -95,7 +100,7 @@ def run_bake(material_xml: Path, out: Path, minutes: float = 3.0, latent_channel
     if report:
         neural = NeuralBSDF.load(out, device)
         slices = brdf_slices(ref.torch_bsdf, neural, reference_eval=_reference_eval(ref.torch_bsdf,
-                                                                                    settings.target_samples))
+                                                                                    settings.validation_samples))
         renders = {}
         if preview_spp > 0:
             renders["reference"] = render_preview(ref.bsdf, preview_spp, device)

@@ -96,16 +96,18 @@ def texel_quads(image: torch.Tensor) -> torch.Tensor:
 
 
 def bilinear_quads(quads: torch.Tensor, height: int, width: int, uv: torch.Tensor) -> torch.Tensor:
-    """bilinear_repeat through texel_quads: same value, one gather instead of four."""
+    """bilinear_repeat through texel_quads: same value, one gather instead of four, blended by three lerps (a batched
+    (1x4)(4xC) bmm is ~1.5x slower on the CPU)."""
     x = uv[:, 0] * width - 0.5
     y = uv[:, 1] * height - 0.5
     x0, y0 = torch.floor(x), torch.floor(y)
-    fx, fy = x - x0, y - y0
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
     idx = torch.remainder(y0.long(), height) * width + torch.remainder(x0.long(), width)
-    gx = 1 - fx
-    w = torch.stack([gx * (1 - fy), fx * (1 - fy), gx * fy, fx * fy], 1)
     # index_select: several times faster than advanced indexing for row gathers on the CPU
-    return torch.bmm(w[:, None, :], torch.index_select(quads, 0, idx).view(len(uv), 4, -1))[:, 0]
+    texels = torch.index_select(quads, 0, idx)
+    c = quads.shape[1] // 4
+    top = torch.lerp(texels[:, :c], texels[:, c:2 * c], fx)
+    return torch.lerp(top, torch.lerp(texels[:, 2 * c:3 * c], texels[:, 3 * c:], fx), fy)
 
 
 def downsample(image: torch.Tensor) -> torch.Tensor:
@@ -154,10 +156,16 @@ def frames_from_raw(raw: torch.Tensor, count: int) -> torch.Tensor:
     """(N, 6*count) linear-layer output -> (N, count, 3, 3) orthonormal frames, rows (t, b, n). As the course
     version of §4.2: n = normalize(raw_n + z), t = raw_t + x made orthogonal to n (Gram-Schmidt), b = n x t."""
     raw = raw.reshape(len(raw), count, 2, 3)
-    ez = raw.new_tensor([0.0, 0.0, 1.0])
-    ex = raw.new_tensor([1.0, 0.0, 0.0])
-    n = F.normalize(raw[:, :, 0] + ez, dim=-1)
-    t = raw[:, :, 1] + ex
+    return orthonormal_frames(raw + raw.new_tensor(FRAME_OFFSET))
+
+
+FRAME_OFFSET = ((0.0, 0.0, 1.0), (1.0, 0.0, 0.0))   # raw (normal, tangent) = 0 is the geometric frame (z, x)
+
+
+def orthonormal_frames(nt: torch.Tensor) -> torch.Tensor:
+    """(N, count, 2, 3) unnormalized (normal, tangent) -> (N, count, 3, 3) rows (t, b, n) (Gram-Schmidt)."""
+    n = F.normalize(nt[:, :, 0], dim=-1)
+    t = nt[:, :, 1]
     t = F.normalize(t - n * (t * n).sum(-1, keepdim=True), dim=-1)
     b = torch.linalg.cross(n, t, dim=-1)
     return torch.stack([t, b, n], 2)
@@ -196,31 +204,37 @@ class NeuralBRDF(nn.Module):
 
     def evaluate(self, latent, wi, wo) -> torch.Tensor:
         """Inference value: the same math as forward, in fewer ops (no autograd, no concatenation: the first layer
-        is split into its latent and direction columns; 3x3 frame products by einsum)."""
+        is split into its latent and direction columns; the geometric frame offset folded into the frame head's
+        bias; 3x3 frame products by einsum)."""
         with torch.inference_mode():
             n = len(latent)
+            w = self._frozen or self._transposed()
             h = F.normalize(wi + wo, dim=-1, eps=1e-12)
-            raw = torch.addmm(self.frame_head.bias, latent, self.frame_head.weight.t())
-            frames = frames_from_raw(raw, self.cfg.frames).reshape(n, -1, 3)             # (N, 3*frames, 3)
+            raw = torch.addmm(w["frame_bias"], latent, w["frame_weight"]).view(n, self.cfg.frames, 2, 3)
+            frames = orthonormal_frames(raw).reshape(n, -1, 3)                           # (N, 3*frames, 3)
             dirs = torch.stack([wi, wo, h], 1)                                           # (N, 3, 3) rows
             local = torch.einsum("nfk,njk->nfj", frames, dirs).reshape(n, -1)
-            weights = self._frozen or self._transposed()
-            x = torch.addmm(weights[0][1], latent, weights[0][0])
-            x.addmm_(local, weights[0][2])
-            for w, b in weights[1:]:
+            (w0_latent, b0, w0_dirs), *rest = w["layers"]
+            x = torch.addmm(b0, latent, w0_latent)
+            x.addmm_(local, w0_dirs)
+            for weight, bias in rest:
                 F.leaky_relu_(x, 0.01)
-                x = torch.addmm(b, x, w)
+                x = torch.addmm(bias, x, weight)
             return self._output(x, wi, wo)
 
     _frozen = None
 
-    def _transposed(self):
-        """[(W0_latent^T, b0, W0_directions^T), (W1^T, b1), ...] contiguous, for evaluate."""
+    def _transposed(self) -> dict:
+        """The weights for evaluate, transposed and contiguous: the frame head (bias + FRAME_OFFSET) and
+        [(W0_latent^T, b0, W0_directions^T), (W1^T, b1), ...]."""
         layers = [m for m in self.mlp if isinstance(m, nn.Linear)]
         c = self.cfg.latent_channels
         w0 = layers[0].weight.detach()
-        return [(w0[:, :c].t().contiguous(), layers[0].bias.detach(), w0[:, c:].t().contiguous())] + \
-            [(lin.weight.detach().t().contiguous(), lin.bias.detach()) for lin in layers[1:]]
+        head = self.frame_head
+        offset = head.bias.new_tensor(FRAME_OFFSET).flatten().repeat(self.cfg.frames)
+        return {"frame_weight": head.weight.detach().t().contiguous(), "frame_bias": head.bias.detach() + offset,
+                "layers": [(w0[:, :c].t().contiguous(), layers[0].bias.detach(), w0[:, c:].t().contiguous())]
+                + [(lin.weight.detach().t().contiguous(), lin.bias.detach()) for lin in layers[1:]]}
 
     def freeze(self) -> None:
         """Caches the transposed weights for evaluate (call once the weights stop changing)."""

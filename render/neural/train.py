@@ -1,9 +1,11 @@
 """Baking a reference material into a neural material (§5 of Zeltner et al. 2024), in four timed phases:
 
 1. targets: (uv, wi, wo) with directions uniform in the Rusinkiewicz parameterization plus a share from the
-   reference's own sampler; values = reference eval averaged over many random walks (noisy targets bias a log
-   loss); 1/16 held out for validation.
-2. encoder + decoder: latent = encoder(parameters at uv); L1 in log space, Adam with cosine decay.
+   reference's own sampler; values = the reference's random-walk estimate. With the relative L2 loss (default) a
+   target is 1 walk: the loss is unbiased under zero-mean target noise, so cheap noisy targets buy many more pairs
+   per second. With the log-L1 loss of the paper, targets average 64 walks (log of a noisy mean is biased). A
+   separate held-out set (64 walks per value) measures the log-L1 error for validation either way.
+2. encoder + decoder: latent = encoder(parameters at uv); the chosen loss, Adam with cosine decay.
 3. bake + fine-tune: the encoder runs at every texel of the prefiltered parameter textures (one pyramid level
    each), then latents + decoder are fine-tuned directly (kept only if the held-out error improves).
 4. sampler: the lobe-mixture network is fit to the frozen decoder with a KL loss, -E_p[log q].
@@ -32,12 +34,17 @@ LUMINANCE = (0.2126, 0.7152, 0.0722)
 @dataclass
 class BakeSettings:
     minutes: float = 3.0
-    target_samples: int = 64          # random walks averaged per training target
-    max_pairs: int = 400_000          # cap on generated (uv, wi, wo) targets
-    chunk: int = 4096                 # targets per reference call
-    sampled_share: float = 0.2        # share of wo from the reference's sampler (rest: uniform Rusinkiewicz)
+    loss: str = "relative_l2"          # relative_l2 (unbiased under target noise) or log_l1 (the paper's)
+    target_samples: int | None = None  # random walks per training target (None: 1 for relative_l2, 64 for log_l1)
+    max_pairs: int = 4_000_000         # cap on generated (uv, wi, wo) targets (before the below-horizon cut)
+    validation_pairs: int = 2048       # held-out pairs (at most max_pairs / 16) ...
+    validation_samples: int = 64       # ... with this many walks per value
+    chunk: int | None = None           # targets per reference call (None: 2^18 walks, 1024 to 65536 targets)
+    log_warmup: float = 0.2            # relative_l2: share of the decoder phase trained with log_l1 first
+    sampled_share: float = 0.2         # share of wo from the reference's sampler (rest: uniform Rusinkiewicz)
     batch: int = 4096
     lr: float = 3e-3
+    finetune_lr: float = 0.2           # fine-tune learning rate, times lr
     sampler_batch: int = 512          # (uv, wi) pairs per sampler step ...
     sampler_directions: int = 32      # ... times this many wo each
     phase_shares: tuple = (0.4, 0.35, 0.1, 0.15)   # targets, encoder+decoder, fine-tune, sampler
@@ -45,6 +52,14 @@ class BakeSettings:
     #                                   targets then run to max_pairs
     seed: int = 0
     device: str = "cpu"
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss: expected one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.target_samples is None:
+            self.target_samples = DEFAULT_TARGET_SAMPLES[self.loss]
+        if self.chunk is None:  # few walks per target: large chunks, or per-op overhead dominates the reference
+            self.chunk = min(65536, max(1024, (1 << 18) // self.target_samples))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +82,21 @@ def log_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     the loss relative down to f cos ~ 0.01, where broad base lobes carry most of a coated material's energy
     (log(1 + f) would weigh them ~20x less than the coat's specular peak and lose them)."""
     return (torch.log(pred + LOG_EPSILON) - torch.log(target.clamp_min(0) + LOG_EPSILON)).abs().mean()
+
+
+RELATIVE_EPSILON = LOG_EPSILON ** 2
+
+
+def relative_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Relative L2, (f - y)^2 / (stopgrad(f)^2 + eps), mean over RGB and batch (Mueller et al. 2021, neural radiance
+    caching, after Lehtinen et al. 2018, Noise2Noise): for a fixed denominator its minimizer is the mean of the
+    targets, so zero-mean noise in y (few random walks) adds variance but no bias. eps = 0.01^2 keeps it relative
+    down to f cos ~ 0.01, as log_l1's eps."""
+    return ((pred - target) ** 2 / (pred.detach() ** 2 + RELATIVE_EPSILON)).mean()
+
+
+LOSSES = {"relative_l2": relative_l2, "log_l1": log_l1}
+DEFAULT_TARGET_SAMPLES = {"relative_l2": 1, "log_l1": 64}
 
 
 def rusinkiewicz_pairs(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,9 +126,10 @@ def _reference_eval(material, spp: int):
 
 
 def generate_targets(material, count: int, settings: BakeSettings, gen: torch.Generator, deadline: float,
-                     tick=None) -> dict:
-    """Training pairs until `count` or the deadline (at least one chunk). Returns uv, wi, wo, value (on CPU)."""
-    evaluate = _reference_eval(material, settings.target_samples)
+                     tick=None, walks: int | None = None) -> dict:
+    """Training pairs until `count` or the deadline (at least one chunk), values averaging `walks` random walks
+    (default settings.target_samples). Returns uv, wi, wo, value (on CPU)."""
+    evaluate = _reference_eval(material, walks or settings.target_samples)
     parts: dict[str, list] = {"uv": [], "wi": [], "wo": [], "value": []}
     made = 0
     while made < count and (made == 0 or time.perf_counter() < deadline):
@@ -146,6 +177,16 @@ def bake_latents(model: NeuralMaterialModel, textures: torch.Tensor) -> None:
             level.copy_(model.encoder(level_tex.reshape(-1, p)).reshape(h, w, -1))
             if h > 1:
                 level_tex = downsample(level_tex)
+
+
+def rebuild_coarse_levels(model: NeuralMaterialModel) -> None:
+    """Coarse pyramid levels = box-downsampled finer latents. Fine-tuning moves the finest level and the decoder
+    away from the encoder-baked coarse levels; rebuilt from the tuned level they stay consistent with it (carpaint
+    at 4096 spp: FLIP 0.119 with stale coarse levels, 0.048 with the finest level only)."""
+    with torch.no_grad():
+        levels = model.pyramid.levels
+        for k in range(1, len(levels)):
+            levels[k].copy_(downsample(levels[k - 1]))
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -203,16 +244,14 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
         t_start -= state["elapsed"]
     else:
         deadline = t_start + (budget * shares[0] if settings.phase_steps is None else math.inf)
-        data = generate_targets(material, settings.max_pairs, settings, gen, deadline,
-                                tick=lambda made, _: report("targets", min(1.0, max(
-                                    made / settings.max_pairs,
-                                    (time.perf_counter() - t_start) / (budget * shares[0]))),
-                                    None, made / max(time.perf_counter() - t_start, 1e-9)))
-        n = len(data["uv"])
-        perm = torch.randperm(n, generator=gen)
-        n_val = max(1, n // 16)
-        val = {k: v[perm[:n_val]] for k, v in data.items()}
-        train = {k: v[perm[n_val:]] for k, v in data.items()}
+        tick = lambda made, _: report("targets", min(1.0, max(made / settings.max_pairs, (
+            time.perf_counter() - t_start) / (budget * shares[0]))), None,
+            made / max(time.perf_counter() - t_start, 1e-9))
+        # held-out pairs first (low-noise values, so the log-L1 validation error is not biased by target noise)
+        n_val = max(1, min(settings.validation_pairs, settings.max_pairs // 16))
+        val = generate_targets(material, n_val, settings, gen, math.inf, walks=settings.validation_samples)
+        train = generate_targets(material, settings.max_pairs, settings, gen, deadline, tick=tick)
+        n = len(train["uv"])
         history["targets"].append((time.perf_counter() - t_start, n))
         errors = {}
 
@@ -237,10 +276,16 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
         with torch.no_grad():
             return float(log_l1(model.brdf(latent_fn(val), val["wi"], val["wo"]), val["value"]))
 
+    loss_fn = LOSSES[settings.loss]
+    # targets that stopped early (max_pairs reached) leave their time to the training phases, in their proportions
+    left = budget - (time.perf_counter() - t_start)
+    training_budget = max(left, budget * sum(shares[1:])) / sum(shares[1:])
+    warmup = settings.log_warmup if settings.loss == "relative_l2" else 0.0
+
     def run_phase(name, params, latent_fn, share, lr0, max_steps=None):
         opt = torch.optim.Adam(params, lr=lr0)
         t0 = time.perf_counter()
-        span = budget * share
+        span = training_budget * share
         steps = 0
         m = len(train["uv"])
         while True:
@@ -251,7 +296,10 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
             _cosine_lr(opt, lr0, done_frac)
             idx = torch.randint(0, m, (settings.batch,), generator=gen).to(dev)
             batch = {k: v[idx] for k, v in train.items()}
-            loss = log_l1(model.brdf(latent_fn(batch), batch["wi"], batch["wo"]), batch["value"])
+            # relative L2 from a random start sees f off by orders of magnitude on the coat's specular peaks
+            # (gradient ~ y/f): a log-L1 warm-up first brings f near y, then the unbiased loss takes over.
+            fn = log_l1 if name == "decoder" and done_frac < warmup else loss_fn
+            loss = fn(model.brdf(latent_fn(batch), batch["wi"], batch["wo"]), batch["value"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -277,10 +325,12 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
         errors["validation_log_l1_baked"] = validate(lookup)
         saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
         run_phase("finetune", [model.pyramid.levels[0]] + list(model.brdf.parameters()), lookup, shares[2],
-                  settings.lr * 0.2, step_caps[1])
+                  settings.lr * settings.finetune_lr, step_caps[1])
         errors["validation_log_l1_finetuned"] = validate(lookup)
         if errors["validation_log_l1_finetuned"] > errors["validation_log_l1_baked"]:
             model.load_state_dict(saved)  # fine-tuning overfit the held-out pairs: keep the baked latents
+        else:
+            rebuild_coarse_levels(model)
         errors["validation_log_l1"] = validate(lookup)
         history["validation"].append((time.perf_counter() - t_start, errors["validation_log_l1"]))
         save(3)
@@ -288,8 +338,8 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
     # ---- 4. sampler against the frozen decoder
     for p in model.brdf.parameters():
         p.requires_grad_(False)
-    errors["sampler_cross_entropy"] = train_sampler(model, settings, gen, budget * shares[3], history, t_start, report,
-                                                    step_caps[2])
+    errors["sampler_cross_entropy"] = train_sampler(model, settings, gen, training_budget * shares[3], history,
+                                                    t_start, report, step_caps[2])
     for p in model.brdf.parameters():
         p.requires_grad_(True)
     model.encoder = None

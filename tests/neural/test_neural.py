@@ -15,7 +15,8 @@ from render.errors import UserError
 from render.neural.material import NeuralBSDF
 from render.neural.model import NetworkConfig, NeuralMaterialModel, frames_from_raw
 from render.neural.radmat import load_radmat, save_radmat
-from render.neural.train import BakeSettings, bake, log_l1, rusinkiewicz_pairs
+from render.neural.train import (LOSSES, BakeSettings, bake, log_l1, rebuild_coarse_levels, relative_l2,
+                                 rusinkiewicz_pairs)
 
 
 def random_model(seed=0, channels=8, res=8, levels=2, layers=2, width=32) -> NeuralMaterialModel:
@@ -118,6 +119,51 @@ def test_rusinkiewicz_pairs_mirror_about_half_vector():
     h = torch.nn.functional.normalize(wi + wo, dim=1)
     assert torch.allclose(wi.norm(dim=1), torch.ones(1000), atol=1e-5)
     assert torch.allclose((wi * h).sum(1), (wo * h).sum(1), atol=1e-5)
+
+
+def _fit_constant(loss_fn, mean: torch.Tensor, steps: int = 1500, seed: int = 0) -> torch.Tensor:
+    """Fits f = exp(p) (the decoder's output form) to targets mean * Exp(1): zero-mean noise around `mean` with a
+    long right tail, as a one-walk estimate of a layered BSDF."""
+    g = torch.Generator().manual_seed(seed)
+    p = torch.zeros(len(mean), requires_grad=True)
+    opt = torch.optim.Adam([p], lr=0.05)
+    for step in range(steps):
+        for group in opt.param_groups:   # cosine decay, so the fit settles
+            group["lr"] = 0.05 * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        y = mean * -torch.log(1 - torch.rand(512, len(mean), generator=g))
+        loss = loss_fn(torch.exp(p).expand(512, -1), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return torch.exp(p).detach()
+
+
+def test_relative_l2_fits_the_mean_of_noisy_targets_log_l1_does_not():
+    """Unbiasedness of the default loss (Lehtinen et al. 2018; Mueller et al. 2021): on noisy targets with a known
+    mean the relative-L2 fit converges to the mean; the log-L1 fit converges to the noise's median (ln 2 x mean for
+    exponential noise), which is why it needs 64-walk targets."""
+    mean = torch.tensor([0.05, 0.5, 5.0])
+    rel = _fit_constant(relative_l2, mean)
+    log = _fit_constant(log_l1, mean)
+    assert torch.allclose(rel, mean, rtol=0.05), rel
+    assert bool(((log / mean - 1).abs() > 0.2).all()), log
+    assert set(LOSSES) == {"relative_l2", "log_l1"}
+    assert BakeSettings().target_samples == 1 and BakeSettings(loss="log_l1").target_samples == 64
+    # one-walk targets come in large chunks (2^18 walks per reference call), or per-op overhead dominates
+    assert BakeSettings().chunk == 65536 and BakeSettings(loss="log_l1").chunk == 4096
+    with pytest.raises(ValueError, match="loss"):
+        BakeSettings(loss="l2")
+
+
+def test_rebuild_coarse_levels_follow_the_finest():
+    """After fine-tuning the finest level, each coarser level is the 2x2 box average of the one above it."""
+    model = random_model(3, res=8, levels=3)
+    before = model.pyramid.levels[0].detach().clone()
+    rebuild_coarse_levels(model)
+    levels = model.pyramid.levels
+    assert torch.equal(levels[0], before)
+    assert torch.allclose(levels[1][1, 2], before[2:4, 4:6].mean((0, 1)), atol=1e-6)
+    assert torch.allclose(levels[2][0, 1], before[0:4, 4:8].mean((0, 1)), atol=1e-6)
 
 
 def test_tiny_bake_reaches_error(tmp_path):

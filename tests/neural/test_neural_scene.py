@@ -105,6 +105,8 @@ def test_cli_bake_material(tmp_path, capsys):
     (["--out", "x.radmat", "--latent-channels", "0"], "--latent-channels"),
     (["--out", "x.radmat", "--decoder", "4x4"], "--decoder"),
     (["--out", "x.radmat", "--device", "tpu"], "--device"),
+    (["--out", "x.radmat", "--loss", "l2"], "--loss"),
+    (["--out", "x.radmat", "--target-walks", "0"], "--target-walks"),
 ])
 def test_cli_bake_bad_flags(tmp_path, capsys, args, message):
     xml = tmp_path / "mix.xml"
@@ -165,6 +167,12 @@ def test_primary_hits_get_the_pixel_footprint():
     fp = torch.cat(primary)
     expected = 4 * 2 * np.tan(np.radians(20)) / 16 / 2
     assert abs(float(fp.median()) - expected) < 0.1 * expected, (float(fp.median()), expected)
+    # more spp: each sample's footprint shrinks by 1/sqrt(spp), down to 1/8 (pbrt-v4's ray differential scale)
+    for spp, scale in ((16, 0.25), (256, 0.125)):
+        FootprintSpy.seen = []
+        render_loaded(scene, spp=spp, seed=0, max_depth=2)
+        fp = torch.cat([f for f in FootprintSpy.seen if f is not None])
+        assert abs(float(fp.median()) - scale * expected) < 0.1 * scale * expected, (spp, float(fp.median()))
 
 
 def test_neural_lod_from_footprint():
