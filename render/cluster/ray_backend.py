@@ -7,6 +7,7 @@ into one line saying how to install it.
 
 from __future__ import annotations
 
+
 import math
 import os
 import signal
@@ -168,7 +169,7 @@ def render_frames_on_cluster(scenes: list, job: RenderJob, spec: str, tile: int 
         bar = _progress(progress, total)
         pending = list(refs_meta)
         t0 = time.perf_counter()
-        try:
+        with cancel_on_interrupt(ray, lambda: pending, bar):
             while pending:
                 done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
                 for ref in done:
@@ -195,15 +196,23 @@ def render_frames_on_cluster(scenes: list, job: RenderJob, spec: str, tile: int 
                     bar[0].update(bar[1], completed=stats.samples,
                                   rate=f"{stats.samples / max(elapsed, 1e-9) / 1e6:.2f} Msamples/s total, "
                                        f"{workers} workers")
-        except KeyboardInterrupt:
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            raise
-        finally:
-            if bar is not None:
-                bar[0].stop()
         stats.seconds = time.perf_counter() - t0
     return images, stats
+
+
+@contextmanager
+def cancel_on_interrupt(ray, outstanding, bar=None):
+    """Ctrl-C cancels the tasks `outstanding()` returns (read at that moment: the caller's current list) and
+    re-raises; the progress bar (as made by _progress) stops either way."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        for ref in outstanding():
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        if bar is not None:
+            bar[0].stop()
 
 
 def _progress(enabled: bool, total: int):

@@ -114,7 +114,7 @@ def run_sweep(data: Path, out: Path, grid_items: list[str], fixed: dict, cluster
               gpus_per_run: float = 0, progress: bool = True, eval_points: int | None = None) -> list[dict]:
     """All runs of the grid on the cluster (finished runs are read back, unfinished ones resume); returns the rows
     of the results table, also written to OUT/results.json, results.csv and index.html."""
-    from .ray_backend import connect, require_ray
+    from .ray_backend import cancel_on_interrupt, connect, require_ray
 
     if cpus_per_run < 1:
         raise UserError(f"--cpus-per-run: expected >= 1, got {cpus_per_run}")
@@ -134,8 +134,8 @@ def run_sweep(data: Path, out: Path, grid_items: list[str], fixed: dict, cluster
             task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=3)(run_one)
             pending = {task.remote(str(data), r, cpus_per_run, eval_points): r for r in todo}
             bar = _progress(progress, len(runs), len(rows))
-            try:
-                waiting = list(pending)
+            waiting = list(pending)
+            with cancel_on_interrupt(ray, lambda: pending, bar):
                 while waiting:
                     done, waiting = ray.wait(waiting, num_returns=1, timeout=1.0)
                     for ref in done:
@@ -149,13 +149,6 @@ def run_sweep(data: Path, out: Path, grid_items: list[str], fixed: dict, cluster
                         rows[result["name"]] = result
                         if bar is not None:
                             bar[0].update(bar[1], advance=1)
-            except KeyboardInterrupt:
-                for ref in pending:
-                    ray.cancel(ref, force=True)
-                raise
-            finally:
-                if bar is not None:
-                    bar[0].stop()
     table = [rows[r["name"]] for r in runs]
     write_results(out, table)
     return table

@@ -59,3 +59,33 @@ def test_accumulator_develops_like_film():
     acc.add((1, 1, 2, 2), a, samples=4)
     img = acc.develop()
     assert img.shape == (3, 4, 3) and np.allclose(img[1:3, 1:3], 0.5) and img[0].sum() == 0
+
+
+def test_cancel_on_interrupt_cancels_the_current_outstanding_tasks_and_stops_the_bar():
+    from render.cluster.ray_backend import cancel_on_interrupt
+
+    class FakeRay:
+        def __init__(self):
+            self.cancelled = []
+
+        def cancel(self, ref, force=False):
+            assert force
+            self.cancelled.append(ref)
+
+    class FakeBar:
+        stopped = False
+
+        def stop(self):
+            self.stopped = True
+
+    ray, bar = FakeRay(), FakeBar()
+    pending = ["a", "b", "c"]
+    with pytest.raises(KeyboardInterrupt):
+        with cancel_on_interrupt(ray, lambda: pending, (bar, 0)):
+            pending = ["c"]  # the loop has moved on: only what is still outstanding is cancelled
+            raise KeyboardInterrupt
+    assert ray.cancelled == ["c"] and bar.stopped
+    ray2, bar2 = FakeRay(), FakeBar()
+    with cancel_on_interrupt(ray2, lambda: ["x"], (bar2, 0)):
+        pass
+    assert ray2.cancelled == [] and bar2.stopped
