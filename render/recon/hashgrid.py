@@ -4,7 +4,8 @@ The encoding returns, besides the features, their derivative with respect to the
 form from the trilinear weights (instant-ngp's dy/dx), so that SDF normals cost no double backward: both outputs
 are linear in the table, and autograd differentiates the eikonal loss through the Jacobian into the table.
 Two backends with the same numbers: `kernel` (default), the shared C++/CUDA kernel `cuda/include/radiant/hashgrid.h`
-(one fused pass per point and level, forward and a scatter-add backward; ~5-10x the torch path on CPU), and
+(one fused pass per point and level, forward and a scatter-add backward; 3.7x the torch path for forward +
+backward of 30k points on CPU, 2.7x per training step, measured), and
 `torch`, the pure-torch reference (first-order torch ops; also used when the points themselves need a gradient).
 """
 

@@ -41,16 +41,15 @@ def align_prior_depth(rendered: torch.Tensor, prior: torch.Tensor, group: torch.
     det = a00 * a11 - a01 * a01
     ok = (a11 >= 2) & (det.abs() > 1e-12 * (a00 * a11).clamp(min=1e-30))
     safe = torch.where(ok, det, torch.ones_like(det))
-    w = (a11 * b0 - a01 * b1) / safe
+    cov = a11 * b0 - a01 * b1  # n^2 cov(rendered, prior); det = n^2 var(rendered)
+    w = cov / safe
     q = (-a01 * b0 + a00 * b1) / safe
     ok &= w > min_scale
     # A fit of a prior against a rendered depth that does not (yet) follow it is meaningless, and its 1/w blows
     # the residual up (at the start the rendered depth is the init sphere's, nearly constant: depth losses of
     # ~15 in the first steps, measured). Require the two to correlate: Pearson r >= min_correlation.
-    var_r = (a00 - a01 * a01 / a11.clamp(min=1)).clamp(min=0)
-    var_p = (gsum(prior * prior) - b1 * b1 / a11.clamp(min=1)).clamp(min=0)
-    cov = b0 - a01 * b1 / a11.clamp(min=1)
-    ok &= cov >= min_correlation * torch.sqrt(var_r * var_p)
+    var_p = (a11 * gsum(prior * prior) - b1 * b1).clamp(min=0)  # n^2 var(prior)
+    ok &= cov >= min_correlation * torch.sqrt(det.clamp(min=0) * var_p)
     w_m, q_m = w[group], q[group]
     aligned = (prior - q_m) / torch.where(ok[group], w_m, torch.ones_like(w_m))
     return aligned.to(dtype), ok[group]
@@ -58,27 +57,27 @@ def align_prior_depth(rendered: torch.Tensor, prior: torch.Tensor, group: torch.
 
 def depth_mse(rendered, aligned, mask) -> torch.Tensor:
     """MonoSDF's scale-shift-invariant depth loss (eq. 11) against the aligned prior."""
-    return _masked_mean((rendered - aligned) ** 2, mask)
+    return masked_mean((rendered - aligned) ** 2, mask)
 
 
 def normal_l1_angular(rendered: torch.Tensor, prior: torch.Tensor, mask) -> torch.Tensor:
     """MonoSDF eq. 12: |n - n_prior|_1 + |1 - n . n_prior|_1 with the rendered normal normalized."""
     n = F.normalize(rendered, dim=-1, eps=1e-6)
     per_pixel = (n - prior).abs().sum(-1) + (1 - (n * prior).sum(-1)).abs()
-    return _masked_mean(per_pixel, mask)
+    return masked_mean(per_pixel, mask)
 
 
 def laplace_nll_depth(rendered, aligned, uncertainty, mask) -> torch.Tensor:
     """DebSDF's depth loss: negative log-likelihood of a Laplace distribution with scale u (up to a constant),
     |D - D_prior| / u + log u."""
-    return _masked_mean((rendered - aligned).abs() / uncertainty + torch.log(uncertainty), mask)
+    return masked_mean((rendered - aligned).abs() / uncertainty + torch.log(uncertainty), mask)
 
 
 def gaussian_nll_normal(rendered, prior, uncertainty, mask) -> torch.Tensor:
     """DebSDF's normal loss: NLL of an isotropic Gaussian with std u (up to a constant),
     |n - n_prior|^2 / (2 u^2) + log u."""
     n = F.normalize(rendered, dim=-1, eps=1e-6)
-    return _masked_mean(((n - prior) ** 2).sum(-1) / (2 * uncertainty ** 2) + torch.log(uncertainty), mask)
+    return masked_mean(((n - prior) ** 2).sum(-1) / (2 * uncertainty ** 2) + torch.log(uncertainty), mask)
 
 
 def uncertainty_weights(uncertainty: torch.Tensor, keep: torch.Tensor, power: int) -> torch.Tensor:
@@ -93,10 +92,10 @@ def uncertainty_weights(uncertainty: torch.Tensor, keep: torch.Tensor, power: in
 def smoothness(normals_a: torch.Tensor, normals_b: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """|n(x) - n(x + eps)| at surface points (MonoSDF/Manhattan-SDF smoothness), weighted per point; DebSDF
     switches it off (weight 0) where the normal uncertainty is high, so thin parts are not smoothed away."""
-    return _masked_mean((normals_a - normals_b).norm(dim=-1), weight)
+    return masked_mean((normals_a - normals_b).norm(dim=-1), weight)
 
 
-def _masked_mean(x: torch.Tensor, mask) -> torch.Tensor:
+def masked_mean(x: torch.Tensor, mask) -> torch.Tensor:
     if mask is None:
         return x.mean()
     m = mask.to(x.dtype)

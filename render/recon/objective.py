@@ -49,18 +49,16 @@ def prior_sdf_loss(model: ReconModel, origins, dirs, cam_z, aligned, weight, cou
     positive, relu(-sdf). Volume rendering only moves surfaces where the ray samples already see density, so
     furniture far from the initial sphere never grows and an object's initial blob carves slowly; these terms
     act at the prior's depth directly. Weighted per ray like the depth loss (mask in warm-up, 1/u after)."""
-    w = weight.to(origins.dtype) if weight.dtype == torch.bool else weight
-    pick = torch.nonzero(w > 0).squeeze(1)
+    pick = torch.nonzero(weight > 0).squeeze(1)
     if pick.numel() > count:
         pick = pick[torch.randperm(pick.numel(), generator=generator)[:count].to(pick.device)]
-    o, d, w = origins[pick], dirs[pick], w[pick]
+    o, d = origins[pick], dirs[pick]
     t_star = aligned[pick] / (d * cam_z[pick]).sum(-1).clamp(min=1e-3)
     u = torch.rand(pick.numel(), generator=generator).to(o.device) * 0.9
     pts = torch.cat([o + t_star[:, None] * d, o + (u * t_star)[:, None] * d])
     sdf = model.sdf_net(pts, with_gradient=False)[0]
     n = pick.numel()
-    per_ray = sdf[:n].abs() + torch.relu(-sdf[n:])
-    return (per_ray * w).sum() / w.sum().clamp(min=1e-6)
+    return L.masked_mean(sdf[:n].abs() + torch.relu(-sdf[n:]), weight[pick])
 
 
 def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, dirs: torch.Tensor,

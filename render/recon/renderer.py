@@ -57,6 +57,18 @@ def box_range(origins: torch.Tensor, directions: torch.Tensor, bound: float):
     return clip_ray_to_box_torch(origins, directions, lo, -lo, zeros, inf)
 
 
+def stratified_in_box(origins, directions, bound: float, k: int, generator: torch.Generator | None = None):
+    """(R, k) sorted distances, one uniform draw in each of k equal strata of the ray's span in the cube (from
+    t >= 0), and the (R, k) stratum positions u in [0, 1) they came from. u is drawn on the CPU (the trainer's
+    generator is a CPU one) and moved: the same numbers on any device."""
+    dev = origins.device
+    u = (torch.arange(k, device=dev, dtype=torch.float32)[None]
+         + torch.rand(origins.shape[0], k, generator=generator).to(dev)) / k
+    t_enter, t_exit = box_range(origins, directions, bound)
+    t_enter, t_exit = t_enter.clamp(min=0), t_exit.clamp(min=0)
+    return t_enter[:, None] + u * (t_exit - t_enter).clamp(min=0)[:, None], u
+
+
 @torch.no_grad()
 def importance_samples(model: ReconModel, grid: OccupancyGrid, origins, directions, opts: RenderOptions,
                        generator: torch.Generator | None = None, coarse_sdf=None) -> torch.Tensor:
@@ -68,11 +80,7 @@ def importance_samples(model: ReconModel, grid: OccupancyGrid, origins, directio
     dev = origins.device
     packed = grid.march(origins, directions, step_size=opts.coarse_step, max_samples=opts.max_coarse)
     ray, t0, t1 = packed.ray_indices, packed.t_starts, packed.t_ends
-    # Drawn on the CPU (the trainer's generator is a CPU one), then moved: the same numbers on any device.
-    u = (torch.arange(k, device=dev, dtype=torch.float32)[None] + torch.rand(n, k, generator=generator).to(dev)) / k
-    t_enter, t_exit = box_range(origins, directions, grid.level_hi[-1, 0].item())
-    t_enter, t_exit = t_enter.clamp(min=0), t_exit.clamp(min=0)
-    uniform = t_enter[:, None] + u * (t_exit - t_enter).clamp(min=0)[:, None]
+    uniform, u = stratified_in_box(origins, directions, grid.level_hi[-1, 0].item(), k, generator)
     if ray.numel() == 0:
         return uniform
     mid = 0.5 * (t0 + t1)
@@ -140,12 +148,8 @@ def render_rays(model, grid, origins, directions, opts: RenderOptions, generator
     if opts.uniform_samples > 0 and torch.is_grad_enabled():
         # NeuS-style stratified samples along the whole ray (training only): they let the losses reach space the
         # occupancy grid calls empty, so a surface the current SDF does not have yet (furniture) can grow there.
-        k = opts.uniform_samples
-        t_enter, t_exit = box_range(origins, directions, grid.level_hi[-1, 0].item())
-        t_enter, t_exit = t_enter.clamp(min=0), t_exit.clamp(min=0)
-        u = (torch.arange(k, device=t.device, dtype=t.dtype)[None]
-             + torch.rand(t.shape[0], k, generator=generator).to(t.device)) / k
-        t = torch.sort(torch.cat([t, t_enter[:, None] + u * (t_exit - t_enter).clamp(min=0)[:, None]], 1), 1).values
+        extra, _ = stratified_in_box(origins, directions, grid.level_hi[-1, 0].item(), opts.uniform_samples, generator)
+        t = torch.sort(torch.cat([t, extra], 1), 1).values
     return volume_render(model, origins, directions, t, opts)
 
 
