@@ -74,6 +74,7 @@ class RadiantSDFModel(Model):
         self.generator = torch.Generator().manual_seed(recon.seed)
         self._grid = None
         self.progress = 0.0
+        self.recon_step = 0
 
     @property
     def grid(self) -> _GridOwner:
@@ -95,6 +96,7 @@ class RadiantSDFModel(Model):
             # The Trainer's schedule: progress p of the budget, lr = base * lr_final_ratio^p, grid every grid_every.
             c = self.recon
             self.progress = min(step / max(total, 1), 1.0)
+            self.recon_step = step
             if optimizers is not None:
                 for name, opt in optimizers.optimizers.items():
                     base = optimizers.config[name]["optimizer"].lr
@@ -139,7 +141,8 @@ class RadiantSDFModel(Model):
         opt = {k: batch[k].to(dev) if k in batch else None for k in ("depth", "normal", "mask")}
         targets = RayTargets(batch["image"][..., :3].to(dev), rot[:, :, 2], rot, cam.to(dev), opt["depth"],
                              opt["normal"], opt["mask"])
-        return recon_losses(self.field, b, origins, dirs, targets, self.recon, self.progress, self.generator)
+        return recon_losses(self.field, b, origins, dirs, targets, self.recon, self.progress, self.generator,
+                            self.recon_step)
 
     def get_image_metrics_and_images(self, outputs, batch):
         gt = batch["image"][..., :3].to(self.device)

@@ -132,9 +132,11 @@ class LaplaceDensity(nn.Module):
         super().__init__()
         self.beta = nn.Parameter(torch.tensor(float(beta)))
         self.beta_min = beta_min
+        self.floor = 0.0  # a schedule's lower bound (the trainer's beta annealing); not part of the state
 
     def get_beta(self) -> torch.Tensor:
-        return self.beta.abs() + self.beta_min
+        beta = self.beta.abs() + self.beta_min
+        return beta.clamp(min=self.floor) if self.floor > 0 else beta
 
     def forward(self, sdf: torch.Tensor, beta: torch.Tensor | None = None) -> torch.Tensor:
         beta = self.get_beta() if beta is None else beta
@@ -146,6 +148,28 @@ def laplace_density(sdf: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     outside tail 0.5 exp(-s/beta) keeps its relative precision (VolSDF's expm1 form cancels there)."""
     e = torch.exp(-sdf.abs() / beta)
     return torch.where(sdf >= 0, 0.5 * e, 1 - 0.5 * e) / beta
+
+
+def laplace_density_integral(sdf: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """F(s) with dF/ds = laplace_density(s, beta): F(s) = -0.5 exp(-|s|/beta) + min(s, 0)/beta (continuous at 0)."""
+    return -0.5 * torch.exp(-sdf.abs() / beta) + sdf.clamp(max=0) / beta
+
+
+def interval_optical_depth(sdf0: torch.Tensor, sdf1: torch.Tensor, delta: torch.Tensor, beta: torch.Tensor,
+                           eps: float = 1e-6) -> torch.Tensor:
+    """Optical depth of a ray interval of length delta over which the SDF goes linearly from sdf0 to sdf1:
+    delta * (F(sdf0) - F(sdf1)) / (sdf0 - sdf1), exact for the VolSDF density of a plane (F above).
+
+    The left-endpoint rule sigma(sdf0) * delta jumps when a sample crosses the surface, so once beta is smaller than
+    the sample spacing the rendered depth no longer follows the surface smoothly and carries no gradient to its
+    position; NeuS (Wang et al. 2021, sec. 3.3) computes its discrete opacity from the SDF at the section ends for
+    the same reason. Near-equal ends fall back to the midpoint density (same limit, no 0/0)."""
+    ds = sdf0 - sdf1
+    close = ds.abs() < eps
+    safe = torch.where(close, torch.ones_like(ds), ds)
+    exact = (laplace_density_integral(sdf0, beta) - laplace_density_integral(sdf1, beta)) / safe
+    mid = laplace_density(0.5 * (sdf0 + sdf1), beta)
+    return torch.where(close, mid, exact) * delta
 
 
 def bias_aware_sdf(sdf: torch.Tensor, cos_view: torch.Tensor, curvature: torch.Tensor, cos_min: float = 0.1,

@@ -17,13 +17,18 @@ def eikonal(gradients: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def align_prior_depth(rendered: torch.Tensor, prior: torch.Tensor, group: torch.Tensor, num_groups: int,
-                      min_scale: float = 1e-6, use: torch.Tensor | None = None, min_correlation: float = 0.5):
+                      min_scale: float = 1e-6, use: torch.Tensor | None = None, min_correlation: float = 0.5,
+                      robust_iters: int = 0):
     """The mono depth prior mapped into the rendered depth's units, per image (group).
 
     MonoSDF (Yu et al. 2022, eq. 11) fits (w, q) = argmin sum (w D_rendered + q - D_prior)^2 in closed form per
     image; we return the prior mapped back through that fit, (D_prior - q) / w, so the residual
     D_rendered - aligned is in scene units and exactly invariant to any scale (> 0) and shift of the prior.
     `use` (M,) bool: the pixels that enter the fit (valid priors; sky pixels' 0 or NaN would skew or poison it).
+    `robust_iters` > 0: that many iteratively reweighted refits towards a least-absolute-deviations fit (weights
+    1 / max(|r|, 0.02 mean |r| of the image)). Pixels where the geometry is still missing (furniture not grown
+    yet: the prior is much nearer than the rendered wall behind) are one-sided outliers that tilt a least-squares
+    fit and with it the aligned depth of every other pixel of the image; the robust fit leaves them as residuals.
     Returns (aligned (M,), valid (M,) bool: the image's fit is well-posed with w > min_scale).
     """
     dtype = rendered.dtype
@@ -36,20 +41,28 @@ def align_prior_depth(rendered: torch.Tensor, prior: torch.Tensor, group: torch.
     def gsum(x):
         return torch.zeros(num_groups, dtype=x.dtype, device=x.device).index_add_(0, group, x)
 
-    a00, a01, a11 = gsum(rendered * rendered), gsum(rendered), gsum(ones)
-    b0, b1 = gsum(rendered * prior), gsum(prior)
-    det = a00 * a11 - a01 * a01
-    ok = (a11 >= 2) & (det.abs() > 1e-12 * (a00 * a11).clamp(min=1e-30))
-    safe = torch.where(ok, det, torch.ones_like(det))
-    cov = a11 * b0 - a01 * b1  # n^2 cov(rendered, prior); det = n^2 var(rendered)
-    w = cov / safe
-    q = (-a01 * b0 + a00 * b1) / safe
-    ok &= w > min_scale
+    def solve(weight):
+        a00, a01, a11 = gsum(weight * rendered * rendered), gsum(weight * rendered), gsum(weight)
+        b0, b1 = gsum(weight * rendered * prior), gsum(weight * prior)
+        det = a00 * a11 - a01 * a01
+        ok = det.abs() > 1e-12 * (a00 * a11).clamp(min=1e-30)
+        safe = torch.where(ok, det, torch.ones_like(det))
+        cov = a11 * b0 - a01 * b1  # n^2 cov(rendered, prior); det = n^2 var(rendered)
+        return cov / safe, (a00 * b1 - a01 * b0) / safe, ok, det, cov, a11, b1
+
+    w, q, ok, det, cov, count, b1 = solve(ones)
+    ok &= count >= 2
     # A fit of a prior against a rendered depth that does not (yet) follow it is meaningless, and its 1/w blows
     # the residual up (at the start the rendered depth is the init sphere's, nearly constant: depth losses of
     # ~15 in the first steps, measured). Require the two to correlate: Pearson r >= min_correlation.
-    var_p = (a11 * gsum(prior * prior) - b1 * b1).clamp(min=0)  # n^2 var(prior)
+    var_p = (count * gsum(ones * prior * prior) - b1 * b1).clamp(min=0)  # n^2 var(prior)
     ok &= cov >= min_correlation * torch.sqrt(det.clamp(min=0) * var_p)
+    for _ in range(robust_iters):
+        residual = (w[group] * rendered + q[group] - prior).abs() * ones
+        scale = gsum(residual) / count.clamp(min=1)
+        w2, q2, ok2 = solve(ones / torch.maximum(residual, 0.02 * scale[group]).clamp(min=1e-12))[:3]
+        w, q = torch.where(ok2, w2, w), torch.where(ok2, q2, q)
+    ok &= w > min_scale
     w_m, q_m = w[group], q[group]
     aligned = (prior - q_m) / torch.where(ok[group], w_m, torch.ones_like(w_m))
     return aligned.to(dtype), ok[group]

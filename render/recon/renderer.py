@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..kernels.grid import OccupancyGrid, clip_ray_to_box_torch
-from .field import ReconModel, bias_aware_sdf, laplace_density
+from .field import ReconModel, bias_aware_sdf, interval_optical_depth, laplace_density
 
 
 @dataclass
@@ -21,6 +21,8 @@ class RenderOptions:
     background: float = 0.0            # colour of empty space (rays that leave the scene)
     coarse_beta_min: float = 0.01      # the coarse pass' density is no sharper than its SDF's resolution
     uniform_samples: int = 0           # stratified samples over the whole ray in the box, besides the fine ones
+    linear_intervals: bool = False     # optical depth of each interval from the SDF at both ends (exact for a
+                                       # plane) instead of the left sample's density times the length
 
 
 class SDFVolume:
@@ -129,15 +131,23 @@ def volume_render(model: ReconModel, origins, directions, t: torch.Tensor, opts:
         dn = (n_rs[:, 1:] - n_rs[:, :-1]).norm(dim=-1) / deltas[:, :-1]
         curvature = torch.cat([dn, dn[:, -1:]], 1).detach()
         sdf_rs = bias_aware_sdf(sdf_rs, cos, curvature)
-    sigma = laplace_density(sdf_rs, model.density.get_beta())
-    alpha = 1 - torch.exp(-sigma * deltas)
+    beta = model.density.get_beta()
+    if opts.linear_intervals:
+        # The last sample has no right neighbour: its interval keeps the left-sample rule.
+        tau = torch.cat([interval_optical_depth(sdf_rs[:, :-1], sdf_rs[:, 1:], deltas[:, :-1], beta),
+                         laplace_density(sdf_rs[:, -1:], beta) * deltas[:, -1:]], 1)
+        t_depth = t + 0.5 * deltas  # where in its interval a sample's weight ends, on average
+    else:
+        tau = laplace_density(sdf_rs, beta) * deltas
+        t_depth = t
+    alpha = 1 - torch.exp(-tau)
     trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha + 1e-7], 1), 1)[:, :-1]
     weights = alpha * trans
     rgb, uncertainty = model.color_net(flat, normals, view, feature)
     opacity = weights.sum(1)
     background = opts.background if model.background_net is None else model.background_net(directions)
     rgb_px = (weights[..., None] * rgb.reshape(n, s, 3)).sum(1) + (1 - opacity[:, None]) * background
-    depth = (weights * t).sum(1) + (1 - opacity) * t[:, -1]
+    depth = (weights * t_depth).sum(1) + (1 - opacity) * t[:, -1]
     normal_px = (weights[..., None] * normals.reshape(n, s, 3)).sum(1)
     unc_px = (weights.detach()[..., None] * uncertainty.reshape(n, s, 2)).sum(1) + 1e-3
     return RayBundle(rgb_px, depth, normal_px, unc_px, opacity, gradient, points, weights)

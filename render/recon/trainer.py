@@ -63,7 +63,8 @@ def build_model(config: ReconConfig, dataset) -> ReconModel:
 
 def render_options(config: ReconConfig) -> RenderOptions:
     return RenderOptions(config.coarse_step, config.max_coarse, config.fine_samples, config.bias_aware_density,
-                         config.background, 2.0 / config.grid_resolution / 2, config.uniform_samples)
+                         config.background, 2.0 / config.grid_resolution / 2, config.uniform_samples,
+                         config.linear_intervals)
 
 
 def atomic_torch_save(obj, path: Path) -> None:
@@ -126,6 +127,16 @@ class Trainer:
         start = min(max(c.c2f_start_levels, 1), levels)
         return min(levels, start + int((levels - start + 1) * p / c.c2f_fraction))
 
+    def beta_floor(self, p: float) -> float:
+        """Lower bound on beta at progress p: beta_init * (end / beta_init)^(p / beta_anneal) while p < beta_anneal.
+        Rendering weights reach only about 5 beta in front of the current surface (and the occupancy band is 5 beta
+        wide), so furniture that the initial SDF does not contain must grow while beta is still wide; the learned
+        beta alone falls from 0.1 to 0.02 in the first few hundred steps (measured, room)."""
+        c = self.config
+        if c.beta_anneal <= 0 or p >= c.beta_anneal:
+            return 0.0
+        return c.beta_init * (c.beta_anneal_end / c.beta_init) ** (p / c.beta_anneal)
+
     def done(self) -> bool:
         return self.progress_fraction() >= 1.0
 
@@ -157,7 +168,7 @@ class Trainer:
             slot.to(dev), ds.depths[image_idx, py, px].to(dev) if ds.depths is not None else None,
             ds.normals[image_idx, py, px].to(dev) if ds.normals is not None else None,
             ds.masks[image_idx, py, px].to(dev) if ds.masks is not None else None)
-        out = recon_losses(self.model, bundle, origins, dirs, targets, c, p, self.generator)
+        out = recon_losses(self.model, bundle, origins, dirs, targets, c, p, self.generator, self.step)
         if c.uncertainty_sampling:
             self.sampler.update(slot, cells, sampling_uncertainty(bundle, c))
         return out
@@ -169,6 +180,7 @@ class Trainer:
         for g, base in zip(self.optimizer.param_groups, self.base_lrs):
             g["lr"] = base * lr_scale
         self.model.sdf_net.active_levels = self.active_levels(p)
+        self.model.density.floor = self.beta_floor(p)
         if self.step % c.grid_every == 0 or self.sdf_volume is None:
             self.update_grid()
         if c.uncertainty_sampling and self.step > 0 and self.step % c.sampler_refresh_every == 0:

@@ -9,7 +9,7 @@ import torch
 from render.errors import UserError
 from render.recon import losses as L
 from render.recon.config import ReconConfig, load_config_file
-from render.recon.field import ReconModel, bias_aware_sdf, laplace_density
+from render.recon.field import ReconModel, bias_aware_sdf, interval_optical_depth, laplace_density
 from render.recon.hashgrid import HashGrid, hashgrid_reference
 from render.recon.pixel_sampler import PixelSampler
 
@@ -77,6 +77,35 @@ def test_laplace_density_hand_values():
     # sigma = (1/beta) * (0.5 exp(-s/beta)) for s >= 0, (1/beta) * (1 - 0.5 exp(s/beta)) for s < 0 (VolSDF eq. 2).
     expected = torch.tensor([5.0, 5.0 * math.exp(-1), 10 * (1 - 0.5 * math.exp(-1)), 5.0 * math.exp(-10)])
     assert torch.allclose(laplace_density(s, beta), expected, rtol=1e-5)
+
+
+def test_interval_optical_depth_is_exact_for_a_plane():
+    """A ray through a plane at distance 0.537: sdf(t) = 0.537 - t. The per-interval integral from the SDF at the ends
+    must equal a fine quadrature of the density however coarse the intervals are, and the opacity before the plane
+    must move smoothly with the plane (the left-sample rule jumps once beta is below the sample spacing)."""
+    beta = torch.tensor(0.004, dtype=torch.float64)
+    d = 0.537
+
+    def opacity_to(t_end, n, plane=d):
+        t = torch.linspace(0.3, t_end, n + 1, dtype=torch.float64)
+        s = plane - t
+        return interval_optical_depth(s[:-1], s[1:], t[1:] - t[:-1], beta).sum()
+
+    fine_t = torch.linspace(0.3, 0.6, 600001, dtype=torch.float64)
+    mid = 0.5 * (fine_t[1:] + fine_t[:-1])
+    reference = (laplace_density(d - mid, beta) * (fine_t[1:] - fine_t[:-1])).sum()
+    for n in (3, 17, 40):  # spacings 0.1 .. 0.0075, all wider than beta
+        assert torch.allclose(opacity_to(0.6, n), reference, rtol=1e-6)
+    # Moving the plane by 1e-4 changes the optical depth up to t = 0.55 smoothly, by ~ 1e-4 * sigma(0.55 - plane).
+    a, b = opacity_to(0.55, 5), opacity_to(0.55, 5, plane=d + 1e-4)
+    slope = (a - b) / 1e-4
+    assert torch.allclose(slope, laplace_density(torch.tensor(d - 0.55, dtype=torch.float64), beta), rtol=1e-3)
+    # Equal ends: the midpoint density (no 0/0), with a finite gradient.
+    s0 = torch.tensor([0.01], dtype=torch.float64, requires_grad=True)
+    out = interval_optical_depth(s0, s0.detach().clone(), torch.tensor([0.1], dtype=torch.float64), beta)
+    out.backward()
+    assert torch.allclose(out.detach(), laplace_density(torch.tensor([0.01], dtype=torch.float64), beta) * 0.1)
+    assert torch.isfinite(s0.grad).all()
 
 
 def test_bias_aware_sdf_hand_values():
@@ -271,3 +300,50 @@ def test_prior_sdf_loss_zero_at_the_true_surface_and_positive_off_it():
     assert far.item() > behind.item()
     # Zero-weight rays do not count.
     assert prior_sdf_loss(model, origins, dirs, cam_z, z_true + 0.3, torch.zeros_like(w) + (w * 0), 1000, gen).item() == 0.0
+
+
+def test_beta_annealing_floor_schedule_and_clamp(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from synthetic import make_dataset
+    from render.recon.trainer import Trainer
+
+    cfg = ReconConfig(levels=4, log2_table=10, max_resolution=32, iters=10, minutes=None, beta_anneal=0.5,
+                      beta_anneal_end=0.01, beta_init=0.1)
+    trainer = Trainer(cfg, make_dataset("sphere", views=4, width=16, height=12), tmp_path, progress=False)
+    assert trainer.beta_floor(0.0) == pytest.approx(0.1)
+    assert trainer.beta_floor(0.25) == pytest.approx(0.1 * 0.1 ** 0.5)  # geometric: halfway in log
+    assert trainer.beta_floor(0.5) == 0.0 and trainer.beta_floor(0.9) == 0.0
+    density = trainer.model.density
+    with torch.no_grad():
+        density.beta.fill_(0.005)
+    density.floor = 0.03
+    beta = density.get_beta()
+    assert float(beta) == pytest.approx(0.03)
+    density.floor = 0.0
+    assert float(density.get_beta()) == pytest.approx(0.005 + density.beta_min)
+    off = ReconConfig(levels=4, log2_table=10, max_resolution=32, iters=10, minutes=None)
+    assert Trainer(off, make_dataset("sphere", views=4, width=16, height=12), tmp_path / "b",
+                   progress=False).beta_floor(0.0) == 0.0
+    with pytest.raises(UserError, match="beta_anneal_end"):
+        cfg.updated({"beta_anneal_end": 0.5}, "test")
+
+
+def test_robust_depth_alignment_ignores_one_sided_outliers():
+    """Pixels whose geometry is missing (the prior sees a table, the render the wall behind it) must not tilt the
+    image's fit: the reweighted fit recovers the walls' affine map, least squares does not."""
+    torch.manual_seed(3)
+    rendered = torch.rand(200) + 1.0
+    prior = 2.0 * rendered + 0.5 + 0.002 * torch.randn(200)
+    table = torch.arange(200) < 50
+    prior = torch.where(table, prior - 1.0 - 0.5 * torch.rand(200), prior)  # much nearer than the wall rendered
+    group = torch.zeros(200, dtype=torch.long)
+    plain, _ = L.align_prior_depth(rendered, prior, group, 1)
+    robust, ok = L.align_prior_depth(rendered, prior, group, 1, robust_iters=5)
+    assert ok.all()
+    assert (robust[~table] - rendered[~table]).abs().max() < 0.01
+    assert (plain[~table] - rendered[~table]).abs().mean() > 0.05
+    # The table's pixels stay as residuals that the depth loss can act on: aligned nearer than rendered.
+    assert (robust[table] < rendered[table] - 0.3).all()
