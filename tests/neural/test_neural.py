@@ -75,7 +75,7 @@ def test_learned_frames_orthonormal():
     assert torch.allclose(frames_from_raw(torch.zeros(1, 12), 2)[0, 0], torch.eye(3))
 
 
-@pytest.mark.parametrize("theta,seed", [(10, 0), (50, 1), (80, 2)])
+@pytest.mark.parametrize("theta,seed", [(10, 0), (50, 1), (80, 2), (88, 4)])
 def test_sampler_chi2(theta, seed):
     model = random_model(seed)
     bsdf = NeuralBSDF(model)
