@@ -45,6 +45,7 @@ class BakeSettings:
     batch: int = 4096
     lr: float = 3e-3
     finetune_lr: float = 0.2           # fine-tune learning rate, times lr
+    coarse_fit_share: float = 0.25     # share of the fine-tune phase fitting the coarse levels (fit_coarse_levels)
     sampler_batch: int = 512          # (uv, wi) pairs per sampler step ...
     sampler_directions: int = 32      # ... times this many wo each
     phase_shares: tuple = (0.4, 0.35, 0.1, 0.15)   # targets, encoder+decoder, fine-tune, sampler
@@ -367,13 +368,18 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
         bake_latents(model, textures_dev)
         errors["validation_log_l1_baked"] = validate(lookup)
         saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        run_phase("finetune", [model.pyramid.levels[0]] + list(model.brdf.parameters()), lookup, shares[2],
-                  settings.lr * settings.finetune_lr, step_caps[1])
+        coarse_share = settings.coarse_fit_share if len(model.pyramid.levels) > 1 else 0.0
+        run_phase("finetune", [model.pyramid.levels[0]] + list(model.brdf.parameters()), lookup,
+                  shares[2] * (1 - coarse_share), settings.lr * settings.finetune_lr, step_caps[1])
         errors["validation_log_l1_finetuned"] = validate(lookup)
         if errors["validation_log_l1_finetuned"] > errors["validation_log_l1_baked"]:
             model.load_state_dict(saved)  # fine-tuning overfit the held-out pairs: keep the baked latents
         else:
             rebuild_coarse_levels(model)
+        if coarse_share > 0:
+            fit_coarse_levels(model, train, loss_fn, settings.batch, settings.lr, gen,
+                              training_budget * shares[2] * coarse_share,
+                              None if step_caps[1] is None else max(1, step_caps[1] // 4), clock)
         errors["validation_log_l1"] = validate(lookup)
         history["validation"].append((clock() - t_start, errors["validation_log_l1"]))
         save(3)
