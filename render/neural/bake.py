@@ -110,6 +110,7 @@ def run_bake(material_xml: Path, out: Path, minutes: float = 3.0, latent_channel
             bar.stop()
     meta = {"source": ref.source, "source_type": ref.bsdf.type,
             "training": {**settings.to_dict(), "decoder": decoder, "seconds": round(result.seconds, 2),
+                         "seconds_clock": "wall" if device.startswith("cuda") else "process CPU time",
                          "pairs": result.pairs},
             "errors": {k: round(v, 6) for k, v in result.errors.items()}}
     save_radmat(out, result.model, meta, force=True)
