@@ -217,6 +217,12 @@ def bake_material_cmd(
     target_walks: Optional[int] = typer.Option(None, "--target-walks",
                                                help="Random walks averaged per training target (default: 1 with "
                                                     "relative_l2, 64 with log_l1)."),
+    phase_shares: Optional[str] = typer.Option(None, "--phase-shares",
+                                               help="Shares of --minutes for targets,decoder,fine-tune,sampler "
+                                                    "(default 0.4,0.35,0.1,0.15)."),
+    finetune_lr: Optional[float] = typer.Option(None, "--finetune-lr",
+                                                help="Fine-tune learning rate as a factor of the decoder's "
+                                                     "(default 0.2)."),
 ):
     """Bake a layered material into a neural material (latent pyramid + decoders), with an HTML report."""
     from .neural.bake import run_bake
@@ -229,7 +235,7 @@ def bake_material_cmd(
         torch.set_num_threads(threads)
     s = run_bake(material, out, minutes=minutes, latent_channels=latent_channels, device=device, force=force,
                  material_id=material_id, decoder=decoder, preview_spp=preview_spp, resume=resume,
-                 loss=loss, target_walks=target_walks)
+                 loss=loss, target_walks=target_walks, phase_shares=phase_shares, finetune_lr=finetune_lr)
     typer.echo(f"wrote {s['out']} ({s['seconds']:.0f} s, {s['pairs']} training pairs, held-out log-L1 "
                f"{s['validation_log_l1']:.4f})" + (f"; report {s['report']}" if "report" in s else ""))
 

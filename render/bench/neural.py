@@ -272,6 +272,7 @@ def run_neural_bench(out: Path | None = None, materials: list[str] | None = None
              "ratio": (mem["latent_bytes"] + mem["weight_bytes"]) / tex_bytes})
         # ---- 7. training time
         put({"material": name, "metric": "training", "seconds": meta.get("training", {}).get("seconds"),
+             "clock": meta.get("training", {}).get("seconds_clock", "wall"),
              "pairs": meta.get("training", {}).get("pairs"), "device": meta.get("training", {}).get("device"),
              "paper_seconds_rtx4090": 4.5 * 3600})
     return rows

@@ -26,6 +26,18 @@ def parse_decoder(text: str) -> tuple[int, int]:
     return DECODERS[text]
 
 
+def parse_phase_shares(text: str) -> tuple:
+    """"0.2,0.3,0.35,0.15" -> shares of the time budget for (targets, decoder, fine-tune, sampler), summing to 1."""
+    try:
+        shares = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        shares = ()
+    if len(shares) != 4 or min(shares) <= 0 or abs(sum(shares) - 1) > 1e-6:
+        raise UserError(f"--phase-shares: expected four positive shares of the time budget (targets, decoder, "
+                        f"fine-tune, sampler) summing to 1, e.g. 0.2,0.3,0.35,0.15; got {text!r}")
+    return shares
+
+
 def render_preview(bsdf: BSDF, spp: int, device: str, width: int = 160, height: int = 120):
     from ..render import render_loaded
 
@@ -36,7 +48,8 @@ def render_preview(bsdf: BSDF, spp: int, device: str, width: int = 160, height: 
 def run_bake(material_xml: Path, out: Path, minutes: float = 3.0, latent_channels: int = 8, device: str = "cpu",
              force: bool = False, material_id: str | None = None, decoder: str = "2x32", preview_spp: int = 16,
              seed: int = 0, progress: bool = True, report: bool = True, resume: bool = False,
-             loss: str = "relative_l2", target_walks: int | None = None) -> dict:
+             loss: str = "relative_l2", target_walks: int | None = None, phase_shares: str | None = None,
+             finetune_lr: float | None = None) -> dict:
     """Bakes, writes NAME.radmat and NAME.html. The state after each phase goes to NAME.radmat.ckpt (removed at the
     end); `resume` continues from it."""
     out = Path(out)
@@ -58,9 +71,14 @@ def run_bake(material_xml: Path, out: Path, minutes: float = 3.0, latent_channel
         raise UserError(f"--loss: expected one of {', '.join(LOSSES)}, got {loss!r}")
     if target_walks is not None and not 1 <= target_walks <= 4096:
         raise UserError(f"--target-walks: expected 1 to 4096 random walks per target, got {target_walks}")
+    if finetune_lr is not None and not 0 < finetune_lr <= 10:
+        raise UserError(f"--finetune-lr: expected a factor of the learning rate in (0, 10], got {finetune_lr}")
+    shares = parse_phase_shares(phase_shares) if phase_shares is not None else BakeSettings.phase_shares
     layers, width = parse_decoder(decoder)
     ref = load_reference(Path(material_xml), material_id, device)
-    settings = BakeSettings(minutes=minutes, seed=seed, device=device, loss=loss, target_samples=target_walks)
+    settings = BakeSettings(minutes=minutes, seed=seed, device=device, loss=loss, target_samples=target_walks,
+                            phase_shares=shares,
+                            finetune_lr=BakeSettings.finetune_lr if finetune_lr is None else finetune_lr)
     cfg = NetworkConfig(latent_channels=latent_channels, decoder_layers=layers, decoder_width=width)
 
     bar = task = None
@@ -92,6 +110,7 @@ def run_bake(material_xml: Path, out: Path, minutes: float = 3.0, latent_channel
             bar.stop()
     meta = {"source": ref.source, "source_type": ref.bsdf.type,
             "training": {**settings.to_dict(), "decoder": decoder, "seconds": round(result.seconds, 2),
+                         "seconds_clock": "wall" if device.startswith("cuda") else "process CPU time",
                          "pairs": result.pairs},
             "errors": {k: round(v, 6) for k, v in result.errors.items()}}
     save_radmat(out, result.model, meta, force=True)

@@ -18,8 +18,10 @@ from ..core.warp import square_to_cosine_hemisphere, square_to_cosine_hemisphere
 
 INV_PI = 1.0 / math.pi
 # The GGX lobe's reflection Jacobian 1/(4 wi.m) is singular where microfacets turn away from wi (wo -> -wi, below
-# the surface anyway); those microfacets are not used, which bounds the pdf.
-MIN_WI_DOT_M = 0.1
+# the surface anyway); those microfacets are not used, which bounds the pdf. Small: the mirror microfacet m = n has
+# wi.m = cos(theta_i), so a cut at 0.1 gave the specular peak no density beyond 84 deg (fireflies on silhouettes:
+# brass at wi 87 deg had max f/(pdf * integral) ~1e5); at 0.01 it is covered up to 89.4 deg.
+MIN_WI_DOT_M = 0.01
 
 
 @dataclass

@@ -45,6 +45,7 @@ class BakeSettings:
     batch: int = 4096
     lr: float = 3e-3
     finetune_lr: float = 0.2           # fine-tune learning rate, times lr
+    coarse_fit_share: float = 0.25     # share of the fine-tune phase fitting the coarse levels (fit_coarse_levels)
     sampler_batch: int = 512          # (uv, wi) pairs per sampler step ...
     sampler_directions: int = 32      # ... times this many wo each
     phase_shares: tuple = (0.4, 0.35, 0.1, 0.15)   # targets, encoder+decoder, fine-tune, sampler
@@ -130,9 +131,10 @@ def generate_targets(material, count: int, settings: BakeSettings, gen: torch.Ge
     """Training pairs until `count` or the deadline (at least one chunk), values averaging `walks` random walks
     (default settings.target_samples). Returns uv, wi, wo, value (on CPU)."""
     evaluate = _reference_eval(material, walks or settings.target_samples)
+    clock = bake_clock(settings.device)
     parts: dict[str, list] = {"uv": [], "wi": [], "wo": [], "value": []}
     made = 0
-    while made < count and (made == 0 or time.perf_counter() < deadline):
+    while made < count and (made == 0 or clock() < deadline):
         n = min(settings.chunk, count - made)
         uv = torch.rand(n, 2, generator=gen)
         wi, wo = rusinkiewicz_pairs(torch.rand(n, 4, generator=gen))
@@ -153,6 +155,12 @@ def generate_targets(material, count: int, settings: BakeSettings, gen: torch.Ge
         if tick is not None:
             tick(made, None)
     return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def bake_clock(device: str):
+    """The bake's clock: this process's CPU time on the CPU (the budget is CPU minutes, so a bake on a loaded shared
+    machine does the same work as on an idle one), wall time on a GPU (its work is not CPU time)."""
+    return time.perf_counter if str(device).startswith("cuda") else time.process_time
 
 
 def _cosine_lr(opt, lr0: float, progress: float) -> None:
@@ -189,6 +197,41 @@ def rebuild_coarse_levels(model: NeuralMaterialModel) -> None:
             levels[k].copy_(downsample(levels[k - 1]))
 
 
+def fit_coarse_levels(model: NeuralMaterialModel, train: dict, loss_fn, batch: int, lr: float,
+                      gen: torch.Generator, span: float, max_steps: int | None = None, clock=time.process_time) -> int:
+    """Fits the coarse pyramid levels (decoder and finest level frozen) to the training pairs: each level's
+    bilinear latent field at a pair's uv is trained against the reference value there. With the relative L2
+    loss (minimizer: the mean) a coarse level converges to the latent whose decoding best matches the reference
+    over the level's texel footprint, rather than to a box average of latents, which is not the average of the
+    decoded BRDFs (the decoder is nonlinear). Starts from rebuild_coarse_levels; returns the steps taken."""
+    levels = list(model.pyramid.levels)[1:]
+    if not levels:
+        return 0
+    dev = levels[0].device
+    frozen = [p for p in model.brdf.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    opt = torch.optim.Adam(levels, lr=lr)
+    t0, steps, m = clock(), 0, len(train["uv"])
+    from .model import bilinear_repeat
+
+    while True:
+        done = (clock() - t0) / span if max_steps is None else steps / max_steps
+        if done >= 1 and steps > 0:
+            break
+        _cosine_lr(opt, lr, done)
+        idx = torch.randint(0, m, (batch,), generator=gen).to(dev)
+        uv, wi, wo, value = (train[k][idx] for k in ("uv", "wi", "wo", "value"))
+        loss = sum(loss_fn(model.brdf(bilinear_repeat(level, uv), wi, wo), value) for level in levels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        steps += 1
+    for p in frozen:
+        p.requires_grad_(True)
+    return steps
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     from ..core.image import _write_atomically
 
@@ -213,6 +256,7 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
     With `checkpoint`, the state is saved after each phase; `resume` continues from it (same settings)."""
     settings = settings or BakeSettings()
     dev = torch.device(settings.device)
+    clock = bake_clock(settings.device)
     gen = torch.Generator().manual_seed(settings.seed)
     torch.manual_seed(settings.seed)
     from .source import source_resolution
@@ -226,7 +270,7 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
     budget = settings.minutes * 60.0
     shares = settings.phase_shares
     step_caps = settings.phase_steps or (None, None, None)
-    t_start = time.perf_counter()
+    t_start = clock()
     history: dict[str, list] = {"targets": [], "decoder": [], "finetune": [], "sampler": [], "validation": []}
 
     def report(phase, frac, loss=None, rate=None):
@@ -245,21 +289,21 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
     else:
         deadline = t_start + (budget * shares[0] if settings.phase_steps is None else math.inf)
         tick = lambda made, _: report("targets", min(1.0, max(made / settings.max_pairs, (
-            time.perf_counter() - t_start) / (budget * shares[0]))), None,
-            made / max(time.perf_counter() - t_start, 1e-9))
+            clock() - t_start) / (budget * shares[0]))), None,
+            made / max(clock() - t_start, 1e-9))
         # held-out pairs first (low-noise values, so the log-L1 validation error is not biased by target noise)
         n_val = max(1, min(settings.validation_pairs, settings.max_pairs // 16))
         val = generate_targets(material, n_val, settings, gen, math.inf, walks=settings.validation_samples)
         train = generate_targets(material, settings.max_pairs, settings, gen, deadline, tick=tick)
         n = len(train["uv"])
-        history["targets"].append((time.perf_counter() - t_start, n))
+        history["targets"].append((clock() - t_start, n))
         errors = {}
 
     def save(phase):
         if checkpoint is not None:
             save_checkpoint(checkpoint, {"phase": phase, "val": val, "train": train, "history": history,
                                          "errors": errors, "pairs": n, "model": model.state_dict(),
-                                         "rng": gen.get_state(), "elapsed": time.perf_counter() - t_start})
+                                         "rng": gen.get_state(), "elapsed": clock() - t_start})
 
     if done < 1:
         save(1)
@@ -278,18 +322,18 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
 
     loss_fn = LOSSES[settings.loss]
     # targets that stopped early (max_pairs reached) leave their time to the training phases, in their proportions
-    left = budget - (time.perf_counter() - t_start)
+    left = budget - (clock() - t_start)
     training_budget = max(left, budget * sum(shares[1:])) / sum(shares[1:])
     warmup = settings.log_warmup if settings.loss == "relative_l2" else 0.0
 
     def run_phase(name, params, latent_fn, share, lr0, max_steps=None):
         opt = torch.optim.Adam(params, lr=lr0)
-        t0 = time.perf_counter()
+        t0 = clock()
         span = training_budget * share
         steps = 0
         m = len(train["uv"])
         while True:
-            elapsed = time.perf_counter() - t0
+            elapsed = clock() - t0
             done_frac = elapsed / span if max_steps is None else steps / max_steps
             if done_frac >= 1 and steps > 0:
                 break
@@ -305,7 +349,7 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
             opt.step()
             steps += 1
             if steps % 10 == 0 or steps == 1:
-                history[name].append((time.perf_counter() - t_start, float(loss.detach())))
+                history[name].append((clock() - t_start, float(loss.detach())))
                 report(name, min(1.0, done_frac), float(loss.detach()), steps / max(elapsed, 1e-9))
         return steps
 
@@ -315,7 +359,7 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
         run_phase("decoder", list(model.encoder.parameters()) + list(model.brdf.parameters()), enc, shares[1],
                   settings.lr, step_caps[0])
         errors["validation_log_l1_encoder"] = validate(enc)
-        history["validation"].append((time.perf_counter() - t_start, errors["validation_log_l1_encoder"]))
+        history["validation"].append((clock() - t_start, errors["validation_log_l1_encoder"]))
         save(2)
 
     # ---- 3. bake the latents (prefiltered parameter textures per level), then fine-tune
@@ -324,15 +368,20 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
         bake_latents(model, textures_dev)
         errors["validation_log_l1_baked"] = validate(lookup)
         saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        run_phase("finetune", [model.pyramid.levels[0]] + list(model.brdf.parameters()), lookup, shares[2],
-                  settings.lr * settings.finetune_lr, step_caps[1])
+        coarse_share = settings.coarse_fit_share if len(model.pyramid.levels) > 1 else 0.0
+        run_phase("finetune", [model.pyramid.levels[0]] + list(model.brdf.parameters()), lookup,
+                  shares[2] * (1 - coarse_share), settings.lr * settings.finetune_lr, step_caps[1])
         errors["validation_log_l1_finetuned"] = validate(lookup)
         if errors["validation_log_l1_finetuned"] > errors["validation_log_l1_baked"]:
             model.load_state_dict(saved)  # fine-tuning overfit the held-out pairs: keep the baked latents
         else:
             rebuild_coarse_levels(model)
+        if coarse_share > 0:
+            fit_coarse_levels(model, train, loss_fn, settings.batch, settings.lr, gen,
+                              training_budget * shares[2] * coarse_share,
+                              None if step_caps[1] is None else max(1, step_caps[1] // 4), clock)
         errors["validation_log_l1"] = validate(lookup)
-        history["validation"].append((time.perf_counter() - t_start, errors["validation_log_l1"]))
+        history["validation"].append((clock() - t_start, errors["validation_log_l1"]))
         save(3)
 
     # ---- 4. sampler against the frozen decoder
@@ -343,7 +392,7 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
     for p in model.brdf.parameters():
         p.requires_grad_(True)
     model.encoder = None
-    return BakeResult(model=model.eval(), history=history, errors=errors, seconds=time.perf_counter() - t_start,
+    return BakeResult(model=model.eval(), history=history, errors=errors, seconds=clock() - t_start,
                       pairs=n)
 
 
@@ -351,7 +400,11 @@ def sampler_batch(model: NeuralMaterialModel, b: int, k: int, gen: torch.Generat
     """(latent, wi) for b pairs, each repeated k times, and wo from the proposal r = 1/2 uniform + 1/2 current
     mixture (detached), with the target luminance f / r (for -E_p[log q] by importance sampling)."""
     uv = torch.rand(b, 2, generator=gen).to(dev)
-    wi = square_to_cosine_hemisphere(torch.rand(b, 2, generator=gen)).to(dev)
+    # wi: half cosine-distributed, half uniform in solid angle, so that grazing incidence (silhouettes; where the
+    # coat's Fresnel peak is strongest) is not left to 3% of the batch as with cosine alone.
+    u_wi = torch.rand(b, 2, generator=gen)
+    wi = torch.where((torch.arange(b) % 2 == 0)[:, None], square_to_cosine_hemisphere(u_wi),
+                     square_to_uniform_hemisphere(u_wi)).to(dev)
     latent = model.pyramid.lookup(uv).detach().repeat_interleave(k, 0)
     wi = wi.repeat_interleave(k, 0)
     with torch.no_grad():
@@ -372,11 +425,12 @@ def train_sampler(model, settings: BakeSettings, gen, span: float, history, t_st
                   max_steps: int | None = None) -> float:
     """KL(p || q) up to the entropy of p, p ∝ luminance of the frozen decoder (§5.2). Returns the last loss."""
     dev = next(model.parameters()).device
+    clock = bake_clock(settings.device)
     opt = torch.optim.Adam(model.sampler.parameters(), lr=settings.lr)
-    t0 = time.perf_counter()
+    t0 = clock()
     steps, loss_v = 0, math.nan
     while True:
-        elapsed = time.perf_counter() - t0
+        elapsed = clock() - t0
         done_frac = elapsed / span if max_steps is None else steps / max_steps
         if done_frac >= 1 and steps > 0:
             break
@@ -390,6 +444,6 @@ def train_sampler(model, settings: BakeSettings, gen, span: float, history, t_st
         steps += 1
         loss_v = float(loss.detach())
         if steps % 10 == 0 or steps == 1:
-            history["sampler"].append((time.perf_counter() - t_start, loss_v))
+            history["sampler"].append((clock() - t_start, loss_v))
             report("sampler", min(1.0, done_frac), loss_v, steps / max(elapsed, 1e-9))
     return loss_v

@@ -107,6 +107,10 @@ def test_cli_bake_material(tmp_path, capsys):
     (["--out", "x.radmat", "--device", "tpu"], "--device"),
     (["--out", "x.radmat", "--loss", "l2"], "--loss"),
     (["--out", "x.radmat", "--target-walks", "0"], "--target-walks"),
+    (["--out", "x.radmat", "--phase-shares", "0.5,0.5"], "--phase-shares"),
+    (["--out", "x.radmat", "--phase-shares", "0.4,0.4,0.4,0.4"], "--phase-shares"),
+    (["--out", "x.radmat", "--phase-shares", "a,b,c,d"], "--phase-shares"),
+    (["--out", "x.radmat", "--finetune-lr", "0"], "--finetune-lr"),
 ])
 def test_cli_bake_bad_flags(tmp_path, capsys, args, message):
     xml = tmp_path / "mix.xml"
