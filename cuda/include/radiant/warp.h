@@ -16,16 +16,24 @@ struct Vec2 {
     RADIANT_HD Vec2(float x_, float y_) : x(x_), y(y_) {}
 };
 
-// Shirley-Chiu concentric map with Dave Cline's branch-reduced form; (0.5, 0.5) -> origin.
+// sin and cos of |x| <= pi/4 by Cephes' sinf/cosf minimax polynomials (about 1 ulp there; no range reduction).
+RADIANT_HD void sincos_quarter(float x, float& s, float& c) {
+    float z = x * x;
+    s = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * x + x;
+    c = ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z - 0.5f * z + 1.f;
+}
+
+// Shirley-Chiu concentric map with Dave Cline's branch-reduced form; (0.5, 0.5) -> origin. The angle is
+// pi/4 * rp / r in [-pi/4, pi/4], or pi/2 minus that (sin and cos swapped), so a short polynomial does.
 RADIANT_HD Vec2 square_to_uniform_disk_concentric(Vec2 u) {
     float x = 2.f * u.x - 1.f, y = 2.f * u.y - 1.f;
     bool is_zero = (x == 0.f) && (y == 0.f);
     bool quadrant_1_or_3 = fabsf(x) < fabsf(y);
     float r = quadrant_1_or_3 ? y : x, rp = quadrant_1_or_3 ? x : y;
-    float phi = 0.25f * kPi * rp / r;
-    if (quadrant_1_or_3) phi = 0.5f * kPi - phi;
-    if (is_zero) phi = 0.f;
-    return Vec2(r * cosf(phi), r * sinf(phi));
+    float phi = is_zero ? 0.f : 0.25f * kPi * rp / r;
+    float sp, cp;
+    sincos_quarter(phi, sp, cp);
+    return quadrant_1_or_3 ? Vec2(r * sp, r * cp) : Vec2(r * cp, r * sp);
 }
 RADIANT_HD float square_to_uniform_disk_concentric_pdf(Vec2 p) {
     return (p.x * p.x + p.y * p.y <= 1.f) ? kInvPi : 0.f;
