@@ -328,8 +328,8 @@ RADIANT_HD bool query_step(BVHQuery& q, const BVHNode4* nodes, const float* prim
 }
 
 // Hit record of a finished traversal (closest or, for any-hit, the first found, leaf-order index `best`, -1 for
-// none); returns whether anything was hit.
-RADIANT_HD bool finish_hit(int32_t best, bool any_hit, const Vec3& org, const Vec3& dir, float t, float u, float v,
+// none; no_uv: leave a sphere's u, v as they are); returns whether anything was hit.
+RADIANT_HD bool finish_hit(int32_t best, bool no_uv, const Vec3& org, const Vec3& dir, float t, float u, float v,
                            const float* prims, const int32_t* prim_ids, int32_t num_triangles, Hit& hit) {
     if (best < 0) {
         hit.t = kInf;
@@ -341,7 +341,7 @@ RADIANT_HD bool finish_hit(int32_t best, bool any_hit, const Vec3& org, const Ve
     hit.u = u;
     hit.v = v;
     hit.prim = prim_ids[best];
-    if (!any_hit && hit.prim >= num_triangles) sphere_uv(org, dir, t, prims + (size_t)best * kPrimStride, hit.u, hit.v);
+    if (!no_uv && hit.prim >= num_triangles) sphere_uv(org, dir, t, prims + (size_t)best * kPrimStride, hit.u, hit.v);
     return true;
 }
 
@@ -351,8 +351,9 @@ RADIANT_HD bool query_end(BVHQuery& q, const float* prims, const int32_t* prim_i
 }
 
 // Closest hit (ANY_HIT = false) or first hit found (ANY_HIT = true) in (tmin, tmax): BVHQuery's traversal in one
-// loop (no per-step state stores: ~1.2x on the path tracer's rays).
-template <bool ANY_HIT>
+// loop (no per-step state stores). SPHERE_UV = false leaves a sphere hit's u, v at 0 (for callers that make their
+// own surface parametrization).
+template <bool ANY_HIT, bool SPHERE_UV = true>
 RADIANT_HD bool traverse(const BVHNode4* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
                          int32_t num_triangles, const Vec3& org, const Vec3& dir, float tmin, float tmax, Hit& hit) {
     float t = tmax, u = 0.f, v = 0.f;
@@ -372,7 +373,7 @@ RADIANT_HD bool traverse(const BVHNode4* nodes, int32_t num_nodes, const float* 
             if (!pop_node(cur, stack, sp, t)) break;
         }
     }
-    return finish_hit(best, ANY_HIT, org, dir, t, u, v, prims, prim_ids, num_triangles, hit);
+    return finish_hit(best, ANY_HIT || !SPHERE_UV, org, dir, t, u, v, prims, prim_ids, num_triangles, hit);
 }
 
 }  // namespace radiant

@@ -1,5 +1,6 @@
 // Radiant kernels: warps from the unit square to directions/points, each with its pdf (Mitsuba 3 warp.h conventions).
 #pragma once
+#include "approx.h"
 #include "vec.h"
 
 namespace radiant {
@@ -15,13 +16,6 @@ struct Vec2 {
     RADIANT_HD Vec2() : x(0.f), y(0.f) {}
     RADIANT_HD Vec2(float x_, float y_) : x(x_), y(y_) {}
 };
-
-// sin and cos of |x| <= pi/4 by Cephes' sinf/cosf minimax polynomials (about 1 ulp there; no range reduction).
-RADIANT_HD void sincos_quarter(float x, float& s, float& c) {
-    float z = x * x;
-    s = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * x + x;
-    c = ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z - 0.5f * z + 1.f;
-}
 
 // Shirley-Chiu concentric map with Dave Cline's branch-reduced form; (0.5, 0.5) -> origin. The angle is
 // pi/4 * rp / r in [-pi/4, pi/4], or pi/2 minus that (sin and cos swapped), so a short polynomial does.
