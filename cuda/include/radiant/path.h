@@ -523,7 +523,8 @@ RADIANT_HD EmitterSample sample_emitter(const PackedScene& sc, Vec3 ref, float u
             float pdf_uv = sc.env_cell_pdf[(int64_t)row * w + col] * (float)(w * (h - 1));
             float pdf = choose * pdf_uv / (2.f * kPi * kPi * max_(sin_t, 1e-12f));
             es.pdf = sin_t > 0.f ? pdf : 0.f;
-            if (es.pdf > 0.f) es.weight = env_eval(sc, es.d) / max_(es.pdf, 1e-30f);
+            // Radiance at the sampled (u, v) itself: env_eval(es.d) would map the direction back to it.
+            if (es.pdf > 0.f) es.weight = envmap_eval_uv(sc, u, v) / max_(es.pdf, 1e-30f);
             return es;
         }
         default:
