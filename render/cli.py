@@ -467,7 +467,7 @@ def bench_render(
                                                                      "integrator (slow; default 8; quick 4)."),
     ref_spp: Optional[int] = typer.Option(None, "--ref-spp", help="Samples per pixel of the relMSE reference "
                                                                  "(default 1024; quick 128)."),
-    repeats: int = typer.Option(2, help="Timed repeats per renderer (best is reported)."),
+    repeats: int = typer.Option(2, help="Timed repeats per renderer, interleaved (best and median are reported)."),
     mitsuba_variant: str = typer.Option("auto", "--mitsuba-variant",
                                         help="auto (llvm_ad_rgb, else scalar_rgb) or a Mitsuba variant name."),
     scene: list[str] = typer.Option([], "--scene", help="Only these bundled scenes (cbox, spheres, lights)."),

@@ -55,27 +55,33 @@ void film_splat_cpu(double* acc, int32_t width, int32_t height, int32_t channels
             for (int64_t i = l * n_src + lo * src.w; i < l * n_src + hi * src.w; ++i) {
                 float sx = pos[2 * i], sy = pos[2 * i + 1];
                 int32_t bx = (int32_t)floorf(sx - r + 0.5f), by = (int32_t)floorf(sy - r + 0.5f);
-                bool any = false;
-                for (int k = 0; k < span; ++k) {
-                    int32_t py = by + k;
-                    wy[k] = (py >= r0 && py < r1) ? filter_weight(filter, (float)py + 0.5f - sy) : 0.f;
-                    any |= wy[k] > 0.f;
-                }
-                if (!any) continue;
-                for (int k = 0; k < span; ++k) {
-                    int32_t px = bx + k;
-                    wx[k] = (px >= dst.x0 && px < dst.x0 + dst.w) ? filter_weight(filter, (float)px + 0.5f - sx) : 0.f;
-                }
+                if (by + span <= r0 || by >= r1) continue;  // no footprint row in this band
+                // Footprint rows inside the band and columns inside the accumulator with a positive weight: the
+                // filters are unimodal, so each is one run of taps [lo, hi).
+                filter_weights(filter, by, sy, span, wy);
+                int y_lo = max_(0, (int)(r0 - by)), y_hi = min_(span, (int)(r1 - by));
+                while (y_lo < y_hi && !(wy[y_lo] > 0.f)) ++y_lo;
+                while (y_hi > y_lo && !(wy[y_hi - 1] > 0.f)) --y_hi;
+                if (y_lo >= y_hi) continue;
+                filter_weights(filter, bx, sx, span, wx);
+                int x_lo = max_(0, dst.x0 - bx), x_hi = min_(span, dst.x0 + dst.w - bx);
+                while (x_lo < x_hi && !(wx[x_lo] > 0.f)) ++x_lo;
+                while (x_hi > x_lo && !(wx[x_hi - 1] > 0.f)) --x_hi;
                 const float* v = values + channels * i;
-                for (int ky = 0; ky < span; ++ky) {
-                    if (!(wy[ky] > 0.f)) continue;
+                for (int ky = y_lo; ky < y_hi; ++ky) {
                     double* row = acc + (int64_t)(by + ky - dst.y0) * dst.w * stride;
-                    for (int kx = 0; kx < span; ++kx) {
-                        float w = wy[ky] * wx[kx];
-                        if (!(w > 0.f)) continue;
+                    for (int kx = x_lo; kx < x_hi; ++kx) {
+                        double w = (double)(wy[ky] * wx[kx]);
                         double* a = row + (int64_t)(bx + kx - dst.x0) * stride;
-                        for (int c = 0; c < channels; ++c) a[c] += (double)v[c] * (double)w;
-                        a[channels] += (double)w;
+                        if (channels == 3) {  // colour: unrolled
+                            a[0] += (double)v[0] * w;
+                            a[1] += (double)v[1] * w;
+                            a[2] += (double)v[2] * w;
+                            a[3] += w;
+                        } else {
+                            for (int c = 0; c < channels; ++c) a[c] += (double)v[c] * w;
+                            a[channels] += w;
+                        }
                     }
                 }
             }

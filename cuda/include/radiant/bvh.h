@@ -82,13 +82,14 @@ RADIANT_HD bool intersect_triangle(const WatertightRay& r, const float* p, float
     float U = cx * by - cy * bx;
     float V = ax * cy - ay * cx;
     float W = bx * ay - by * ax;
-    if (U == 0.f || V == 0.f || W == 0.f) {
+    if ((U == 0.f) | (V == 0.f) | (W == 0.f)) {
         // Exactly on an edge in float: decide in double so that neighbours agree (paper, Sec. 3.2).
         U = (float)((double)cx * (double)by - (double)cy * (double)bx);
         V = (float)((double)ax * (double)cy - (double)ay * (double)cx);
         W = (float)((double)bx * (double)ay - (double)by * (double)ax);
     }
-    if ((U < 0.f || V < 0.f || W < 0.f) && (U > 0.f || V > 0.f || W > 0.f)) return false;
+    // Non-short-circuit ors: one well-predicted branch instead of several data-dependent ones.
+    if (((U < 0.f) | (V < 0.f) | (W < 0.f)) & ((U > 0.f) | (V > 0.f) | (W > 0.f))) return false;
     float det = U + V + W;
     if (det == 0.f) return false;
     float T = U * (r.sz * az) + V * (r.sz * bz) + W * (r.sz * cz);
@@ -198,8 +199,88 @@ RADIANT_HD int node4_boxes(const BVHNode4& n, const BoxRay& r, float tmin, float
 #endif
 }
 
+
+// Tests the primitives of leaf `cur` against the ray in (tmin, t); a hit shortens t and records u, v and the
+// leaf-order index `best`. ANY_HIT: returns true at the first hit.
+template <bool ANY_HIT>
+RADIANT_HD bool visit_leaf(const float* prims, const StackEntry& cur, const Vec3& org, const Vec3& dir,
+                           const WatertightRay& wr, float tmin, float& t, float& u, float& v, int32_t& best) {
+    bool any = false;
+    for (int32_t i = cur.child; i < cur.child + cur.count; ++i) {
+        const float* p = prims + (size_t)i * kPrimStride;
+        float ti, ui = 0.f, vi = 0.f;
+        bool h = is_sphere_slot(p) ? intersect_sphere(org, dir, p, tmin, t, ti)
+                                   : intersect_triangle(wr, p, tmin, t, ti, ui, vi);
+        if (h) {
+            t = ti;
+            u = ui;
+            v = vi;
+            best = i;
+            any = true;
+            if (ANY_HIT) return true;
+        }
+    }
+    return any;
+}
+
+// Tests the four children of an interior node; on a hit, `cur` becomes the nearest child and the others are
+// pushed farthest first. Returns false when no child is entered (the caller pops).
+RADIANT_HD bool visit_node(const BVHNode4& n, const BoxRay& br, float tmin, float tmax, StackEntry& cur,
+                           StackEntry* stack, int& sp) {
+    float te[4];
+    int mask = node4_boxes(n, br, tmin, tmax, te);
+    if (mask == 0) return false;
+    int k0 = first_bit(mask);
+    mask &= mask - 1;
+    if (mask == 0) {  // one child hit: descend, no stack traffic
+        cur = StackEntry{n.child[k0], n.count[k0], te[k0]};
+        return true;
+    }
+    int k1 = first_bit(mask);
+    mask &= mask - 1;
+    StackEntry a{n.child[k0], n.count[k0], te[k0]}, b{n.child[k1], n.count[k1], te[k1]};
+    if (b.t < a.t) swap_(a, b);
+    if (mask == 0) {  // two: visit the nearer, defer the farther
+        stack[sp++] = b;
+        cur = a;
+        return true;
+    }
+    // Three or four: insertion sort by entry distance (Embree special-cases 1 and 2 the same way).
+    StackEntry hits[4] = {a, b, a, a};
+    int nh = 2;
+    while (mask != 0) {
+        int k = first_bit(mask);
+        mask &= mask - 1;
+        StackEntry e{n.child[k], n.count[k], te[k]};
+        int j = nh++;
+        while (j > 0 && hits[j - 1].t > e.t) { hits[j] = hits[j - 1]; --j; }
+        hits[j] = e;
+    }
+    for (int j = nh - 1; j > 0; --j) stack[sp++] = hits[j];
+    cur = hits[0];
+    return true;
+}
+
+// Pops the nearest deferred node still in front of the closest hit into `cur`; false when none is left.
+RADIANT_HD bool pop_node(StackEntry& cur, const StackEntry* stack, int& sp, float t) {
+    while (sp > 0) {
+        cur = stack[--sp];
+        if (cur.t <= t) return true;
+    }
+    return false;
+}
+
+// Non-finite origins or directions hit nothing. (Their inf - inf NaNs would also let the NaN-tolerant slab test
+// enter empty child slots, whose child index is not a node: an out-of-bounds read.)
+RADIANT_HD bool finite_ray(const Vec3& org, const Vec3& dir) {
+    float finite = (org.x - org.x) + (org.y - org.y) + (org.z - org.z) + (dir.x - dir.x) + (dir.y - dir.y) +
+                   (dir.z - dir.z);
+    return finite == 0.f;
+}
+
 // One ray's traversal as a resumable state machine, so the CPU loop can interleave several rays and overlap
-// their cache misses (incoherent traversal is memory-latency bound); `traverse` runs one query to the end.
+// their cache misses (incoherent traversal of large scenes is memory-latency bound). `traverse` below is the
+// same traversal as one tight loop (state in registers), for callers that trace one ray at a time.
 struct BVHQuery {
     Vec3 org, dir;
     float tmin;
@@ -225,105 +306,74 @@ RADIANT_HD void query_begin(BVHQuery& q, int32_t num_nodes, const Vec3& org, con
     q.best = -1;
     q.cur = StackEntry{0, 0, tmin};
     q.sp = 0;
-    // Non-finite origins or directions hit nothing. (Their inf - inf NaNs would also let the NaN-tolerant slab
-    // test enter empty child slots, whose child index is not a node: an out-of-bounds read.)
-    float finite = (org.x - org.x) + (org.y - org.y) + (org.z - org.z) + (dir.x - dir.x) + (dir.y - dir.y) +
-                   (dir.z - dir.z);
-    q.done = num_nodes == 0 || !(finite == 0.f);
+    q.done = num_nodes == 0 || !finite_ray(org, dir);
     q.found = false;
 }
 
 // Visits the current node or leaf and picks the next one; returns true once the query is finished.
 template <bool ANY_HIT>
 RADIANT_HD bool query_step(BVHQuery& q, const BVHNode4* nodes, const float* prims) {
-    StackEntry& cur = q.cur;
-    if (cur.count > 0) {
-        for (int32_t i = cur.child; i < cur.child + cur.count; ++i) {
-            const float* p = prims + (size_t)i * kPrimStride;
-            float t, u = 0.f, v = 0.f;
-            bool h = is_sphere_slot(p) ? intersect_sphere(q.org, q.dir, p, q.tmin, q.hit.t, t)
-                                       : intersect_triangle(q.wr, p, q.tmin, q.hit.t, t, u, v);
-            if (h) {
-                q.hit.t = t;
-                q.hit.u = u;
-                q.hit.v = v;
-                q.best = i;
-                if (ANY_HIT) {
-                    q.found = q.done = true;
-                    return true;
-                }
-            }
+    if (q.cur.count > 0) {
+        if (visit_leaf<ANY_HIT>(prims, q.cur, q.org, q.dir, q.wr, q.tmin, q.hit.t, q.hit.u, q.hit.v, q.best) &&
+            ANY_HIT) {
+            q.found = q.done = true;
+            return true;
         }
-    } else {
-        const BVHNode4& n = nodes[cur.child];
-        float te[4];
-        int mask = node4_boxes(n, q.br, q.tmin, q.hit.t, te);
-        if (mask != 0) {
-            int k0 = first_bit(mask);
-            mask &= mask - 1;
-            if (mask == 0) {  // one child hit: descend, no stack traffic
-                cur = StackEntry{n.child[k0], n.count[k0], te[k0]};
-                return false;
-            }
-            int k1 = first_bit(mask);
-            mask &= mask - 1;
-            StackEntry a{n.child[k0], n.count[k0], te[k0]}, b{n.child[k1], n.count[k1], te[k1]};
-            if (b.t < a.t) swap_(a, b);
-            if (mask == 0) {  // two: visit the nearer, defer the farther
-                q.stack[q.sp++] = b;
-                cur = a;
-                return false;
-            }
-            // Three or four: insertion sort by entry distance (Embree special-cases 1 and 2 the same way).
-            StackEntry hits[4] = {a, b, a, a};
-            int nh = 2;
-            while (mask != 0) {
-                int k = first_bit(mask);
-                mask &= mask - 1;
-                StackEntry e{n.child[k], n.count[k], te[k]};
-                int j = nh++;
-                while (j > 0 && hits[j - 1].t > e.t) { hits[j] = hits[j - 1]; --j; }
-                hits[j] = e;
-            }
-            for (int j = nh - 1; j > 0; --j) q.stack[q.sp++] = hits[j];
-            cur = hits[0];
-            return false;
-        }
+    } else if (visit_node(nodes[q.cur.child], q.br, q.tmin, q.hit.t, q.cur, q.stack, q.sp)) {
+        return false;
     }
-    // Pop the nearest deferred node still in front of the closest hit.
-    while (q.sp > 0) {
-        cur = q.stack[--q.sp];
-        if (cur.t <= q.hit.t) return false;
-    }
+    if (pop_node(q.cur, q.stack, q.sp, q.hit.t)) return false;
     q.done = true;
     return true;
 }
 
-// Final hit record of a finished query; returns whether anything was hit.
-RADIANT_HD bool query_end(BVHQuery& q, const float* prims, const int32_t* prim_ids, int32_t num_triangles, Hit& hit) {
-    if (q.best < 0) {
-        hit = q.hit;
+// Hit record of a finished traversal (closest or, for any-hit, the first found, leaf-order index `best`, -1 for
+// none; no_uv: leave a sphere's u, v as they are); returns whether anything was hit.
+RADIANT_HD bool finish_hit(int32_t best, bool no_uv, const Vec3& org, const Vec3& dir, float t, float u, float v,
+                           const float* prims, const int32_t* prim_ids, int32_t num_triangles, Hit& hit) {
+    if (best < 0) {
         hit.t = kInf;
         hit.prim = -1;
         hit.u = hit.v = 0.f;
         return false;
     }
-    q.hit.prim = prim_ids[q.best];
-    if (!q.found && q.hit.prim >= num_triangles)
-        sphere_uv(q.org, q.dir, q.hit.t, prims + (size_t)q.best * kPrimStride, q.hit.u, q.hit.v);
-    hit = q.hit;
+    hit.t = t;
+    hit.u = u;
+    hit.v = v;
+    hit.prim = prim_ids[best];
+    if (!no_uv && hit.prim >= num_triangles) sphere_uv(org, dir, t, prims + (size_t)best * kPrimStride, hit.u, hit.v);
     return true;
 }
 
-// Closest hit (ANY_HIT = false) or first hit found (ANY_HIT = true) in (tmin, tmax).
-template <bool ANY_HIT>
+// Final hit record of a finished query; returns whether anything was hit.
+RADIANT_HD bool query_end(BVHQuery& q, const float* prims, const int32_t* prim_ids, int32_t num_triangles, Hit& hit) {
+    return finish_hit(q.best, q.found, q.org, q.dir, q.hit.t, q.hit.u, q.hit.v, prims, prim_ids, num_triangles, hit);
+}
+
+// Closest hit (ANY_HIT = false) or first hit found (ANY_HIT = true) in (tmin, tmax): BVHQuery's traversal in one
+// loop (no per-step state stores). SPHERE_UV = false leaves a sphere hit's u, v at 0 (for callers that make their
+// own surface parametrization).
+template <bool ANY_HIT, bool SPHERE_UV = true>
 RADIANT_HD bool traverse(const BVHNode4* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
                          int32_t num_triangles, const Vec3& org, const Vec3& dir, float tmin, float tmax, Hit& hit) {
-    BVHQuery q;
-    query_begin(q, num_nodes, org, dir, tmin, tmax);
-    while (!q.done && !query_step<ANY_HIT>(q, nodes, prims)) {
+    float t = tmax, u = 0.f, v = 0.f;
+    int32_t best = -1;
+    if (num_nodes > 0 && finite_ray(org, dir)) {
+        const BoxRay br = make_box_ray(org, dir);
+        const WatertightRay wr = make_watertight_ray(org, dir);
+        StackEntry stack[kMaxStack];
+        int sp = 0;
+        StackEntry cur{0, 0, tmin};
+        for (;;) {
+            if (cur.count > 0) {
+                if (visit_leaf<ANY_HIT>(prims, cur, org, dir, wr, tmin, t, u, v, best) && ANY_HIT) break;
+            } else if (visit_node(nodes[cur.child], br, tmin, t, cur, stack, sp)) {
+                continue;
+            }
+            if (!pop_node(cur, stack, sp, t)) break;
+        }
     }
-    return query_end(q, prims, prim_ids, num_triangles, hit);
+    return finish_hit(best, ANY_HIT || !SPHERE_UV, org, dir, t, u, v, prims, prim_ids, num_triangles, hit);
 }
 
 }  // namespace radiant

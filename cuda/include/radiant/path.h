@@ -275,7 +275,7 @@ RADIANT_HD SurfaceHit surface_at(const PackedScene& sc, Vec3 o, Vec3 d, const Hi
         s.ng = s.ns = g;
         // Mitsuba sphere uv from the local frame: u = phi / 2pi, v = theta / pi.
         Vec3 loc = normalize(mat_vec(sc.shape_to_local + 9 * (int64_t)s.shape, g));
-        float phi = atan2f(loc.y, loc.x);
+        float phi = atan2_approx(loc.y, loc.x);
         if (phi < 0.f) phi += 2.f * kPi;
         s.u = phi * (0.5f / kPi);
         s.v = acosf(clamp_(loc.z, -1.f, 1.f)) * kInvPi;
@@ -313,18 +313,13 @@ RADIANT_HD BSDFParams bsdf_at(const PackedScene& sc, int32_t row, float u, float
 
 RADIANT_HD void env_uv(const PackedScene& sc, const float* frame, Vec3 d, float& u, float& v) {
     Vec3 loc = normalize(mat_t_vec(frame, d));
-    u = atan2f(loc.x, -loc.z) * (0.5f / kPi);
+    u = atan2_approx(loc.x, -loc.z) * (0.5f / kPi);
     u -= floorf(u);
     v = acosf(clamp_(loc.y, -1.f, 1.f)) * kInvPi;
 }
 
-RADIANT_HD Vec3 env_eval(const PackedScene& sc, Vec3 d) {
-    if (sc.env < 0) return Vec3(0.f);
-    const int32_t kind = sc.emitter_info[(int64_t)sc.env * kEmitterInts];
-    const float* prm = sc.emitter_params + (int64_t)sc.env * kEmitterFloats;
-    if (kind == kConstant) return Vec3::load(prm + kEmColor);
-    float u, v;
-    env_uv(sc, prm + kEmFrame, d, u, v);
+// Bilinear radiance of the envmap at env_uv coordinates (u, v).
+RADIANT_HD Vec3 envmap_eval_uv(const PackedScene& sc, float u, float v) {
     int32_t w = sc.env_w, h = sc.env_h;
     u -= 0.5f / (float)w;
     u -= floorf(u);
@@ -338,14 +333,9 @@ RADIANT_HD Vec3 env_eval(const PackedScene& sc, Vec3 d) {
            (at(yi + 1, xi) * (1.f - fx) + at(yi + 1, xi + 1) * fx) * fy;
 }
 
-RADIANT_HD float env_pdf(const PackedScene& sc, Vec3 d) {
-    if (sc.env < 0) return 0.f;
+// Solid-angle pdf (choice included) of envmap sampling at env_uv coordinates (u, v).
+RADIANT_HD float envmap_pdf_uv(const PackedScene& sc, float u, float v) {
     float choose = 1.f / (float)sc.num_emitters;
-    const int32_t kind = sc.emitter_info[(int64_t)sc.env * kEmitterInts];
-    if (kind == kConstant) return choose / (4.f * kPi);
-    const float* prm = sc.emitter_params + (int64_t)sc.env * kEmitterFloats;
-    float u, v;
-    env_uv(sc, prm + kEmFrame, d, u, v);
     int32_t w = sc.env_w, h = sc.env_h;
     u -= 0.5f / (float)w;
     u -= floorf(u);
@@ -355,6 +345,23 @@ RADIANT_HD float env_pdf(const PackedScene& sc, Vec3 d) {
     float sin_t = sinf(v * kPi);
     if (!(sin_t > 0.f)) return 0.f;
     return choose * pdf_uv / (2.f * kPi * kPi * max_(sin_t, 1e-12f));
+}
+
+// Radiance of the environment along d, and (when pdf is not null) the pdf with which emitter sampling picks d;
+// one direction -> uv conversion for both.
+RADIANT_HD Vec3 env_eval(const PackedScene& sc, Vec3 d, float* pdf = nullptr) {
+    if (pdf != nullptr) *pdf = 0.f;
+    if (sc.env < 0) return Vec3(0.f);
+    const int32_t kind = sc.emitter_info[(int64_t)sc.env * kEmitterInts];
+    const float* prm = sc.emitter_params + (int64_t)sc.env * kEmitterFloats;
+    if (kind == kConstant) {
+        if (pdf != nullptr) *pdf = 1.f / (float)sc.num_emitters / (4.f * kPi);
+        return Vec3::load(prm + kEmColor);
+    }
+    float u, v;
+    env_uv(sc, prm + kEmFrame, d, u, v);
+    if (pdf != nullptr) *pdf = envmap_pdf_uv(sc, u, v);
+    return envmap_eval_uv(sc, u, v);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -516,7 +523,8 @@ RADIANT_HD EmitterSample sample_emitter(const PackedScene& sc, Vec3 ref, float u
             float pdf_uv = sc.env_cell_pdf[(int64_t)row * w + col] * (float)(w * (h - 1));
             float pdf = choose * pdf_uv / (2.f * kPi * kPi * max_(sin_t, 1e-12f));
             es.pdf = sin_t > 0.f ? pdf : 0.f;
-            if (es.pdf > 0.f) es.weight = env_eval(sc, es.d) / max_(es.pdf, 1e-30f);
+            // Radiance at the sampled (u, v) itself: env_eval(es.d) would map the direction back to it.
+            if (es.pdf > 0.f) es.weight = envmap_eval_uv(sc, u, v) / max_(es.pdf, 1e-30f);
             return es;
         }
         default:
@@ -549,11 +557,15 @@ struct FilmFilter {
     int32_t kind;
     float radius, stddev;
     float floor;  // gaussian: its value at the radius, subtracted (Mitsuba gaussian.cpp); set by make_filter
+    float step;   // gaussian: exp(-1 / s^2), the ratio of successive ratios exp(-(x+1)^2 a) / exp(-x^2 a)
 };
 
 RADIANT_HD FilmFilter make_filter(int32_t kind, float radius, float stddev) {
-    FilmFilter f{kind, radius, stddev, 0.f};
-    if (kind == kFilterGaussian) f.floor = expf(-radius * radius / (2.f * stddev * stddev));
+    FilmFilter f{kind, radius, stddev, 0.f, 0.f};
+    if (kind == kFilterGaussian) {
+        f.floor = expf(-radius * radius / (2.f * stddev * stddev));
+        f.step = expf(-1.f / (stddev * stddev));
+    }
     return f;
 }
 
@@ -564,6 +576,34 @@ RADIANT_HD float filter_weight(const FilmFilter& f, float x) {
         return max_(expf(-x * x / (2.f * s * s)) - f.floor, 0.f);
     }
     return max_(1.f - fabsf(x) / f.radius, 0.f);
+}
+
+// filter_weight of `span` consecutive pixels b, b + 1, ... (centres at b + k + 0.5) for a sample at s. The gaussian
+// takes two exps instead of span: from the pixel nearest the sample outwards, exp(-(x+1)^2 a) = exp(-x^2 a)
+// exp(-(2x+1) a), each further step multiplies that ratio by exp(-2a) (a = 1 / 2s^2), and the first ratio
+// downwards is exp(-2a) / exp(-(2x+1) a); a few ulp from exact.
+RADIANT_HD void filter_weights(const FilmFilter& f, int32_t b, float s, int span, float* w) {
+    if (f.kind != kFilterGaussian) {
+        for (int k = 0; k < span; ++k) w[k] = filter_weight(f, (float)(b + k) + 0.5f - s);
+        return;
+    }
+    const float a = 1.f / (2.f * f.stddev * f.stddev);
+    int c = clamp_((int)floorf(s - (float)b), 0, span - 1);  // the pixel the sample lies in
+    float xc = (float)(b + c) + 0.5f - s;
+    float ec = expf(-xc * xc / (2.f * f.stddev * f.stddev));
+    w[c] = max_(ec - f.floor, 0.f);
+    const float up = expf(-(2.f * xc + 1.f) * a);
+    float e = ec, q = up;
+    for (int k = c + 1; k < span; ++k, q *= f.step) {
+        e *= q;
+        w[k] = max_(e - f.floor, 0.f);
+    }
+    e = ec;
+    q = f.step / up;  // exp((2x - 1) a)
+    for (int k = c - 1; k >= 0; --k, q *= f.step) {
+        e *= q;
+        w[k] = max_(e - f.floor, 0.f);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -593,11 +633,12 @@ RADIANT_HD bool trace_sample(const PackedScene& sc, const PathCamera& cam, const
     bool deferred = false;
     for (int32_t depth = 0; max_depth > 0;) {
         Hit hit;
-        traverse<false>(sc.nodes, sc.num_nodes, sc.prims, sc.prim_ids, sc.num_triangles, o, d, tmin, tmax, hit);
+        traverse<false, false>(sc.nodes, sc.num_nodes, sc.prims, sc.prim_ids, sc.num_triangles, o, d, tmin, tmax, hit);
         if (hit.prim < 0) {  // environment seen along the escaping ray
             if (sc.env >= 0 && !(depth == 0 && st.hide_emitters)) {
-                Vec3 Le = env_eval(sc, d);
-                float w = prev_delta ? 1.f : mis_weight(prev_pdf, env_pdf(sc, d));
+                float pdf_env;
+                Vec3 Le = env_eval(sc, d, prev_delta ? nullptr : &pdf_env);
+                float w = prev_delta ? 1.f : mis_weight(prev_pdf, pdf_env);
                 L += beta * Le * w;
             }
             break;

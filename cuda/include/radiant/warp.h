@@ -1,5 +1,6 @@
 // Radiant kernels: warps from the unit square to directions/points, each with its pdf (Mitsuba 3 warp.h conventions).
 #pragma once
+#include "approx.h"
 #include "vec.h"
 
 namespace radiant {
@@ -16,16 +17,17 @@ struct Vec2 {
     RADIANT_HD Vec2(float x_, float y_) : x(x_), y(y_) {}
 };
 
-// Shirley-Chiu concentric map with Dave Cline's branch-reduced form; (0.5, 0.5) -> origin.
+// Shirley-Chiu concentric map with Dave Cline's branch-reduced form; (0.5, 0.5) -> origin. The angle is
+// pi/4 * rp / r in [-pi/4, pi/4], or pi/2 minus that (sin and cos swapped), so a short polynomial does.
 RADIANT_HD Vec2 square_to_uniform_disk_concentric(Vec2 u) {
     float x = 2.f * u.x - 1.f, y = 2.f * u.y - 1.f;
     bool is_zero = (x == 0.f) && (y == 0.f);
     bool quadrant_1_or_3 = fabsf(x) < fabsf(y);
     float r = quadrant_1_or_3 ? y : x, rp = quadrant_1_or_3 ? x : y;
-    float phi = 0.25f * kPi * rp / r;
-    if (quadrant_1_or_3) phi = 0.5f * kPi - phi;
-    if (is_zero) phi = 0.f;
-    return Vec2(r * cosf(phi), r * sinf(phi));
+    float phi = is_zero ? 0.f : 0.25f * kPi * rp / r;
+    float sp, cp;
+    sincos_quarter(phi, sp, cp);
+    return quadrant_1_or_3 ? Vec2(r * sp, r * cp) : Vec2(r * cp, r * sp);
 }
 RADIANT_HD float square_to_uniform_disk_concentric_pdf(Vec2 p) {
     return (p.x * p.x + p.y * p.y <= 1.f) ? kInvPi : 0.f;
