@@ -555,11 +555,12 @@ def bench_recon(
     variants: str = typer.Option("full,uniform,no_uncertainty", help="Comma-separated: full, uniform, no_uncertainty."),
     work: Path = typer.Option(Path("out/bench/recon"), help="Folder for the runs."),
     out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),
+    config: Optional[Path] = typer.Option(None, help="Reconstruction config YAML under every variant's flags."),
 ):
     """Reconstruction ablation at equal time: F@5cm, F@2cm, chamfer, wall time, peak RSS per variant."""
     from .bench.recon import run_bench
 
-    run_bench(data or None, minutes, [v.strip() for v in variants.split(",") if v.strip()], work, out)
+    run_bench(data or None, minutes, [v.strip() for v in variants.split(",") if v.strip()], work, out, config)
 
 
 def main(argv=None) -> int:

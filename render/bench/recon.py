@@ -39,11 +39,12 @@ def _evaluate(mesh: Path, dataset) -> dict:
     return out
 
 
-def worker(data: Path, run: Path, variant: str, minutes: float) -> dict:
+def worker(data: Path, run: Path, variant: str, minutes: float, config_file: Path | None = None) -> dict:
     from ..recon.run import prepare_config, reconstruct
 
     t0 = time.perf_counter()
-    config = prepare_config(data, run, {"minutes": minutes, "iters": None, **VARIANTS[variant]}, None, False, True)
+    config = prepare_config(data, run, {"minutes": minutes, "iters": None, **VARIANTS[variant]}, config_file, False,
+                            True)
     summary = reconstruct(config, run, force=True, progress=False)
     from ..recon.run import _load_dataset
 
@@ -66,7 +67,8 @@ def bundled_dataset(name: str, folder: Path) -> Path:
     return out
 
 
-def run_bench(datasets, minutes: float, variants: list[str], work: Path, out: Path | None) -> None:
+def run_bench(datasets, minutes: float, variants: list[str], work: Path, out: Path | None,
+              config_file: Path | None = None) -> None:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise UserError(f"--variants: unknown {', '.join(unknown)} (expected {', '.join(VARIANTS)})")
@@ -76,10 +78,13 @@ def run_bench(datasets, minutes: float, variants: list[str], work: Path, out: Pa
     for d in datasets:
         if not d.exists():
             raise UserError(f"{d}: dataset not found (make it with `radiant make-dataset`)")
+    if config_file is not None and not Path(config_file).is_file():
+        raise UserError(f"--config {config_file}: file not found")
     for d in datasets:
         for v in variants:
             run = Path(work) / d.name / v
             cmd = [sys.executable, "-m", "render.bench.recon", "--worker", str(d), str(run), v, str(minutes)]
+            cmd += [str(config_file)] if config_file is not None else []
             proc = subprocess.run(cmd, capture_output=True, text=True)
             lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
             if proc.returncode != 0 or not lines:
@@ -90,7 +95,8 @@ def run_bench(datasets, minutes: float, variants: list[str], work: Path, out: Pa
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "--worker":
-        print(json.dumps(worker(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], float(sys.argv[5]))))
+    if len(sys.argv) in (6, 7) and sys.argv[1] == "--worker":
+        cfg = Path(sys.argv[6]) if len(sys.argv) == 7 else None
+        print(json.dumps(worker(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], float(sys.argv[5]), cfg)))
     else:
-        sys.exit("usage: python -m render.bench.recon --worker DATA RUN VARIANT MINUTES")
+        sys.exit("usage: python -m render.bench.recon --worker DATA RUN VARIANT MINUTES [CONFIG]")

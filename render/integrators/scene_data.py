@@ -132,6 +132,7 @@ class SceneData:
         self.sphere_to_local = torch.stack([torch.from_numpy(np.linalg.inv(s.to_world)[:3, :3]).float()
                                             if s.kind == "sphere" else torch.eye(3) for s in shapes]).to(dev) \
             if shapes else torch.zeros(0, 3, 3, device=dev)
+        self.sphere_to_world = torch.linalg.inv(self.sphere_to_local) if shapes else self.sphere_to_local
 
         # BSDFs: one packed row per distinct scene BSDF; textured fields recorded per row.
         rows, bsdf_of_shape, row_index, self.textured = [], [], {}, []
@@ -314,10 +315,10 @@ class SceneData:
             phi = torch.atan2(loc[:, 1], loc[:, 0])
             phi = torch.where(phi < 0, phi + 2 * math.pi, phi)
             uv[sph] = torch.stack([phi / (2 * math.pi), torch.acos(loc[:, 2].clamp(-1, 1)) / math.pi], 1)
-            # Mitsuba sphere.cpp: dp_du = 2 pi * (-y, x, 0) in the sphere's local frame.
-            to_world = self.sphere_to_local[shape[sph]].transpose(1, 2)
-            local_du = torch.stack([-loc[:, 1], loc[:, 0], torch.zeros_like(loc[:, 0])], 1)
-            dp_du[sph] = torch.einsum("nij,nj->ni", to_world, local_du)
+            # Mitsuba sphere.cpp: dp_du = to_world * 2 pi (-y, x, 0) in the unit sphere's local frame; its length
+            # (2 pi r sin theta) sets the uv footprint of the neural materials' LOD.
+            local_du = 2 * math.pi * torch.stack([-loc[:, 1], loc[:, 0], torch.zeros_like(loc[:, 0])], 1)
+            dp_du[sph] = torch.einsum("nij,nj->ni", self.sphere_to_world[shape[sph]], local_du)
         flip = self.shape_flip[shape][:, None]
         ng = torch.where(flip, -ng, ng)
         ns = torch.where(flip, -ns, ns)

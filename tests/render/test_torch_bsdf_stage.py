@@ -102,3 +102,23 @@ def test_unknown_parameter_and_fused_request_are_user_errors():
                         '<bsdf type="torchlambert">\n            <rgb name="reflectanse" value="0.2, 0.5, 0.8"/>')
     with pytest.raises(UserError, match="unknown parameter 'reflectanse'.*did you mean 'reflectance'"):
         load_string(bad)
+
+
+def test_sphere_dp_du_is_mitsubas():
+    """Mitsuba sphere.cpp: dp_du = to_world * 2 pi (-y, x, 0); its length 2 pi r sin(theta) sets the neural LOD's
+    uv footprint (a transpose of world-to-local gave 1/r and no 2 pi: levels 2.65x too coarse on the preview)."""
+    from render.integrators import SceneData
+    xml = """<scene version="3.0.0">
+      <shape type="sphere"><point name="center" x="1" y="0" z="0"/><float name="radius" value="2"/>
+        <bsdf type="diffuse"/></shape>
+      <emitter type="constant"/>
+    </scene>"""
+    sd = SceneData(load_string(xml))
+    o = torch.tensor([[1.0, -10.0, 0.0], [1.0, 0.0, 10.0]])  # hit the equator (z = 0) and the pole (z = 2)
+    d = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, -1.0]])
+    hits = sd.bvh.closest_hit(o, d, torch.zeros(2), torch.full((2,), 1e4))
+    assert hits.hit.all()
+    surf = sd.surface(o, d, hits.t, hits.prim, hits.u, hits.v)
+    # Equator point (1, -2, 0): local (0, -1, 0) -> 2 pi * 2 * (1, 0, 0).
+    assert torch.allclose(surf.dp_du[0], torch.tensor([4 * np.pi, 0.0, 0.0]), atol=1e-4)
+    assert surf.dp_du[1].norm() < 1e-3  # sin(theta) = 0 at the pole
