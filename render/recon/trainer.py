@@ -129,9 +129,9 @@ class Trainer:
 
     def beta_floor(self, p: float) -> float:
         """Lower bound on beta at progress p: beta_init * (end / beta_init)^(p / beta_anneal) while p < beta_anneal.
-        Rendering weights reach only about 5 beta in front of the current surface (and the occupancy band is 5 beta
-        wide), so furniture that the initial SDF does not contain must grow while beta is still wide; the learned
-        beta alone falls from 0.1 to 0.02 in the first few hundred steps (measured, room)."""
+        Meant to let furniture that the initial SDF does not contain grow while the density is still wide (the
+        learned beta falls from 0.1 to 0.02 in the first few hundred steps); measured on the room (2000 steps,
+        beta_anneal 0.3): furniture recall@5cm 0.14 as without it, so it is off by default."""
         c = self.config
         if c.beta_anneal <= 0 or p >= c.beta_anneal:
             return 0.0
