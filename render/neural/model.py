@@ -73,20 +73,27 @@ def fused_mlp(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------------
 # Latent texture pyramid
 
+def bilinear_taps(uv: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The four texels (N,4) (flat indices, repeat wrap) and weights (N,4) of a bilinear lookup at uv (N,2) in an
+    (height, width) image with texel centres at ((i + 0.5) / width, (j + 0.5) / height), as Mitsuba's bitmap."""
+    x = uv[:, 0] * width - 0.5
+    y = uv[:, 1] * height - 0.5
+    x0, y0 = torch.floor(x), torch.floor(y)
+    fx, fy = x - x0, y - y0
+    x0, y0 = x0.long(), y0.long()
+    xa, xb = torch.remainder(x0, width), torch.remainder(x0 + 1, width)
+    ya, yb = torch.remainder(y0, height), torch.remainder(y0 + 1, height)
+    index = torch.stack([ya * width + xa, ya * width + xb, yb * width + xa, yb * width + xb], 1)
+    weight = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], 1)
+    return index, weight
+
+
 def bilinear_repeat(image: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     """Bilinear lookup of an (H,W,C) image at uv (N,2) with repeat wrap, as Mitsuba's bitmap texture."""
-    h, w, _ = image.shape
-    x = uv[:, 0] * w - 0.5
-    y = uv[:, 1] * h - 0.5
-    x0, y0 = torch.floor(x), torch.floor(y)
-    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
-    x0, y0 = x0.long(), y0.long()
-    xa, xb = torch.remainder(x0, w), torch.remainder(x0 + 1, w)
-    ya, yb = torch.remainder(y0, h), torch.remainder(y0 + 1, h)
-    flat = image.reshape(h * w, -1)
-    texel = lambda i: torch.index_select(flat, 0, i)
-    return ((texel(ya * w + xa) * (1 - fx) + texel(ya * w + xb) * fx) * (1 - fy)
-            + (texel(yb * w + xa) * (1 - fx) + texel(yb * w + xb) * fx) * fy)
+    h, w, c = image.shape
+    index, weight = bilinear_taps(uv, h, w)
+    taps = torch.index_select(image.reshape(h * w, c), 0, index.reshape(-1)).reshape(len(uv), 4, c)
+    return (taps * weight[:, :, None].to(taps.dtype)).sum(1)
 
 
 def texel_quads(image: torch.Tensor) -> torch.Tensor:

@@ -5,13 +5,14 @@
    target is 1 walk: the loss is unbiased under zero-mean target noise, so cheap noisy targets buy many more pairs
    per second. With the log-L1 loss of the paper, targets average 64 walks (log of a noisy mean is biased). A
    separate held-out set (64 walks per value) measures the log-L1 error for validation either way.
-2. encoder + decoder: latent = encoder(parameters at uv); the chosen loss, Adam with cosine decay.
+2. encoder + decoder: latent = bilinear blend of encoder(parameters) at uv's four finest-level texels (what the
+   baked pyramid returns); the chosen loss, Adam with cosine decay.
 3. bake + fine-tune: the encoder runs at every texel of the prefiltered parameter textures (one pyramid level
    each), then latents + decoder are fine-tuned directly (kept only if the held-out error improves).
 4. sampler: the lobe-mixture network is fit to the frozen decoder with a KL loss, -E_p[log q].
 
-The reference is any TorchBSDF with `parameter_textures(resolution)` -> (P,R,R) maps at texel centres and
-`parameters_at(uv)` -> (N,P), as LayeredBSDF (render/bsdfs/layered.py).
+The reference is any TorchBSDF with `parameter_textures(resolution)` -> (P,R,R) maps at texel centres, as
+LayeredBSDF (render/bsdfs/layered.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 
 from ..core.warp import square_to_cosine_hemisphere, square_to_uniform_hemisphere
 from ..errors import UserError
-from .model import NetworkConfig, NeuralMaterialModel, downsample
+from .model import NetworkConfig, NeuralMaterialModel, bilinear_taps, downsample
 
 LUMINANCE = (0.2126, 0.7152, 0.0722)
 
@@ -311,10 +312,16 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
     train = {k: v.to(dev) for k, v in train.items()}
     textures_dev = textures.to(dev)
 
-    if "params" not in train:  # the exact parameter set at each pair's uv: the encoder's input
-        with torch.no_grad():
-            train["params"] = material.parameters_at(train["uv"]).float().to(dev)
-            val["params"] = material.parameters_at(val["uv"]).float().to(dev)
+    # The encoder's input: the parameter textures at the finest level's texels. A pair's latent is the bilinear blend
+    # of its four texels' encodings, as the baked pyramid gives it (encode, then interpolate): an encoder trained on
+    # the parameters interpolated to uv (interpolate, then encode) left car paint's baked latents 2-10x worse at
+    # texel corners than at centres (its flake colour varies per texel and the encoder is nonlinear).
+    texels = textures_dev.reshape(-1, textures_dev.shape[-1])
+
+    def enc(b):
+        index, weight = bilinear_taps(b["uv"], res, res)
+        latent = model.encoder(texels[index.reshape(-1)]).reshape(len(index), 4, -1)
+        return (latent * weight[:, :, None]).sum(1)
 
     def validate(latent_fn) -> float:
         with torch.no_grad():
@@ -354,7 +361,6 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
         return steps
 
     # ---- 2. encoder + decoder
-    enc = lambda b: model.encoder(b["params"])
     if done < 2:
         run_phase("decoder", list(model.encoder.parameters()) + list(model.brdf.parameters()), enc, shares[1],
                   settings.lr, step_caps[0])
