@@ -18,7 +18,7 @@ def eikonal(gradients: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def align_prior_depth(rendered: torch.Tensor, prior: torch.Tensor, group: torch.Tensor, num_groups: int,
                       min_scale: float = 1e-6, use: torch.Tensor | None = None, min_correlation: float = 0.5,
-                      robust_iters: int = 0):
+                      robust_iters: int = 0, return_fit: bool = False):
     """The mono depth prior mapped into the rendered depth's units, per image (group).
 
     MonoSDF (Yu et al. 2022, eq. 11) fits (w, q) = argmin sum (w D_rendered + q - D_prior)^2 in closed form per
@@ -29,7 +29,8 @@ def align_prior_depth(rendered: torch.Tensor, prior: torch.Tensor, group: torch.
     1 / max(|r|, 0.02 mean |r| of the image)). Pixels where the geometry is still missing (furniture not grown
     yet: the prior is much nearer than the rendered wall behind) are one-sided outliers that tilt a least-squares
     fit and with it the aligned depth of every other pixel of the image; the robust fit leaves them as residuals.
-    Returns (aligned (M,), valid (M,) bool: the image's fit is well-posed with w > min_scale).
+    Returns (aligned (M,), valid (M,) bool: the image's fit is well-posed with w > min_scale), and with
+    `return_fit` also (w, q, ok) per group (float64, float64, bool).
     """
     dtype = rendered.dtype
     rendered, prior = rendered.double(), prior.double()  # normal equations in float64: priors can be in any units
@@ -65,7 +66,55 @@ def align_prior_depth(rendered: torch.Tensor, prior: torch.Tensor, group: torch.
     ok &= w > min_scale
     w_m, q_m = w[group], q[group]
     aligned = (prior - q_m) / torch.where(ok[group], w_m, torch.ones_like(w_m))
+    if return_fit:
+        return aligned.to(dtype), ok[group], (w, q, ok)
     return aligned.to(dtype), ok[group]
+
+
+class DepthFitAnchor:
+    """Per-image depth-prior fits (w, q) that stop following the geometry at step `freeze_step`.
+
+    A scale-and-shift-invariant depth loss cannot see a change of the scene that each image sees as a change of
+    depth scale and shift: a room shrinking about its cameras is nearly one. With textureless walls nothing else
+    pins the walls (colour is the same everywhere), so they drift with any small pull; on the bundled room they
+    moved 3 cm inwards between steps 2000 and 7800 while the furniture grew (measured). Until `freeze_step` each
+    image's fit is tracked as an exponential moving average of its batch fits (`decay` per occurrence); from then
+    on the averages are used instead of the batch fit, so the prior's depth is fixed in scene units and holds the
+    walls where they were when the geometry had converged. Images without a tracked fit keep the batch fit."""
+
+    def __init__(self, num_images: int, freeze_step: int, decay: float = 0.9):
+        self.freeze_step, self.decay = int(freeze_step), float(decay)
+        self.w = torch.zeros(num_images, dtype=torch.float64)
+        self.q = torch.zeros(num_images, dtype=torch.float64)
+        self.seen = torch.zeros(num_images, dtype=torch.int64)
+
+    def frozen(self, step: int) -> bool:
+        return step >= self.freeze_step
+
+    @torch.no_grad()
+    def update(self, image: torch.Tensor, w: torch.Tensor, q: torch.Tensor, ok: torch.Tensor) -> None:
+        """Folds in one batch's fits: image (G,) the image id of each group, (w, q, ok) from align_prior_depth."""
+        image, w, q, ok = image.cpu(), w.cpu(), q.cpu(), ok.cpu()
+        image, w, q = image[ok], w[ok], q[ok]
+        first = self.seen[image] == 0
+        a = torch.where(first, torch.zeros_like(w), torch.full_like(w, self.decay))
+        self.w[image] = a * self.w[image] + (1 - a) * w
+        self.q[image] = a * self.q[image] + (1 - a) * q
+        self.seen[image] += 1
+
+    def align(self, prior: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(aligned (M,), known (M,) bool) through the tracked fits of each ray's image."""
+        idx = image.cpu()
+        w, q = self.w[idx].to(prior.device), self.q[idx].to(prior.device)
+        known = (self.seen[idx] > 0).to(prior.device) & (w > 0)
+        aligned = (prior.double() - q) / torch.where(known, w, torch.ones_like(w))
+        return aligned.to(prior.dtype), known
+
+    def state_dict(self) -> dict:
+        return {"w": self.w, "q": self.q, "seen": self.seen, "freeze_step": self.freeze_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.w, self.q, self.seen = state["w"].double(), state["q"].double(), state["seen"].long()
 
 
 def depth_mse(rendered, aligned, mask) -> torch.Tensor:

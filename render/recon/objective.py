@@ -25,6 +25,7 @@ class RayTargets:
     depth: torch.Tensor | None = None    # (M,) depth prior (z-depth, any per-image scale and shift)
     normal: torch.Tensor | None = None   # (M,3) unit normal prior in the camera frame
     mask: torch.Tensor | None = None     # (M,) bool foreground / valid pixels
+    image: torch.Tensor | None = None    # (M,) int64 dataset image id of each ray (for a DepthFitAnchor)
 
 
 def ray_uncertainty(bundle: RayBundle, config: ReconConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,10 +64,12 @@ def prior_sdf_loss(model: ReconModel, origins, dirs, cam_z, aligned, weight, cou
 
 def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, dirs: torch.Tensor,
                  targets: RayTargets, config: ReconConfig, progress: float,
-                 generator: torch.Generator | None = None, step: int | None = None) -> dict[str, torch.Tensor]:
+                 generator: torch.Generator | None = None, step: int | None = None,
+                 anchor: L.DepthFitAnchor | None = None) -> dict[str, torch.Tensor]:
     """Weighted loss terms of one batch (sum them for the total). `bundle` is render_rays(model, ..., origins,
     dirs); `progress` in [0,1] is the fraction of the budget spent and `step` the step (warm-up until
-    config.warmup_fraction and config.warmup_max_steps); `generator` (CPU) draws the eikonal and smoothness points."""
+    config.warmup_fraction and config.warmup_max_steps); `generator` (CPU) draws the eikonal and smoothness points;
+    `anchor` (with targets.image and step) tracks each image's depth-prior fit and fixes it from its freeze step."""
     c, dev = config, origins.device
     out = {"rgb": L.rgb_l1(bundle.rgb, targets.rgb) * c.rgb_weight}
     rand_pts = torch.rand(c.eikonal_points, 3, generator=generator) * 2 - 1
@@ -90,8 +93,18 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
         if valid is not None:
             mask &= valid
         # Only valid priors enter the per-image fit: a sky pixel's 0 would skew it (and a NaN poison it).
-        aligned, ok = L.align_prior_depth(z.detach(), prior, groups, int(groups.max()) + 1, use=mask,
-                                          robust_iters=c.depth_fit_robust_iters)
+        aligned, ok, fit = L.align_prior_depth(z.detach(), prior, groups, int(groups.max()) + 1, use=mask,
+                                               robust_iters=c.depth_fit_robust_iters, return_fit=True)
+        if anchor is not None and targets.image is not None and step is not None:
+            if anchor.frozen(step):
+                fixed, known = anchor.align(prior, targets.image)
+                aligned, ok = torch.where(known, fixed, aligned), ok | known
+                if c.depth_outlier > 0:  # far off a fixed fit: geometry still missing there (prior_sdf grows it)
+                    ok &= ~known | ((z.detach() - aligned).abs() < c.depth_outlier)
+            else:
+                image_of_group = torch.zeros(len(fit[0]), dtype=torch.int64, device=groups.device)
+                image_of_group[groups] = targets.image
+                anchor.update(image_of_group, *fit)
         mask &= ok
         depth_terms = (z, aligned, mask.clone())
         if warm:

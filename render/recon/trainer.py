@@ -15,6 +15,7 @@ from ..errors import UserError
 from ..kernels.grid import OccupancyGrid
 from .config import ReconConfig
 from .field import ReconModel
+from .losses import DepthFitAnchor
 from .objective import RayTargets, recon_losses, sampling_uncertainty
 from .pixel_sampler import PixelSampler
 from .renderer import RenderOptions, SDFVolume, render_rays
@@ -106,6 +107,8 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step, self.elapsed = 0, 0.0
         self.sdf_volume: SDFVolume | None = None
+        self.anchor = DepthFitAnchor(len(dataset.images), config.depth_fit_freeze) \
+            if config.depth_fit_freeze > 0 and dataset.depths is not None else None
         cam_z = dataset.cam_to_world[:, :3, 2]
         self.cam_z, self.cam_rot = cam_z, dataset.cam_to_world[:, :3, :3]
 
@@ -167,8 +170,8 @@ class Trainer:
             ds.images[image_idx, py, px].to(dev), self.cam_z[image_idx].to(dev), self.cam_rot[image_idx].to(dev),
             slot.to(dev), ds.depths[image_idx, py, px].to(dev) if ds.depths is not None else None,
             ds.normals[image_idx, py, px].to(dev) if ds.normals is not None else None,
-            ds.masks[image_idx, py, px].to(dev) if ds.masks is not None else None)
-        out = recon_losses(self.model, bundle, origins, dirs, targets, c, p, self.generator, self.step)
+            ds.masks[image_idx, py, px].to(dev) if ds.masks is not None else None, image_idx.to(dev))
+        out = recon_losses(self.model, bundle, origins, dirs, targets, c, p, self.generator, self.step, self.anchor)
         if c.uncertainty_sampling:
             self.sampler.update(slot, cells, sampling_uncertainty(bundle, c))
         return out
@@ -202,7 +205,8 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "grid_occs": self.grid.occs.cpu(), "grid_binary": self.grid.binary.cpu(),
                 "sampler": self.sampler.state_dict(), "step": self.step, "elapsed": self.elapsed,
-                "torch_rng": torch.get_rng_state(), "generator": self.generator.get_state()}
+                "torch_rng": torch.get_rng_state(), "generator": self.generator.get_state(),
+                **({"depth_anchor": self.anchor.state_dict()} if self.anchor is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -213,6 +217,8 @@ class Trainer:
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         torch.set_rng_state(state["torch_rng"])
         self.generator.set_state(state["generator"])
+        if self.anchor is not None and "depth_anchor" in state:
+            self.anchor.load_state_dict(state["depth_anchor"])
 
     def save_checkpoint(self) -> Path:
         ckpt_dir = self.run_dir / "ckpt"

@@ -347,3 +347,34 @@ def test_robust_depth_alignment_ignores_one_sided_outliers():
     assert (plain[~table] - rendered[~table]).abs().mean() > 0.05
     # The table's pixels stay as residuals that the depth loss can act on: aligned nearer than rendered.
     assert (robust[table] < rendered[table] - 0.3).all()
+
+
+def test_depth_fit_anchor_holds_the_scale_a_batch_fit_cannot_see():
+    """A room that shrinks about the camera (rendered depth x 0.95) costs nothing under a per-batch
+    scale-and-shift fit; once the image's fit is frozen, the aligned prior stays in scene units and the depth loss
+    sees the shrink. Before the freeze step the anchor only tracks the batch fits (EMA per image)."""
+    torch.manual_seed(4)
+    rendered = torch.rand(2, 100) + 1.0                    # two images, true depths
+    prior = torch.stack([2.0 * rendered[0] + 0.5, 0.5 * rendered[1] - 0.2])
+    image = torch.tensor([3, 7]).repeat_interleave(100)
+    group = torch.arange(2).repeat_interleave(100)         # batch slots
+    anchor = L.DepthFitAnchor(10, freeze_step=5)
+    for step in range(5):
+        assert not anchor.frozen(step)
+        aligned, ok, fit = L.align_prior_depth(rendered.reshape(-1), prior.reshape(-1), group, 2, return_fit=True)
+        assert torch.allclose(aligned, rendered.reshape(-1), atol=1e-5)
+        anchor.update(torch.tensor([3, 7]), *fit)
+    assert anchor.seen.tolist() == [0, 0, 0, 5, 0, 0, 0, 5, 0, 0]
+    assert torch.allclose(anchor.w[[3, 7]], torch.tensor([2.0, 0.5], dtype=torch.float64), atol=1e-6)
+    assert anchor.frozen(5)
+    shrunk = 0.95 * rendered.reshape(-1)
+    batch, _ = L.align_prior_depth(shrunk, prior.reshape(-1), group, 2)
+    assert L.depth_mse(shrunk, batch, None) < 1e-9       # the gauge: invisible to the batch fit
+    fixed, known = anchor.align(prior.reshape(-1), image)
+    assert known.all() and torch.allclose(fixed, rendered.reshape(-1), atol=1e-5)
+    assert L.depth_mse(shrunk, fixed, None) > 1e-3
+    # Images never seen keep the batch fit; the state survives a checkpoint round trip.
+    assert not anchor.align(prior.reshape(-1), torch.zeros_like(image))[1].any()
+    other = L.DepthFitAnchor(10, freeze_step=5)
+    other.load_state_dict(anchor.state_dict())
+    assert torch.equal(other.align(prior.reshape(-1), image)[0], fixed)
