@@ -65,9 +65,8 @@ def load_reference(path: Path, material_id: str | None = None, device="cpu") -> 
     if bsdf.type == "neural":
         raise UserError(f"{path}: material '{name}' is already neural; bake a layered material")
     torch_bsdf = torch_bsdf_plugin(bsdf.type).factory(bsdf, f"{path}: bsdf '{name}'").to(device)
-    for need in ("parameter_textures",):
-        if not hasattr(torch_bsdf, need):
-            raise UserError(f"{path}: material '{name}' ({bsdf.type}) has no parameter textures to encode")
+    if not hasattr(torch_bsdf, "parameter_textures"):
+        raise UserError(f"{path}: material '{name}' ({bsdf.type}) has no parameter textures to encode")
     return ReferenceMaterial(bsdf, torch_bsdf, f"{path.name}#{name}")
 
 
