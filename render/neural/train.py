@@ -170,6 +170,27 @@ def _cosine_lr(opt, lr0: float, progress: float) -> None:
         g["lr"] = lr
 
 
+def optimize(params, lr0: float, span: float, max_steps: int | None, clock, loss_at, on_step=None) -> int:
+    """Adam on `params` with a cosine-decayed learning rate for `span` seconds of `clock` (or `max_steps` steps),
+    at least one step. loss_at(fraction done) -> loss; on_step(steps, fraction, elapsed, loss) after each step.
+    Returns the steps taken."""
+    opt = torch.optim.Adam(params, lr=lr0)
+    t0, steps = clock(), 0
+    while True:
+        elapsed = clock() - t0
+        done_frac = elapsed / span if max_steps is None else steps / max_steps
+        if done_frac >= 1 and steps > 0:
+            return steps
+        _cosine_lr(opt, lr0, done_frac)
+        loss = loss_at(done_frac)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        steps += 1
+        if on_step is not None:
+            on_step(steps, done_frac, elapsed, loss)
+
+
 def pyramid_levels(resolution: int, max_levels: int = 6) -> int:
     levels = 1
     while levels < max_levels and resolution >> levels >= 4:
@@ -212,22 +233,15 @@ def fit_coarse_levels(model: NeuralMaterialModel, train: dict, loss_fn, batch: i
     frozen = [p for p in model.brdf.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
-    opt = torch.optim.Adam(levels, lr=lr)
-    t0, steps, m = clock(), 0, len(train["uv"])
+    m = len(train["uv"])
     from .model import bilinear_repeat
 
-    while True:
-        done = (clock() - t0) / span if max_steps is None else steps / max_steps
-        if done >= 1 and steps > 0:
-            break
-        _cosine_lr(opt, lr, done)
+    def loss_at(_):
         idx = torch.randint(0, m, (batch,), generator=gen).to(dev)
         uv, wi, wo, value = (train[k][idx] for k in ("uv", "wi", "wo", "value"))
-        loss = sum(loss_fn(model.brdf(bilinear_repeat(level, uv), wi, wo), value) for level in levels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        steps += 1
+        return sum(loss_fn(model.brdf(bilinear_repeat(level, uv), wi, wo), value) for level in levels)
+
+    steps = optimize(levels, lr, span, max_steps, clock, loss_at)
     for p in frozen:
         p.requires_grad_(True)
     return steps
@@ -334,31 +348,22 @@ def bake(material, cfg: NetworkConfig | None = None, settings: BakeSettings | No
     warmup = settings.log_warmup if settings.loss == "relative_l2" else 0.0
 
     def run_phase(name, params, latent_fn, share, lr0, max_steps=None):
-        opt = torch.optim.Adam(params, lr=lr0)
-        t0 = clock()
-        span = training_budget * share
-        steps = 0
         m = len(train["uv"])
-        while True:
-            elapsed = clock() - t0
-            done_frac = elapsed / span if max_steps is None else steps / max_steps
-            if done_frac >= 1 and steps > 0:
-                break
-            _cosine_lr(opt, lr0, done_frac)
+
+        def loss_at(done_frac):
             idx = torch.randint(0, m, (settings.batch,), generator=gen).to(dev)
             batch = {k: v[idx] for k, v in train.items()}
             # relative L2 from a random start sees f off by orders of magnitude on the coat's specular peaks
             # (gradient ~ y/f): a log-L1 warm-up first brings f near y, then the unbiased loss takes over.
             fn = log_l1 if name == "decoder" and done_frac < warmup else loss_fn
-            loss = fn(model.brdf(latent_fn(batch), batch["wi"], batch["wo"]), batch["value"])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            steps += 1
+            return fn(model.brdf(latent_fn(batch), batch["wi"], batch["wo"]), batch["value"])
+
+        def on_step(steps, done_frac, elapsed, loss):
             if steps % 10 == 0 or steps == 1:
                 history[name].append((clock() - t_start, float(loss.detach())))
                 report(name, min(1.0, done_frac), float(loss.detach()), steps / max(elapsed, 1e-9))
-        return steps
+
+        return optimize(params, lr0, training_budget * share, max_steps, clock, loss_at, on_step)
 
     # ---- 2. encoder + decoder
     if done < 2:
@@ -432,24 +437,18 @@ def train_sampler(model, settings: BakeSettings, gen, span: float, history, t_st
     """KL(p || q) up to the entropy of p, p ∝ luminance of the frozen decoder (§5.2). Returns the last loss."""
     dev = next(model.parameters()).device
     clock = bake_clock(settings.device)
-    opt = torch.optim.Adam(model.sampler.parameters(), lr=settings.lr)
-    t0 = clock()
-    steps, loss_v = 0, math.nan
-    while True:
-        elapsed = clock() - t0
-        done_frac = elapsed / span if max_steps is None else steps / max_steps
-        if done_frac >= 1 and steps > 0:
-            break
-        _cosine_lr(opt, settings.lr, done_frac)
+    last = [math.nan]
+
+    def loss_at(_):
         latent, wi, wo, w = sampler_batch(model, settings.sampler_batch, settings.sampler_directions, gen, dev)
         q = model.sampler.lobes(latent, wi).pdf(wi, wo)
-        loss = -(w * torch.log(q.clamp_min(1e-8))).sum() / settings.sampler_batch
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        steps += 1
-        loss_v = float(loss.detach())
+        return -(w * torch.log(q.clamp_min(1e-8))).sum() / settings.sampler_batch
+
+    def on_step(steps, done_frac, elapsed, loss):
+        last[0] = float(loss.detach())
         if steps % 10 == 0 or steps == 1:
-            history["sampler"].append((clock() - t_start, loss_v))
-            report("sampler", min(1.0, done_frac), loss_v, steps / max(elapsed, 1e-9))
-    return loss_v
+            history["sampler"].append((clock() - t_start, last[0]))
+            report("sampler", min(1.0, done_frac), last[0], steps / max(elapsed, 1e-9))
+
+    optimize(model.sampler.parameters(), settings.lr, span, max_steps, clock, loss_at, on_step)
+    return last[0]
