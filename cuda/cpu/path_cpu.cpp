@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "bvh_cpu.h"
 #include "parallel.h"
 
 namespace radiant {
@@ -12,10 +13,19 @@ void path_trace_cpu(const PackedScene& scene, const PathCamera& cam, const PathS
                     const PixelWindow& win, int64_t first_sample, int64_t layers, float* pos_out, float* L_out,
                     const DeferredQueue* queue) {
     const int64_t n_pix = (int64_t)win.w * win.h;
+#if RADIANT_WIDE_BVH
+    // The 8-wide tree for this call (linear in the scene, small beside a pass of samples).
+    const WideBVH wide = bvh_widen_cpu(scene.nodes, scene.num_nodes, scene.prims, 0, kWideLeafPrims);
+    const WideBVHView view = wide.view();
+    PackedScene sc = scene;
+    sc.wide = &view;
+#else
+    const PackedScene& sc = scene;
+#endif
     // Small chunks: path lengths vary a lot, dynamic scheduling keeps the threads busy.
     parallel_chunks(layers * n_pix, 256, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
-            trace_sample(scene, cam, settings, window_pixel(win, cam.width, i % n_pix), first_sample + i / n_pix,
+            trace_sample(sc, cam, settings, window_pixel(win, cam.width, i % n_pix), first_sample + i / n_pix,
                          pos_out + 2 * i, L_out + 3 * i, queue);
         }
     });

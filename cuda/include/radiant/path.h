@@ -9,6 +9,7 @@
 #pragma once
 #include "bsdf.h"
 #include "bvh.h"
+#include "bvh_wide.h"
 #include "frame.h"
 
 namespace radiant {
@@ -44,6 +45,7 @@ enum EmitterFloat : int {
 enum FilterKind : int { kFilterBox = 0, kFilterGaussian = 1, kFilterTent = 2 };
 
 struct PackedScene {
+    const WideBVHView* wide;    // CPU only: the 8-wide tree of bvh_wide.h, traced instead of nodes; else null
     const BVHNode4* nodes;
     int32_t num_nodes;
     const float* prims;
@@ -633,7 +635,13 @@ RADIANT_HD bool trace_sample(const PackedScene& sc, const PathCamera& cam, const
     bool deferred = false;
     for (int32_t depth = 0; max_depth > 0;) {
         Hit hit;
-        traverse<false, false>(sc.nodes, sc.num_nodes, sc.prims, sc.prim_ids, sc.num_triangles, o, d, tmin, tmax, hit);
+#if RADIANT_WIDE_BVH
+        if (sc.wide != nullptr)
+            wide_traverse<false, false>(*sc.wide, sc.prims, sc.prim_ids, sc.num_triangles, o, d, tmin, tmax, hit);
+        else
+#endif
+            traverse<false, false>(sc.nodes, sc.num_nodes, sc.prims, sc.prim_ids, sc.num_triangles, o, d, tmin, tmax,
+                                   hit);
         if (hit.prim < 0) {  // environment seen along the escaping ray
             if (sc.env >= 0 && !(depth == 0 && st.hide_emitters)) {
                 float pdf_env;
@@ -707,8 +715,16 @@ RADIANT_HD bool trace_sample(const PackedScene& sc, const PathCamera& cam, const
                     bool finite = is_finite(es.dist);
                     Vec3 sdir = finite ? es.target - so : es.d;
                     Hit sh;
-                    bool occluded = traverse<true>(sc.nodes, sc.num_nodes, sc.prims, sc.prim_ids, sc.num_triangles,
-                                                   so, sdir, 0.f, finite ? 1.f - kShadowEps : kInf, sh);
+                    const float smax = finite ? 1.f - kShadowEps : kInf;
+                    bool occluded;
+#if RADIANT_WIDE_BVH
+                    if (sc.wide != nullptr)
+                        occluded = wide_traverse<true>(*sc.wide, sc.prims, sc.prim_ids, sc.num_triangles, so, sdir,
+                                                       0.f, smax, sh);
+                    else
+#endif
+                        occluded = traverse<true>(sc.nodes, sc.num_nodes, sc.prims, sc.prim_ids, sc.num_triangles,
+                                                  so, sdir, 0.f, smax, sh);
                     if (!occluded) {
                         float w = es.delta ? 1.f : mis_weight(es.pdf, bsdf_pdf(bp, wi, wo_l));
                         L += beta * f * es.weight * w;
