@@ -90,12 +90,14 @@ inline int packet_triangles(const TriPacket& pk, const WatertightRay& r, float t
     }
     const __m128 neg = _mm_or_ps(_mm_or_ps(_mm_cmplt_ps(U, zero), _mm_cmplt_ps(V, zero)), _mm_cmplt_ps(W, zero));
     const __m128 pos = _mm_or_ps(_mm_or_ps(_mm_cmpgt_ps(U, zero), _mm_cmpgt_ps(V, zero)), _mm_cmpgt_ps(W, zero));
+    const __m128 miss = _mm_and_ps(neg, pos);
+    if (_mm_movemask_ps(miss) == 0xF) return 0;  // every lane outside its triangle (the common case)
     const __m128 det = _mm_add_ps(_mm_add_ps(U, V), W);
     const __m128 T = _mm_add_ps(_mm_add_ps(_mm_mul_ps(U, _mm_mul_ps(sz, az)), _mm_mul_ps(V, _mm_mul_ps(sz, bz))),
                                 _mm_mul_ps(W, _mm_mul_ps(sz, cz)));
     const __m128 inv_det = _mm_div_ps(_mm_set1_ps(1.f), det);
     const __m128 t = _mm_mul_ps(T, inv_det);
-    __m128 ok = _mm_andnot_ps(_mm_and_ps(neg, pos), _mm_cmp_ps(det, zero, _CMP_NEQ_UQ));
+    __m128 ok = _mm_andnot_ps(miss, _mm_cmp_ps(det, zero, _CMP_NEQ_UQ));
     ok = _mm_and_ps(ok, _mm_and_ps(_mm_cmpgt_ps(t, _mm_set1_ps(tmin)), _mm_cmplt_ps(t, _mm_set1_ps(tmax))));
     t_out = t;
     u_out = _mm_mul_ps(V, inv_det);
