@@ -223,43 +223,6 @@ RADIANT_HD bool visit_leaf(const float* prims, const StackEntry& cur, const Vec3
     return any;
 }
 
-// Orders the children of a node that the ray enters (`mask` of its W slots, entry distances te, at least one):
-// `cur` becomes the nearest and the others are pushed farthest first.
-template <int W>
-RADIANT_HD void descend_nearest(int mask, const int32_t* child, const int32_t* count, const float* te,
-                                StackEntry& cur, StackEntry* stack, int& sp) {
-    int k0 = first_bit(mask);
-    mask &= mask - 1;
-    if (mask == 0) {  // one child hit: descend, no stack traffic
-        cur = StackEntry{child[k0], count[k0], te[k0]};
-        return;
-    }
-    int k1 = first_bit(mask);
-    mask &= mask - 1;
-    StackEntry a{child[k0], count[k0], te[k0]}, b{child[k1], count[k1], te[k1]};
-    if (b.t < a.t) swap_(a, b);
-    if (mask == 0) {  // two: visit the nearer, defer the farther
-        stack[sp++] = b;
-        cur = a;
-        return;
-    }
-    // More: insertion sort by entry distance (Embree special-cases 1 and 2 the same way).
-    StackEntry hits[W];
-    hits[0] = a;
-    hits[1] = b;
-    int nh = 2;
-    while (mask != 0) {
-        int k = first_bit(mask);
-        mask &= mask - 1;
-        StackEntry e{child[k], count[k], te[k]};
-        int j = nh++;
-        while (j > 0 && hits[j - 1].t > e.t) { hits[j] = hits[j - 1]; --j; }
-        hits[j] = e;
-    }
-    for (int j = nh - 1; j > 0; --j) stack[sp++] = hits[j];
-    cur = hits[0];
-}
-
 // Tests the four children of an interior node; on a hit, `cur` becomes the nearest child and the others are
 // pushed farthest first. Returns false when no child is entered (the caller pops).
 RADIANT_HD bool visit_node(const BVHNode4& n, const BoxRay& br, float tmin, float tmax, StackEntry& cur,
@@ -267,7 +230,34 @@ RADIANT_HD bool visit_node(const BVHNode4& n, const BoxRay& br, float tmin, floa
     float te[4];
     int mask = node4_boxes(n, br, tmin, tmax, te);
     if (mask == 0) return false;
-    descend_nearest<4>(mask, n.child, n.count, te, cur, stack, sp);
+    int k0 = first_bit(mask);
+    mask &= mask - 1;
+    if (mask == 0) {  // one child hit: descend, no stack traffic
+        cur = StackEntry{n.child[k0], n.count[k0], te[k0]};
+        return true;
+    }
+    int k1 = first_bit(mask);
+    mask &= mask - 1;
+    StackEntry a{n.child[k0], n.count[k0], te[k0]}, b{n.child[k1], n.count[k1], te[k1]};
+    if (b.t < a.t) swap_(a, b);
+    if (mask == 0) {  // two: visit the nearer, defer the farther
+        stack[sp++] = b;
+        cur = a;
+        return true;
+    }
+    // Three or four: insertion sort by entry distance (Embree special-cases 1 and 2 the same way).
+    StackEntry hits[4] = {a, b, a, a};
+    int nh = 2;
+    while (mask != 0) {
+        int k = first_bit(mask);
+        mask &= mask - 1;
+        StackEntry e{n.child[k], n.count[k], te[k]};
+        int j = nh++;
+        while (j > 0 && hits[j - 1].t > e.t) { hits[j] = hits[j - 1]; --j; }
+        hits[j] = e;
+    }
+    for (int j = nh - 1; j > 0; --j) stack[sp++] = hits[j];
+    cur = hits[0];
     return true;
 }
 

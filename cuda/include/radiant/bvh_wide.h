@@ -50,6 +50,10 @@ struct WideBVHView {
 
 #if RADIANT_WIDE_BVH
 
+struct WideStackEntry {
+    int32_t child, count;
+    float t;
+};
 constexpr int kWideMaxStack = (kWide - 1) * 64;
 
 // Watertight test of a triangle packet (bvh.h intersect_triangle, four lanes): returns the mask of lanes hit inside
@@ -104,7 +108,7 @@ inline int packet_triangles(const TriPacket& pk, const WatertightRay& r, float t
 // Tests the packets of leaf `cur` in (tmin, t); a hit shortens t and records u, v and the leaf-order index `best`
 // (the first of equal nearest hits in leaf order, as bvh.h's visit_leaf). ANY_HIT: returns true at the first hit.
 template <bool ANY_HIT>
-inline bool wide_visit_leaf(const TriPacket* packets, const float* prims, const StackEntry& cur, const Vec3& org,
+inline bool wide_visit_leaf(const TriPacket* packets, const float* prims, const WideStackEntry& cur, const Vec3& org,
                             const Vec3& dir, const WatertightRay& wr, float tmin, float& t, float& u, float& v,
                             int32_t& best) {
     bool any = false;
@@ -190,9 +194,9 @@ inline bool wide_traverse(const WideBVHView& w, const float* prims, const int32_
         const BoxRay br = make_box_ray(org, dir);
         const WideBoxRay wb = make_wide_box_ray(br);
         const WatertightRay wr = make_watertight_ray(org, dir);
-        StackEntry stack[kWideMaxStack];
+        WideStackEntry stack[kWideMaxStack];
         int sp = 0;
-        StackEntry cur{w.root_child, w.root_count, tmin};
+        WideStackEntry cur{w.root_child, w.root_count, tmin};
         for (;;) {
             if (cur.count > 0) {
                 if (wide_visit_leaf<ANY_HIT>(w.packets, prims, cur, org, dir, wr, tmin, t, u, v, best) && ANY_HIT)
@@ -202,11 +206,46 @@ inline bool wide_traverse(const WideBVHView& w, const float* prims, const int32_
                 alignas(32) float te[kWide];
                 int mask = wide_node_boxes(n, wb, tmin, t, te);
                 if (mask != 0) {
-                    descend_nearest<kWide>(mask, n.child, n.count, te, cur, stack, sp);
+                    int k0 = first_bit(mask);
+                    mask &= mask - 1;
+                    if (mask == 0) {  // one child: descend without stack traffic
+                        cur = WideStackEntry{n.child[k0], n.count[k0], te[k0]};
+                        continue;
+                    }
+                    int k1 = first_bit(mask);
+                    mask &= mask - 1;
+                    WideStackEntry a{n.child[k0], n.count[k0], te[k0]}, b{n.child[k1], n.count[k1], te[k1]};
+                    if (b.t < a.t) swap_(a, b);
+                    if (mask == 0) {  // two: visit the nearer, defer the farther
+                        stack[sp++] = b;
+                        cur = a;
+                        continue;
+                    }
+                    // More: insertion sort by entry distance, push all but the nearest farthest first. (The
+                    // same ordering as bvh.h visit_node; one template shared by both measured 5 % slower renders.)
+                    WideStackEntry hits[kWide];
+                    hits[0] = a;
+                    hits[1] = b;
+                    int nh = 2;
+                    while (mask != 0) {
+                        int k = first_bit(mask);
+                        mask &= mask - 1;
+                        WideStackEntry e{n.child[k], n.count[k], te[k]};
+                        int j = nh++;
+                        while (j > 0 && hits[j - 1].t > e.t) { hits[j] = hits[j - 1]; --j; }
+                        hits[j] = e;
+                    }
+                    for (int j = nh - 1; j > 0; --j) stack[sp++] = hits[j];
+                    cur = hits[0];
                     continue;
                 }
             }
-            if (!pop_node(cur, stack, sp, t)) break;
+            bool popped = false;
+            while (sp > 0) {
+                cur = stack[--sp];
+                if (cur.t <= t) { popped = true; break; }
+            }
+            if (!popped) break;
         }
     }
     return finish_hit(best, ANY_HIT || !SPHERE_UV, org, dir, t, u, v, prims, prim_ids, num_triangles, hit);
