@@ -471,12 +471,14 @@ def bench_render(
     mitsuba_variant: str = typer.Option("auto", "--mitsuba-variant",
                                         help="auto (llvm_ad_rgb, else scalar_rgb) or a Mitsuba variant name."),
     scene: list[str] = typer.Option([], "--scene", help="Only these bundled scenes (cbox, spheres, lights)."),
+    threads: Optional[int] = typer.Option(None, help="Threads of both renderers (torch's and drjit's; default: "
+                                                     "theirs)."),
 ):
     """Path-tracing Msamples/s and relMSE: fused kernel, torch reference and Mitsuba 3, same scenes, same run."""
     from .bench.render import run_render_bench
 
     run_render_bench(out=out, quick=quick, spp=spp, torch_spp=torch_spp, ref_spp=ref_spp, repeats=repeats,
-                     mitsuba_variant=mitsuba_variant, scenes=scene or None)
+                     mitsuba_variant=mitsuba_variant, scenes=scene or None, threads=threads)
 
 
 @bench_app.command("neural")

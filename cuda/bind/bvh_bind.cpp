@@ -68,7 +68,7 @@ void check_bvh_args(const at::Tensor& nodes, const at::Tensor& prims, const at::
 
 std::vector<at::Tensor> bvh_intersect(at::Tensor nodes, at::Tensor prims, at::Tensor prim_ids, int64_t num_triangles,
                                       at::Tensor origins, at::Tensor directions, at::Tensor tmin, at::Tensor tmax,
-                                      bool any_hit) {
+                                      bool any_hit, bool wide) {
     check_bvh_args(nodes, prims, prim_ids, origins, directions, tmin, tmax);
     int64_t n = origins.size(0);
     auto opts = origins.options();
@@ -97,18 +97,37 @@ std::vector<at::Tensor> bvh_intersect(at::Tensor nodes, at::Tensor prims, at::Te
         bvh_intersect_cpu(node_ptr, (int32_t)nodes.size(0), prims.data_ptr<float>(), prim_ids.data_ptr<int32_t>(),
                           (int32_t)num_triangles, origins.data_ptr<float>(), directions.data_ptr<float>(),
                           tmin.data_ptr<float>(), tmax.data_ptr<float>(), n, any_hit, (float*)ptr(t),
-                          (int32_t*)ptr(prim), (float*)ptr(u), (float*)ptr(v), (bool*)ptr(hit));
+                          (int32_t*)ptr(prim), (float*)ptr(u), (float*)ptr(v), (bool*)ptr(hit), wide);
     }
     if (any_hit) return {hit};
     return {t, prim, u, v};
 }
 
+// (8-wide nodes, triangle/sphere packets) of the tree bvh_intersect(wide=True) and the CPU path tracer derive from
+// nodes; empty where the 8-wide tree is not compiled in (no AVX2), and they trace the 4-wide one.
+std::vector<int64_t> bvh_wide_info(at::Tensor nodes, at::Tensor prims) {
+    check_tensor(nodes, "nodes", at::kInt, 2, kNodeInts);
+    check_tensor(prims, "prims", at::kFloat, 2, kPrimStride);
+#if RADIANT_WIDE_BVH
+    nodes = nodes.to(at::kCPU).contiguous();
+    prims = prims.to(at::kCPU).contiguous();
+    WideBVH w = bvh_widen_cpu(reinterpret_cast<const BVHNode4*>(nodes.data_ptr<int32_t>()), (int32_t)nodes.size(0),
+                              prims.data_ptr<float>(), prims.size(0), kWideLeafPrims);
+    return {(int64_t)w.nodes.size(), (int64_t)w.packets.size()};
+#else
+    return {};
+#endif
+}
+
 void register_bvh(pybind11::module_& m) {
+    m.def("bvh_wide_info", &bvh_wide_info, "Sizes of the CPU's 8-wide tree (empty when not compiled in)",
+          pybind11::arg("nodes"), pybind11::arg("prims"));
     m.def("bvh_build", &bvh_build, "Binned-SAH BVH over triangles and spheres (CPU)", pybind11::arg("vertices"),
           pybind11::arg("faces"), pybind11::arg("spheres"), pybind11::arg("max_leaf_size") = 0);
     m.def("bvh_intersect", &bvh_intersect, "Closest-hit or any-hit BVH traversal", pybind11::arg("nodes"),
           pybind11::arg("prims"), pybind11::arg("prim_ids"), pybind11::arg("num_triangles"), pybind11::arg("origins"),
-          pybind11::arg("directions"), pybind11::arg("tmin"), pybind11::arg("tmax"), pybind11::arg("any_hit"));
+          pybind11::arg("directions"), pybind11::arg("tmin"), pybind11::arg("tmax"), pybind11::arg("any_hit"),
+          pybind11::arg("wide") = false);
 }
 
 static Registrar registrar(&register_bvh);

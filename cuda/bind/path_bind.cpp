@@ -152,6 +152,7 @@ PackedScene pack_scene(const std::vector<at::Tensor>& t, int64_t num_triangles, 
                           "env_conditional, env_cell_pdf: expected shape (", env_h - 1, ", ", env_w, ")");
     }
     PackedScene s;
+    s.wide = nullptr;  // path_trace_cpu adds its 8-wide tree
     s.nodes = reinterpret_cast<const BVHNode4*>(t[fNodes].data_ptr<int32_t>());
     s.num_nodes = (int32_t)t[fNodes].size(0);
     s.prims = t[fPrims].data_ptr<float>();

@@ -222,6 +222,159 @@ BVHBuildResult bvh_build_cpu(const float* vertices, int64_t num_vertices, const 
     return out;
 }
 
+namespace {
+
+// One child slot of a 4-wide node during widening: its box and (child, count) as in BVHNode4.
+struct Slot4 {
+    AABB box;
+    int32_t child, count;
+};
+
+struct Widener {
+    const BVHNode4* nodes;
+    const float* prims;
+    int leaf_prims;
+    WideBVH& out;
+    std::vector<int64_t> first, total;  // per 4-wide node: first leaf-order primitive and primitive count below it
+    std::vector<int64_t> spheres;       // per 4-wide node: spheres below it
+
+    // Leaf ranges below a node are contiguous in leaf order (the build partitions in place), so a subtree's
+    // primitives are [first, first + total).
+    void count_prims(int32_t i) {
+        int64_t lo = INT64_MAX, n = 0, ns = 0;
+        for (int k = 0; k < 4; ++k) {
+            int32_t c = nodes[i].child[k], cnt = nodes[i].count[k];
+            if (cnt < 0) continue;
+            if (cnt > 0) {
+                lo = std::min<int64_t>(lo, c);
+                n += cnt;
+                for (int32_t j = c; j < c + cnt; ++j) ns += is_sphere_slot(prims + (int64_t)j * kPrimStride);
+            } else {
+                count_prims(c);
+                lo = std::min(lo, first[c]);
+                n += total[c];
+                ns += spheres[c];
+            }
+        }
+        first[i] = n > 0 ? lo : 0;
+        total[i] = n;
+        spheres[i] = ns;
+    }
+
+    std::vector<Slot4> children(int32_t i) const {
+        std::vector<Slot4> s;
+        for (int k = 0; k < 4; ++k) {
+            const BVHNode4& n = nodes[i];
+            if (n.count[k] < 0) continue;
+            s.push_back(Slot4{AABB(Vec3(n.lo_x[k], n.lo_y[k], n.lo_z[k]), Vec3(n.hi_x[k], n.hi_y[k], n.hi_z[k])),
+                              n.child[k], n.count[k]});
+        }
+        return s;
+    }
+
+    // Subtrees with spheres stay split: a sphere test costs more than the box test that culls it.
+    bool is_leaf(const Slot4& s) const {
+        return s.count > 0 || (total[s.child] <= leaf_prims && spheres[s.child] == 0);
+    }
+
+    // Packets of four over leaf-order primitives [begin, end): triangles first, then spheres. Returns the first.
+    int32_t make_packets(int64_t begin, int64_t end, int32_t& count) {
+        int32_t start = (int32_t)out.packets.size();
+        for (int kind = 0; kind < 2; ++kind) {
+            TriPacket pk;
+            int lanes = 0;
+            auto flush = [&]() {
+                for (int k = lanes; k < 4; ++k) {
+                    for (int j = 0; j < 9; ++j) pk.v[j][k] = std::nanf("");
+                    pk.id[k] = -1;
+                }
+                pk.kind = kind;
+                pk.pad[0] = pk.pad[1] = pk.pad[2] = 0;
+                out.packets.push_back(pk);
+                lanes = 0;
+            };
+            for (int64_t i = begin; i < end; ++i) {
+                const float* p = prims + i * kPrimStride;
+                if (is_sphere_slot(p) != (kind == 1)) continue;
+                for (int j = 0; j < 9; ++j) pk.v[j][lanes] = kind == 0 ? p[j] : std::nanf("");
+                pk.id[lanes++] = (int32_t)i;
+                if (lanes == 4) flush();
+            }
+            if (lanes > 0) flush();
+        }
+        count = (int32_t)out.packets.size() - start;
+        return start;
+    }
+
+    // The 8-wide slot for a 4-wide slot: a leaf of packets, or a new node whose children come from opening the
+    // largest-area interior slots until eight are used (the collapse of bvh_build_cpu, one level up).
+    void widen(const Slot4& slot, int32_t& child, int32_t& count) {
+        if (is_leaf(slot)) {
+            int64_t b = slot.count > 0 ? slot.child : first[slot.child];
+            int64_t n = slot.count > 0 ? slot.count : total[slot.child];
+            child = make_packets(b, b + n, count);
+            return;
+        }
+        std::vector<Slot4> slots = children(slot.child);
+        for (;;) {
+            int pick = -1;
+            float best = -1.f;
+            for (int k = 0; k < (int)slots.size(); ++k) {
+                if (is_leaf(slots[k])) continue;
+                size_t grown = slots.size() - 1 + children(slots[k].child).size();
+                if (grown <= (size_t)kWide && slots[k].box.half_area() > best) {
+                    best = slots[k].box.half_area();
+                    pick = k;
+                }
+            }
+            if (pick < 0) break;
+            std::vector<Slot4> sub = children(slots[pick].child);
+            slots.erase(slots.begin() + pick);
+            slots.insert(slots.end(), sub.begin(), sub.end());
+        }
+        int32_t self = (int32_t)out.nodes.size();
+        out.nodes.emplace_back();
+        for (int k = 0; k < kWide; ++k) {
+            WideNode& n = out.nodes[self];
+            if (k >= (int)slots.size()) {
+                n.box[0][k] = n.box[2][k] = n.box[4][k] = kInf;
+                n.box[1][k] = n.box[3][k] = n.box[5][k] = -kInf;
+                n.child[k] = 0;
+                n.count[k] = -1;
+                continue;
+            }
+            const AABB& b = slots[k].box;
+            n.box[0][k] = b.lo.x; n.box[1][k] = b.hi.x;
+            n.box[2][k] = b.lo.y; n.box[3][k] = b.hi.y;
+            n.box[4][k] = b.lo.z; n.box[5][k] = b.hi.z;
+            int32_t c, cnt;
+            widen(slots[k], c, cnt);  // may reallocate out.nodes
+            out.nodes[self].child[k] = c;
+            out.nodes[self].count[k] = cnt;
+        }
+        child = self;
+        count = 0;
+    }
+};
+
+}  // namespace
+
+WideBVH bvh_widen_cpu(const BVHNode4* nodes, int32_t num_nodes, const float* prims, int64_t num_prims,
+                      int leaf_prims) {
+    (void)num_prims;
+    WideBVH out;
+    if (num_nodes <= 0) return out;
+    Widener w{nodes, prims, leaf_prims, out, std::vector<int64_t>(num_nodes, 0), std::vector<int64_t>(num_nodes, 0),
+               std::vector<int64_t>(num_nodes, 0)};
+    w.count_prims(0);
+    if (w.total[0] == 0) return out;
+    out.nodes.reserve(num_nodes / 2 + 1);
+    out.packets.reserve(w.total[0] / 2 + 1);
+    Slot4 root{AABB(), 0, 0};
+    w.widen(root, out.root_child, out.root_count);
+    return out;
+}
+
 // Rays in flight per thread: each step advances one of them, so the out-of-order core overlaps their node loads.
 constexpr int kInterleave = 8;
 
@@ -275,7 +428,31 @@ void intersect_range(const BVHNode4* nodes, int32_t num_nodes, const float* prim
 void bvh_intersect_cpu(const BVHNode4* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
                        int32_t num_triangles, const float* origins, const float* directions, const float* tmin,
                        const float* tmax, int64_t num_rays, bool any_hit, float* t_out, int32_t* prim_out,
-                       float* u_out, float* v_out, bool* hit_out) {
+                       float* u_out, float* v_out, bool* hit_out, bool wide) {
+#if RADIANT_WIDE_BVH
+    if (wide) {
+        const WideBVH wb = bvh_widen_cpu(nodes, num_nodes, prims, 0, kWideLeafPrims);
+        const WideBVHView view = wb.view();
+        parallel_chunks(num_rays, 1024, [&](int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; ++i) {
+                Vec3 o = Vec3::load(origins + 3 * i), d = Vec3::load(directions + 3 * i);
+                Hit hit;
+                if (any_hit) {
+                    hit_out[i] = wide_traverse<true>(view, prims, prim_ids, num_triangles, o, d, tmin[i], tmax[i], hit);
+                } else {
+                    wide_traverse<false>(view, prims, prim_ids, num_triangles, o, d, tmin[i], tmax[i], hit);
+                    t_out[i] = hit.t;
+                    prim_out[i] = hit.prim;
+                    u_out[i] = hit.u;
+                    v_out[i] = hit.v;
+                }
+            }
+        });
+        return;
+    }
+#else
+    (void)wide;
+#endif
     parallel_chunks(num_rays, 1024, [&](int64_t begin, int64_t end) {
         if (any_hit)
             intersect_range<true>(nodes, num_nodes, prims, prim_ids, num_triangles, origins, directions, tmin, tmax,

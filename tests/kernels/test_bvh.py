@@ -1,6 +1,7 @@
 """BVH kernel (C++ CPU build) against its brute-force torch twin, adversarial rays, bad input, and Open3D/Embree."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 import trimesh
 
 from render.core.procedural import bumpy_sphere, camera_rays, scanned_scene
+from render.kernels.build import load
 from render.kernels.bvh import BVH, BVHReference
 
 
@@ -31,7 +33,8 @@ def assert_same_hits(bvh_hits, ref_hits, ref: BVHReference, origins, directions,
         for i in idx.tolist():
             p = int(bvh_hits.prim[i])
             single = _single_prim_reference(ref, p)
-            h = single.closest_hit(origins[i:i + 1], directions[i:i + 1], tmin, tmax)
+            lo, hi = (x[i:i + 1] if torch.is_tensor(x) else x for x in (tmin, tmax))
+            h = single.closest_hit(origins[i:i + 1], directions[i:i + 1], lo, hi)
             assert h.hit.item() and h.t.item() == bvh_hits.t[i].item()
     same = ~differ & bvh_hits.hit
     torch.testing.assert_close(bvh_hits.u[same], ref_hits.u[same], atol=1e-5, rtol=0)
@@ -143,6 +146,85 @@ def test_shared_edge_hit_counts_once_per_surface():
         h = bvh.closest_hit(oo.contiguous(), dd.contiguous())
         assert h.hit.all()
         torch.testing.assert_close(h.t, torch.ones_like(h.t), atol=1e-6, rtol=0)
+
+
+def _wide_cases():
+    """(name, vertices, faces, spheres, origins, directions, tmin, tmax) for the 8-wide tree: a random soup with
+    spheres, the bundled Cornell box, and a closed mesh with rays aimed exactly at its vertices and edge midpoints
+    (grazing along the surface too) plus rays that miss."""
+    from render.integrators import SceneData
+    from render.scene import load_scene
+
+    gen = torch.Generator().manual_seed(11)
+    cases = []
+    nt = 400
+    centers = torch.rand(nt, 1, 3, generator=gen) * 4 - 2
+    verts = (centers + 0.3 * torch.randn(nt, 3, 3, generator=gen)).reshape(-1, 3)
+    faces = torch.arange(nt * 3, dtype=torch.int32).reshape(-1, 3)
+    spheres = torch.cat([torch.rand(30, 3, generator=gen) * 4 - 2, torch.rand(30, 1, generator=gen) * 0.3 + 0.05], 1)
+    n = 3000
+    o = torch.rand(n, 3, generator=gen) * 6 - 3
+    d = random_directions(n, gen) * (torch.rand(n, 1, generator=gen) * 2 + 0.2)
+    cases.append(("soup", verts, faces, spheres, o, d, torch.rand(n, generator=gen) * 0.5, torch.full((n,), math.inf)))
+
+    root = Path(__file__).resolve().parents[2]
+    sd = SceneData(load_scene(root / "scenes/cbox/cbox.xml", params={"res": "16"}))
+    cv, cf = sd.vertices.float(), sd.faces.int()
+    lo, hi = cv.min(0).values, cv.max(0).values
+    o = lo + (hi - lo) * torch.rand(n, 3, generator=gen)
+    # From inside the box and from outside it, towards its vertices (edges of the quads) and at random.
+    targets = cv[torch.randint(len(cv), (n,), generator=gen)]
+    d = torch.where(torch.rand(n, 1, generator=gen) < 0.5, targets - o, random_directions(n, gen))
+    o = torch.where(torch.rand(n, 1, generator=gen) < 0.2, o + (hi - lo) * 2, o)
+    cases.append(("cbox", cv, cf, torch.zeros(0, 4), o, d, torch.zeros(n), torch.full((n,), math.inf)))
+
+    mv, mf = (torch.from_numpy(x) for x in _closed_mesh())
+    edges = torch.cat([mf[:, [0, 1]], mf[:, [1, 2]], mf[:, [2, 0]]]).long()
+    targets = torch.cat([mv, (mv[edges[:, 0]] + mv[edges[:, 1]]) / 2])
+    m = len(targets)
+    o = torch.cat([torch.zeros(m, 3), targets * 2.5, targets * 2.5 + torch.tensor([0.0, 0.0, 3.0])])
+    d = torch.cat([targets, targets - targets * 2.5, random_directions(m, gen)])
+    # Grazing: from a vertex along one of its edges (the ray lies in the surface).
+    v0, v1 = mv[edges[:, 0]], mv[edges[:, 1]]
+    o = torch.cat([o, v0 - (v1 - v0)])
+    d = torch.cat([d, v1 - v0])
+    k = len(o)
+    cases.append(("icosphere", mv, mf, torch.zeros(0, 4), o.contiguous(), d.contiguous(), torch.zeros(k),
+                  torch.full((k,), math.inf)))
+    return cases
+
+
+@pytest.mark.parametrize("case", _wide_cases(), ids=lambda c: c[0])
+def test_wide_bvh_matches_4_wide_and_reference(case):
+    """The CPU's 8-wide tree with 4-triangle packets (bvh_wide.h, the fused path tracer's) agrees with the 4-wide
+    tree: the same hits and misses, bit-identical t, u, v and primitive except where primitives meet within a few
+    ulps of t (a shared vertex: which of the near-equal hits a tree finds first depends on its shape; the wide
+    one's is then a real hit of its primitive, assert_same_hits); both match the torch reference;
+    any-hit agrees with closest-hit, and an exclusive window ending at the hit finds nothing closer."""
+    name, verts, faces, spheres, o, d, tmin, tmax = case
+    bvh, ref = BVH(verts, faces, spheres), BVHReference(verts, faces, spheres)
+    info = load().bvh_wide_info(bvh.nodes, bvh.prims)
+    if not info:
+        pytest.skip("the 8-wide tree needs AVX2 (this build traces the 4-wide one for wide=True)")
+    wide_nodes, packets = info
+    # Fewer, wider nodes than the 4-wide tree; packets of one to four primitives.
+    n_prims = faces.shape[0] + spheres.shape[0]
+    assert 0 < wide_nodes < bvh.num_nodes and n_prims / 4 <= packets <= n_prims
+    a = bvh.closest_hit(o, d, tmin, tmax)
+    w = bvh.closest_hit(o, d, tmin, tmax, wide=True)
+    assert 0.2 < w.hit.float().mean() < 1.0, "the case must exercise hits and misses"
+    assert torch.equal(w.hit, a.hit)
+    differ = (w.t != a.t) | (w.prim != a.prim)
+    assert differ.float().mean() < 0.1  # the cases aim many rays at shared vertices
+    same = ~differ
+    assert torch.equal(w.u[same], a.u[same]) and torch.equal(w.v[same], a.v[same])
+    torch.testing.assert_close(w.t[w.hit], a.t[a.hit], rtol=1e-6, atol=0)
+    assert_same_hits(w, ref.closest_hit(o, d, tmin, tmax), ref, o, d, tmin, tmax)
+    assert torch.equal(bvh.any_hit(o, d, tmin, tmax, wide=True), w.hit)
+    t_cut = torch.where(w.hit, w.t * (1 - 1e-6), 1.0)
+    assert not bvh.any_hit(o, d, tmin, t_cut, wide=True)[w.hit & (t_cut > tmin)].any()
+    if spheres.shape[0]:
+        assert (w.prim >= bvh.num_triangles).any() and ((w.prim >= 0) & (w.prim < bvh.num_triangles)).any()
 
 
 def test_parallel_and_degenerate():

@@ -85,6 +85,26 @@ def test_same_seed_same_image_and_batching_invariance():
     assert np.array_equal(a, d)
 
 
+def test_scene_switches_retrace_the_right_tree():
+    """The CPU kernel keeps the 8-wide tree of the last scene (path_cpu.cpp, by content): rendering another scene in
+    between, or the same scene with its triangles moved, must not reuse a stale tree."""
+    case = CASES["lights"]
+    cbox, lights = _cbox(), load_scene(ROOT / case["scene"], params={"width": "24", "height": "18"})
+    a = render_loaded(cbox, spp=2, seed=3, integrator="fused").rgb
+    render_loaded(lights, spp=2, seed=3, integrator="fused")
+    assert np.array_equal(render_loaded(cbox, spp=2, seed=3, integrator="fused").rgb, a)
+    sd, moved = SceneData(cbox), SceneData(cbox)
+    moved.bvh.prims = moved.bvh.prims.clone()
+    moved.bvh.prims[:, [1, 4, 7]] += 0.05  # every triangle up a bit (its box too, below)
+    nodes = moved.bvh.nodes.clone()
+    boxes = nodes[:, :24].view(torch.float32)
+    boxes[:, 8:16] += 0.05  # lo_y, hi_y
+    moved.bvh.nodes = nodes
+    b = render_loaded(cbox, spp=2, seed=3, sd=moved, integrator="fused").rgb
+    assert not np.array_equal(a, b)
+    assert np.array_equal(render_loaded(cbox, spp=2, seed=3, sd=sd, integrator="fused").rgb, a)
+
+
 def test_auto_picks_fused_and_falls_back_for_aovs():
     scene = _cbox(16)
     assert render_loaded(scene, spp=1).integrator == "fused"

@@ -9,6 +9,7 @@
 #pragma once
 #include "bsdf.h"
 #include "bvh.h"
+#include "bvh_wide.h"
 #include "frame.h"
 
 namespace radiant {
@@ -44,6 +45,7 @@ enum EmitterFloat : int {
 enum FilterKind : int { kFilterBox = 0, kFilterGaussian = 1, kFilterTent = 2 };
 
 struct PackedScene {
+    const WideBVHView* wide;    // CPU only: the 8-wide tree of bvh_wide.h, traced instead of nodes; else null
     const BVHNode4* nodes;
     int32_t num_nodes;
     const float* prims;
@@ -611,6 +613,19 @@ RADIANT_HD void filter_weights(const FilmFilter& f, int32_t b, float s, int span
 // Writes the continuous film position (x right, y down, in pixels) and the radiance. Returns false when the path
 // was handed to the deferred queue (its radiance so far is still written).
 
+// Closest hit (ANY_HIT = false, sphere uv left to surface_at) or occlusion: through the CPU's 8-wide tree when
+// WIDE (sc.wide set, bvh_wide.h), else the 4-wide one; a template parameter so each loop has only one of them.
+template <bool WIDE, bool ANY_HIT>
+RADIANT_HD bool trace_ray(const PackedScene& sc, Vec3 o, Vec3 d, float tmin, float tmax, Hit& hit) {
+#if RADIANT_WIDE_BVH
+    if (WIDE) return wide_traverse<ANY_HIT, false>(*sc.wide, sc.prims, sc.prim_ids, sc.num_triangles, o, d, tmin,
+                                                   tmax, hit);
+#endif
+    return traverse<ANY_HIT, false>(sc.nodes, sc.num_nodes, sc.prims, sc.prim_ids, sc.num_triangles, o, d, tmin, tmax,
+                                    hit);
+}
+
+template <bool WIDE = false>
 RADIANT_HD bool trace_sample(const PackedScene& sc, const PathCamera& cam, const PathSettings& st, int64_t pixel,
                              int64_t sample, float* pos_out, float* L_out, const DeferredQueue* queue) {
     PCG32 rng = sample_rng(st.seed, pixel, sample);
@@ -633,7 +648,7 @@ RADIANT_HD bool trace_sample(const PackedScene& sc, const PathCamera& cam, const
     bool deferred = false;
     for (int32_t depth = 0; max_depth > 0;) {
         Hit hit;
-        traverse<false, false>(sc.nodes, sc.num_nodes, sc.prims, sc.prim_ids, sc.num_triangles, o, d, tmin, tmax, hit);
+        trace_ray<WIDE, false>(sc, o, d, tmin, tmax, hit);
         if (hit.prim < 0) {  // environment seen along the escaping ray
             if (sc.env >= 0 && !(depth == 0 && st.hide_emitters)) {
                 float pdf_env;
@@ -707,8 +722,8 @@ RADIANT_HD bool trace_sample(const PackedScene& sc, const PathCamera& cam, const
                     bool finite = is_finite(es.dist);
                     Vec3 sdir = finite ? es.target - so : es.d;
                     Hit sh;
-                    bool occluded = traverse<true>(sc.nodes, sc.num_nodes, sc.prims, sc.prim_ids, sc.num_triangles,
-                                                   so, sdir, 0.f, finite ? 1.f - kShadowEps : kInf, sh);
+                    const float smax = finite ? 1.f - kShadowEps : kInf;
+                    bool occluded = trace_ray<WIDE, true>(sc, so, sdir, 0.f, smax, sh);
                     if (!occluded) {
                         float w = es.delta ? 1.f : mis_weight(es.pdf, bsdf_pdf(bp, wi, wo_l));
                         L += beta * f * es.weight * w;
