@@ -99,12 +99,14 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
             if anchor.frozen(step):
                 fixed, known = anchor.align(prior, targets.image)
                 aligned, ok = torch.where(known, fixed, aligned), ok | known
-                if c.depth_outlier > 0:  # far off a fixed fit: geometry still missing there (prior_sdf grows it)
-                    ok &= ~known | ((z.detach() - aligned).abs() < c.depth_outlier)
             else:
                 image_of_group = torch.zeros(len(fit[0]), dtype=torch.int64, device=groups.device)
                 image_of_group[groups] = targets.image
                 anchor.update(image_of_group, *fit)
+        outlier_from = c.depth_fit_freeze if c.depth_outlier_from < 0 else c.depth_outlier_from
+        if c.depth_outlier > 0 and step is not None and step >= outlier_from:
+            # far off the fit: geometry still missing there (prior_sdf grows it)
+            ok &= (z.detach() - aligned).abs() < c.depth_outlier
         mask &= ok
         depth_terms = (z, aligned, mask.clone())
         if warm:
