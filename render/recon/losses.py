@@ -141,6 +141,14 @@ class DepthFitAnchor:
         self.refined = bool(state.get("refined", torch.tensor(False)))
 
 
+def depth_outliers(rendered: torch.Tensor, aligned: torch.Tensor, valid: torch.Tensor, threshold: float):
+    """(near, grow) per pixel against a fixed depth fit: near, |rendered - aligned| < threshold (the depth loss
+    keeps these); grow, valid pixels whose prior is nearer than the rendered depth by more than the threshold (the
+    geometry is missing in front: the prior's surface point supervises the SDF there, prior_sdf)."""
+    residual = rendered - aligned
+    return residual.abs() < threshold, valid & (residual > threshold)
+
+
 def depth_mse(rendered, aligned, mask) -> torch.Tensor:
     """MonoSDF's scale-shift-invariant depth loss (eq. 11) against the aligned prior."""
     return masked_mean((rendered - aligned) ** 2, mask)

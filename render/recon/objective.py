@@ -104,9 +104,15 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
                 image_of_group[groups] = targets.image
                 anchor.update(image_of_group, *fit)
         outlier_from = c.depth_fit_freeze if c.depth_outlier_from < 0 else c.depth_outlier_from
+        grow = None
         if c.depth_outlier > 0 and step is not None and step >= outlier_from:
-            # far off the fit: geometry still missing there (prior_sdf grows it)
-            ok &= (z.detach() - aligned).abs() < c.depth_outlier
+            # Far off the fit: the geometry is wrong there, and the volume-rendered depth loss would drag the
+            # surfaces behind along. Where the prior is nearer than the rendered depth, the geometry is missing
+            # (furniture not grown yet): prior_sdf still supervises those pixels, at the prior's surface point
+            # and in front of it, which grows the missing part without touching what lies behind. Where the
+            # prior is farther (it misses a thin leg), nothing.
+            near, grow = L.depth_outliers(z.detach(), aligned, mask & ok, c.depth_outlier)
+            ok &= near
         mask &= ok
         depth_terms = (z, aligned, mask.clone())
         if warm:
@@ -116,7 +122,11 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
             weight = L.uncertainty_weights(u_d, mask, 1)
         out["depth"] = L.depth_mse(z, aligned, weight) * c.depth_weight
         use_prior_sdf = c.prior_sdf == "true" or (c.prior_sdf == "auto" and model.sdf_net.sign < 0)  # auto: rooms
-        if use_prior_sdf and c.prior_sdf_weight > 0 and bool(mask.any()):
+        if use_prior_sdf and grow is not None and bool(grow.any()):
+            w = weight.to(aligned.dtype)
+            scale = w[w > 0].mean() if bool((w > 0).any()) else torch.ones((), dtype=w.dtype, device=w.device)
+            weight = torch.where(grow, scale, w)  # the kept pixels' average weight
+        if use_prior_sdf and c.prior_sdf_weight > 0 and bool((weight > 0).any()):
             out["prior_sdf"] = c.prior_sdf_weight * prior_sdf_loss(model, origins, dirs, targets.cam_z, aligned,
                                                                    weight, c.prior_sdf_points, generator)
     if targets.normal is not None and c.normal_weight > 0:

@@ -19,7 +19,9 @@ class RenderOptions:
     fine_samples: int = 24             # importance samples per ray that carry gradients
     bias_aware: bool = True            # DebSDF's bias-aware SDF-to-density transform ...
     bias_strength: float = 1.0         # ... at this stage of its progressive warm-up (DebSDF eq. 24's n, 0..1)
-    bias_per_sample: bool = True       # ... scaled per sample by its uncertainty (eq. 24); off: full everywhere
+    bias_per_sample: bool = True       # ... DebSDF's way (detached normals, scaled per sample by its uncertainty,
+                                       # eq. 24); off: full everywhere, the view angle from the normals with
+                                       # gradients (our first reading, better on objects: see config)
     background: float = 0.0            # colour of empty space (rays that leave the scene)
     coarse_beta_min: float = 0.01      # the coarse pass' density is no sharper than its SDF's resolution
     uniform_samples: int = 0           # stratified samples over the whole ray in the box, besides the fine ones
@@ -133,7 +135,7 @@ def volume_render(model: ReconModel, origins, directions, t: torch.Tensor, opts:
         # |cos|^clamp(2 u n, 0, 1) (eq. 24), with u = u_d^0.1 u_n^0.9 the sample's blended uncertainty:
         # confident samples keep VolSDF's density, uncertain ones (thin parts, where the bias is) get the
         # corrected one.
-        n_rs = normals.detach().reshape(n, s, 3)
+        n_rs = (normals.detach() if opts.bias_per_sample else normals).reshape(n, s, 3)
         u = uncertainty.detach()
         blend = (u[:, 0].pow(0.1) * u[:, 1].pow(0.9)).reshape(n, s)
         cos = (n_rs * directions[:, None]).sum(-1).abs().clamp(min=1e-6)
@@ -141,7 +143,7 @@ def volume_render(model: ReconModel, origins, directions, t: torch.Tensor, opts:
             cos = cos.pow((2 * blend * opts.bias_strength).clamp(0, 1))
         # Curvature from neighbouring samples' normals: |n_{i+1} - n_i| / |x_{i+1} - x_i| (DebSDF sec. 3.4).
         dn = (n_rs[:, 1:] - n_rs[:, :-1]).norm(dim=-1) / deltas[:, :-1]
-        curvature = torch.cat([dn, dn[:, -1:]], 1)
+        curvature = torch.cat([dn, dn[:, -1:]], 1).detach()
         sdf_rs = bias_aware_sdf(sdf_rs, cos, curvature)
     beta = model.density.get_beta()
     if opts.linear_intervals:

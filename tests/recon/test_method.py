@@ -484,3 +484,15 @@ def test_multiview_prior_fit_makes_the_depth_fits_consistent_across_views():
     with pytest.raises(ValueError, match="depth priors"):
         ds.depths = None
         multiview_prior_fit(ds, ids, a0, b0)
+
+
+def test_depth_outliers_split_missing_geometry_from_thin_misses():
+    """Against a fixed fit: within the threshold the depth loss keeps the pixel; a prior much nearer than the
+    rendered depth (furniture not grown yet) goes to prior_sdf; a prior much farther (it closed a thin leg away)
+    goes nowhere; invalid pixels never grow."""
+    rendered = torch.tensor([1.00, 1.00, 1.00, 1.00, 1.00])
+    aligned = torch.tensor([1.05, 0.50, 1.60, 0.50, 0.95])
+    valid = torch.tensor([True, True, True, False, True])
+    near, grow = L.depth_outliers(rendered, aligned, valid, 0.08)
+    assert near.tolist() == [True, False, False, False, True]
+    assert grow.tolist() == [False, True, False, False, False]
