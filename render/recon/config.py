@@ -96,7 +96,6 @@ class ReconConfig:
     depth_outlier: float = 0.08         # with a fixed fit: pixels whose depth residual exceeds this (normalized
                                         # units) leave the depth loss, prior_sdf grows what is missing there
                                         # (room, 7800 steps: F@5cm 0.845 -> 0.928); 0: off
-    depth_outlier_from: int = -1        # step from which depth_outlier applies (-1: the freeze step)
     prior_sdf: str = "auto"             # auto | true | false: the aligned depth prior as SDF samples, |sdf| at it and
                                         # sdf > 0 in front; auto: rooms (furniture must grow inside the initial free
                                         # space), not objects (F@2cm 0.53 vs 0.60 on the object, measured)
