@@ -103,12 +103,14 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
                 if c.depth_outlier > 0:
                     # Far off a fixed fit: the geometry is wrong there, and the volume-rendered depth loss would
                     # drag the surfaces behind along. Where the prior is nearer than the rendered depth the
-                    # geometry is missing (furniture not grown yet): prior_sdf still supervises those pixels, at
-                    # the prior's surface point and in front of it, which grows the missing part without touching
-                    # what lies behind. Where the prior is farther (it misses a thin leg), nothing. (Against a fit
-                    # that follows the geometry the residual says little: session 4, F@5cm 0.48.)
+                    # geometry is missing (furniture not grown yet); with prior_sdf_grow, prior_sdf still
+                    # supervises those pixels, at the prior's surface point and in front of it. Where the prior
+                    # is farther (it misses a thin leg), nothing. (Against a fit that follows the geometry the
+                    # residual says little: session 4, F@5cm 0.48.)
                     near, grow = L.depth_outliers(z.detach(), aligned, mask & known, c.depth_outlier)
                     ok &= ~known | near
+                    if not c.prior_sdf_grow:
+                        grow = None
             else:
                 image_of_group = torch.zeros(len(fit[0]), dtype=torch.int64, device=groups.device)
                 image_of_group[groups] = targets.image
