@@ -464,7 +464,7 @@ class ReconWorker(QObject):
                 self.maps.emit(ViewMaps(index, None, {"gt": rgb}, None, math.nan))
             return
         scale = min(1.0, MAP_WIDTH / s.dataset.width)
-        images, psnr = view_images(s.model, s.grid, s.dataset, index, render_options(s.config), scale)
+        images, psnr = view_images(s.model, s.grid, s.dataset, index, render_options(s.config, s.progress, s.model.sdf_net.sign < 0), scale)
         heat = None
         if index in s.train_ids:
             heat = s.sampler.heat_map(s.train_ids.index(index)).numpy().copy()

@@ -23,7 +23,7 @@ from ..recon import losses as L
 from ..recon.config import ReconConfig
 from ..recon.objective import RayTargets, recon_losses
 from ..recon.renderer import render_rays
-from ..recon.trainer import Trainer, build_model, render_options
+from ..recon.trainer import Trainer, bias_schedule, bias_strength, build_model, render_options
 
 
 def _plugin_recon_defaults() -> ReconConfig:
@@ -70,7 +70,9 @@ class RadiantSDFModel(Model):
         self.register_buffer("from_ns", inv.float(), persistent=False)
         self.ns_scale = float(torch.linalg.det(norm[:3, :3]) ** (1 / 3))
         self.register_buffer("cam_rot", meta["radiant_c2w"][:, :3, :3].float().clone(), persistent=False)
-        self.opts = render_options(recon)
+        inside_out = bool(self.field.sdf_net.sign < 0)
+        self.bias_schedule = bias_schedule(recon, inside_out)
+        self.opts = render_options(recon, 0.0, inside_out)
         self.generator = torch.Generator().manual_seed(recon.seed)
         self._grid = None
         self.progress = 0.0
@@ -97,6 +99,7 @@ class RadiantSDFModel(Model):
             c = self.recon
             self.progress = min(step / max(total, 1), 1.0)
             self.recon_step = step
+            self.opts.bias_strength = bias_strength(c, self.progress, self.bias_schedule)
             if optimizers is not None:
                 for name, opt in optimizers.optimizers.items():
                     base = optimizers.config[name]["optimizer"].lr

@@ -17,7 +17,11 @@ class RenderOptions:
     coarse_step: float = 2.0 / 128     # occupancy-grid marching step (normalized units)
     max_coarse: int = 256              # coarse samples per ray at most
     fine_samples: int = 24             # importance samples per ray that carry gradients
-    bias_aware: bool = True            # DebSDF's bias-aware SDF-to-density transform
+    bias_aware: bool = True            # DebSDF's bias-aware SDF-to-density transform ...
+    bias_strength: float = 1.0         # ... at this stage of its progressive warm-up (DebSDF eq. 24's n, 0..1)
+    bias_per_sample: bool = True       # ... DebSDF's way (detached normals, scaled per sample by its uncertainty,
+                                       # eq. 24); off: full everywhere, the view angle from the normals with
+                                       # gradients (our first reading, better on objects: see config)
     background: float = 0.0            # colour of empty space (rays that leave the scene)
     coarse_beta_min: float = 0.01      # the coarse pass' density is no sharper than its SDF's resolution
     uniform_samples: int = 0           # stratified samples over the whole ray in the box, besides the fine ones
@@ -124,9 +128,19 @@ def volume_render(model: ReconModel, origins, directions, t: torch.Tensor, opts:
     normals = F.normalize(gradient, dim=-1, eps=1e-6)
     view = directions[:, None].expand(n, s, 3).reshape(-1, 3)
     sdf_rs = sdf.reshape(n, s)
-    if opts.bias_aware:
-        n_rs = normals.reshape(n, s, 3)
-        cos = (n_rs * directions[:, None]).sum(-1)
+    rgb, uncertainty = model.color_net(flat, normals, view, feature)
+    if opts.bias_aware and opts.bias_strength > 0:
+        # DebSDF (code: model/ray_sampler.py sdf_mapping): the view angle comes from the detached normals (the
+        # density must not steer the normals), and the correction is warmed in per sample,
+        # |cos|^clamp(2 u n, 0, 1) (eq. 24), with u = u_d^0.1 u_n^0.9 the sample's blended uncertainty:
+        # confident samples keep VolSDF's density, uncertain ones (thin parts, where the bias is) get the
+        # corrected one.
+        n_rs = (normals.detach() if opts.bias_per_sample else normals).reshape(n, s, 3)
+        u = uncertainty.detach()
+        blend = (u[:, 0].pow(0.1) * u[:, 1].pow(0.9)).reshape(n, s)
+        cos = (n_rs * directions[:, None]).sum(-1).abs().clamp(min=1e-6)
+        if opts.bias_per_sample:
+            cos = cos.pow((2 * blend * opts.bias_strength).clamp(0, 1))
         # Curvature from neighbouring samples' normals: |n_{i+1} - n_i| / |x_{i+1} - x_i| (DebSDF sec. 3.4).
         dn = (n_rs[:, 1:] - n_rs[:, :-1]).norm(dim=-1) / deltas[:, :-1]
         curvature = torch.cat([dn, dn[:, -1:]], 1).detach()
@@ -143,7 +157,6 @@ def volume_render(model: ReconModel, origins, directions, t: torch.Tensor, opts:
     alpha = 1 - torch.exp(-tau)
     trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha + 1e-7], 1), 1)[:, :-1]
     weights = alpha * trans
-    rgb, uncertainty = model.color_net(flat, normals, view, feature)
     opacity = weights.sum(1)
     background = opts.background if model.background_net is None else model.background_net(directions)
     rgb_px = (weights[..., None] * rgb.reshape(n, s, 3)).sum(1) + (1 - opacity[:, None]) * background

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import UserError
 from .config import ReconConfig, load_config_file
 from ..core.image import write_text
-from .trainer import Trainer, build_model, load_checkpoint
+from .trainer import Trainer, budget_progress, build_model, load_checkpoint
 
 
 def _load_dataset(path: Path):
@@ -68,7 +68,8 @@ def reconstruct(config: ReconConfig, out: Path, resume: bool = False, force: boo
     summary = {"run": str(out), "steps": trainer.step, "train_seconds": round(trainer.elapsed, 1),
                "it_per_s": round(trainer.step / max(trainer.elapsed, 1e-9), 2), "resumed": resumed,
                "beta": round(float(trainer.model.density.get_beta().detach()), 5), **mesh,
-               "mesh_seconds": round(time.perf_counter() - t0, 1)}
+               "mesh_seconds": round(time.perf_counter() - t0, 1),
+               **({"depth_fit_multiview": trainer.multiview} if trainer.multiview else {})}
     write_report(trainer, out, summary)
     return summary
 
@@ -85,6 +86,7 @@ class RunState:
     step: int
     train_ids: list
     test_ids: list
+    progress: float = 1.0               # fraction of the budget spent (schedules such as the bias-aware warm-up)
 
 
 def load_run_state(run: Path, dataset=None) -> RunState:
@@ -109,7 +111,8 @@ def load_run_state(run: Path, dataset=None) -> RunState:
     sampler = PixelSampler(train_ids, dataset.height, dataset.width, config.sampler_cell, config.uniform_ratio,
                            config.uncertainty_sampling)
     sampler.load_state_dict(state["sampler"])
-    return RunState(config, model, dataset, grid, sampler, int(state["step"]), train_ids, test_ids)
+    progress = budget_progress(config, int(state["step"]), float(state.get("elapsed", 0.0)))
+    return RunState(config, model, dataset, grid, sampler, int(state["step"]), train_ids, test_ids, progress)
 
 
 def load_run(run: Path, dataset=None):

@@ -62,10 +62,40 @@ def build_model(config: ReconConfig, dataset) -> ReconModel:
                       config.learned_background == "true" or (config.learned_background == "auto" and not inside_out))
 
 
-def render_options(config: ReconConfig) -> RenderOptions:
+def budget_progress(config: ReconConfig, step: int, elapsed: float) -> float:
+    """Fraction of the budget spent after `step` steps and `elapsed` seconds (iters or minutes, the further)."""
+    p = 0.0
+    if config.iters is not None:
+        p = max(p, step / config.iters)
+    if config.minutes is not None:
+        p = max(p, elapsed / (60.0 * config.minutes))
+    return min(p, 1.0)
+
+
+def bias_schedule(config: ReconConfig, inside_out: bool) -> str:
+    """debsdf or always (config.bias_aware_schedule with auto resolved: debsdf for rooms, always for objects)."""
+    if config.bias_aware_schedule != "auto":
+        return config.bias_aware_schedule
+    return "debsdf" if inside_out else "always"
+
+
+def bias_strength(config: ReconConfig, progress: float, schedule: str = "debsdf") -> float:
+    """DebSDF's progressive warm-up of the bias-aware density (eq. 24): n = min(max(0, exp(A (p - p1)) - 1), 1)
+    with A = ln 2 / (p2 - p1), so n goes from 0 at p1 = bias_aware_start to 1 at p2 = bias_aware_full
+    (schedule 'always': 1)."""
+    if schedule == "always":
+        return 1.0
+    p1, p2 = config.bias_aware_start, config.bias_aware_full
+    return min(max(0.0, math.exp(math.log(2.0) / (p2 - p1) * (progress - p1)) - 1.0), 1.0)
+
+
+def render_options(config: ReconConfig, progress: float = 1.0, inside_out: bool = True) -> RenderOptions:
+    """The renderer's options at `progress` (fraction of the budget; a finished run: 1) for a room
+    (inside_out) or an object."""
+    schedule = bias_schedule(config, inside_out)
     return RenderOptions(config.coarse_step, config.max_coarse, config.fine_samples, config.bias_aware_density,
-                         config.background, 2.0 / config.grid_resolution / 2, config.uniform_samples,
-                         config.linear_intervals)
+                         bias_strength(config, progress, schedule), schedule == "debsdf", config.background,
+                         2.0 / config.grid_resolution / 2, config.uniform_samples, config.linear_intervals)
 
 
 def atomic_torch_save(obj, path: Path) -> None:
@@ -103,25 +133,21 @@ class Trainer:
         self.grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], config.grid_resolution, 1, device=self.device).mark_all()
         self.sampler = PixelSampler(self.train_ids, dataset.height, dataset.width, config.sampler_cell,
                                     config.uniform_ratio, config.uncertainty_sampling)
-        self.opts = render_options(config)
+        self.bias_schedule = bias_schedule(config, self.model.sdf_net.sign < 0)
+        self.opts = render_options(config, 0.0, self.model.sdf_net.sign < 0)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step, self.elapsed = 0, 0.0
         self.sdf_volume: SDFVolume | None = None
         self.anchor = DepthFitAnchor(len(dataset.images), config.depth_fit_freeze) \
             if config.depth_fit_freeze > 0 and dataset.depths is not None else None
+        self.multiview: dict | None = None  # what the multi-view refinement of the depth fits did (summary)
         cam_z = dataset.cam_to_world[:, :3, 2]
         self.cam_z, self.cam_rot = cam_z, dataset.cam_to_world[:, :3, :3]
 
     # --- schedule -----------------------------------------------------------------------------------------------
 
     def progress_fraction(self) -> float:
-        c = self.config
-        p = 0.0
-        if c.iters is not None:
-            p = max(p, self.step / c.iters)
-        if c.minutes is not None:
-            p = max(p, self.elapsed / (60.0 * c.minutes))
-        return min(p, 1.0)
+        return budget_progress(self.config, self.step, self.elapsed)
 
     def active_levels(self, p: float) -> int:
         c, levels = self.config, self.model.sdf_net.grid.levels
@@ -184,10 +210,18 @@ class Trainer:
             g["lr"] = base * lr_scale
         self.model.sdf_net.active_levels = self.active_levels(p)
         self.model.density.floor = self.beta_floor(p)
+        self.opts.bias_strength = bias_strength(c, p, self.bias_schedule)
         if self.step % c.grid_every == 0 or self.sdf_volume is None:
             self.update_grid()
         if c.uncertainty_sampling and self.step > 0 and self.step % c.sampler_refresh_every == 0:
             self.sampler.refresh()
+        if (self.anchor is not None and c.depth_fit_multiview and not self.anchor.refined
+                and self.anchor.frozen(self.step)):
+            stats = self.anchor.refine_multiview(self.dataset, self.train_ids,
+                                                 torch.Generator().manual_seed(c.seed))
+            if stats is not None:
+                self.multiview = {"step": self.step, "rounds": stats.rounds, "correspondences": stats.residuals,
+                                  "rel_residual": round(stats.rel_residual, 5), "max_change": round(stats.change, 5)}
         terms = self.losses(p)
         total = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)

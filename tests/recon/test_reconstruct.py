@@ -94,7 +94,8 @@ from render.recon.config import ReconConfig
 from render.recon.run import load_run, reconstruct
 cfg = ReconConfig(iters={iters}, minutes=None, rays_per_batch=256, fine_samples=8, levels=6, log2_table=10,
                   max_resolution=32, grid_resolution=16, mesh_resolution=32, report_views=1, report_scale=0.25,
-                  ckpt_every=5, log_every=5, threads=1, depth_fit_freeze=3, depth_outlier=0.5)
+                  ckpt_every=5, log_every=5, threads=1, depth_fit_freeze=3, depth_outlier=0.5,
+                  depth_fit_multiview=True)
 print(reconstruct(cfg, {run!r}, resume={resume}, dataset=make_dataset("sphere", views=8, width=24, height=18),
                   progress=False))
 """
@@ -125,11 +126,13 @@ def test_resume_after_kill(tmp_path):
     assert killed_at >= 5
     anchor = state["depth_anchor"]  # the per-image depth fits, frozen from step 3, travel with the checkpoint
     assert (anchor["seen"] > 0).any() and (anchor["w"][anchor["seen"] > 0] > 0).all()
+    assert bool(anchor["refined"])  # made consistent across views when they were fixed, once (not on resume)
     target = killed_at + 10
     script = _RESUME_SCRIPT.format(tests=str(Path(__file__).parent), iters=target, run=str(run), resume=True)
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "'resumed': True" in done.stdout
+    assert "depth_fit_multiview" not in done.stdout  # the resumed run did not refine the fits again
     state = load_checkpoint(run / "ckpt" / "latest.pt")
     assert state["step"] == target
     steps = [json.loads(l)["step"] for l in (run / "metrics.jsonl").read_text().splitlines()]
