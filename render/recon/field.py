@@ -174,8 +174,9 @@ def interval_optical_depth(sdf0: torch.Tensor, sdf1: torch.Tensor, delta: torch.
 
 def bias_aware_sdf(sdf: torch.Tensor, cos_view: torch.Tensor, curvature: torch.Tensor, cos_min: float = 0.1,
                    curvature_scale: float = 0.05) -> torch.Tensor:
-    """DebSDF's bias-aware SDF-to-density input (Xiao et al. 2023, sec. 3.4), as we read it (their code is not
-    released): along a ray at angle theta to the surface normal the SDF changes at rate |cos theta|, so VolSDF's
+    """DebSDF's bias-aware SDF-to-density input (Xiao et al. 2023, sec. 3.4; their code, model/ray_sampler.py
+    sdf_mapping, uses the exact circle model of eqs. 18-21, this is its planar limit with a fade): along a ray at
+    angle theta to the surface normal the SDF changes at rate |cos theta|, so VolSDF's
     density profile is stretched by 1/|cos theta| in ray distance and the rendered depth is biased towards the
     camera on grazing rays (thin parts are seen mostly grazing). Dividing the SDF by |cos theta| makes every ray
     see the profile the normal ray sees. The planar model is wrong where the surface bends (curvature estimated

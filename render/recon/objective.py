@@ -122,7 +122,10 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
         else:
             mask &= u_d.detach() < c.depth_exclude  # DebSDF: high-uncertainty priors are left out
             weight = L.uncertainty_weights(u_d, mask, 1)
-        out["depth"] = L.depth_mse(z, aligned, weight) * c.depth_weight
+        if warm or c.depth_loss == "mse":
+            out["depth"] = L.depth_mse(z, aligned, weight) * c.depth_weight
+        else:  # DebSDF: the Laplace NLL's |D - D*| / u on the geometry, L1 in the residual
+            out["depth"] = L.masked_mean((z - aligned).abs(), weight) * c.depth_l1_weight
         use_prior_sdf = c.prior_sdf == "true" or (c.prior_sdf == "auto" and model.sdf_net.sign < 0)  # auto: rooms
         if use_prior_sdf and grow is not None and bool(grow.any()):
             w = weight.to(aligned.dtype)

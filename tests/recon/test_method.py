@@ -496,3 +496,35 @@ def test_depth_outliers_split_missing_geometry_from_thin_misses():
     near, grow = L.depth_outliers(rendered, aligned, valid, 0.08)
     assert near.tolist() == [True, False, False, False, True]
     assert grow.tolist() == [False, True, False, False, False]
+
+
+def test_depth_loss_l1_after_warm_up():
+    """depth_loss l1: after warm-up the geometry sees DebSDF's |D - D*| / u (L1 in the residual, 1/u-weighted),
+    whose pull does not fade as the residual shrinks the way the squared error's does: at residuals of +-0.005 the
+    gradient on the rendered depth is (0.05 x 1) / (0.5 x 2 x 0.005) = 10x the mse one. A bad value is refused."""
+    from render.recon.objective import RayTargets, recon_losses
+    from render.recon.renderer import RayBundle
+
+    with pytest.raises(UserError, match="depth_loss"):
+        ReconConfig(data="x").updated({"depth_loss": "huber"}, "cfg.yaml")
+    torch.manual_seed(0)
+    model = ReconModel(levels=4, features=2, log2_table=10, base_resolution=4, max_resolution=32)
+    m = 64
+    dirs = torch.nn.functional.normalize(torch.randn(m, 3), dim=-1)
+    truth = torch.linspace(1.0, 2.0, m)
+    residual = 0.005 * (1 - 2 * (torch.arange(m) % 2)).float()  # +-0.005: no scale and shift absorbs it
+    grads = {}
+    for loss in ("mse", "l1"):
+        depth = (truth + residual).requires_grad_(True)
+        bundle = RayBundle(torch.rand(m, 3), depth, dirs.clone(), torch.full((m, 2), 0.05), torch.ones(m),
+                           torch.randn(4, 3), torch.zeros(4, 3), torch.ones(m, 1))
+        targets = RayTargets(torch.rand(m, 3), dirs.clone(), torch.eye(3).expand(m, 3, 3).clone(),
+                             torch.zeros(m, dtype=torch.long), truth * 2 + 0.3)
+        c = ReconConfig(data="x").updated({"depth_loss": loss, "depth_weight": 0.5, "depth_l1_weight": 0.05,
+                                           "warmup_max_steps": 0, "prior_sdf": "false", "depth_exclude": 10.0,
+                                           "depth_fit_robust_iters": 0, "smooth_weight": 0.0}, "t")
+        out = recon_losses(model, bundle, torch.zeros(m, 3), dirs, targets, c, 0.5, torch.Generator().manual_seed(0),
+                           10)
+        (grads[loss],) = torch.autograd.grad(out["depth"], depth)
+    ratio = grads["l1"].abs() / grads["mse"].abs()
+    assert torch.allclose(ratio, torch.full_like(ratio, 10.0), rtol=0.05), ratio
