@@ -136,10 +136,10 @@ def volume_render(model: ReconModel, origins, directions, t: torch.Tensor, opts:
         # confident samples keep VolSDF's density, uncertain ones (thin parts, where the bias is) get the
         # corrected one.
         n_rs = (normals.detach() if opts.bias_per_sample else normals).reshape(n, s, 3)
-        u = uncertainty.detach()
-        blend = (u[:, 0].pow(0.1) * u[:, 1].pow(0.9)).reshape(n, s)
         cos = (n_rs * directions[:, None]).sum(-1).abs().clamp(min=1e-6)
         if opts.bias_per_sample:
+            u = uncertainty.detach()
+            blend = (u[:, 0].pow(0.1) * u[:, 1].pow(0.9)).reshape(n, s)
             cos = cos.pow((2 * blend * opts.bias_strength).clamp(0, 1))
         # Curvature from neighbouring samples' normals: |n_{i+1} - n_i| / |x_{i+1} - x_i| (DebSDF sec. 3.4).
         dn = (n_rs[:, 1:] - n_rs[:, :-1]).norm(dim=-1) / deltas[:, :-1]

@@ -133,8 +133,9 @@ class Trainer:
         self.grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], config.grid_resolution, 1, device=self.device).mark_all()
         self.sampler = PixelSampler(self.train_ids, dataset.height, dataset.width, config.sampler_cell,
                                     config.uniform_ratio, config.uncertainty_sampling)
-        self.bias_schedule = bias_schedule(config, self.model.sdf_net.sign < 0)
-        self.opts = render_options(config, 0.0, self.model.sdf_net.sign < 0)
+        inside_out = bool(self.model.sdf_net.sign < 0)
+        self.bias_schedule = bias_schedule(config, inside_out)
+        self.opts = render_options(config, 0.0, inside_out)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step, self.elapsed = 0, 0.0
         self.sdf_volume: SDFVolume | None = None
