@@ -473,12 +473,13 @@ def bench_render(
     scene: list[str] = typer.Option([], "--scene", help="Only these bundled scenes (cbox, spheres, lights)."),
     threads: Optional[int] = typer.Option(None, help="Threads of both renderers (torch's and drjit's; default: "
                                                      "theirs)."),
+    device: str = typer.Option("cpu", help="cpu, or cuda: also time the CUDA build of the fused kernel."),
 ):
     """Path-tracing Msamples/s and relMSE: fused kernel, torch reference and Mitsuba 3, same scenes, same run."""
     from .bench.render import run_render_bench
 
     run_render_bench(out=out, quick=quick, spp=spp, torch_spp=torch_spp, ref_spp=ref_spp, repeats=repeats,
-                     mitsuba_variant=mitsuba_variant, scenes=scene or None, threads=threads)
+                     mitsuba_variant=mitsuba_variant, scenes=scene or None, threads=threads, device=device)
 
 
 @bench_app.command("neural")

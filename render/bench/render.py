@@ -87,7 +87,9 @@ class _Mitsuba:
 def run_render_bench(out: Path | None = None, quick: bool = False, spp: int | None = None,
                      torch_spp: int | None = None, ref_spp: int | None = None, repeats: int = 2,
                      mitsuba_variant: str = "auto", scenes: list[str] | None = None,
-                     threads: int | None = None) -> list[dict]:
+                     threads: int | None = None, device: str = "cpu") -> list[dict]:
+    """device "cuda" adds the CUDA build of the fused kernel (same headers) to every row: its Msamples/s, its
+    ratio to Mitsuba's llvm (on the CPU) and to our CPU build, and its relMSE against the same reference."""
     spp = spp or (16 if quick else 64)
     torch_spp = torch_spp or (4 if quick else 8)
     ref_spp = ref_spp or (128 if quick else 1024)
@@ -99,6 +101,10 @@ def run_render_bench(out: Path | None = None, quick: bool = False, spp: int | No
     for s in scenes or []:
         if s not in known:
             raise UserError(f"--scene: unknown scene {s!r}; expected some of {', '.join(known)}")
+    if device not in ("cpu", "cuda"):
+        raise UserError(f"--device: expected cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: torch reports no CUDA device on this machine")
     if threads is not None:
         torch.set_num_threads(threads)
     mitsuba = _Mitsuba(mitsuba_variant, threads)
@@ -133,6 +139,14 @@ def run_render_bench(out: Path | None = None, quick: bool = False, spp: int | No
                 mi_t.append(dt)
                 mi_c.append(dc)
                 mi_img = img if rep == 0 else mi_img
+        gpu_t, gpu_img = [], None
+        if device == "cuda":
+            sd_gpu = SceneData(scene, device="cuda")
+            render_loaded(scene, spp=1, seed=99, sd=sd_gpu, device="cuda", integrator="fused")  # warm-up
+            for rep in range(repeats):
+                r = render_loaded(scene, spp=spp, seed=rep, sd=sd_gpu, device="cuda", integrator="fused")
+                gpu_t.append(r.seconds)  # Accumulator.add synchronizes the device before it stops its clock
+                gpu_img = r.rgb if rep == 0 else gpu_img
         rt = render_loaded(scene, spp=torch_spp, seed=0, sd=sd, integrator="torch")
         h, w = fused_img.shape[:2]
         samples = w * h * spp
@@ -148,6 +162,13 @@ def run_render_bench(out: Path | None = None, quick: bool = False, spp: int | No
             "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
             "load_avg": round(os.getloadavg()[0], 2),
         }
+        if gpu_t:
+            row.update({"cuda_device": torch.cuda.get_device_name(0),
+                        "cuda_msamples_s": round(samples / min(gpu_t) / 1e6, 3),
+                        "cuda_vs_fused_cpu": round(min(fused_t) / min(gpu_t), 2),
+                        "relmse_cuda": round(rel_mse(gpu_img, ref), 5)})
+            if mitsuba.mi is not None:
+                row["cuda_vs_mitsuba"] = round(min(mi_t) / min(gpu_t), 2)
         if mitsuba.mi is not None:
             row.update({
                 "mitsuba_variant": mitsuba.variant,

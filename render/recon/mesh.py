@@ -57,8 +57,8 @@ def cull_to_cameras(verts: np.ndarray, faces: np.ndarray, dataset, margin: float
     if faces.shape[0] == 0:
         return verts, faces
     visible = np.zeros(verts.shape[0], dtype=bool)
-    c2w = dataset.cam_to_world.double().numpy()
-    K = dataset.intrinsics.double().numpy()
+    c2w = dataset.cam_to_world.double().cpu().numpy()
+    K = dataset.intrinsics.double().cpu().numpy()
     h, w = dataset.height, dataset.width
     for i in range(c2w.shape[0]):
         R, t = c2w[i, :3, :3], c2w[i, :3, 3]
@@ -94,7 +94,8 @@ def write_ply(path: Path, verts: np.ndarray, faces: np.ndarray) -> None:
 
 
 def export_mesh(model, dataset, path: Path, resolution: int = 256) -> dict:
-    verts, faces = extract_mesh(model.sdf, resolution)
+    dev = next(model.parameters()).device  # the lattice is built on the CPU; the field may live on the GPU
+    verts, faces = extract_mesh(lambda p: model.sdf(p.to(dev)).cpu(), resolution)
     verts, faces = cull_to_cameras(verts, faces, dataset)
     world = to_world(verts, dataset.normalization)
     write_ply(Path(path), world, faces)

@@ -49,7 +49,7 @@ def multiview_prior_fit(dataset, image_ids: list[int], scale: torch.Tensor, shif
     correspondence is an occlusion or a depth edge and is dropped; anchor_weight: pull towards the initial maps,
     relative to the average residual weight (regularizes images nothing else constrains); keep_global: rescale
     all refined maps together so that the images' median depths keep the initial maps' median scale."""
-    ds = dataset
+    ds = dataset.to("cpu")  # runs once; its bookkeeping and index draws are CPU (a no-op for a CPU dataset)
     if ds.depths is None or ds.camera_model != "PINHOLE":
         raise ValueError("multi-view prior alignment needs depth priors and pinhole cameras")
     gen = generator or torch.Generator().manual_seed(0)

@@ -193,4 +193,4 @@ def render_image(model, grid, dataset, index: int, opts: RenderOptions, scale: f
         outs["depth"].append(b.depth * (dirs[s:s + chunk] @ c2w[:3, 2]))
         outs["normal"].append(b.normal @ c2w[:3, :3])
         outs["uncertainty"].append(b.uncertainty)
-    return {k: torch.cat(v).reshape(h, w, -1).squeeze(-1) for k, v in outs.items()}
+    return {k: torch.cat(v).reshape(h, w, -1).squeeze(-1).cpu() for k, v in outs.items()}

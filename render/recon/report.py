@@ -74,7 +74,7 @@ def dataset_rgb(dataset, index: int, scale: float) -> torch.Tensor:
     """(h,w,3) float the dataset's image `index` area-downsampled to render_image's size at `scale`."""
     h, w = int(dataset.height * scale), int(dataset.width * scale)
     img = dataset.images[index].permute(2, 0, 1)[None]
-    return torch.nn.functional.interpolate(img, size=(h, w), mode="area")[0].permute(1, 2, 0)
+    return torch.nn.functional.interpolate(img, size=(h, w), mode="area")[0].permute(1, 2, 0).cpu()
 
 
 def heat_image(heat: np.ndarray, upscale: int = 4) -> np.ndarray:

@@ -261,3 +261,32 @@ def test_bitmap_textures_match_torch(tmp_path, filt, wrap):
     assert cross < 1.3 * within, f"relMSE fused vs torch {cross:.3g}, within {within:.3g}"
     # A diffuse plane under a white sky reflects its albedo: the texture itself, up to noise.
     assert np.abs((f[0] + f[1]).mean() / 2 - (t[0] + t[1]).mean() / 2) < 0.01
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the CUDA build is only compile-checked")
+@pytest.mark.parametrize("name", list(CASES))
+def test_cuda_fused_matches_mitsuba_and_cpu(name):
+    """The CUDA build of the fused kernel (same headers) against the Mitsuba references, as the CPU build above,
+    and against the CPU build at the same seed: same expected image (pixel differences no larger than noise)."""
+    if not load().with_cuda:
+        pytest.skip("kernels built without CUDA")
+    case = CASES[name]
+    ref = read_exr_channels(REFS / f"{name}.exr")["RGB"]
+    spp = SPP_MITSUBA[name]
+
+    def render(seed, device):
+        r = render_scene(ROOT / case["scene"], spp=spp, seed=seed, params=case["params"], integrator="fused",
+                         device=device)
+        assert r.integrator == "fused"
+        return r.rgb
+
+    a, b = render(1, "cuda"), render(2, "cuda")
+    ratio = (a + b).mean(axis=(0, 1)) / (2 * ref.mean(axis=(0, 1)))
+    assert np.all(np.abs(ratio - 1) < 0.01), f"{name}: CUDA mean ratio to Mitsuba {ratio}"
+    err, noise = rel_mse(a, ref), rel_mse(a, b)
+    assert err < 0.75 * noise, f"{name}: CUDA relMSE vs Mitsuba {err:.3g} vs noise relMSE {noise:.3g}"
+    c = render(1, "cpu")
+    same_seed = rel_mse(a, c)
+    print(f"{name}: CUDA vs CPU at one seed: relMSE {same_seed:.3g} (noise {noise:.3g}), "
+          f"max |diff| {np.abs(a - c).max():.3g}")
+    assert same_seed < 1.3 * noise, f"{name}: CUDA vs CPU relMSE {same_seed:.3g} vs noise {noise:.3g}"

@@ -82,6 +82,8 @@ def test_render_integrator_option_and_bench_render(tmp_path, capsys):
         out = tmp_path / f"{integ}.exr"
         assert main(["render", CBOX, "--out", str(out), "--spp", "1", "-D", "res=16", "--integrator", integ]) == 0
     assert main(["render", CBOX, "--out", str(tmp_path / "x.exr"), "--spp", "1", "--integrator", "nope"]) == 2
+    assert main(["bench", "render", "--quick", "--device", "tpu"]) == 2
+    assert "--device: expected cpu or cuda" in capsys.readouterr().err
     pytest.importorskip("mitsuba")
     capsys.readouterr()
     out = tmp_path / "render.jsonl"

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One-shot GPU check, for a lent CUDA machine that brings its own torch (no registry there):
+#   1. build the kernels with CUDA and run every CUDA-vs-CPU/reference test (kernels, fused path tracer);
+#   2. render the room dataset (make-dataset, on the CPU) and reconstruct it on the GPU for RECON_MINUTES,
+#      then `radiant evaluate` the mesh (issue target: F@5cm >= 0.90 within 5 minutes on one GPU);
+#   3. `radiant bench render --device cuda` (CUDA Msamples/s beside our CPU build).
+# Logs and JSON go to OUT (default out/gpu-check). Missing pure-Python packages travel as wheels in .whl/
+# (trimesh, openexr, flip-evaluator; see the device notes in README's developer section).
+set -u
+OUT=${OUT:-out/gpu-check}
+RECON_MINUTES=${RECON_MINUTES:-4}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 RADIANT_CACHE=${RADIANT_CACHE:-/tmp/radiant-cache} MAX_JOBS=${MAX_JOBS:-16}
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$(python3 -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")}
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site:$PWD
+else
+    export PYTHONPATH=$PWD
+fi
+R="python3 -m render.cli"
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
+
+stamp "build"
+python3 -c "from render.kernels.build import load; print('with_cuda', load().with_cuda)" 2>&1 | tee "$OUT/build.log"
+
+stamp "make-dataset (CPU, background)"
+$R make-dataset scenes/room/room.xml --out /tmp/room --force > "$OUT/dataset.log" 2>&1 &
+ds_pid=$!
+
+stamp "CUDA tests"
+timeout 240 python3 -m pytest -q -s -p no:cacheprovider -k "cuda" \
+    tests/kernels/test_bvh.py tests/kernels/test_grid.py tests/kernels/test_sdf.py tests/kernels/test_hashgrid.py \
+    tests/render/test_fused.py 2>&1 | tee "$OUT/tests.log" | tail -25
+wait $ds_pid; stamp "dataset rc $?"; tail -1 "$OUT/dataset.log"
+
+stamp "reconstruct on cuda, $RECON_MINUTES min"
+timeout $(( RECON_MINUTES * 60 + 120 )) $R reconstruct /tmp/room --out /tmp/room-run --minutes "$RECON_MINUTES" \
+    --device cuda --force > "$OUT/recon.log" 2>&1
+stamp "reconstruct rc $?"; tail -4 "$OUT/recon.log"
+cp /tmp/room-run/metrics.jsonl /tmp/room-run/mesh.ply "$OUT/" 2>/dev/null
+$R evaluate /tmp/room-run/mesh.ply /tmp/room/gt.ply --data /tmp/room --json "$OUT/recon_eval.json" --force 2>&1 | tail -12
+stamp "evaluate done"
+
+stamp "bench render --device cuda"
+timeout 200 $R bench render --device cuda --repeats 3 --ref-spp 512 --torch-spp 2 --out "$OUT/render.jsonl" 2>&1 | tail -4
+stamp "end"
