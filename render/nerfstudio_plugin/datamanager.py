@@ -184,7 +184,9 @@ class RadiantDataManager(VanillaDataManager):
         """The rendered uncertainty of this batch's rays into the sampler's maps (Trainer.losses does the same)."""
         if self.recon.uncertainty_sampling and "radiant" in outputs:
             bundle = outputs["radiant"][0]
-            self.sampler.update(batch["radiant_slot"], batch["radiant_cells"], sampling_uncertainty(bundle, self.recon))
+            rgb = batch["image"][..., :3].to(bundle.rgb.device)
+            self.sampler.update(batch["radiant_slot"], batch["radiant_cells"],
+                                sampling_uncertainty(bundle, self.recon, rgb))
 
     def get_train_rays_per_batch(self) -> int:
         return self.recon.rays_per_batch if self.recon is not None else self.config.train_num_rays_per_batch

@@ -72,6 +72,9 @@ class ReconConfig:
     uniform_ratio: float = 0.3          # r (DebSDF: 25-30 % uniform)
     sampler_cell: int = 4
     sampler_refresh_every: int = 100
+    sampling_rgb_weight: float = 0.0    # adds the rays' colour error to the sampler's per-cell value (Instant-NGP's
+                                        # error-map sampling): pixels of geometry not grown yet (thin legs) have low
+                                        # uncertainty, since the blurred prior agrees with the wall behind them
     depth_exclude: float = 0.08         # exclude pixels whose depth uncertainty exceeds this (normalized units)
     normal_exclude: float = 0.5         # ... whose normal uncertainty exceeds this
     uncertainty_fit_weight: float = 0.1 # the heads' own NLL (geometry detached)
@@ -171,6 +174,8 @@ class ReconConfig:
                     "mesh_resolution", "levels", "features", "sampler_cell", "sampler_refresh_every", "grid_every"):
             if getattr(self, key) < 1:
                 raise UserError(f"{source}: '{key}' expected >= 1, got {getattr(self, key)}")
+        if not self.sampling_rgb_weight >= 0.0:
+            raise UserError(f"{source}: 'sampling_rgb_weight' expected >= 0, got {self.sampling_rgb_weight}")
         if not 0.0 <= self.uniform_ratio <= 1.0:
             raise UserError(f"{source}: 'uniform_ratio' expected in [0, 1], got {self.uniform_ratio}")
         if not 0.0 <= self.c2f_fraction <= 1.0:

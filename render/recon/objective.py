@@ -35,11 +35,16 @@ def ray_uncertainty(bundle: RayBundle, config: ReconConfig) -> tuple[torch.Tenso
             bundle.uncertainty[:, 1] + config.normal_uncertainty_min)
 
 
-def sampling_uncertainty(bundle: RayBundle, config: ReconConfig) -> torch.Tensor:
+def sampling_uncertainty(bundle: RayBundle, config: ReconConfig, rgb: torch.Tensor | None = None) -> torch.Tensor:
     """(M,) the value the uncertainty-guided pixel sampler accumulates per ray: each uncertainty over its batch
-    mean, summed (detached, on the CPU)."""
+    mean, summed, plus sampling_rgb_weight x the colour error over its batch mean when the target colours `rgb` are
+    given (detached, on the rays' device: the sampler copies it to the CPU once the step is queued)."""
     u_d, u_n = ray_uncertainty(bundle, config)
-    return (u_d / u_d.mean().clamp(min=1e-6) + u_n / u_n.mean().clamp(min=1e-6)).detach().cpu()
+    value = u_d / u_d.mean().clamp(min=1e-6) + u_n / u_n.mean().clamp(min=1e-6)
+    if rgb is not None and config.sampling_rgb_weight > 0:
+        err = (bundle.rgb - rgb).abs().mean(-1)
+        value = value + config.sampling_rgb_weight * err / err.mean().clamp(min=1e-6)
+    return value.detach()
 
 
 def prior_sdf_loss(model: ReconModel, origins, dirs, cam_z, aligned, weight, count: int,

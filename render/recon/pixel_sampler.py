@@ -60,7 +60,8 @@ class PixelSampler:
 
     @torch.no_grad()
     def update(self, slot: torch.Tensor, cells: torch.Tensor, values: torch.Tensor) -> None:
-        """EMA of the rendered uncertainty of this batch's rays into their cells."""
+        """EMA of the rendered uncertainty of this batch's rays into their cells (values on any device)."""
+        values = values.to(self.maps.device)
         flat = slot * self.maps.shape[1] + cells
         maps, seen = self.maps.view(-1), self.seen.view(-1)
         old = torch.where(seen[flat], maps[flat], values)

@@ -140,6 +140,7 @@ class Trainer:
         self.opts = render_options(config, 0.0, inside_out)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step, self.elapsed = 0, 0.0
+        self._sampler_update: tuple | None = None  # (slot, cells, uncertainty) of the step in flight
         self.sdf_volume: SDFVolume | None = None
         self.anchor = DepthFitAnchor(len(dataset.images), config.depth_fit_freeze) \
             if config.depth_fit_freeze > 0 and dataset.depths is not None else None
@@ -202,7 +203,9 @@ class Trainer:
             ds.masks[image_idx, py, px].to(dev) if ds.masks is not None else None, image_idx.to(dev))
         out = recon_losses(self.model, bundle, origins, dirs, targets, c, p, self.generator, self.step, self.anchor)
         if c.uncertainty_sampling:
-            self.sampler.update(slot, cells, sampling_uncertainty(bundle, c))
+            # Copied to the sampler after the optimizer step is queued: a copy here would make a GPU wait idle
+            # while the CPU launches the backward pass (measured on an H200: 40.7 against 50.5 it/s uniform).
+            self._sampler_update = (slot, cells, sampling_uncertainty(bundle, c, targets.rgb))
         return out
 
     def train_step(self) -> dict[str, float]:
@@ -230,6 +233,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
+        if self._sampler_update is not None:
+            slot, cells, values = self._sampler_update
+            self.sampler.update(slot, cells, values.cpu())
+            self._sampler_update = None
         self.step += 1
         # One device-to-host copy for all the logged values (a float() each would synchronize a GPU ~10 times).
         dev = total.device

@@ -233,6 +233,28 @@ def test_pixel_sampler_probabilities_match_formula():
     assert torch.allclose(p.sum(1), torch.ones(3))
 
 
+def test_sampling_value_hand_computed():
+    from render.recon.objective import sampling_uncertainty
+    from render.recon.renderer import RayBundle
+
+    c = ReconConfig(data="x")
+    unc = torch.tensor([[0.09, 0.4], [0.19, 0.9], [0.29, 0.4]])
+    rgb = torch.tensor([[0.5, 0.5, 0.5], [0.2, 0.2, 0.2], [0.0, 0.0, 0.0]])
+    z = torch.zeros(3)
+    b = RayBundle(rgb, z, torch.zeros(3, 3), unc, z, torch.zeros(3, 3), torch.zeros(3, 1, 3), torch.zeros(3, 1))
+    u_d = unc[:, 0] + c.depth_uncertainty_min  # 0.1, 0.2, 0.3: mean 0.2
+    u_n = unc[:, 1] + c.normal_uncertainty_min  # 0.5, 1.0, 0.5: mean 2/3
+    base = torch.tensor([0.5 + 0.75, 1.0 + 1.5, 1.5 + 0.75])
+    assert torch.allclose(sampling_uncertainty(b, c), u_d / 0.2 + u_n / (2 / 3))
+    assert torch.allclose(sampling_uncertainty(b, c), base)
+    target = torch.tensor([[0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0.0, 0.0, 0.0]])  # colour errors 0, 0.3, 0: mean 0.1
+    assert torch.allclose(sampling_uncertainty(b, c, target), base)  # weight 0: DebSDF's value
+    c2 = c.updated({"sampling_rgb_weight": 0.5}, "test")
+    assert torch.allclose(sampling_uncertainty(b, c2, target), base + 0.5 * torch.tensor([0.0, 3.0, 0.0]))
+    with pytest.raises(UserError, match="sampling_rgb_weight"):
+        c.updated({"sampling_rgb_weight": -1}, "test")
+
+
 def test_pixel_sampler_frequencies_chi2():
     from scipy.stats import chisquare
 
