@@ -21,6 +21,7 @@ import torch
 from ..core.image import rel_mse
 from ..errors import UserError
 from ..integrators import SceneData
+from ..kernels.build import load
 from ..render import render_loaded
 from ..scene import load_scene
 from . import emit
@@ -105,6 +106,8 @@ def run_render_bench(out: Path | None = None, quick: bool = False, spp: int | No
         raise UserError(f"--device: expected cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: torch reports no CUDA device on this machine")
+    if device == "cuda" and not load().with_cuda:
+        raise UserError("--device cuda: the radiant kernels were built without CUDA (no nvcc / CUDA_HOME?)")
     if threads is not None:
         torch.set_num_threads(threads)
     mitsuba = _Mitsuba(mitsuba_variant, threads)
