@@ -234,10 +234,9 @@ class Trainer:
         total.backward()
         self.optimizer.step()
         self.step += 1  # before the copy below, where a GPU run waits: a Ctrl-C there checkpoints a whole step
-        if self._sampler_update is not None:
-            slot, cells, values = self._sampler_update
-            self._sampler_update = None
-            self.sampler.update(slot, cells, values.cpu())
+        if self._sampler_update is not None:  # PixelSampler.update copies the values to the CPU
+            pending, self._sampler_update = self._sampler_update, None
+            self.sampler.update(*pending)
         # One device-to-host copy for all the logged values (a float() each would synchronize a GPU ~10 times).
         dev = total.device
         values = torch.stack([v.detach().float().reshape(()).to(dev) for v in terms.values()]
