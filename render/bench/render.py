@@ -22,6 +22,7 @@ from ..core.image import rel_mse
 from ..errors import UserError
 from ..integrators import SceneData
 from ..kernels.build import load
+from ..progressive import check_device
 from ..render import render_loaded
 from ..scene import load_scene
 from . import emit
@@ -102,11 +103,8 @@ def run_render_bench(out: Path | None = None, quick: bool = False, spp: int | No
     for s in scenes or []:
         if s not in known:
             raise UserError(f"--scene: unknown scene {s!r}; expected some of {', '.join(known)}")
-    if device not in ("cpu", "cuda"):
-        raise UserError(f"--device: expected cpu or cuda, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: torch reports no CUDA device on this machine")
-    if device == "cuda" and not load().with_cuda:
+    check_device(device)
+    if device != "cpu" and not load().with_cuda:
         raise UserError("--device cuda: the radiant kernels were built without CUDA (no nvcc / CUDA_HOME?)")
     if threads is not None:
         torch.set_num_threads(threads)
@@ -143,11 +141,11 @@ def run_render_bench(out: Path | None = None, quick: bool = False, spp: int | No
                 mi_c.append(dc)
                 mi_img = img if rep == 0 else mi_img
         gpu_t, gpu_img = [], None
-        if device == "cuda":
-            sd_gpu = SceneData(scene, device="cuda")
-            render_loaded(scene, spp=1, seed=99, sd=sd_gpu, device="cuda", integrator="fused")  # warm-up
+        if device != "cpu":
+            sd_gpu = SceneData(scene, device=device)
+            render_loaded(scene, spp=1, seed=99, sd=sd_gpu, device=device, integrator="fused")  # warm-up
             for rep in range(repeats):
-                r = render_loaded(scene, spp=spp, seed=rep, sd=sd_gpu, device="cuda", integrator="fused")
+                r = render_loaded(scene, spp=spp, seed=rep, sd=sd_gpu, device=device, integrator="fused")
                 gpu_t.append(r.seconds)  # Accumulator.add synchronizes the device before it stops its clock
                 gpu_img = r.rgb if rep == 0 else gpu_img
         rt = render_loaded(scene, spp=torch_spp, seed=0, sd=sd, integrator="torch")
@@ -166,7 +164,7 @@ def run_render_bench(out: Path | None = None, quick: bool = False, spp: int | No
             "load_avg": round(os.getloadavg()[0], 2),
         }
         if gpu_t:
-            row.update({"cuda_device": torch.cuda.get_device_name(0),
+            row.update({"cuda_device": torch.cuda.get_device_name(torch.device(device)),
                         "cuda_msamples_s": round(samples / min(gpu_t) / 1e6, 3),
                         "cuda_vs_fused_cpu": round(min(fused_t) / min(gpu_t), 2),
                         "relmse_cuda": round(rel_mse(gpu_img, ref), 5)})

@@ -30,9 +30,10 @@ SPP_MITSUBA = {"cbox": 256, "spheres": 512, "lights": 128}
 SPP_TORCH = {"cbox": 16, "spheres": 32, "lights": 16}
 
 
-def _render(name, spp, seed, integrator):
+def _render(name, spp, seed, integrator, device="cpu"):
     case = CASES[name]
-    r = render_scene(ROOT / case["scene"], spp=spp, seed=seed, params=case["params"], integrator=integrator)
+    r = render_scene(ROOT / case["scene"], spp=spp, seed=seed, params=case["params"], integrator=integrator,
+                     device=device)
     assert r.integrator == integrator
     return r.rgb
 
@@ -270,22 +271,14 @@ def test_cuda_fused_matches_mitsuba_and_cpu(name):
     and against the CPU build at the same seed: same expected image (pixel differences no larger than noise)."""
     if not load().with_cuda:
         pytest.skip("kernels built without CUDA")
-    case = CASES[name]
     ref = read_exr_channels(REFS / f"{name}.exr")["RGB"]
     spp = SPP_MITSUBA[name]
-
-    def render(seed, device):
-        r = render_scene(ROOT / case["scene"], spp=spp, seed=seed, params=case["params"], integrator="fused",
-                         device=device)
-        assert r.integrator == "fused"
-        return r.rgb
-
-    a, b = render(1, "cuda"), render(2, "cuda")
+    a, b = _render(name, spp, 1, "fused", "cuda"), _render(name, spp, 2, "fused", "cuda")
     ratio = (a + b).mean(axis=(0, 1)) / (2 * ref.mean(axis=(0, 1)))
     assert np.all(np.abs(ratio - 1) < 0.01), f"{name}: CUDA mean ratio to Mitsuba {ratio}"
     err, noise = rel_mse(a, ref), rel_mse(a, b)
     assert err < 0.75 * noise, f"{name}: CUDA relMSE vs Mitsuba {err:.3g} vs noise relMSE {noise:.3g}"
-    c = render(1, "cpu")
+    c = _render(name, spp, 1, "fused")
     same_seed = rel_mse(a, c)
     print(f"{name}: CUDA vs CPU at one seed: relMSE {same_seed:.3g} (noise {noise:.3g}), "
           f"max |diff| {np.abs(a - c).max():.3g}")
