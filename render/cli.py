@@ -351,7 +351,7 @@ def evaluate_cmd(
     force: bool = typer.Option(False, help="Overwrite an existing --json file."),
 ):
     """Accuracy, completeness, chamfer, precision, recall and F-score of MESH against GT (a table and JSON), plus
-    recall on the GT's thin structures when gt_thin.ply is there."""
+    recall on the GT's thin structures and objects when gt_thin.ply / gt_objects.ply are beside gt.ply."""
     import json
 
     from .recon.evaluate import evaluate_meshes, load_mesh, print_table
@@ -362,13 +362,15 @@ def evaluate_cmd(
     if thin is None and (gt.parent / "gt_thin.ply").is_file() and gt.name == "gt.ply":
         thin = gt.parent / "gt_thin.ply"
     thin_mesh = load_mesh(thin, "thin ground truth") if thin is not None else None
+    objects = gt.parent / "gt_objects.ply" if gt.name == "gt.ply" else None
+    objects_mesh = load_mesh(objects, "objects ground truth") if objects is not None and objects.is_file() else None
     dataset = None
     if data is not None:
         from .recon.dataset import load_dataset
 
         dataset = load_dataset(data)
     result = evaluate_meshes(pred_mesh, gt_mesh, dataset=dataset, thresholds=threshold, num_points=points, seed=seed,
-                             thin=thin_mesh)
+                             thin=thin_mesh, objects=objects_mesh)
     print_table(result, title=f"{mesh} vs {gt}")
     line = json.dumps({"mesh": str(mesh), "gt": str(gt), "data": str(data) if data else None, **result.to_json()})
     if json_out is not None:
@@ -559,11 +561,21 @@ def bench_recon(
     work: Path = typer.Option(Path("out/bench/recon"), help="Folder for the runs."),
     out: Optional[Path] = typer.Option(None, help="Also append the JSON lines to this file."),
     config: Optional[Path] = typer.Option(None, help="Reconstruction config YAML under every variant's flags."),
+    iters: Optional[int] = typer.Option(None, help="Equal steps instead of equal time (overrides --minutes)."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds: every variant once per seed."),
+    jobs: int = typer.Option(1, help="Runs at once (a GPU or a many-core machine; they share it)."),
 ):
     """Reconstruction ablation at equal time: F@5cm, F@2cm, chamfer, wall time, peak RSS per variant."""
     from .bench.recon import run_bench
 
-    run_bench(data or None, minutes, [v.strip() for v in variants.split(",") if v.strip()], work, out, config)
+    seed_list = None
+    if seeds is not None:
+        try:
+            seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+        except ValueError:
+            raise UserError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
+    run_bench(data or None, minutes, [v.strip() for v in variants.split(",") if v.strip()], work, out, config,
+              iters, seed_list, jobs)
 
 
 def main(argv=None) -> int:

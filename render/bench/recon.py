@@ -24,33 +24,41 @@ BUNDLED = {"room": ("scenes/room/room.xml", "inside"), "object": ("scenes/object
 
 
 def _evaluate(mesh: Path, dataset) -> dict:
-    """F@5cm, F@2cm, chamfer (and thin-part recall when gt_thin.ply exists) of the mesh against the dataset's
+    """F@5cm, F@2cm, chamfer (and thin-part / object recall when gt_thin.ply / gt_objects.ply exist) of the mesh against the dataset's
     gt mesh, culled to what the dataset's cameras see (render.recon.evaluate)."""
     from ..recon.evaluate import evaluate_meshes
 
     if dataset.gt_mesh is None:
         return {"note": "dataset has no gt mesh"}
-    thin = Path(dataset.gt_mesh).with_name("gt_thin.ply")
-    r = evaluate_meshes(mesh, dataset.gt_mesh, dataset=dataset, thin=thin if thin.exists() else None)
+    thin, objects = (Path(dataset.gt_mesh).with_name(f"gt_{name}.ply") for name in ("thin", "objects"))
+    r = evaluate_meshes(mesh, dataset.gt_mesh, dataset=dataset, thin=thin if thin.exists() else None,
+                        objects=objects if objects.exists() else None)
     out = {"f_score_5cm": r.fscore.get("0.05"), "f_score_2cm": r.fscore.get("0.02"), "chamfer": r.chamfer,
            "accuracy": r.accuracy, "completeness": r.completeness}
     if r.thin_recall:
         out["thin_recall_5cm"], out["thin_recall_2cm"] = r.thin_recall.get("0.05"), r.thin_recall.get("0.02")
+    if r.objects_recall:
+        out["objects_recall_5cm"], out["objects_recall_2cm"] = (r.objects_recall.get("0.05"),
+                                                                r.objects_recall.get("0.02"))
     return out
 
 
-def worker(data: Path, run: Path, variant: str, minutes: float, config_file: Path | None = None) -> dict:
+def worker(data: Path, run: Path, variant: str, budget: dict, config_file: Path | None = None) -> dict:
+    """One variant's run; `budget`: {"minutes": M} or {"iters": K}, and "seed" when the bench sets it."""
     from ..recon.run import prepare_config, reconstruct
 
     t0 = time.perf_counter()
-    config = prepare_config(data, run, {"minutes": minutes, "iters": None, **VARIANTS[variant]}, config_file, False,
-                            True)
+    overrides = {"minutes": budget.get("minutes"), "iters": budget.get("iters"), **VARIANTS[variant]}
+    if "seed" in budget:
+        overrides["seed"] = budget["seed"]
+    config = prepare_config(data, run, overrides, config_file, False, True)
     summary = reconstruct(config, run, force=True, progress=False)
     from ..recon.run import _load_dataset
 
     metrics = _evaluate(run / "mesh.ply", _load_dataset(data))
     rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
-    return {"bench": "recon", "dataset": Path(data).name, "variant": variant, "minutes": minutes, **metrics,
+    return {"bench": "recon", "dataset": Path(data).name, "variant": variant, "minutes": config.minutes,
+            "iters": config.iters, "seed": config.seed, **metrics,
             "wall_s": round(time.perf_counter() - t0, 1), "train_s": summary["train_seconds"],
             "steps": summary["steps"], "it_per_s": summary["it_per_s"], "peak_rss_gb": round(rss_gb, 3)}
 
@@ -68,10 +76,18 @@ def bundled_dataset(name: str, folder: Path) -> Path:
 
 
 def run_bench(datasets, minutes: float, variants: list[str], work: Path, out: Path | None,
-              config_file: Path | None = None) -> None:
+              config_file: Path | None = None, iters: int | None = None, seeds: list[int] | None = None,
+              jobs: int = 1) -> None:
+    """Every variant (x every seed) on every dataset, at equal time (`minutes`) or equal steps (`iters`), each in
+    its own process; `jobs` of them at once (a GPU or a many-core machine: they share it, so equal time is still
+    equal; on 2 cores keep 1). One JSON line per run, in the order they finish."""
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise UserError(f"--variants: unknown {', '.join(unknown)} (expected {', '.join(VARIANTS)})")
+    if jobs < 1:
+        raise UserError(f"--jobs: expected >= 1, got {jobs}")
+    if iters is not None and iters < 1:
+        raise UserError(f"--iters: expected >= 1, got {iters}")
     if not datasets:
         datasets = [bundled_dataset(name, Path(work) / "data") for name in BUNDLED]
     datasets = [Path(d) for d in datasets]
@@ -80,23 +96,45 @@ def run_bench(datasets, minutes: float, variants: list[str], work: Path, out: Pa
             raise UserError(f"{d}: dataset not found (make it with `radiant make-dataset`)")
     if config_file is not None and not Path(config_file).is_file():
         raise UserError(f"--config {config_file}: file not found")
+    budget = {"minutes": None, "iters": iters} if iters is not None else {"minutes": minutes, "iters": None}
+    queue = []
     for d in datasets:
         for v in variants:
-            run = Path(work) / d.name / v
-            cmd = [sys.executable, "-m", "render.bench.recon", "--worker", str(d), str(run), v, str(minutes)]
-            cmd += [str(config_file)] if config_file is not None else []
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-            if proc.returncode != 0 or not lines:
-                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                emit({"bench": "recon", "dataset": d.name, "variant": v, "error": tail}, out)
-                continue
+            for seed in (seeds or [None]):
+                run = Path(work) / d.name / (v if seed is None else f"{v}_s{seed}")
+                b = dict(budget) if seed is None else {**budget, "seed": seed}
+                cmd = [sys.executable, "-m", "render.bench.recon", "--worker", str(d), str(run), v, json.dumps(b)]
+                cmd += [str(config_file)] if config_file is not None else []
+                queue.append(({"bench": "recon", "dataset": d.name, "variant": v, **b}, cmd))
+    running: list = []
+
+    def finish(entry) -> None:
+        label, proc = entry
+        stdout, stderr = proc.communicate()
+        lines = [line for line in stdout.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            emit({**label, "error": (stderr.strip().splitlines() or ["no output"])[-1]}, out)
+        else:
             emit(json.loads(lines[-1]), out)
+
+    while queue or running:
+        while queue and len(running) < jobs:
+            label, cmd = queue.pop(0)
+            running.append((label, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+        if jobs == 1:
+            finish(running.pop(0))
+            continue
+        done = next((e for e in running if e[1].poll() is not None), None)
+        if done is None:
+            time.sleep(0.5)
+            continue
+        running.remove(done)
+        finish(done)
 
 
 if __name__ == "__main__":
     if len(sys.argv) in (6, 7) and sys.argv[1] == "--worker":
         cfg = Path(sys.argv[6]) if len(sys.argv) == 7 else None
-        print(json.dumps(worker(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], float(sys.argv[5]), cfg)))
+        print(json.dumps(worker(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5]), cfg)))
     else:
-        sys.exit("usage: python -m render.bench.recon --worker DATA RUN VARIANT MINUTES [CONFIG]")
+        sys.exit("usage: python -m render.bench.recon --worker DATA RUN VARIANT BUDGET_JSON [CONFIG]")

@@ -159,8 +159,7 @@ class RadiantDataManager(VanillaDataManager):
 
     def attach(self, recon: ReconConfig) -> None:
         self.recon = recon
-        self.sampler = PixelSampler(self.train_indices(), self.images.shape[1], self.images.shape[2],
-                                    recon.sampler_cell, recon.uniform_ratio, recon.uncertainty_sampling)
+        self.sampler = PixelSampler.from_config(self.train_indices(), self.images.shape[1], self.images.shape[2], recon)
         self.generator = torch.Generator().manual_seed(recon.seed + 1)
 
     def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
@@ -174,6 +173,8 @@ class RadiantDataManager(VanillaDataManager):
         px, py = pix[:, 0].long().clamp(max=w - 1), pix[:, 1].long().clamp(max=h - 1)
         batch = {"image": self.images[image_idx, py, px], "indices": torch.stack([image_idx, py, px], -1),
                  "radiant_slot": slot, "radiant_cells": cells}
+        if c.prior_importance:
+            batch["radiant_importance"] = self.sampler.importance(slot, cells)
         for key, values in (("depth", self.depths), ("normal", self.normals), ("mask", self.masks)):
             if values is not None:
                 batch[key] = values[image_idx, py, px]

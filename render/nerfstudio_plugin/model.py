@@ -142,8 +142,9 @@ class RadiantSDFModel(Model):
         cam = batch["indices"][:, 0].long()
         rot = self.cam_rot[cam.to(self.cam_rot.device)].to(dev)
         opt = {k: batch[k].to(dev) if k in batch else None for k in ("depth", "normal", "mask")}
+        importance = batch["radiant_importance"].to(dev) if "radiant_importance" in batch else None
         targets = RayTargets(batch["image"][..., :3].to(dev), rot[:, :, 2], rot, cam.to(dev), opt["depth"],
-                             opt["normal"], opt["mask"])
+                             opt["normal"], opt["mask"], importance=importance)
         return recon_losses(self.field, b, origins, dirs, targets, self.recon, self.progress, self.generator,
                             self.recon_step)
 

@@ -43,6 +43,10 @@ class EvalResult:
     thin_recall: dict[str, float] | None = None
     thin_completeness: float | None = None
     thin_points: int = 0
+    # objects (gt_objects.ply: every shape but the big flat ones, walls, floor, ceiling): furniture, likewise
+    objects_recall: dict[str, float] | None = None
+    objects_completeness: float | None = None
+    objects_points: int = 0
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -136,12 +140,13 @@ def auto_point_count(mesh, spacing: float, lo: int = 10_000, hi: int = 2_000_000
 
 
 def evaluate_meshes(pred, gt, dataset=None, thresholds=DEFAULT_THRESHOLDS, num_points: int | None = None,
-                    seed: int = 0, thin=None) -> EvalResult:
+                    seed: int = 0, thin=None, objects=None) -> EvalResult:
     """Metrics of mesh `pred` against `gt` (paths or trimesh meshes, same units). With a ReconDataset, both point
     sets are culled to what its cameras see (see the module docstring). num_points: per mesh; None samples each
     surface at a spacing of half the smallest threshold (auto_point_count), capped at 2M points. thin: the GT's
     thin structures (gt_thin.ply from make-dataset, a subset of gt): adds recall/completeness on them alone, since
-    thin parts are too small a share of the area to move the whole-scene F-score."""
+    thin parts are too small a share of the area to move the whole-scene F-score; objects (gt_objects.ply) likewise
+    for the furniture, which a room's walls outweigh."""
     from scipy.spatial import cKDTree
 
     thresholds = [float(t) for t in thresholds]
@@ -151,17 +156,18 @@ def evaluate_meshes(pred, gt, dataset=None, thresholds=DEFAULT_THRESHOLDS, num_p
         raise UserError(f"--points: expected a positive count, got {num_points}")
     pred_mesh = pred if not isinstance(pred, (str, Path)) else load_mesh(pred, "mesh")
     gt_mesh = gt if not isinstance(gt, (str, Path)) else load_mesh(gt, "ground truth")
-    thin_mesh = thin if not isinstance(thin, (str, Path)) else load_mesh(thin, "thin ground truth")
+    parts = {name: m if not isinstance(m, (str, Path)) else load_mesh(m, f"{name} ground truth")
+             for name, m in (("thin", thin), ("objects", objects)) if m is not None}
     spacing = min(thresholds) / 2
     pred_pts, _ = sample_surface(pred_mesh, num_points or auto_point_count(pred_mesh, spacing), seed)
     gt_pts, _ = sample_surface(gt_mesh, num_points or auto_point_count(gt_mesh, spacing), seed + 1)
-    thin_pts = np.zeros((0, 3))
-    if thin_mesh is not None:
-        thin_pts, _ = sample_surface(thin_mesh, auto_point_count(thin_mesh, spacing / 2, lo=1000), seed + 2)
+    part_pts = {name: sample_surface(m, auto_point_count(m, spacing / 2, lo=1000), seed + 2 + i)[0]
+                for i, (name, m) in enumerate(parts.items())}
     if dataset is not None:
         k, c2w = world_cameras(dataset)
-        if len(thin_pts):  # occluded by the whole GT, not only by the other thin parts
-            thin_pts = thin_pts[visible_points(thin_pts, gt_mesh, k, c2w, dataset.width, dataset.height, dataset)]
+        for name, pts in part_pts.items():  # occluded by the whole GT, not only by the part's other shapes
+            if len(pts):
+                part_pts[name] = pts[visible_points(pts, gt_mesh, k, c2w, dataset.width, dataset.height, dataset)]
         pred_pts = pred_pts[visible_points(pred_pts, pred_mesh, k, c2w, dataset.width, dataset.height, dataset)]
         gt_pts = gt_pts[visible_points(gt_pts, gt_mesh, k, c2w, dataset.width, dataset.height, dataset)]
         for name, pts in (("mesh", pred_pts), ("ground truth", gt_pts)):
@@ -180,10 +186,12 @@ def evaluate_meshes(pred, gt, dataset=None, thresholds=DEFAULT_THRESHOLDS, num_p
     result = EvalResult(accuracy=acc, completeness=comp, chamfer=(acc + comp) / 2, precision=prec, recall=rec,
                         fscore=fs, pred_points=len(pred_pts), gt_points=len(gt_pts), culled=dataset is not None,
                         thresholds=thresholds)
-    if len(thin_pts):
-        d_thin = cKDTree(pred_pts).query(thin_pts, workers=-1)[0]
-        result.thin_recall = {f"{t:g}": float((d_thin < t).mean()) for t in thresholds}
-        result.thin_completeness, result.thin_points = float(d_thin.mean()), len(thin_pts)
+    for name, pts in part_pts.items():
+        if len(pts):
+            d = cKDTree(pred_pts).query(pts, workers=-1)[0]
+            setattr(result, f"{name}_recall", {f"{t:g}": float((d < t).mean()) for t in thresholds})
+            setattr(result, f"{name}_completeness", float(d.mean()))
+            setattr(result, f"{name}_points", len(pts))
     return result
 
 
@@ -202,10 +210,11 @@ def print_table(result: EvalResult, title: str = "geometry") -> None:
         table.add_row(f"precision@{key}", f"{result.precision[key]:.4f}")
         table.add_row(f"recall@{key}", f"{result.recall[key]:.4f}")
         table.add_row(f"F-score@{key}", f"{result.fscore[key]:.4f}")
-    if result.thin_recall is not None:
-        table.add_row("thin completeness", f"{result.thin_completeness:.4f}")
-        for key, v in result.thin_recall.items():
-            table.add_row(f"thin recall@{key}", f"{v:.4f}")
+    for name in ("thin", "objects"):
+        if getattr(result, f"{name}_recall") is not None:
+            table.add_row(f"{name} completeness", f"{getattr(result, f'{name}_completeness'):.4f}")
+            for key, v in getattr(result, f"{name}_recall").items():
+                table.add_row(f"{name} recall@{key}", f"{v:.4f}")
     table.caption = (f"{result.pred_points} / {result.gt_points} points (mesh / GT)"
                      + (", culled to the cameras' view" if result.culled else ", no culling"))
     Console().print(table)

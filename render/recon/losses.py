@@ -149,16 +149,17 @@ def depth_outliers(rendered: torch.Tensor, aligned: torch.Tensor, valid: torch.T
     return residual.abs() < threshold, valid & (residual > threshold)
 
 
-def depth_mse(rendered, aligned, mask) -> torch.Tensor:
-    """MonoSDF's scale-shift-invariant depth loss (eq. 11) against the aligned prior."""
-    return masked_mean((rendered - aligned) ** 2, mask)
+def depth_mse(rendered, aligned, mask, count=None) -> torch.Tensor:
+    """MonoSDF's scale-shift-invariant depth loss (eq. 11) against the aligned prior (`count`: see masked_mean)."""
+    return masked_mean((rendered - aligned) ** 2, mask, count)
 
 
-def normal_l1_angular(rendered: torch.Tensor, prior: torch.Tensor, mask) -> torch.Tensor:
-    """MonoSDF eq. 12: |n - n_prior|_1 + |1 - n . n_prior|_1 with the rendered normal normalized."""
+def normal_l1_angular(rendered: torch.Tensor, prior: torch.Tensor, mask, count=None) -> torch.Tensor:
+    """MonoSDF eq. 12: |n - n_prior|_1 + |1 - n . n_prior|_1 with the rendered normal normalized (`count`: see
+    masked_mean)."""
     n = F.normalize(rendered, dim=-1, eps=1e-6)
     per_pixel = (n - prior).abs().sum(-1) + (1 - (n * prior).sum(-1)).abs()
-    return masked_mean(per_pixel, mask)
+    return masked_mean(per_pixel, mask, count)
 
 
 def laplace_nll_depth(rendered, aligned, uncertainty, mask) -> torch.Tensor:
@@ -174,12 +175,18 @@ def gaussian_nll_normal(rendered, prior, uncertainty, mask) -> torch.Tensor:
     return masked_mean(((n - prior) ** 2).sum(-1) / (2 * uncertainty ** 2) + torch.log(uncertainty), mask)
 
 
-def uncertainty_weights(uncertainty: torch.Tensor, keep: torch.Tensor, power: int) -> torch.Tensor:
+def uncertainty_weights(uncertainty: torch.Tensor, keep: torch.Tensor, power: int,
+                        floor: float | None = None) -> torch.Tensor:
     """Per-pixel weights of the prior losses on the geometry after warm-up: the NLLs' 1/u (Laplace depth) or 1/u^2
-    (Gaussian normals) on the kept pixels, detached (the heads learn u from the NLLs themselves). Used through
-    the weighted means of depth_mse / normal_l1_angular (sum w x / sum w), so the loss keeps the warm-up's scale
-    while confident pixels count more and uncertain ones less (DebSDF sec. 3.2)."""
+    (Gaussian normals) on the kept pixels, detached (the heads learn u from the NLLs themselves), so confident
+    pixels count more and uncertain ones less (DebSDF sec. 3.2). Without `floor`, used through the weighted means
+    of depth_mse / normal_l1_angular (sum w x / sum w): the loss keeps the warm-up's scale whatever the batch. With
+    the uncertainties' `floor`, (floor/u)^power in (0, 1], used over the batch's pixel count as DebSDF's mean over
+    the batch: a pixel at the floor weighs as in warm-up, and uncertain or excluded pixels lower the loss instead of
+    handing their share to the confident ones."""
     w = uncertainty.detach() ** (-power)
+    if floor is not None:
+        w = w * floor ** power
     return w * (keep.to(w.dtype) if keep is not None else 1.0)
 
 
@@ -189,8 +196,11 @@ def smoothness(normals_a: torch.Tensor, normals_b: torch.Tensor, weight: torch.T
     return masked_mean((normals_a - normals_b).norm(dim=-1), weight)
 
 
-def masked_mean(x: torch.Tensor, mask) -> torch.Tensor:
+def masked_mean(x: torch.Tensor, mask, count=None) -> torch.Tensor:
+    """sum(mask x) / sum(mask) (mask: bool or weights); over `count` (a number or 0-d tensor) instead of sum(mask)
+    when given."""
     if mask is None:
         return x.mean()
     m = mask.to(x.dtype)
-    return (x * m).sum() / m.sum().clamp(min=1.0)
+    denominator = m.sum() if count is None else torch.as_tensor(count, dtype=x.dtype, device=x.device)
+    return (x * m).sum() / denominator.clamp(min=1.0)

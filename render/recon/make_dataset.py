@@ -5,9 +5,10 @@
 writes, into one folder, both formats ReconDataset reads: MonoSDF (`cameras.npz` with world_mat_i / scale_mat_i,
 `NNNNNN_rgb.png`, `NNNNNN_depth.npy`, `NNNNNN_normal.npy`, `NNNNNN_mask.png` when some pixels see no geometry),
 nerfstudio (`transforms.json` pointing at the same files; `ns-train ... nerfstudio-data`) and sdfstudio
-(`meta_data.json`, normalized poses + mono priors; `ns-train ... sdfstudio-data --include-mono-prior True`), plus `gt.ply` (every triangle of the scene in
-world units, analytic spheres tessellated), `gt_thin.ply` (its rods: legs, posts, poles, for thin-part recall)
-and `recipe.json` (how it was made). RGB comes from our path tracer
+(`meta_data.json`, normalized poses + mono priors; `ns-train ... sdfstudio-data --include-mono-prior True`), plus
+`gt.ply` (every triangle of the scene in world units, analytic spheres tessellated), `gt_thin.ply` (its rods: legs,
+posts, poles, for thin-part recall), `gt_objects.ply` (all but the big flat walls, floor and ceiling: furniture
+recall) and `recipe.json` (how it was made). RGB comes from our path tracer
 (render_loaded; the fused kernel when it supports the scene); GT depth/normals from one BVH ray per pixel centre
 (exact, no filter mixing at edges), turned into priors that fail like Omnidata/DPT do (simulate_priors).
 """
@@ -337,6 +338,12 @@ def make_dataset(scene_path: Path, out: Path, recipe: Recipe, force: bool = Fals
     verts, faces = merge_meshes([m for m, keep in zip(meshes, inside_sphere) if keep])
     thin_meshes = [m for m, b, keep, e in zip(meshes, bounds, inside_sphere, emitting)
             if keep and not e and np.sort(b[1] - b[0])[1] <= THIN_EXTENT]
+    # gt_objects.ply: what stands in the scene (furniture), every solid shape but the big flat ones that bound it
+    # (walls, floor, ceiling: flat and spanning most of the scene along both of their sides)
+    span = hi - lo
+    objects_meshes = [m for m, b, keep, e in zip(meshes, bounds, inside_sphere, emitting)
+                      if keep and not e and not (np.min(b[1] - b[0]) < 1e-6
+                                                 and np.sort((b[1] - b[0]) / np.maximum(span, 1e-9))[1] > 0.9)]
     target = (lo, hi)
     if recipe.mode == "orbit":  # look at the objects, not at the ground plane or walls: skip big flat shapes
         extent = np.linalg.norm(hi - lo)
@@ -408,8 +415,9 @@ def make_dataset(scene_path: Path, out: Path, recipe: Recipe, force: bool = Fals
                                   [f.get("mono_depth_path") for f in frames], [f.get("mono_normal_path") for f in frames])
         (tmp / "meta_data.json").write_text(json.dumps(sdf_meta, indent=1))
         trimesh.Trimesh(verts, faces, process=False).export(tmp / "gt.ply")
-        if thin_meshes:
-            trimesh.Trimesh(*merge_meshes(thin_meshes), process=False).export(tmp / "gt_thin.ply")
+        for name, part in (("thin", thin_meshes), ("objects", objects_meshes)):
+            if part:
+                trimesh.Trimesh(*merge_meshes(part), process=False).export(tmp / f"gt_{name}.ply")
         recipe_out = {**asdict(recipe), "scene": str(scene_path), "up": up.tolist(),
                       "seconds": round(time.perf_counter() - t0, 2),
                       "thin_prior_fraction": float(np.mean(thin_fraction)) if thin_fraction else 0.0}

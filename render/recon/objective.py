@@ -26,6 +26,8 @@ class RayTargets:
     normal: torch.Tensor | None = None   # (M,3) unit normal prior in the camera frame
     mask: torch.Tensor | None = None     # (M,) bool foreground / valid pixels
     image: torch.Tensor | None = None    # (M,) int64 dataset image id of each ray (for a DepthFitAnchor)
+    importance: torch.Tensor | None = None  # (M,) 1 / (N P) of each ray's pixel under a guided sampler: weights of
+                                         # the prior losses (config.prior_importance)
 
 
 def ray_uncertainty(bundle: RayBundle, config: ReconConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,6 +88,8 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
     # after warm-up leave such pixels out (measured, room, 1300 steps).
     warm = (progress < c.warmup_fraction and (step is None or step < c.warmup_max_steps)) or not c.uncertainty
     u_d, u_n = ray_uncertainty(bundle, c)
+    batch_norm = c.prior_normalization == "batch"
+    importance = targets.importance if c.prior_importance else None
     valid = targets.mask
     if valid is not None and c.mask_weight > 0:
         out["mask"] = F.binary_cross_entropy(bundle.opacity.clamp(1e-4, 1 - 1e-4), valid.float()) * c.mask_weight
@@ -120,17 +124,23 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
                 image_of_group = torch.zeros(len(fit[0]), dtype=torch.int64, device=groups.device)
                 image_of_group[groups] = targets.image
                 anchor.update(image_of_group, *fit)
+        count = None
+        if batch_norm and not warm:
+            # pixels with a prior, before the outliers and uncertain ones leave (importance-weighted with it)
+            count = mask.sum() if importance is None else (mask * importance).sum()
         mask &= ok
         depth_terms = (z, aligned, mask.clone())
         if warm:
             weight = mask
         else:
             mask &= u_d.detach() < c.depth_exclude  # DebSDF: high-uncertainty priors are left out
-            weight = L.uncertainty_weights(u_d, mask, 1)
+            weight = L.uncertainty_weights(u_d, mask, 1, c.depth_uncertainty_min if batch_norm else None)
+        if importance is not None:
+            weight = weight * importance
         if warm or c.depth_loss == "mse":
-            out["depth"] = L.depth_mse(z, aligned, weight) * c.depth_weight
+            out["depth"] = L.depth_mse(z, aligned, weight, count) * c.depth_weight
         else:  # DebSDF: the Laplace NLL's |D - D*| / u on the geometry, L1 in the residual
-            out["depth"] = L.masked_mean((z - aligned).abs(), weight) * c.depth_l1_weight
+            out["depth"] = L.masked_mean((z - aligned).abs(), weight, count) * c.depth_l1_weight
         use_prior_sdf = c.prior_sdf == "true" or (c.prior_sdf == "auto" and model.sdf_net.sign < 0)  # auto: rooms
         if use_prior_sdf and grow is not None and bool(grow.any()):
             w = weight.to(aligned.dtype)
@@ -145,11 +155,19 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
         mask = valid
         normal_terms = (n_cam, prior_n)
         if warm:
-            out["normal"] = L.normal_l1_angular(n_cam, prior_n, mask) * c.normal_weight
+            weight = mask if importance is None else importance * (1.0 if mask is None else mask)
+            out["normal"] = L.normal_l1_angular(n_cam, prior_n, weight) * c.normal_weight
         else:
+            count = None
+            if batch_norm:
+                count = torch.ones_like(n_cam[:, 0]) if mask is None else mask.to(n_cam.dtype)
+                count = (count if importance is None else count * importance).sum()
             keep = u_n.detach() < c.normal_exclude
             mask = keep if mask is None else mask & keep
-            out["normal"] = L.normal_l1_angular(n_cam, prior_n, L.uncertainty_weights(u_n, mask, 2)) * c.normal_weight
+            weight = L.uncertainty_weights(u_n, mask, 2, c.normal_uncertainty_min if batch_norm else None)
+            if importance is not None:
+                weight = weight * importance
+            out["normal"] = L.normal_l1_angular(n_cam, prior_n, weight, count) * c.normal_weight
     if c.smooth_weight > 0:
         k = min(c.smooth_points, origins.shape[0])  # a subset of the batch's rays is enough
         surf = (origins[:k] + bundle.depth.detach()[:k, None] * dirs[:k])

@@ -29,6 +29,12 @@ class PixelSampler:
         cw = torch.full((self.gw,), cell).clamp(max=width - torch.arange(self.gw) * cell)
         self.cell_h, self.cell_w = ch, cw
 
+    @classmethod
+    def from_config(cls, train_indices: list[int], height: int, width: int, config) -> "PixelSampler":
+        """The sampler a ReconConfig asks for (sampler_cell, uniform_ratio, uncertainty_sampling)."""
+        return cls(train_indices, height, width, config.sampler_cell, config.uniform_ratio,
+                   config.uncertainty_sampling)
+
     def probabilities(self, maps: torch.Tensor) -> torch.Tensor:
         """P = (1 - r) U / sum U + r / N per row of `maps` (N cells)."""
         n = maps.shape[-1]
@@ -57,6 +63,13 @@ class PixelSampler:
         x = cx * self.cell + torch.floor(u[:, 0] * self.cell_w[cx]) + 0.5
         y = cy * self.cell + torch.floor(u[:, 1] * self.cell_h[cy]) + 0.5
         return self.train[slot], torch.stack([x, y], -1).float(), slot, cells
+
+    def importance(self, slot: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        """(M,) 1 / (N P) of each drawn cell: the weight that gives a mean over these rays the expectation it would
+        have under uniform pixel sampling (all ones when not guided)."""
+        if not self.guided:
+            return torch.ones(cells.shape[0])
+        return 1.0 / (self.probs[slot, cells] * self.probs.shape[1])
 
     @torch.no_grad()
     def update(self, slot: torch.Tensor, cells: torch.Tensor, values: torch.Tensor) -> None:

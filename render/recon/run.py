@@ -108,8 +108,7 @@ def load_run_state(run: Path, dataset=None) -> RunState:
     grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], config.grid_resolution, 1)
     grid.occs, grid.binary = state["grid_occs"], state["grid_binary"]
     train_ids, test_ids = dataset.split()
-    sampler = PixelSampler(train_ids, dataset.height, dataset.width, config.sampler_cell, config.uniform_ratio,
-                           config.uncertainty_sampling)
+    sampler = PixelSampler.from_config(train_ids, dataset.height, dataset.width, config)
     sampler.load_state_dict(state["sampler"])
     progress = budget_progress(config, int(state["step"]), float(state.get("elapsed", 0.0)))
     return RunState(config, model, dataset, grid, sampler, int(state["step"]), train_ids, test_ids, progress)

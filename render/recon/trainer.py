@@ -133,8 +133,7 @@ class Trainer:
                                            {"params": other, "lr": config.lr_net}], betas=(0.9, 0.99), eps=1e-15)
         self.base_lrs = [config.lr_grid, config.lr_net]
         self.grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], config.grid_resolution, 1, device=self.device).mark_all()
-        self.sampler = PixelSampler(self.train_ids, dataset.height, dataset.width, config.sampler_cell,
-                                    config.uniform_ratio, config.uncertainty_sampling)
+        self.sampler = PixelSampler.from_config(self.train_ids, dataset.height, dataset.width, config)
         inside_out = bool(self.model.sdf_net.sign < 0)
         self.bias_schedule = bias_schedule(config, inside_out)
         self.opts = render_options(config, 0.0, inside_out)
@@ -200,7 +199,8 @@ class Trainer:
             ds.images[image_idx, py, px].to(dev), self.cam_z[image_idx].to(dev), self.cam_rot[image_idx].to(dev),
             slot.to(dev), ds.depths[image_idx, py, px].to(dev) if ds.depths is not None else None,
             ds.normals[image_idx, py, px].to(dev) if ds.normals is not None else None,
-            ds.masks[image_idx, py, px].to(dev) if ds.masks is not None else None, image_idx.to(dev))
+            ds.masks[image_idx, py, px].to(dev) if ds.masks is not None else None, image_idx.to(dev),
+            self.sampler.importance(slot, cells).to(dev) if c.prior_importance else None)
         out = recon_losses(self.model, bundle, origins, dirs, targets, c, p, self.generator, self.step, self.anchor)
         if c.uncertainty_sampling:
             # Copied to the sampler after the optimizer step is queued: a copy here would make a GPU wait idle

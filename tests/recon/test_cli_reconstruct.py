@@ -44,3 +44,32 @@ def test_bad_budget(tmp_path, capsys):
 def test_bench_recon_unknown_variant(tmp_path, capsys):
     code, err = _run(["bench", "recon", "--variants", "full,bogus", "--data", str(tmp_path)], capsys)
     assert code == 2 and "bogus" in err
+
+
+def test_bench_recon_equal_steps_seeds_and_jobs(tmp_path, capsys):
+    """--iters (equal steps), --seeds (every variant once per seed) and --jobs (runs at once): one JSON line per
+    run, each with its seed and exactly the steps asked for, evaluated against the dataset's gt mesh."""
+    import json
+    from pathlib import Path
+
+    from render.recon.make_dataset import Recipe, make_dataset
+
+    scene = Path(__file__).resolve().parents[2] / "scenes" / "object" / "object.xml"
+    data = tmp_path / "tiny"
+    make_dataset(scene, data, Recipe(scene=str(scene), mode="orbit", views=4, width=32, height=24, spp=1))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("threads: 1\nmesh_resolution: 32\nreport_views: 1\n")
+    out = tmp_path / "bench.jsonl"
+    code = main(["bench", "recon", "--data", str(data), "--variants", "full", "--iters", "3", "--seeds", "0,1",
+                 "--jobs", "2", "--config", str(cfg), "--work", str(tmp_path / "work"), "--out", str(out)])
+    assert code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["seed"] for r in rows) == [0, 1]
+    for r in rows:
+        assert "error" not in r, r
+        assert r["steps"] == 3 and r["iters"] == 3 and r["minutes"] is None and 0 <= r["f_score_5cm"] <= 1
+    assert (tmp_path / "work" / "tiny" / "full_s1" / "mesh.ply").is_file()
+    code, err = _run(["bench", "recon", "--data", str(data), "--seeds", "0,x"], capsys)
+    assert code == 2 and "--seeds" in err
+    code, err = _run(["bench", "recon", "--data", str(data), "--jobs", "0"], capsys)
+    assert code == 2 and "--jobs" in err

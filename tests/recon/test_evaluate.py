@@ -134,3 +134,7 @@ def test_thin_part_recall():
     assert without.thin_recall["0.05"] < 0.1 and without.thin_completeness > 0.1
     assert with_rod.thin_recall["0.05"] == 1.0 and with_rod.thin_recall["0.02"] > 0.999 and with_rod.thin_points > 1000
     assert evaluate_meshes(gt, gt).thin_recall is None
+    # the same for objects (gt_objects.ply: furniture), side by side with thin
+    both = evaluate_meshes(plane(), gt, thin=rod, objects=rod)
+    assert both.objects_recall == both.thin_recall and both.objects_points == both.thin_points
+    assert evaluate_meshes(gt, gt, objects=rod).objects_recall["0.05"] == 1.0

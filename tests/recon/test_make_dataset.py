@@ -47,6 +47,10 @@ def test_both_formats_agree(room_data):
     assert json.loads((room_data / "recipe.json").read_text())["views"] == 4
     thin = trimesh.load(room_data / "gt_thin.ply", process=False)   # the 8 legs, 2 posts of table and chair
     assert len(thin.faces) == 10 * 12 and thin.bounds[1][1] < 1.0
+    # gt_objects.ply: everything but the six walls/floor/ceiling (and the emitting lights): furniture, ball, books
+    objects = trimesh.load(room_data / "gt_objects.ply", process=False)
+    assert len(objects.faces) == len(gt.faces) - 6 * 2 - 2 * 2
+    assert (np.ptp(objects.bounds, 0)[[0, 2]] < np.ptp(gt.bounds, 0)[[0, 2]] - 0.5).all()  # no wall, floor
 
 
 def test_sdfstudio_meta_data_matches_our_readers(room_data):

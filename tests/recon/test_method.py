@@ -285,6 +285,25 @@ def test_pixel_sampler_frequencies_chi2():
     assert (freq - 1 / 9).abs().max() < 0.01
 
 
+def test_pixel_sampler_importance_restores_uniform_expectation():
+    """1 / (N P) per drawn cell: an importance-weighted mean over guided rays estimates the mean over all pixels
+    (what a uniform sampler's batch mean estimates), while the plain mean over the guided rays does not."""
+    s = PixelSampler([0], height=16, width=16, cell=4, uniform_ratio=0.3)
+    u = torch.linspace(0.05, 3.0, 16) ** 2
+    s.update(torch.zeros(16, dtype=torch.long), torch.arange(16), u)
+    s.ema = 0.0
+    s.refresh()
+    f = torch.linspace(-1.0, 2.0, 16)  # any per-cell quantity (a loss term)
+    gen = torch.Generator().manual_seed(0)
+    _, _, slot, cells = s.sample(1, 200000, gen)
+    w = s.importance(slot, cells)
+    assert torch.allclose(w, 1.0 / (16 * s.probs[0, cells]))
+    assert ((w * f[cells]).sum() / w.sum()).item() == pytest.approx(f.mean().item(), abs=0.01)
+    assert abs(f[cells].mean().item() - f.mean().item()) > 0.3
+    s.guided = False
+    assert torch.equal(s.importance(slot[:5], cells[:5]), torch.ones(5))
+
+
 def test_config_yaml_round_trip_and_errors(tmp_path):
     cfg = ReconConfig(iters=5, minutes=None, uncertainty=False)
     path = tmp_path / "c.yaml"
@@ -327,6 +346,11 @@ def test_uncertainty_weighted_prior_losses():
     # Weighted mean of the squared residuals: (4 * 0.25 + 16 * 0) / 20.
     assert L.depth_mse(d, prior, w).item() == pytest.approx(0.05)
     assert torch.allclose(L.uncertainty_weights(u, None, 1), torch.tensor([2.0, 4.0, 0.5]))
+    # DebSDF's normalization: (floor/u)^2 over the batch's pixel count; the excluded pixel lowers the loss.
+    wb = L.uncertainty_weights(u, keep, 2, floor=0.25)
+    assert torch.allclose(wb, torch.tensor([0.25, 1.0, 0.0]))
+    assert L.depth_mse(d, prior, wb, 3).item() == pytest.approx(0.25 * 0.25 / 3)
+    assert L.masked_mean(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 1.0]), torch.tensor(4.0)).item() == 0.75
 
 
 def test_depth_alignment_skips_uncorrelated_and_invalid_pixels():
@@ -550,3 +574,47 @@ def test_depth_loss_l1_after_warm_up():
         (grads[loss],) = torch.autograd.grad(out["depth"], depth)
     ratio = grads["l1"].abs() / grads["mse"].abs()
     assert torch.allclose(ratio, torch.full_like(ratio, 10.0), rtol=0.05), ratio
+
+
+def test_prior_losses_importance_and_batch_normalization():
+    """After warm-up, prior_importance weights each ray's prior terms by the sampler's 1 / (N P); prior_normalization
+    batch divides (floor/u)-weighted residuals by the batch's pixels with a prior (DebSDF's mean over the batch)
+    instead of by the kept weights. Checked against the formulas on the depth term."""
+    from render.recon.objective import RayTargets, recon_losses
+    from render.recon.renderer import RayBundle
+
+    with pytest.raises(UserError, match="prior_normalization"):
+        ReconConfig(data="x").updated({"prior_normalization": "mean"}, "cfg.yaml")
+    torch.manual_seed(1)
+    model = ReconModel(levels=4, features=2, log2_table=10, base_resolution=4, max_resolution=32)
+    m = 64
+    dirs = torch.nn.functional.normalize(torch.randn(m, 3), dim=-1)
+    depth = torch.linspace(1.0, 2.0, m) + 0.01 * torch.randn(m)
+    prior = torch.linspace(1.0, 2.0, m) * 2 + 0.3
+    u_head = torch.where(torch.arange(m) % 3 == 0, 0.2, 0.04)  # every third ray above depth_exclude 0.08
+    importance = torch.rand(m) * 1.5 + 0.5
+    base = {"warmup_max_steps": 0, "prior_sdf": "false", "depth_fit_robust_iters": 0, "smooth_weight": 0.0}
+
+    def depth_loss(extra, imp):
+        bundle = RayBundle(torch.rand(m, 3), depth.clone(), dirs.clone(), torch.stack([u_head, u_head], -1),
+                           torch.ones(m), torch.randn(4, 3), torch.zeros(4, 3), torch.ones(m, 1))
+        targets = RayTargets(torch.rand(m, 3), dirs.clone(), torch.eye(3).expand(m, 3, 3).clone(),
+                             torch.zeros(m, dtype=torch.long), prior, importance=imp)
+        c = ReconConfig(data="x").updated({**base, **extra}, "t")
+        return recon_losses(model, bundle, torch.zeros(m, 3), dirs, targets, c, 0.5, torch.Generator(), 10)["depth"]
+
+    c = ReconConfig(data="x")
+    z = depth * (dirs * dirs).sum(-1)
+    aligned, _ = L.align_prior_depth(z, prior, torch.zeros(m, dtype=torch.long), 1)
+    r2 = (z - aligned) ** 2
+    u = u_head + c.depth_uncertainty_min
+    kept = (u < c.depth_exclude).float()
+    w = kept / u
+    expect_plain = (w * r2).sum() / w.sum() * c.depth_weight
+    expect_imp = (w * importance * r2).sum() / (w * importance).sum() * c.depth_weight
+    expect_batch = (kept * c.depth_uncertainty_min / u * r2).sum() / m * c.depth_weight
+    assert depth_loss({"prior_importance": False}, importance).item() == pytest.approx(expect_plain.item(), rel=1e-4)
+    assert depth_loss({}, importance).item() == pytest.approx(expect_imp.item(), rel=1e-4)  # on by default
+    assert depth_loss({"prior_normalization": "batch"}, None).item() == pytest.approx(expect_batch.item(), rel=1e-4)
+    assert expect_imp.item() != pytest.approx(expect_plain.item(), rel=1e-3)
+

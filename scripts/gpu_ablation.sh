@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Reconstruction ablation on a lent GPU machine, in one call: build the kernels with CUDA, render the room dataset,
+# then run every (config, variant, seed) of the list below at once on the GPU (`radiant bench recon --jobs`), all
+# for the same MINUTES of wall time (they share the GPU and the cores, so equal time stays equal), each evaluated
+# against the dataset's gt (F-scores, chamfer, thin-part recall). JSON lines to OUT/ablation.jsonl.
+# Wheels for missing pure-Python packages travel in .whl/ as for gpu_check.sh. Session 8 (H200): 12 runs at once,
+# 6 minutes, ~2900 steps each (8 it/s each); 4 runs at once, 3.2 minutes, ~3550 steps each.
+set -u -o pipefail
+OUT=${OUT:-out/gpu-ablation}
+MINUTES=${MINUTES:-6}
+SEEDS=${SEEDS:-0,1}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 RADIANT_CACHE=${RADIANT_CACHE:-/tmp/radiant-cache} MAX_JOBS=${MAX_JOBS:-16}
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$(python3 -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")}
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site:$PWD
+else
+    export PYTHONPATH=$PWD
+fi
+R="python3 -m render.cli"
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+$R make-dataset scenes/room/room.xml --out /tmp/room --force > "$OUT/dataset.log" 2>&1 &
+ds=$!
+python3 -c "from render.kernels.build import load; print('with_cuda', load().with_cuda)" 2>&1 | tail -2
+wait $ds || { stamp "make-dataset failed"; tail -3 "$OUT/dataset.log"; exit 1; }
+stamp "dataset and kernels ready"
+# name | variants | extra config lines
+CONFIGS=${CONFIGS:-"base|full,uniform,no_uncertainty|
+plain|full|prior_importance: false"}
+pids=()
+while IFS='|' read -r name variants extra; do
+    [ -z "$name" ] && continue
+    printf 'device: cuda\nthreads: 1\n%b\n' "$extra" > "$OUT/$name.yaml"
+    n=$(( $(echo "$variants" | tr ',' '\n' | wc -l) * $(echo "$SEEDS" | tr ',' '\n' | wc -l) ))
+    $R bench recon --data /tmp/room --variants "$variants" --seeds "$SEEDS" --minutes "$MINUTES" --jobs "$n" \
+        --config "$OUT/$name.yaml" --work "/tmp/abl/$name" --out "$OUT/$name.jsonl" > "$OUT/$name.log" 2>&1 &
+    pids+=($!)
+done <<< "$CONFIGS"
+rc=0
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
+stamp "runs done, rc $rc"
+for f in "$OUT"/*.jsonl; do
+    name=$(basename "$f" .jsonl)
+    python3 - "$f" "$name" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print(sys.argv[2], r.get("variant"), "seed", r.get("seed"), "steps", r.get("steps"),
+          "F5 %.3f F2 %.3f thin5 %s objects5 %s chamfer %s" % (r.get("f_score_5cm") or 0, r.get("f_score_2cm") or 0,
+          r.get("thin_recall_5cm"), r.get("objects_recall_5cm"), r.get("chamfer")), r.get("error", ""))
+PY
+done
+exit $rc
