@@ -46,5 +46,6 @@ RADIANT_HD int select_(bool m, int a, int b) { return m ? a : b; }
 RADIANT_HD float sqrt_(float x) { return sqrtf(x); }
 RADIANT_HD float abs_(float x) { return fabsf(x); }
 RADIANT_HD float exp_(float x) { return expf(x); }
+RADIANT_HD bool none(bool m) { return !m; }  // lane.h: none(LaneM), no lane set
 
 }  // namespace radiant

@@ -56,6 +56,11 @@ template <typename F>
 RADIANT_HD F min_component(Vec3T<F> a) { return min_(a.x, min_(a.y, a.z)); }
 template <typename F>
 RADIANT_HD Vec3T<F> vabs(Vec3T<F> a) { return Vec3T<F>(abs_(a.x), abs_(a.y), abs_(a.z)); }
+// Per-component choice by a mask of F (bool for float).
+template <typename F>
+RADIANT_HD Vec3T<F> select_(mask_t<F> m, Vec3T<F> a, Vec3T<F> b) {
+    return Vec3T<F>(select_(m, a.x, b.x), select_(m, a.y, b.y), select_(m, a.z, b.z));
+}
 RADIANT_HD int max_dimension(Vec3 a) { return (a.x > a.y) ? (a.x > a.z ? 0 : 2) : (a.y > a.z ? 1 : 2); }
 
 // Axis-aligned box; empty boxes have min > max.
