@@ -167,6 +167,7 @@ PackedScene pack_scene(const std::vector<at::Tensor>& t, int64_t num_triangles, 
     s.shape_info = t[fShapeInfo].data_ptr<int32_t>();
     s.shape_to_local = t[fShapeToLocal].data_ptr<float>();
     s.bsdf_rows = t[fBsdfRows].data_ptr<float>();
+    s.num_bsdf_rows = (int32_t)t[fBsdfRows].size(0);
     s.row_textures = t[fRowTextures].data_ptr<int32_t>();
     s.tex_info = t[fTexInfo].data_ptr<int32_t>();
     s.tex_params = t[fTexParams].data_ptr<float>();

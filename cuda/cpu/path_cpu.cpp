@@ -1,14 +1,16 @@
-// Radiant kernels: CPU loops of the fused path tracer: parallel_chunks over camera samples (one trace_sample each),
-// and a film splat parallel over bands of image rows (each band owned by one worker, so no atomics).
+// Radiant kernels: CPU loops of the fused path tracer: parallel_chunks over camera samples (kLanes paths at a time
+// through path_lanes.h's trace_lanes where the scene's BSDFs have lane forms, else one trace_sample each), and a film splat parallel over bands of image rows (each band owned by one worker, so no atomics).
 #include "path_cpu.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
 
 #include "bvh_cpu.h"
 #include "parallel.h"
+#include "path_lanes.h"
 
 namespace radiant {
 
@@ -72,6 +74,27 @@ void path_trace_cpu(const PackedScene& scene, const PathCamera& cam, const PathS
     const PackedScene& sc = scene;
     const bool use_wide = false;
 #endif
+    // The lane loop (path_lanes.h) where every BSDF of the scene has its eval, pdf and sampling in lane form
+    // (diffuse, plastic, dielectric); elsewhere the scalar loop measured faster so far (per-lane scalar sampling of
+    // the rough lobes, emitters and environment lookups). RADIANT_SCALAR_PATHS=1 / 0 forces the scalar / the lane
+    // loop (same image either way, bit for bit: tests/render/test_lanes_path.py compares the two).
+    bool lanes = true;
+    for (int32_t r = 0; r < scene.num_bsdf_rows; ++r) {
+        const int type = (int)scene.bsdf_rows[(int64_t)r * kBSDFParamCount + kParam_type];
+        lanes = lanes && (type == kBSDF_diffuse || type == kBSDF_plastic || type == kBSDF_dielectric);
+    }
+    const char* force = std::getenv("RADIANT_SCALAR_PATHS");
+    if (force != nullptr && (force[0] == '0' || force[0] == '1')) lanes = force[0] == '0';
+    if (lanes) {
+        // Chunks of whole lane groups: idle lanes refill from their chunk, only its tail runs partly empty.
+        parallel_chunks(layers * n_pix, 64 * kLanes, [&](int64_t begin, int64_t end) {
+            if (use_wide)
+                trace_lanes<true>(sc, cam, settings, win, first_sample, begin, end, pos_out, L_out, queue);
+            else
+                trace_lanes<false>(sc, cam, settings, win, first_sample, begin, end, pos_out, L_out, queue);
+        });
+        return;
+    }
     // Small chunks: path lengths vary a lot, dynamic scheduling keeps the threads busy.
     parallel_chunks(layers * n_pix, 256, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {

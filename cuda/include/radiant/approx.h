@@ -8,8 +8,9 @@
 namespace radiant {
 
 // sin and cos of |x| <= pi/4 by Cephes' sinf/cosf minimax polynomials (about 1 ulp there; no range reduction).
-RADIANT_HD void sincos_quarter(float x, float& s, float& c) {
-    float z = x * x;
+template <typename F>
+RADIANT_HD void sincos_quarter(F x, F& s, F& c) {
+    F z = x * x;
     s = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * x + x;
     c = ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z - 0.5f * z + 1.f;
 }

@@ -78,15 +78,183 @@ RADIANT_HD Vec3 mulsign(Vec3 v, float y) { return y >= 0.f ? v : -v; }
 // ---------------------------------------------------------------------------------------------------------
 // Lobe-selection probabilities of the coated models (Mitsuba plastic / roughplastic).
 
+template <typename F>
+RADIANT_HD F plastic_prob_specular(F f_i, nodeduce_t<F> weight) {
+    F ps = f_i * weight, pd = (1.f - f_i) * (1.f - weight);
+    return ps / (ps + pd);
+}
 RADIANT_HD float plastic_prob_specular(const BSDFParams& p, float f_i) {
-    float ps = f_i * p.specular_sampling_weight, pd = (1.f - f_i) * (1.f - p.specular_sampling_weight);
+    return plastic_prob_specular(f_i, p.specular_sampling_weight);
+}
+
+template <typename F>
+RADIANT_HD Vec3T<F> coated_diffuse(Vec3T<F> d, mask_t<F> nonlinear, nodeduce_t<F> internal) {
+    Vec3T<F> nl(d.x / (1.f - d.x * internal), d.y / (1.f - d.y * internal), d.z / (1.f - d.z * internal));
+    return select_(nonlinear, nl, d / (1.f - internal));
+}
+RADIANT_HD Vec3 coated_diffuse(const BSDFParams& p, float internal) {
+    return coated_diffuse(p.diffuse_reflectance, p.nonlinear, internal);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The lobes written once for the float type F (common.h): float in the switches below (the kernels), LaneF in the
+// CPU's lane loop (cpu/path_lanes.h), which runs each of them once over the lanes of its BSDF type.
+
+// diffuse: eval, pdf, and sample (returns whether the sample is valid; an invalid one is invalid_sample()'s zeros).
+template <typename F>
+RADIANT_HD Vec3T<F> diffuse_eval(Vec3T<F> reflectance, Vec3T<F> wi, Vec3T<F> wo) {
+    return select_((wi.z > 0.f) & (wo.z > 0.f), reflectance * (kInvPi * wo.z), Vec3T<F>(0.f));
+}
+template <typename F>
+RADIANT_HD F diffuse_pdf(Vec3T<F> wi, Vec3T<F> wo) {
+    return select_((wi.z > 0.f) & (wo.z > 0.f), square_to_cosine_hemisphere_pdf(wo), F(0.f));
+}
+template <typename F>
+RADIANT_HD mask_t<F> diffuse_sample(Vec3T<F> reflectance, Vec3T<F> wi, Vec2T<F> u2, Vec3T<F>& wo, F& pdf,
+                                    Vec3T<F>& weight) {
+    wo = square_to_cosine_hemisphere(u2);
+    pdf = square_to_cosine_hemisphere_pdf(wo);
+    mask_t<F> valid = (wi.z > 0.f) & (pdf > 0.f);
+    wo = select_(valid, wo, Vec3T<F>(0.f));
+    pdf = select_(valid, pdf, F(0.f));
+    weight = select_(valid, reflectance, Vec3T<F>(0.f));
+    return valid;
+}
+
+// Twosided: a back-side wi is mirrored to the front, wo with it (where `twosided`).
+template <typename F>
+RADIANT_HD mask_t<F> twosided_flip(mask_t<F> twosided, Vec3T<F>& wi, Vec3T<F>& wo) {
+    mask_t<F> flip = twosided & (wi.z < 0.f);
+    wi.z = select_(flip, -wi.z, wi.z);
+    wo.z = select_(flip, -wo.z, wo.z);
+    return flip;
+}
+
+// roughconductor: eval and pdf (sampling: sample_front).
+template <typename F>
+RADIANT_HD Vec3T<F> roughconductor_eval(const MicrofacetT<F>& distr, Vec3T<F> eta, Vec3T<F> k, Vec3T<F> specular,
+                                        Vec3T<F> wi, Vec3T<F> wo) {
+    F cos_i = wi.z, cos_o = wo.z;
+    mask_t<F> valid = (cos_i > 0.f) & (cos_o > 0.f);
+    if (none(valid)) return Vec3T<F>(0.f);
+    Vec3T<F> h = normalize(wo + wi);
+    F d = distr.D(h);
+    valid = valid & (d != 0.f);
+    if (none(valid)) return Vec3T<F>(0.f);
+    F g = distr.G(wi, wo, h);
+    F value = d * g / (4.f * cos_i);  // Walter et al. 2007 eq. 20, times cos_o
+    Vec3T<F> f = fresnel_conductor_rgb(dot(wi, h), eta, k);
+    return select_(valid, f * specular * value, Vec3T<F>(0.f));
+}
+
+template <typename F>
+RADIANT_HD F microfacet_reflection_pdf(const MicrofacetT<F>& distr, Vec3T<F> wi, Vec3T<F> wo, Vec3T<F> h) {
+    if (distr.sample_visible) return distr.D(h) * distr.smith_g1(wi, h) / (4.f * wi.z);
+    return distr.pdf(wi, h) / (4.f * dot(wo, h));  // Jacobian of the half vector, Walter et al. 2007 eq. 14
+}
+
+template <typename F>
+RADIANT_HD F roughconductor_pdf(const MicrofacetT<F>& distr, Vec3T<F> wi, Vec3T<F> wo) {
+    mask_t<F> valid = (wi.z > 0.f) & (wo.z > 0.f);
+    if (none(valid)) return F(0.f);
+    Vec3T<F> h = normalize(wo + wi);
+    valid = valid & (dot(wi, h) > 0.f) & (dot(wo, h) > 0.f);
+    if (none(valid)) return F(0.f);
+    return select_(valid, microfacet_reflection_pdf(distr, wi, wo, h), F(0.f));
+}
+
+// plastic: eval, pdf and sample (`specular` set where the delta lobe was sampled).
+template <typename F>
+RADIANT_HD Vec3T<F> plastic_eval(Vec3T<F> diffuse, mask_t<F> nonlinear, F eta, F internal, Vec3T<F> wi,
+                                  Vec3T<F> wo) {
+    F cos_i = wi.z, cos_o = wo.z;
+    mask_t<F> valid = (cos_i > 0.f) & (cos_o > 0.f);
+    if (none(valid)) return Vec3T<F>(0.f);
+    F f_i = fresnel_dielectric(cos_i, eta).r, f_o = fresnel_dielectric(cos_o, eta).r;
+    Vec3T<F> diff = coated_diffuse(diffuse, nonlinear, internal);
+    F inv_eta_2 = 1.f / (eta * eta);
+    return select_(valid, diff * (square_to_cosine_hemisphere_pdf(wo) * inv_eta_2 * (1.f - f_i) * (1.f - f_o)),
+                   Vec3T<F>(0.f));
+}
+
+template <typename F>
+RADIANT_HD F plastic_pdf(F weight, F eta, Vec3T<F> wi, Vec3T<F> wo) {
+    mask_t<F> valid = (wi.z > 0.f) & (wo.z > 0.f);
+    if (none(valid)) return F(0.f);
+    F f_i = fresnel_dielectric(wi.z, eta).r;
+    return select_(valid, square_to_cosine_hemisphere_pdf(wo) * (1.f - plastic_prob_specular(f_i, weight)), F(0.f));
+}
+
+template <typename F>
+RADIANT_HD mask_t<F> plastic_sample(Vec3T<F> specular, Vec3T<F> diffuse, mask_t<F> nonlinear, F eta, F internal,
+                                    F weight, Vec3T<F> wi, F u1, Vec2T<F> u2, Vec3T<F>& wo, F& pdf,
+                                    Vec3T<F>& value, mask_t<F>& delta) {
+    F cos_i = wi.z;
+    F f_i = fresnel_dielectric(cos_i, eta).r;
+    F prob_specular = plastic_prob_specular(f_i, weight), prob_diffuse = 1.f - prob_specular;
+    mask_t<F> spec = u1 < prob_specular;
+    Vec3T<F> wo_d = square_to_cosine_hemisphere(u2);
+    F pdf_d = prob_diffuse * square_to_cosine_hemisphere_pdf(wo_d);
+    F f_o = fresnel_dielectric(wo_d.z, eta).r;
+    F inv_eta_2 = 1.f / (eta * eta);
+    Vec3T<F> value_d = coated_diffuse(diffuse, nonlinear, internal) * (inv_eta_2 * (1.f - f_i) * (1.f - f_o) / prob_diffuse);
+    mask_t<F> valid = (cos_i > 0.f) & (spec | (pdf_d > 0.f));
+    wo = select_(valid, select_(spec, reflect_local(wi), wo_d), Vec3T<F>(0.f));
+    pdf = select_(valid, select_(spec, prob_specular, pdf_d), F(0.f));
+    value = select_(valid, select_(spec, specular * (f_i / prob_specular), value_d), Vec3T<F>(0.f));
+    delta = valid & spec;
+    return valid;
+}
+
+// roughplastic: eval and pdf from the table values t_i, t_o (lerp_table at cos_i, cos_o; the caller looks them up
+// where cos_i, cos_o > 0). Sampling: sample_front.
+template <typename F>
+RADIANT_HD Vec3T<F> roughplastic_eval(const MicrofacetT<F>& distr, Vec3T<F> specular, Vec3T<F> diffuse,
+                                      mask_t<F> nonlinear, F eta, F internal, F t_i, F t_o, Vec3T<F> wi,
+                                      Vec3T<F> wo) {
+    F cos_i = wi.z, cos_o = wo.z;
+    mask_t<F> valid = (cos_i > 0.f) & (cos_o > 0.f);
+    if (none(valid)) return Vec3T<F>(0.f);
+    Vec3T<F> h = normalize(wo + wi);
+    F d = distr.D(h);
+    F f = fresnel_dielectric(dot(wi, h), eta).r;
+    F g = distr.G(wi, wo, h);
+    Vec3T<F> value = specular * (f * d * g / (4.f * cos_i));
+    F inv_eta_2 = 1.f / (eta * eta);
+    Vec3T<F> diff = coated_diffuse(diffuse, nonlinear, internal);
+    return select_(valid, value + diff * (kInvPi * inv_eta_2 * cos_o * t_i * t_o), Vec3T<F>(0.f));
+}
+
+template <typename F>
+RADIANT_HD F roughplastic_prob_specular(F t_i, nodeduce_t<F> weight) {
+    F ps = (1.f - t_i) * weight, pd = t_i * (1.f - weight);
     return ps / (ps + pd);
 }
 
-RADIANT_HD Vec3 coated_diffuse(const BSDFParams& p, float internal) {
-    Vec3 d = p.diffuse_reflectance;
-    if (p.nonlinear) return Vec3(d.x / (1.f - d.x * internal), d.y / (1.f - d.y * internal), d.z / (1.f - d.z * internal));
-    return d / (1.f - internal);
+template <typename F>
+RADIANT_HD F roughplastic_pdf(const MicrofacetT<F>& distr, F weight, F t_i, Vec3T<F> wi, Vec3T<F> wo) {
+    mask_t<F> valid = (wi.z > 0.f) & (wo.z > 0.f);
+    if (none(valid)) return F(0.f);
+    F prob_specular = roughplastic_prob_specular(t_i, weight);
+    Vec3T<F> h = normalize(wo + wi);
+    F result = microfacet_reflection_pdf(distr, wi, wo, h) * prob_specular;
+    return select_(valid, result + (1.f - prob_specular) * square_to_cosine_hemisphere_pdf(wo), F(0.f));
+}
+
+// dielectric: sample (`reflected` set where the reflection was chosen; eta_out the relative IOR along the path).
+template <typename F>
+RADIANT_HD mask_t<F> dielectric_sample(Vec3T<F> spec_r, Vec3T<F> spec_t, F eta, Vec3T<F> wi, F u1, Vec3T<F>& wo,
+                                       F& pdf, Vec3T<F>& value, F& eta_out, mask_t<F>& reflected) {
+    FresnelDielectricT<F> f = fresnel_dielectric(wi.z, eta);
+    reflected = u1 <= f.r;
+    pdf = select_(reflected, f.r, 1.f - f.r);
+    mask_t<F> valid = pdf > 0.f;
+    wo = select_(valid, select_(reflected, reflect_local(wi), refract_local(wi, f.cos_t, f.eta_ti)), Vec3T<F>(0.f));
+    // radiance through the interface: solid-angle compression eta_ti^2
+    value = select_(valid, select_(reflected, spec_r, spec_t * (f.eta_ti * f.eta_ti)), Vec3T<F>(0.f));
+    eta_out = select_(valid & !reflected, f.eta_it, F(1.f));
+    pdf = select_(valid, pdf, F(0.f));
+    return valid;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -96,19 +264,9 @@ RADIANT_HD Vec3 eval_front(const BSDFParams& p, Vec3 wi, Vec3 wo) {
     float cos_i = wi.z, cos_o = wo.z;
     switch (p.type) {
         case kBSDF_diffuse:
-            if (!(cos_i > 0.f && cos_o > 0.f)) return Vec3(0.f);
-            return p.diffuse_reflectance * (kInvPi * cos_o);
-        case kBSDF_roughconductor: {
-            if (!(cos_i > 0.f && cos_o > 0.f)) return Vec3(0.f);
-            Microfacet distr = p.microfacet();
-            Vec3 h = normalize(wo + wi);
-            float d = distr.D(h);
-            if (d == 0.f) return Vec3(0.f);
-            float g = distr.G(wi, wo, h);
-            float value = d * g / (4.f * cos_i);  // Walter et al. 2007 eq. 20, times cos_o
-            Vec3 f = fresnel_conductor_rgb(dot(wi, h), p.conductor_eta, p.conductor_k);
-            return f * p.specular_reflectance * value;
-        }
+            return diffuse_eval(p.diffuse_reflectance, wi, wo);
+        case kBSDF_roughconductor:
+            return roughconductor_eval(p.microfacet(), p.conductor_eta, p.conductor_k, p.specular_reflectance, wi, wo);
         case kBSDF_roughdielectric: {
             if (cos_i == 0.f) return Vec3(0.f);
             bool is_reflect = cos_i * cos_o > 0.f;
@@ -127,26 +285,14 @@ RADIANT_HD Vec3 eval_front(const BSDFParams& p, Vec3 wi, Vec3 wo) {
                                 (cos_i * (denom * denom)));
             return p.specular_transmittance * value;
         }
-        case kBSDF_plastic: {
-            if (!(cos_i > 0.f && cos_o > 0.f)) return Vec3(0.f);
-            float f_i = fresnel_dielectric(cos_i, p.eta).r, f_o = fresnel_dielectric(cos_o, p.eta).r;
-            Vec3 diff = coated_diffuse(p, p.internal_reflectance);
-            float inv_eta_2 = 1.f / (p.eta * p.eta);
-            return diff * (square_to_cosine_hemisphere_pdf(wo) * inv_eta_2 * (1.f - f_i) * (1.f - f_o));
-        }
+        case kBSDF_plastic:
+            return plastic_eval(p.diffuse_reflectance, p.nonlinear, p.eta, p.internal_reflectance, wi, wo);
         case kBSDF_roughplastic: {
             if (!(cos_i > 0.f && cos_o > 0.f)) return Vec3(0.f);
-            Microfacet distr = p.microfacet();
-            Vec3 h = normalize(wo + wi);
-            float d = distr.D(h);
-            float f = fresnel_dielectric(dot(wi, h), p.eta).r;
-            float g = distr.G(wi, wo, h);
-            Vec3 value = p.specular_reflectance * (f * d * g / (4.f * cos_i));
             float t_i = lerp_table(p.rough_transmittance, cos_i, kRoughTransmittanceRes);
             float t_o = lerp_table(p.rough_transmittance, cos_o, kRoughTransmittanceRes);
-            float inv_eta_2 = 1.f / (p.eta * p.eta);
-            Vec3 diff = coated_diffuse(p, p.internal_reflectance);
-            return value + diff * (kInvPi * inv_eta_2 * cos_o * t_i * t_o);
+            return roughplastic_eval(p.microfacet(), p.specular_reflectance, p.diffuse_reflectance, p.nonlinear, p.eta,
+                                     p.internal_reflectance, t_i, t_o, wi, wo);
         }
         default:  // delta BSDFs have no density to evaluate
             return Vec3(0.f);
@@ -156,29 +302,18 @@ RADIANT_HD Vec3 eval_front(const BSDFParams& p, Vec3 wi, Vec3 wo) {
 // ---------------------------------------------------------------------------------------------------------
 // pdf (front side already resolved)
 
-RADIANT_HD float microfacet_reflection_pdf(const Microfacet& distr, Vec3 wi, Vec3 wo, Vec3 h) {
-    if (distr.sample_visible) return distr.D(h) * distr.smith_g1(wi, h) / (4.f * wi.z);
-    return distr.pdf(wi, h) / (4.f * dot(wo, h));  // Jacobian of the half vector, Walter et al. 2007 eq. 14
-}
-
 RADIANT_HD float roughplastic_prob_specular(const BSDFParams& p, float cos_i) {
-    float t_i = lerp_table(p.rough_transmittance, cos_i, kRoughTransmittanceRes);
-    float ps = (1.f - t_i) * p.specular_sampling_weight, pd = t_i * (1.f - p.specular_sampling_weight);
-    return ps / (ps + pd);
+    return roughplastic_prob_specular(lerp_table(p.rough_transmittance, cos_i, kRoughTransmittanceRes),
+                                      p.specular_sampling_weight);
 }
 
 RADIANT_HD float pdf_front(const BSDFParams& p, Vec3 wi, Vec3 wo) {
     float cos_i = wi.z, cos_o = wo.z;
     switch (p.type) {
         case kBSDF_diffuse:
-            if (!(cos_i > 0.f && cos_o > 0.f)) return 0.f;
-            return square_to_cosine_hemisphere_pdf(wo);
-        case kBSDF_roughconductor: {
-            if (!(cos_i > 0.f && cos_o > 0.f)) return 0.f;
-            Vec3 h = normalize(wo + wi);
-            if (!(dot(wi, h) > 0.f && dot(wo, h) > 0.f)) return 0.f;
-            return microfacet_reflection_pdf(p.microfacet(), wi, wo, h);
-        }
+            return diffuse_pdf(wi, wo);
+        case kBSDF_roughconductor:
+            return roughconductor_pdf(p.microfacet(), wi, wo);
         case kBSDF_roughdielectric: {
             if (cos_i == 0.f) return 0.f;
             bool is_reflect = cos_i * cos_o > 0.f;
@@ -201,17 +336,12 @@ RADIANT_HD float pdf_front(const BSDFParams& p, Vec3 wi, Vec3 wo) {
             prob *= is_reflect ? f : 1.f - f;
             return prob * fabsf(dwh_dwo);
         }
-        case kBSDF_plastic: {
-            if (!(cos_i > 0.f && cos_o > 0.f)) return 0.f;
-            float f_i = fresnel_dielectric(cos_i, p.eta).r;
-            return square_to_cosine_hemisphere_pdf(wo) * (1.f - plastic_prob_specular(p, f_i));
-        }
+        case kBSDF_plastic:
+            return plastic_pdf(p.specular_sampling_weight, p.eta, wi, wo);
         case kBSDF_roughplastic: {
             if (!(cos_i > 0.f && cos_o > 0.f)) return 0.f;
-            float prob_specular = roughplastic_prob_specular(p, cos_i);
-            Vec3 h = normalize(wo + wi);
-            float result = microfacet_reflection_pdf(p.microfacet(), wi, wo, h) * prob_specular;
-            return result + (1.f - prob_specular) * square_to_cosine_hemisphere_pdf(wo);
+            float t_i = lerp_table(p.rough_transmittance, cos_i, kRoughTransmittanceRes);
+            return roughplastic_pdf(p.microfacet(), p.specular_sampling_weight, t_i, wi, wo);
         }
         default:
             return 0.f;
@@ -225,15 +355,9 @@ RADIANT_HD BSDFSample sample_front(const BSDFParams& p, Vec3 wi, float u1, Vec2 
     BSDFSample s = invalid_sample();
     float cos_i = wi.z;
     switch (p.type) {
-        case kBSDF_diffuse: {
-            if (!(cos_i > 0.f)) return s;
-            s.wo = square_to_cosine_hemisphere(u2);
-            s.pdf = square_to_cosine_hemisphere_pdf(s.wo);
-            if (!(s.pdf > 0.f)) return invalid_sample();
-            s.weight = p.diffuse_reflectance;
-            s.flags = kFlagDiffuseReflection;
+        case kBSDF_diffuse:
+            s.flags = diffuse_sample(p.diffuse_reflectance, wi, u2, s.wo, s.pdf, s.weight) ? kFlagDiffuseReflection : 0;
             return s;
-        }
         case kBSDF_conductor: {
             if (!(cos_i > 0.f)) return s;
             s.wo = reflect_local(wi);
@@ -243,20 +367,10 @@ RADIANT_HD BSDFSample sample_front(const BSDFParams& p, Vec3 wi, float u1, Vec2 
             return s;
         }
         case kBSDF_dielectric: {
-            FresnelDielectric f = fresnel_dielectric(cos_i, p.eta);
-            bool selected_r = u1 <= f.r;
-            s.pdf = selected_r ? f.r : 1.f - f.r;
-            if (selected_r) {
-                s.wo = reflect_local(wi);
-                s.weight = p.specular_reflectance;
-                s.flags = kFlagDeltaReflection;
-            } else {
-                s.wo = refract_local(wi, f.cos_t, f.eta_ti);
-                s.weight = p.specular_transmittance * (f.eta_ti * f.eta_ti);  // radiance: solid-angle compression
-                s.eta = f.eta_it;
-                s.flags = kFlagDeltaTransmission;
-            }
-            if (!(s.pdf > 0.f)) return invalid_sample();
+            bool reflected;
+            bool valid = dielectric_sample(p.specular_reflectance, p.specular_transmittance, p.eta, wi, u1, s.wo, s.pdf,
+                                           s.weight, s.eta, reflected);
+            s.flags = valid ? (reflected ? kFlagDeltaReflection : kFlagDeltaTransmission) : 0;
             return s;
         }
         case kBSDF_thindielectric: {
@@ -278,23 +392,11 @@ RADIANT_HD BSDFSample sample_front(const BSDFParams& p, Vec3 wi, float u1, Vec2 
         }
         case kBSDF_plastic: {
             if (!(cos_i > 0.f)) return s;
-            float f_i = fresnel_dielectric(cos_i, p.eta).r;
-            float prob_specular = plastic_prob_specular(p, f_i), prob_diffuse = 1.f - prob_specular;
-            if (u1 < prob_specular) {
-                s.wo = reflect_local(wi);
-                s.pdf = prob_specular;
-                s.weight = p.specular_reflectance * (f_i / prob_specular);
-                s.flags = kFlagDeltaReflection;
-            } else {
-                s.wo = square_to_cosine_hemisphere(u2);
-                s.pdf = prob_diffuse * square_to_cosine_hemisphere_pdf(s.wo);
-                if (!(s.pdf > 0.f)) return invalid_sample();
-                float f_o = fresnel_dielectric(s.wo.z, p.eta).r;
-                float inv_eta_2 = 1.f / (p.eta * p.eta);
-                s.weight = coated_diffuse(p, p.internal_reflectance) *
-                           (inv_eta_2 * (1.f - f_i) * (1.f - f_o) / prob_diffuse);
-                s.flags = kFlagDiffuseReflection;
-            }
+            bool delta;
+            bool valid = plastic_sample(p.specular_reflectance, p.diffuse_reflectance, p.nonlinear, p.eta,
+                                        p.internal_reflectance, p.specular_sampling_weight, wi, u1, u2, s.wo, s.pdf,
+                                        s.weight, delta);
+            s.flags = valid ? (delta ? kFlagDeltaReflection : kFlagDiffuseReflection) : 0;
             return s;
         }
         case kBSDF_roughconductor: {

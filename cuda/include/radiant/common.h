@@ -9,6 +9,7 @@
 #define RADIANT_DEVICE
 #endif
 
+#include <cmath>
 #include <cstdint>
 
 namespace radiant {
@@ -24,5 +25,27 @@ template <typename T>
 RADIANT_HD T clamp_(T x, T lo, T hi) { return x < lo ? lo : (x > hi ? hi : x); }
 template <typename T>
 RADIANT_HD void swap_(T& a, T& b) { T t = a; a = b; b = t; }
+
+// The math shared by the scalar kernels and the CPU's lanes (lane.h) is written once, templated on its float type F:
+// float here (host and device), LaneF there (kLanes paths at once). These are the float forms of the few operations
+// such code spells differently from plain scalar code: a per-lane choice instead of `?:`, and overloadable sqrt/abs.
+template <typename T>
+struct nodeduce { using type = T; };
+template <typename T>
+using nodeduce_t = typename nodeduce<T>::type;  // a parameter that takes its type from the others (float -> F)
+
+template <typename F>
+struct lane_traits {
+    using mask = bool;  // the type of F's comparisons
+};
+template <typename F>
+using mask_t = typename lane_traits<F>::mask;
+
+RADIANT_HD float select_(bool m, float a, float b) { return m ? a : b; }
+RADIANT_HD int select_(bool m, int a, int b) { return m ? a : b; }
+RADIANT_HD float sqrt_(float x) { return sqrtf(x); }
+RADIANT_HD float abs_(float x) { return fabsf(x); }
+RADIANT_HD float exp_(float x) { return expf(x); }
+RADIANT_HD bool none(bool m) { return !m; }  // lane.h: none(LaneM), no lane set
 
 }  // namespace radiant

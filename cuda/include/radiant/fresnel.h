@@ -4,29 +4,33 @@
 
 namespace radiant {
 
-struct FresnelDielectric {
-    float r;       // unpolarized reflectance
-    float cos_t;   // signed cosine of the refracted direction (opposite side to cos_i; 0 on total internal reflection)
-    float eta_it;  // relative IOR in the direction of travel (eta if entering, 1/eta if leaving)
-    float eta_ti;  // its reciprocal
+// Templated on the float type F (common.h): FresnelDielectric = FresnelDielectricT<float>; LaneF gives kLanes at once.
+template <typename F>
+struct FresnelDielectricT {
+    F r;       // unpolarized reflectance
+    F cos_t;   // signed cosine of the refracted direction (opposite side to cos_i; 0 on total internal reflection)
+    F eta_it;  // relative IOR in the direction of travel (eta if entering, 1/eta if leaving)
+    F eta_ti;  // its reciprocal
 };
+using FresnelDielectric = FresnelDielectricT<float>;
 
 // eta = int_ior / ext_ior; cos_i > 0 means the incident direction is outside. Snell + Fresnel
 // (Walter et al. 2007, eq. 22 in terms of cosines); total internal reflection gives r = 1.
-RADIANT_HD FresnelDielectric fresnel_dielectric(float cos_i, float eta) {
-    bool outside = cos_i >= 0.f;
-    float rcp_eta = 1.f / eta;
-    float eta_it = outside ? eta : rcp_eta, eta_ti = outside ? rcp_eta : eta;
-    float cos_t_sqr = 1.f - (1.f - cos_i * cos_i) * (eta_ti * eta_ti);
-    float cos_i_abs = fabsf(cos_i), cos_t_abs = safe_sqrt(cos_t_sqr);
-    bool index_matched = eta == 1.f, special = index_matched || cos_i_abs == 0.f;
-    float a_s = (cos_i_abs - eta_it * cos_t_abs) / (cos_i_abs + eta_it * cos_t_abs);
-    float a_p = (cos_t_abs - eta_it * cos_i_abs) / (cos_t_abs + eta_it * cos_i_abs);
-    float r = 0.5f * (a_s * a_s + a_p * a_p);
-    if (special) r = index_matched ? 0.f : 1.f;
-    FresnelDielectric f;
+template <typename F>
+RADIANT_HD FresnelDielectricT<F> fresnel_dielectric(F cos_i, nodeduce_t<F> eta) {
+    mask_t<F> outside = cos_i >= 0.f;
+    F rcp_eta = 1.f / eta;
+    F eta_it = select_(outside, eta, rcp_eta), eta_ti = select_(outside, rcp_eta, eta);
+    F cos_t_sqr = 1.f - (1.f - cos_i * cos_i) * (eta_ti * eta_ti);
+    F cos_i_abs = abs_(cos_i), cos_t_abs = safe_sqrt(cos_t_sqr);
+    mask_t<F> index_matched = eta == 1.f, special = index_matched | (cos_i_abs == 0.f);
+    F a_s = (cos_i_abs - eta_it * cos_t_abs) / (cos_i_abs + eta_it * cos_t_abs);
+    F a_p = (cos_t_abs - eta_it * cos_i_abs) / (cos_t_abs + eta_it * cos_i_abs);
+    F r = 0.5f * (a_s * a_s + a_p * a_p);
+    r = select_(special, select_(index_matched, F(0.f), F(1.f)), r);
+    FresnelDielectricT<F> f;
     f.r = r;
-    f.cos_t = cos_i >= 0.f ? -cos_t_abs : cos_t_abs;
+    f.cos_t = select_(outside, -cos_t_abs, cos_t_abs);
     f.eta_it = eta_it;
     f.eta_ti = eta_ti;
     return f;
@@ -34,21 +38,23 @@ RADIANT_HD FresnelDielectric fresnel_dielectric(float cos_i, float eta) {
 
 // Unpolarized reflectance of a conductor with complex IOR eta + i k (one channel), cos_i >= 0.
 // Moeller, "Optics" (1988), as in Mitsuba 3 fresnel_conductor.
-RADIANT_HD float fresnel_conductor(float cos_i, float eta, float k) {
-    float cos2 = cos_i * cos_i, sin2 = 1.f - cos2, sin4 = sin2 * sin2;
-    float temp1 = eta * eta - k * k - sin2;
-    float a2pb2 = safe_sqrt(temp1 * temp1 + 4.f * k * k * eta * eta);
-    float a = safe_sqrt(0.5f * (a2pb2 + temp1));
-    float term1 = a2pb2 + cos2, term2 = 2.f * cos_i * a;
-    float r_s = (term1 - term2) / (term1 + term2);
-    float term3 = a2pb2 * cos2 + sin4, term4 = term2 * sin2;
-    float r_p = r_s * (term3 - term4) / (term3 + term4);
+template <typename F>
+RADIANT_HD F fresnel_conductor(F cos_i, nodeduce_t<F> eta, nodeduce_t<F> k) {
+    F cos2 = cos_i * cos_i, sin2 = 1.f - cos2, sin4 = sin2 * sin2;
+    F temp1 = eta * eta - k * k - sin2;
+    F a2pb2 = safe_sqrt(temp1 * temp1 + 4.f * k * k * eta * eta);
+    F a = safe_sqrt(0.5f * (a2pb2 + temp1));
+    F term1 = a2pb2 + cos2, term2 = 2.f * cos_i * a;
+    F r_s = (term1 - term2) / (term1 + term2);
+    F term3 = a2pb2 * cos2 + sin4, term4 = term2 * sin2;
+    F r_p = r_s * (term3 - term4) / (term3 + term4);
     return 0.5f * (r_s + r_p);
 }
 
-RADIANT_HD Vec3 fresnel_conductor_rgb(float cos_i, Vec3 eta, Vec3 k) {
-    return Vec3(fresnel_conductor(cos_i, eta.x, k.x), fresnel_conductor(cos_i, eta.y, k.y),
-                fresnel_conductor(cos_i, eta.z, k.z));
+template <typename F>
+RADIANT_HD Vec3T<F> fresnel_conductor_rgb(F cos_i, Vec3T<F> eta, Vec3T<F> k) {
+    return Vec3T<F>(fresnel_conductor(cos_i, eta.x, k.x), fresnel_conductor(cos_i, eta.y, k.y),
+                    fresnel_conductor(cos_i, eta.z, k.z));
 }
 
 // Hemispherical average of the dielectric Fresnel reflectance: Egan & Hilgeman 1973 fit for eta < 1,
@@ -62,11 +68,17 @@ RADIANT_HD float fresnel_diffuse_reflectance(float eta) {
 }
 
 // Mirror reflection about the normal (local frame) and about a microfacet normal m.
-RADIANT_HD Vec3 reflect_local(Vec3 wi) { return Vec3(-wi.x, -wi.y, wi.z); }
-RADIANT_HD Vec3 reflect(Vec3 wi, Vec3 m) { return m * (2.f * dot(wi, m)) - wi; }
+template <typename F>
+RADIANT_HD Vec3T<F> reflect_local(Vec3T<F> wi) { return Vec3T<F>(-wi.x, -wi.y, wi.z); }
+template <typename F>
+RADIANT_HD Vec3T<F> reflect(Vec3T<F> wi, Vec3T<F> m) { return m * (2.f * dot(wi, m)) - wi; }
 // Refraction through the macro normal / a microfacet normal, given cos_t and eta_ti from fresnel_dielectric.
-RADIANT_HD Vec3 refract_local(Vec3 wi, float cos_t, float eta_ti) { return Vec3(-eta_ti * wi.x, -eta_ti * wi.y, cos_t); }
-RADIANT_HD Vec3 refract(Vec3 wi, Vec3 m, float cos_t, float eta_ti) {
+template <typename F>
+RADIANT_HD Vec3T<F> refract_local(Vec3T<F> wi, nodeduce_t<F> cos_t, nodeduce_t<F> eta_ti) {
+    return Vec3T<F>(-eta_ti * wi.x, -eta_ti * wi.y, cos_t);
+}
+template <typename F>
+RADIANT_HD Vec3T<F> refract(Vec3T<F> wi, Vec3T<F> m, nodeduce_t<F> cos_t, nodeduce_t<F> eta_ti) {
     return m * (dot(wi, m) * eta_ti + cos_t) - wi * eta_ti;
 }
 

@@ -36,54 +36,57 @@ RADIANT_HD float erfinv_approx(float x) {
     return p * x;
 }
 
-struct Microfacet {
+// Templated on the float type F (common.h) for the evaluation (D, G1, G, pdf): MicrofacetT<LaneF> evaluates 16
+// lanes of one distribution at once. Sampling is scalar (Microfacet = MicrofacetT<float>) for now.
+template <typename F>
+struct MicrofacetT {
     int type;
-    float alpha_u, alpha_v;
+    F alpha_u, alpha_v;
     bool sample_visible;
 
-    RADIANT_HD Microfacet(int t, float au, float av, bool vis) : type(t), alpha_u(au), alpha_v(av), sample_visible(vis) {}
+    RADIANT_HD MicrofacetT(int t, nodeduce_t<F> au, nodeduce_t<F> av, bool vis)
+        : type(t), alpha_u(au), alpha_v(av), sample_visible(vis) {}
 
     // Normal distribution D(m) (Walter et al. 2007 eq. 25 / 33, anisotropic form); 0 below the horizon.
-    RADIANT_HD float D(Vec3 m) const {
-        float cos_theta = m.z, cos2 = cos_theta * cos_theta;
-        float ax = m.x / alpha_u, ay = m.y / alpha_v;
-        float result;
+    RADIANT_HD F D(Vec3T<F> m) const {
+        F cos_theta = m.z, cos2 = cos_theta * cos_theta;
+        F ax = m.x / alpha_u, ay = m.y / alpha_v;
+        F result;
         if (type == kBeckmann) {
-            result = expf(-(ax * ax + ay * ay) / cos2) / (kPi * alpha_u * alpha_v * (cos2 * cos2));
+            result = exp_(-(ax * ax + ay * ay) / cos2) / (kPi * alpha_u * alpha_v * (cos2 * cos2));
         } else {
-            float t = ax * ax + ay * ay + m.z * m.z;
+            F t = ax * ax + ay * ay + m.z * m.z;
             result = 1.f / (kPi * alpha_u * alpha_v * (t * t));
         }
         // Drop vanishing values (and everything below the horizon), as Mitsuba does.
-        return result * cos_theta > 1e-20f ? result : 0.f;
+        return select_(result * cos_theta > 1e-20f, result, F(0.f));
     }
 
     // Smith's masking G1(v, m); Beckmann uses Walter et al. 2007 eq. 27's rational fit, GGX eq. 34.
-    RADIANT_HD float smith_g1(Vec3 v, Vec3 m) const {
-        float xy_alpha_2 = (alpha_u * v.x) * (alpha_u * v.x) + (alpha_v * v.y) * (alpha_v * v.y);
-        float tan_theta_alpha_2 = xy_alpha_2 / (v.z * v.z);
-        float result;
+    RADIANT_HD F smith_g1(Vec3T<F> v, Vec3T<F> m) const {
+        F xy_alpha_2 = (alpha_u * v.x) * (alpha_u * v.x) + (alpha_v * v.y) * (alpha_v * v.y);
+        F tan_theta_alpha_2 = xy_alpha_2 / (v.z * v.z);
+        F result;
         if (type == kBeckmann) {
-            float a = 1.f / sqrtf(tan_theta_alpha_2), a2 = a * a;
-            result = a >= 1.6f ? 1.f : (3.535f * a + 2.181f * a2) / (1.f + 2.276f * a + 2.577f * a2);
+            F a = 1.f / sqrt_(tan_theta_alpha_2), a2 = a * a;
+            result = select_(a >= 1.6f, F(1.f), (3.535f * a + 2.181f * a2) / (1.f + 2.276f * a + 2.577f * a2));
         } else {
-            result = 2.f / (1.f + sqrtf(1.f + tan_theta_alpha_2));
+            result = 2.f / (1.f + sqrt_(1.f + tan_theta_alpha_2));
         }
-        if (xy_alpha_2 == 0.f) result = 1.f;  // perpendicular incidence: no masking
+        result = select_(xy_alpha_2 == 0.f, F(1.f), result);  // perpendicular incidence: no masking
         // The back of a microfacet is never visible from the front and vice versa.
-        if (dot(v, m) * v.z <= 0.f) result = 0.f;
-        return result;
+        return select_(dot(v, m) * v.z <= 0.f, F(0.f), result);
     }
 
-    RADIANT_HD float G(Vec3 wi, Vec3 wo, Vec3 m) const { return smith_g1(wi, m) * smith_g1(wo, m); }
+    RADIANT_HD F G(Vec3T<F> wi, Vec3T<F> wo, Vec3T<F> m) const { return smith_g1(wi, m) * smith_g1(wo, m); }
 
     // Density of sample(): D_wi(m) = G1(wi,m) |wi.m| D(m) / cos(wi) (Heitz 2014 eq. 2) or D(m) cos(m).
-    RADIANT_HD float pdf(Vec3 wi, Vec3 m) const {
-        float result = D(m);
+    RADIANT_HD F pdf(Vec3T<F> wi, Vec3T<F> m) const {
+        F result = D(m);
         if (sample_visible)
-            result *= smith_g1(wi, m) * fabsf(dot(wi, m)) / wi.z;
+            result = result * (smith_g1(wi, m) * abs_(dot(wi, m)) / wi.z);
         else
-            result *= m.z;
+            result = result * m.z;
         return result;
     }
 
@@ -168,5 +171,6 @@ struct Microfacet {
         return m;
     }
 };
+using Microfacet = MicrofacetT<float>;
 
 }  // namespace radiant

@@ -60,6 +60,7 @@ struct PackedScene {
     const int32_t* shape_info;  // (shapes, kShapeInts)
     const float* shape_to_local;  // (shapes, 9): world -> sphere-local rotation (sphere uvs)
     const float* bsdf_rows;     // (R, kBSDFParamCount)
+    int32_t num_bsdf_rows;      // R
     const int32_t* row_textures;  // (R, 2 * kRowTextures)
     const int32_t* tex_info;    // (T, kTexInts)
     const float* tex_params;    // (T, kTexFloats)
@@ -154,19 +155,23 @@ RADIANT_HD PCG32 sample_rng(uint64_t seed, int64_t pixel, int64_t sample) {
 // ---------------------------------------------------------------------------------------------------------
 // Small helpers, each the twin of a torch expression in path.py / emitters.py.
 
-RADIANT_HD bool is_finite(float x) { return x - x == 0.f; }  // false for inf and NaN (no fast-math here)
+// Templated on the float type (common.h): float for the kernels, LaneF for the CPU's lane loop (cpu/path_lanes.h).
+template <typename F>
+RADIANT_HD mask_t<F> is_finite(F x) { return x - x == 0.f; }  // false for inf and NaN (no fast-math here)
 
 // Power heuristic (path.py mis_weight): 0 where pdf_a is 0 or the weight is not finite.
-RADIANT_HD float mis_weight(float pdf_a, float pdf_b) {
-    float ratio = pdf_b / max_(pdf_a, 1e-30f);
-    float w = 1.f / (1.f + ratio * ratio);
-    return (pdf_a > 0.f && is_finite(w)) ? w : 0.f;
+template <typename F>
+RADIANT_HD F mis_weight(F pdf_a, F pdf_b) {
+    F ratio = pdf_b / max_(pdf_a, F(1e-30f));
+    F w = 1.f / (1.f + ratio * ratio);
+    return select_((pdf_a > 0.f) & is_finite(w), w, F(0.f));
 }
 
 // Mitsuba's SurfaceInteraction::offset_p (path.py offset_origin).
-RADIANT_HD Vec3 offset_origin(Vec3 p, Vec3 ng, Vec3 d) {
-    float mag = (1.f + max_component(vabs(p))) * kRayEps;
-    float side = dot(ng, d) >= 0.f ? 1.f : -1.f;
+template <typename F>
+RADIANT_HD Vec3T<F> offset_origin(Vec3T<F> p, Vec3T<F> ng, Vec3T<F> d) {
+    F mag = (1.f + max_component(vabs(p))) * kRayEps;
+    F side = select_(dot(ng, d) >= 0.f, F(1.f), F(-1.f));
     return p + ng * (mag * side);
 }
 
@@ -625,20 +630,57 @@ RADIANT_HD bool trace_ray(const PackedScene& sc, Vec3 o, Vec3 d, float tmin, flo
                                     hit);
 }
 
-template <bool WIDE = false>
-RADIANT_HD bool trace_sample(const PackedScene& sc, const PathCamera& cam, const PathSettings& st, int64_t pixel,
-                             int64_t sample, float* pos_out, float* L_out, const DeferredQueue* queue) {
-    PCG32 rng = sample_rng(st.seed, pixel, sample);
-    float px = (float)(pixel % cam.width) + rng.next_float();
-    float py = (float)(pixel / cam.width) + rng.next_float();
-    pos_out[0] = px;
-    pos_out[1] = py;
+// The camera ray of sample `sample` of `pixel` (its RNG stream seeded, the film position drawn from it).
+RADIANT_HD void start_path(const PathCamera& cam, const PathSettings& st, int64_t pixel, int64_t sample, PCG32& rng,
+                           float& px, float& py, Vec3& o, Vec3& d, float& tmin, float& tmax) {
+    rng = sample_rng(st.seed, pixel, sample);
+    px = (float)(pixel % cam.width) + rng.next_float();
+    py = (float)(pixel / cam.width) + rng.next_float();
     // Mitsuba's perspective sensor; the ray starts at the near clip plane.
     float fx = px / (float)cam.width, fy = py / (float)cam.height;
     Vec3 dl = normalize(Vec3((1.f - 2.f * fx) * cam.tan_x, (1.f - 2.f * fy) * cam.tan_y, 1.f));
-    float tmin = cam.near_clip / dl.z, tmax = cam.far_clip / dl.z;
-    Vec3 d = mat_vec(cam.to_world, dl);
-    Vec3 o = Vec3::load(cam.pos);
+    tmin = cam.near_clip / dl.z;
+    tmax = cam.far_clip / dl.z;
+    d = mat_vec(cam.to_world, dl);
+    o = Vec3::load(cam.pos);
+}
+
+// The seam: a path at a material the kernel cannot shade goes to the queue for the torch stage.
+RADIANT_HD void export_deferred(const DeferredQueue* queue, Vec3 o, Vec3 d, Vec3 beta, Vec3 L, float px, float py,
+                                float eta, float prev_pdf, bool prev_delta, int32_t depth, int64_t pixel,
+                                int64_t sample) {
+    if (queue == nullptr) return;
+#if defined(__CUDA_ARCH__)
+    unsigned long long slot = atomicAdd(queue->count, 1ull);
+#else
+    unsigned long long slot = __atomic_fetch_add(queue->count, 1ull, __ATOMIC_RELAXED);
+#endif
+    if ((int64_t)slot < queue->capacity) {
+        float* q = queue->data + (int64_t)slot * kDeferredFloats;
+        o.store(q);
+        d.store(q + 3);
+        beta.store(q + 6);
+        L.store(q + 9);
+        q[12] = px;
+        q[13] = py;
+        q[14] = eta;
+        q[15] = prev_pdf;
+        q[16] = prev_delta ? 1.f : 0.f;
+        q[17] = (float)depth;
+        q[18] = (float)pixel;
+        q[19] = (float)sample;
+    }
+}
+
+template <bool WIDE = false>
+RADIANT_HD bool trace_sample(const PackedScene& sc, const PathCamera& cam, const PathSettings& st, int64_t pixel,
+                             int64_t sample, float* pos_out, float* L_out, const DeferredQueue* queue) {
+    PCG32 rng;
+    float px, py, tmin, tmax;
+    Vec3 o, d;
+    start_path(cam, st, pixel, sample, rng, px, py, o, d, tmin, tmax);
+    pos_out[0] = px;
+    pos_out[1] = py;
 
     Vec3 L(0.f), beta(1.f);
     float eta = 1.f, prev_pdf = 0.f;
@@ -674,29 +716,7 @@ RADIANT_HD bool trace_sample(const PackedScene& sc, const PathCamera& cam, const
         if (depth >= max_depth) break;
         int32_t row = shape[2];
         if ((int32_t)sc.bsdf_rows[(int64_t)row * kBSDFParamCount + kParam_type] >= kDeferredBSDFType) {
-            // The seam: a material the kernel cannot shade. Export the path at this hit for the torch stage.
-            if (queue != nullptr) {
-#if defined(__CUDA_ARCH__)
-                unsigned long long slot = atomicAdd(queue->count, 1ull);
-#else
-                unsigned long long slot = __atomic_fetch_add(queue->count, 1ull, __ATOMIC_RELAXED);
-#endif
-                if ((int64_t)slot < queue->capacity) {
-                    float* q = queue->data + (int64_t)slot * kDeferredFloats;
-                    o.store(q);
-                    d.store(q + 3);
-                    beta.store(q + 6);
-                    L.store(q + 9);
-                    q[12] = px;
-                    q[13] = py;
-                    q[14] = eta;
-                    q[15] = prev_pdf;
-                    q[16] = prev_delta ? 1.f : 0.f;
-                    q[17] = (float)depth;
-                    q[18] = (float)pixel;
-                    q[19] = (float)sample;
-                }
-            }
+            export_deferred(queue, o, d, beta, L, px, py, eta, prev_pdf, prev_delta, depth, pixel, sample);
             deferred = true;
             break;
         }

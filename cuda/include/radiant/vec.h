@@ -5,36 +5,62 @@
 
 namespace radiant {
 
-struct Vec3 {
-    float x, y, z;
-    RADIANT_HD Vec3() : x(0.f), y(0.f), z(0.f) {}
-    RADIANT_HD Vec3(float x_, float y_, float z_) : x(x_), y(y_), z(z_) {}
-    RADIANT_HD explicit Vec3(float s) : x(s), y(s), z(s) {}
-    RADIANT_HD static Vec3 load(const float* p) { return Vec3(p[0], p[1], p[2]); }
+// Vec3T<F>: three components of the float type F (common.h): Vec3 = Vec3T<float> everywhere, Vec3T<LaneF> for the
+// CPU's lanes. Scalar arguments (s) take their type from the vector's (nodeduce_t), so `v * 2.f` works for both.
+template <typename F>
+struct Vec3T {
+    F x, y, z;
+    RADIANT_HD Vec3T() : x(0.f), y(0.f), z(0.f) {}
+    RADIANT_HD Vec3T(nodeduce_t<F> x_, nodeduce_t<F> y_, nodeduce_t<F> z_) : x(x_), y(y_), z(z_) {}
+    RADIANT_HD explicit Vec3T(nodeduce_t<F> s) : x(s), y(s), z(s) {}
+    RADIANT_HD static Vec3T load(const float* p) { return Vec3T(p[0], p[1], p[2]); }
     RADIANT_HD void store(float* p) const { p[0] = x; p[1] = y; p[2] = z; }
-    RADIANT_HD float operator[](int i) const { return i == 0 ? x : (i == 1 ? y : z); }
-    RADIANT_HD float& operator[](int i) { return i == 0 ? x : (i == 1 ? y : z); }
+    RADIANT_HD F operator[](int i) const { return i == 0 ? x : (i == 1 ? y : z); }
+    RADIANT_HD F& operator[](int i) { return i == 0 ? x : (i == 1 ? y : z); }
 };
+using Vec3 = Vec3T<float>;
 
-RADIANT_HD Vec3 operator+(Vec3 a, Vec3 b) { return Vec3(a.x + b.x, a.y + b.y, a.z + b.z); }
-RADIANT_HD Vec3 operator-(Vec3 a, Vec3 b) { return Vec3(a.x - b.x, a.y - b.y, a.z - b.z); }
-RADIANT_HD Vec3 operator-(Vec3 a) { return Vec3(-a.x, -a.y, -a.z); }
-RADIANT_HD Vec3 operator*(Vec3 a, Vec3 b) { return Vec3(a.x * b.x, a.y * b.y, a.z * b.z); }
-RADIANT_HD Vec3 operator*(Vec3 a, float s) { return Vec3(a.x * s, a.y * s, a.z * s); }
-RADIANT_HD Vec3 operator*(float s, Vec3 a) { return Vec3(a.x * s, a.y * s, a.z * s); }
-RADIANT_HD Vec3 operator/(Vec3 a, float s) { return a * (1.f / s); }
-RADIANT_HD Vec3& operator+=(Vec3& a, Vec3 b) { a = a + b; return a; }
-RADIANT_HD float dot(Vec3 a, Vec3 b) { return a.x * b.x + a.y * b.y + a.z * b.z; }
-RADIANT_HD Vec3 cross(Vec3 a, Vec3 b) {
-    return Vec3(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x);
+template <typename F>
+RADIANT_HD Vec3T<F> operator+(Vec3T<F> a, Vec3T<F> b) { return Vec3T<F>(a.x + b.x, a.y + b.y, a.z + b.z); }
+template <typename F>
+RADIANT_HD Vec3T<F> operator-(Vec3T<F> a, Vec3T<F> b) { return Vec3T<F>(a.x - b.x, a.y - b.y, a.z - b.z); }
+template <typename F>
+RADIANT_HD Vec3T<F> operator-(Vec3T<F> a) { return Vec3T<F>(-a.x, -a.y, -a.z); }
+template <typename F>
+RADIANT_HD Vec3T<F> operator*(Vec3T<F> a, Vec3T<F> b) { return Vec3T<F>(a.x * b.x, a.y * b.y, a.z * b.z); }
+template <typename F>
+RADIANT_HD Vec3T<F> operator*(Vec3T<F> a, nodeduce_t<F> s) { return Vec3T<F>(a.x * s, a.y * s, a.z * s); }
+template <typename F>
+RADIANT_HD Vec3T<F> operator*(nodeduce_t<F> s, Vec3T<F> a) { return Vec3T<F>(a.x * s, a.y * s, a.z * s); }
+template <typename F>
+RADIANT_HD Vec3T<F> operator/(Vec3T<F> a, nodeduce_t<F> s) { return a * (1.f / s); }
+template <typename F>
+RADIANT_HD Vec3T<F>& operator+=(Vec3T<F>& a, Vec3T<F> b) { a = a + b; return a; }
+template <typename F>
+RADIANT_HD F dot(Vec3T<F> a, Vec3T<F> b) { return a.x * b.x + a.y * b.y + a.z * b.z; }
+template <typename F>
+RADIANT_HD Vec3T<F> cross(Vec3T<F> a, Vec3T<F> b) {
+    return Vec3T<F>(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x);
 }
-RADIANT_HD float length(Vec3 a) { return sqrtf(dot(a, a)); }
-RADIANT_HD Vec3 normalize(Vec3 a) { return a / length(a); }
-RADIANT_HD Vec3 vmin(Vec3 a, Vec3 b) { return Vec3(min_(a.x, b.x), min_(a.y, b.y), min_(a.z, b.z)); }
-RADIANT_HD Vec3 vmax(Vec3 a, Vec3 b) { return Vec3(max_(a.x, b.x), max_(a.y, b.y), max_(a.z, b.z)); }
-RADIANT_HD float max_component(Vec3 a) { return max_(a.x, max_(a.y, a.z)); }
-RADIANT_HD float min_component(Vec3 a) { return min_(a.x, min_(a.y, a.z)); }
-RADIANT_HD Vec3 vabs(Vec3 a) { return Vec3(fabsf(a.x), fabsf(a.y), fabsf(a.z)); }
+template <typename F>
+RADIANT_HD F length(Vec3T<F> a) { return sqrt_(dot(a, a)); }
+template <typename F>
+RADIANT_HD Vec3T<F> normalize(Vec3T<F> a) { return a / length(a); }
+template <typename F>
+RADIANT_HD Vec3T<F> vmin(Vec3T<F> a, Vec3T<F> b) { return Vec3T<F>(min_(a.x, b.x), min_(a.y, b.y), min_(a.z, b.z)); }
+template <typename F>
+RADIANT_HD Vec3T<F> vmax(Vec3T<F> a, Vec3T<F> b) { return Vec3T<F>(max_(a.x, b.x), max_(a.y, b.y), max_(a.z, b.z)); }
+template <typename F>
+RADIANT_HD F max_component(Vec3T<F> a) { return max_(a.x, max_(a.y, a.z)); }
+template <typename F>
+RADIANT_HD F min_component(Vec3T<F> a) { return min_(a.x, min_(a.y, a.z)); }
+template <typename F>
+RADIANT_HD Vec3T<F> vabs(Vec3T<F> a) { return Vec3T<F>(abs_(a.x), abs_(a.y), abs_(a.z)); }
+// Per-component choice by a mask of F (bool for float).
+template <typename F>
+RADIANT_HD Vec3T<F> select_(mask_t<F> m, Vec3T<F> a, Vec3T<F> b) {
+    return Vec3T<F>(select_(m, a.x, b.x), select_(m, a.y, b.y), select_(m, a.z, b.z));
+}
 RADIANT_HD int max_dimension(Vec3 a) { return (a.x > a.y) ? (a.x > a.z ? 0 : 2) : (a.y > a.z ? 1 : 2); }
 
 // Axis-aligned box; empty boxes have min > max.

@@ -9,25 +9,29 @@ constexpr float kInvPi = 0.31830988618379067154f;
 constexpr float kInvTwoPi = 0.15915494309189533577f;
 constexpr float kInvFourPi = 0.07957747154594766788f;
 
-RADIANT_HD float safe_sqrt(float x) { return sqrtf(max_(x, 0.f)); }
+template <typename F>
+RADIANT_HD F safe_sqrt(F x) { return sqrt_(max_(x, F(0.f))); }
 
-struct Vec2 {
-    float x, y;
-    RADIANT_HD Vec2() : x(0.f), y(0.f) {}
-    RADIANT_HD Vec2(float x_, float y_) : x(x_), y(y_) {}
+template <typename F>
+struct Vec2T {
+    F x, y;
+    RADIANT_HD Vec2T() : x(0.f), y(0.f) {}
+    RADIANT_HD Vec2T(nodeduce_t<F> x_, nodeduce_t<F> y_) : x(x_), y(y_) {}
 };
+using Vec2 = Vec2T<float>;
 
 // Shirley-Chiu concentric map with Dave Cline's branch-reduced form; (0.5, 0.5) -> origin. The angle is
 // pi/4 * rp / r in [-pi/4, pi/4], or pi/2 minus that (sin and cos swapped), so a short polynomial does.
-RADIANT_HD Vec2 square_to_uniform_disk_concentric(Vec2 u) {
-    float x = 2.f * u.x - 1.f, y = 2.f * u.y - 1.f;
-    bool is_zero = (x == 0.f) && (y == 0.f);
-    bool quadrant_1_or_3 = fabsf(x) < fabsf(y);
-    float r = quadrant_1_or_3 ? y : x, rp = quadrant_1_or_3 ? x : y;
-    float phi = is_zero ? 0.f : 0.25f * kPi * rp / r;
-    float sp, cp;
+template <typename F>
+RADIANT_HD Vec2T<F> square_to_uniform_disk_concentric(Vec2T<F> u) {
+    F x = 2.f * u.x - 1.f, y = 2.f * u.y - 1.f;
+    mask_t<F> is_zero = (x == 0.f) & (y == 0.f);
+    mask_t<F> quadrant_1_or_3 = abs_(x) < abs_(y);
+    F r = select_(quadrant_1_or_3, y, x), rp = select_(quadrant_1_or_3, x, y);
+    F phi = select_(is_zero, F(0.f), 0.25f * kPi * rp / r);
+    F sp, cp;
     sincos_quarter(phi, sp, cp);
-    return quadrant_1_or_3 ? Vec2(r * sp, r * cp) : Vec2(r * cp, r * sp);
+    return Vec2T<F>(select_(quadrant_1_or_3, r * sp, r * cp), select_(quadrant_1_or_3, r * cp, r * sp));
 }
 RADIANT_HD float square_to_uniform_disk_concentric_pdf(Vec2 p) {
     return (p.x * p.x + p.y * p.y <= 1.f) ? kInvPi : 0.f;
@@ -51,13 +55,15 @@ RADIANT_HD Vec3 square_to_uniform_hemisphere(Vec2 u) {
 RADIANT_HD float square_to_uniform_hemisphere_pdf(Vec3 v) { return v.z >= 0.f ? kInvTwoPi : 0.f; }
 
 // Malley's method: project the concentric disk up (pdf cos(theta)/pi).
-RADIANT_HD Vec3 square_to_cosine_hemisphere(Vec2 u) {
-    Vec2 p = square_to_uniform_disk_concentric(u);
-    float z = safe_sqrt(1.f - p.x * p.x - p.y * p.y);
-    return Vec3(p.x, p.y, z);
+template <typename F>
+RADIANT_HD Vec3T<F> square_to_cosine_hemisphere(Vec2T<F> u) {
+    Vec2T<F> p = square_to_uniform_disk_concentric(u);
+    F z = safe_sqrt(1.f - p.x * p.x - p.y * p.y);
+    return Vec3T<F>(p.x, p.y, z);
 }
 // Mitsuba returns InvPi * z without a clamp; we clamp to 0 below the horizon (callers mask those anyway).
-RADIANT_HD float square_to_cosine_hemisphere_pdf(Vec3 v) { return v.z > 0.f ? kInvPi * v.z : 0.f; }
+template <typename F>
+RADIANT_HD F square_to_cosine_hemisphere_pdf(Vec3T<F> v) { return select_(v.z > 0.f, kInvPi * v.z, F(0.f)); }
 
 // Uniform over the spherical cap cos(theta) >= cos_cutoff, through the concentric disk.
 RADIANT_HD Vec3 square_to_uniform_cone(Vec2 u, float cos_cutoff) {

@@ -1,0 +1,426 @@
+// Radiant kernels (CPU only): the fused path loop over kLanes paths at once (lane.h: 16 with AVX-512, else 8), the
+// lane form of path.h's trace_sample with the same result for every path, bit for bit.
+//
+// Each path keeps its own PCG32 stream (drawn lane by lane, in the scalar loop's order), so the image is the scalar
+// loop's. A lane whose path ends takes the next camera sample of the range at the top of the next bounce. Per bounce:
+//   - per lane, through path.h's scalar code: closest hit (the 8-/4-wide tree), environment / area-light emission
+//     and its MIS weight, surface attributes, the BSDF row with its textures, the deferred seam, emitter sampling
+//     and shadow rays;
+//   - in lanes, from the shared templated headers: the shading frame, wi, the BSDF lobes that have a lane form
+//     (bsdf.h: diffuse, plastic, dielectric sampling, roughconductor / roughplastic eval and pdf) run once over
+//     the lanes of their type, MIS weights, the throughput / radiance updates,
+//     offset origins, Russian roulette. BSDF types without a lane form go lane by lane through bsdf.h's scalar
+//     bsdf_eval / bsdf_pdf / bsdf_sample.
+#pragma once
+#include "radiant/lane.h"
+#include "radiant/path.h"
+
+namespace radiant {
+
+using LVec3 = Vec3T<LaneF>;
+
+inline Vec3 lane_get(const LVec3& v, int i) { return Vec3(v.x[i], v.y[i], v.z[i]); }
+inline void lane_set(LVec3& v, int i, Vec3 a) {
+    v.x.set(i, a.x);
+    v.y.set(i, a.y);
+    v.z.set(i, a.z);
+}
+
+// Calls f(i) for each set bit i of m, lowest first.
+template <typename Fn>
+inline void for_lanes(uint32_t m, const Fn& f) {
+    while (m) {
+        int i = __builtin_ctz(m);
+        m &= m - 1;
+        f(i);
+    }
+}
+
+// The BSDFs of the lanes being shaded at one bounce. Lanes of a type with a lane form (bsdf.h: diffuse, plastic,
+// dielectric sampling; roughconductor and roughplastic eval / pdf, for the microfacet kind of the first such lane)
+// have their rows gathered into lanes once and each such lobe runs once over its lanes; the rest go lane by lane
+// through the scalar bsdf_eval / bsdf_pdf / bsdf_sample.
+struct LaneBSDFs {
+    const BSDFParams* params;
+    LaneM diffuse, roughconductor, plastic, roughplastic, dielectric, twosided, nonlinear;
+    LVec3 diffuse_r, specular_r, specular_t, cond_eta, cond_k;
+    LaneF alpha_u, alpha_v, eta, weight, internal;
+    int distribution = -1;  // the microfacet lanes' kind (one per bounce; lanes of another go lane by lane)
+    bool visible = false;
+    uint32_t scalar = 0;  // lanes without a lane form
+
+    LaneBSDFs(const BSDFParams* p, uint32_t lanes) : params(p) {
+        for_lanes(lanes, [&](int i) {
+            const BSDFParams& b = p[i];
+            LaneM* kind = nullptr;
+            switch (b.type) {
+                case kBSDF_diffuse: kind = &diffuse; break;
+                case kBSDF_plastic: kind = &plastic; break;
+                case kBSDF_dielectric: kind = &dielectric; break;
+                case kBSDF_roughconductor:
+                case kBSDF_roughplastic:
+                    if (distribution < 0) {
+                        distribution = b.distribution;
+                        visible = b.sample_visible;
+                    }
+                    if (b.distribution == distribution && b.sample_visible == visible)
+                        kind = b.type == kBSDF_roughconductor ? &roughconductor : &roughplastic;
+                    break;
+                default: break;
+            }
+            if (kind == nullptr) {
+                scalar |= 1u << i;
+                return;
+            }
+            kind->set(i, true);
+            twosided.set(i, b.twosided);
+            // The fields of this lane's type only (the others stay 0; their lanes' results are not used).
+            const bool coated = b.type == kBSDF_plastic || b.type == kBSDF_roughplastic;
+            if (b.type == kBSDF_diffuse || coated) lane_set(diffuse_r, i, b.diffuse_reflectance);
+            if (b.type != kBSDF_diffuse) lane_set(specular_r, i, b.specular_reflectance);
+            if (b.type == kBSDF_dielectric) lane_set(specular_t, i, b.specular_transmittance);
+            if (b.type == kBSDF_roughconductor) {
+                lane_set(cond_eta, i, b.conductor_eta);
+                lane_set(cond_k, i, b.conductor_k);
+            }
+            if (b.type == kBSDF_roughconductor || b.type == kBSDF_roughplastic) {
+                alpha_u.set(i, b.alpha_u);
+                alpha_v.set(i, b.alpha_v);
+            }
+            if (coated || b.type == kBSDF_dielectric) eta.set(i, b.eta);
+            if (coated) {
+                nonlinear.set(i, b.nonlinear);
+                weight.set(i, b.specular_sampling_weight);
+                internal.set(i, b.internal_reflectance);
+            }
+        });
+    }
+
+    MicrofacetT<LaneF> microfacet() const {
+        return MicrofacetT<LaneF>(distribution < 0 ? 0 : distribution, alpha_u, alpha_v, visible);
+    }
+
+    // roughplastic's table at cos (lerp_table) on the lanes of m where cos > 0 (0 elsewhere).
+    LaneF table(LaneM m, LaneF cos) const {
+        LaneF t(0.f);
+        for_lanes(bits(m & (cos > 0.f)), [&](int i) {
+            t.set(i, lerp_table(params[i].rough_transmittance, cos[i], kRoughTransmittanceRes));
+        });
+        return t;
+    }
+
+    // bsdf_eval on the lanes of m (0 elsewhere).
+    LVec3 eval(LaneM m, LVec3 wi, LVec3 wo) const {
+        LVec3 out(0.f);
+        if (any(m & (diffuse | roughconductor | plastic | roughplastic))) {
+            LVec3 wi_f = wi, wo_f = wo;
+            twosided_flip<LaneF>(twosided, wi_f, wo_f);
+            LaneM k = diffuse & m;
+            if (any(k)) out = select_(k, diffuse_eval(diffuse_r, wi_f, wo_f), out);
+            k = roughconductor & m;
+            if (any(k))
+                out = select_(k, roughconductor_eval(microfacet(), cond_eta, cond_k, specular_r, wi_f, wo_f), out);
+            k = plastic & m;
+            if (any(k)) out = select_(k, plastic_eval(diffuse_r, nonlinear, eta, internal, wi_f, wo_f), out);
+            k = roughplastic & m;
+            if (any(k)) {
+                LaneM front = k & (wo_f.z > 0.f);
+                out = select_(k, roughplastic_eval(microfacet(), specular_r, diffuse_r, nonlinear, eta, internal,
+                                                   table(front, wi_f.z), table(front, wo_f.z), wi_f, wo_f),
+                              out);
+            }
+        }
+        for_lanes(scalar & bits(m), [&](int i) { lane_set(out, i, bsdf_eval(params[i], lane_get(wi, i), lane_get(wo, i))); });
+        return out;
+    }
+
+    // bsdf_pdf on the lanes of m (0 elsewhere).
+    LaneF pdf(LaneM m, LVec3 wi, LVec3 wo) const {
+        LaneF out(0.f);
+        if (any(m & (diffuse | roughconductor | plastic | roughplastic))) {
+            LVec3 wi_f = wi, wo_f = wo;
+            twosided_flip<LaneF>(twosided, wi_f, wo_f);
+            LaneM k = diffuse & m;
+            if (any(k)) out = select_(k, diffuse_pdf(wi_f, wo_f), out);
+            k = roughconductor & m;
+            if (any(k)) out = select_(k, roughconductor_pdf(microfacet(), wi_f, wo_f), out);
+            k = plastic & m;
+            if (any(k)) out = select_(k, plastic_pdf(weight, eta, wi_f, wo_f), out);
+            k = roughplastic & m;
+            if (any(k)) {
+                LaneM front = k & (wo_f.z > 0.f);
+                out = select_(k, roughplastic_pdf(microfacet(), weight, table(front, wi_f.z), wi_f, wo_f), out);
+            }
+        }
+        for_lanes(scalar & bits(m), [&](int i) { out.set(i, bsdf_pdf(params[i], lane_get(wi, i), lane_get(wo, i))); });
+        return out;
+    }
+
+    // bsdf_sample on the lanes of m: direction, weight, pdf, eta and whether the sampled lobe is a delta one
+    // (Mitsuba's BSDFFlags::Delta: null, delta reflection or transmission).
+    void sample(LaneM m, LVec3 wi, LaneF u1, LaneF u2x, LaneF u2y, LVec3& wo, LVec3& value, LaneF& pdf, LaneF& eta_out,
+                LaneM& delta) const {
+        wo = LVec3(0.f);
+        value = LVec3(0.f);
+        pdf = LaneF(0.f);
+        eta_out = LaneF(1.f);
+        delta = LaneM(false);
+        if (any(m & (diffuse | plastic | dielectric))) {
+            LVec3 wi_f = wi, unused(0.f);
+            LaneM flip = twosided_flip<LaneF>(twosided, wi_f, unused);
+            Vec2T<LaneF> u2(u2x, u2y);
+            LVec3 s_wo, s_value;
+            LaneF s_pdf, s_eta;
+            LaneM s_delta;
+            LaneM k = diffuse & m;
+            if (any(k)) {
+                diffuse_sample(diffuse_r, wi_f, u2, s_wo, s_pdf, s_value);
+                wo = select_(k, s_wo, wo);
+                value = select_(k, s_value, value);
+                pdf = select_(k, s_pdf, pdf);
+            }
+            k = plastic & m;
+            if (any(k)) {
+                plastic_sample(specular_r, diffuse_r, nonlinear, eta, internal, weight, wi_f, u1, u2, s_wo, s_pdf,
+                               s_value, s_delta);
+                wo = select_(k, s_wo, wo);
+                value = select_(k, s_value, value);
+                pdf = select_(k, s_pdf, pdf);
+                delta = select_(k, s_delta, delta);
+            }
+            k = dielectric & m;
+            if (any(k)) {
+                LaneM valid = dielectric_sample(specular_r, specular_t, eta, wi_f, u1, s_wo, s_pdf, s_value, s_eta,
+                                                s_delta);
+                wo = select_(k, s_wo, wo);
+                value = select_(k, s_value, value);
+                pdf = select_(k, s_pdf, pdf);
+                eta_out = select_(k, s_eta, eta_out);
+                delta = select_(k, valid, delta);  // either lobe is a delta one
+            }
+            wo.z = select_(flip & m, -wo.z, wo.z);
+        }
+        const uint32_t by_lane = (scalar | bits(roughconductor | roughplastic)) & bits(m);
+        for_lanes(by_lane, [&](int i) {
+            BSDFSample bs = bsdf_sample(params[i], lane_get(wi, i), u1[i], Vec2(u2x[i], u2y[i]));
+            lane_set(wo, i, bs.wo);
+            lane_set(value, i, bs.weight);
+            pdf.set(i, bs.pdf);
+            eta_out.set(i, bs.eta);
+            delta.set(i, (bs.flags & (kFlagNull | kFlagDeltaReflection | kFlagDeltaTransmission)) != 0);
+        });
+    }
+};
+
+// Items [begin, end) of path_trace_cpu's layout (pixel window_pixel(win, i % (w h)), sample first_sample + i / (w h)),
+// kLanes paths at a time; same outputs as trace_sample<WIDE> on each item.
+template <bool WIDE>
+void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSettings& st, const PixelWindow& win,
+                 int64_t first_sample, int64_t begin, int64_t end, float* pos_out, float* L_out,
+                 const DeferredQueue* queue) {
+    const int64_t n_pix = (int64_t)win.w * win.h;
+    const int32_t max_depth = st.max_depth >= 0 ? st.max_depth : (1 << 30);
+    PCG32 rng[kLanes];
+    int64_t item[kLanes], pixel[kLanes], sample[kLanes];
+    int32_t depth[kLanes];
+    SurfaceHit surf[kLanes];
+    BSDFParams bp[kLanes];
+    EmitterSample es[kLanes];
+    LVec3 o, d, beta, L, prev_p;
+    LaneF eta, prev_pdf, tmin, tmax;
+    LaneM active(false), prev_delta(false);
+    int64_t next = begin;
+    auto finish = [&](int i) {
+        lane_get(L, i).store(L_out + 3 * item[i]);
+        active.set(i, false);
+    };
+
+    for (;;) {
+        // Idle lanes take the next camera samples.
+        for (int i = 0; i < kLanes; ++i) {
+            while (!active[i] && next < end) {
+                const int64_t it = next++;
+                const int64_t px_i = window_pixel(win, cam.width, it % n_pix), s_i = first_sample + it / n_pix;
+                float px, py, t0, t1;
+                Vec3 oo, dd;
+                start_path(cam, st, px_i, s_i, rng[i], px, py, oo, dd, t0, t1);
+                pos_out[2 * it] = px;
+                pos_out[2 * it + 1] = py;
+                if (max_depth <= 0) {
+                    Vec3(0.f).store(L_out + 3 * it);
+                    continue;
+                }
+                item[i] = it;
+                pixel[i] = px_i;
+                sample[i] = s_i;
+                depth[i] = 0;
+                lane_set(o, i, oo);
+                lane_set(d, i, dd);
+                tmin.set(i, t0);
+                tmax.set(i, t1);
+                lane_set(L, i, Vec3(0.f));
+                lane_set(beta, i, Vec3(1.f));
+                eta.set(i, 1.f);
+                prev_pdf.set(i, 0.f);
+                prev_delta.set(i, true);
+                lane_set(prev_p, i, oo);
+                active.set(i, true);
+            }
+        }
+        if (none(active)) break;
+
+        // Closest hits, emission seen (environment or area light, MIS-weighted against NEE), surface attributes and
+        // the BSDF rows: lane by lane.
+        LVec3 Le(0.f);
+        LaneF Le_w(0.f);
+        LaneM add(false), ended(false), deferred(false), shade(false);
+        for_lanes(bits(active), [&](int i) {
+            const Vec3 oi = lane_get(o, i), di = lane_get(d, i);
+            Hit hit;
+            trace_ray<WIDE, false>(sc, oi, di, tmin[i], tmax[i], hit);
+            const bool seen = !(depth[i] == 0 && st.hide_emitters);
+            if (hit.prim < 0) {
+                if (sc.env >= 0 && seen) {
+                    float pdf_env;
+                    Vec3 e = env_eval(sc, di, prev_delta[i] ? nullptr : &pdf_env);
+                    lane_set(Le, i, e);
+                    Le_w.set(i, prev_delta[i] ? 1.f : mis_weight(prev_pdf[i], pdf_env));
+                    add.set(i, true);
+                }
+                ended.set(i, true);
+                return;
+            }
+            SurfaceHit& s = surf[i];
+            s = surface_at(sc, oi, di, hit);
+            const int32_t* shape = sc.shape_info + (int64_t)s.shape * kShapeInts;
+            const int32_t em = shape[3];
+            if (em >= 0 && seen && dot(s.ns, -di) > 0.f) {
+                float pdf_l = area_emitter_pdf(sc, em, lane_get(prev_p, i), s.p, s.ns, normalize(di));
+                lane_set(Le, i, Vec3::load(sc.emitter_params + (int64_t)em * kEmitterFloats + kEmColor));
+                Le_w.set(i, prev_delta[i] ? 1.f : mis_weight(prev_pdf[i], pdf_l));
+                add.set(i, true);
+            }
+            ++depth[i];
+            if (depth[i] >= max_depth) {
+                ended.set(i, true);
+                return;
+            }
+            const int32_t row = shape[2];
+            if ((int32_t)sc.bsdf_rows[(int64_t)row * kBSDFParamCount + kParam_type] >= kDeferredBSDFType) {
+                deferred.set(i, true);
+                ended.set(i, true);
+                return;
+            }
+            bp[i] = bsdf_at(sc, row, s.u, s.v);
+            shade.set(i, true);
+        });
+        L = select_(add, L + beta * Le * Le_w, L);
+        for_lanes(bits(deferred), [&](int i) {
+            export_deferred(queue, lane_get(o, i), lane_get(d, i), lane_get(beta, i), lane_get(L, i),
+                            pos_out[2 * item[i]], pos_out[2 * item[i] + 1], eta[i], prev_pdf[i], prev_delta[i],
+                            depth[i], pixel[i], sample[i]);
+        });
+        for_lanes(bits(ended), finish);
+        const uint32_t shade_bits = bits(shade);
+        if (!shade_bits) continue;
+
+        // Mitsuba's initialize_sh_frame: s = dp_du made orthogonal to ns, t = ns x s (Duff's basis if undefined).
+        LVec3 P, NG, NS(0.f, 0.f, 1.f), DPDU;
+        for_lanes(shade_bits, [&](int i) {
+            lane_set(P, i, surf[i].p);
+            lane_set(NG, i, surf[i].ng);
+            lane_set(NS, i, surf[i].ns);
+            lane_set(DPDU, i, surf[i].dp_du);
+        });
+        FrameT<LaneF> frame(NS);
+        LVec3 tangent = DPDU - NS * dot(NS, DPDU);
+        LaneF tlen = length(tangent);
+        LaneM has_tangent = tlen > 1e-12f;
+        LVec3 ts = tangent / tlen;
+        frame.s = select_(has_tangent, ts, frame.s);
+        frame.t = select_(has_tangent, cross(NS, ts), frame.t);
+        LVec3 wi = frame.to_local(-normalize(d));
+        LaneBSDFs bsdfs(bp, shade_bits);
+
+        // Next-event estimation (smooth BSDFs only): emitter samples and shadow rays lane by lane.
+        LaneM nee(false);
+        LVec3 es_d(0.f, 0.f, 1.f), es_weight(0.f);
+        LaneF es_pdf(0.f);
+        LaneM es_delta(false);
+        for_lanes(shade_bits, [&](int i) {
+            float u0 = rng[i].next_float(), u1 = rng[i].next_float(), u2 = rng[i].next_float(),
+                  u3 = rng[i].next_float();
+            if (!is_delta_type(bp[i].type) && sc.num_emitters > 0) {
+                es[i] = sample_emitter(sc, surf[i].p, u0, u1, Vec2(u2, u3));
+                const Vec3 w = es[i].weight;
+                if (fabsf(w.x) + fabsf(w.y) + fabsf(w.z) > 0.f) {
+                    nee.set(i, true);
+                    lane_set(es_d, i, es[i].d);
+                    lane_set(es_weight, i, w);
+                    es_pdf.set(i, es[i].pdf);
+                    es_delta.set(i, es[i].delta);
+                }
+            }
+        });
+        if (any(nee)) {
+            LVec3 wo_l = frame.to_local(es_d);
+            LVec3 f = bsdfs.eval(nee, wi, wo_l);
+            LaneM lit = nee & ((f.x != 0.f) | (f.y != 0.f) | (f.z != 0.f));
+            LaneM visible(false);
+            for_lanes(bits(lit), [&](int i) {
+                const EmitterSample& e = es[i];
+                Vec3 so = offset_origin(surf[i].p, surf[i].ng, e.d);
+                bool finite = is_finite(e.dist);
+                Vec3 sdir = finite ? e.target - so : e.d;
+                Hit sh;
+                const float smax = finite ? 1.f - kShadowEps : kInf;
+                if (!trace_ray<WIDE, true>(sc, so, sdir, 0.f, smax, sh)) visible.set(i, true);
+            });
+            if (any(visible)) {
+                LaneF w = select_(es_delta, LaneF(1.f), mis_weight(es_pdf, bsdfs.pdf(visible & !es_delta, wi, wo_l)));
+                L = select_(visible, L + beta * f * es_weight * w, L);
+            }
+        }
+
+        // BSDF sampling.
+        LaneF ub0, ub1, ub2;
+        for_lanes(shade_bits, [&](int i) {
+            ub0.set(i, rng[i].next_float());
+            ub1.set(i, rng[i].next_float());
+            ub2.set(i, rng[i].next_float());
+        });
+        LVec3 bs_wo, bs_weight;
+        LaneF bs_pdf, bs_eta;
+        LaneM bs_delta;
+        bsdfs.sample(shade, wi, ub0, ub1, ub2, bs_wo, bs_weight, bs_pdf, bs_eta, bs_delta);
+        LVec3 wo = frame.to_world(bs_wo);
+        beta = select_(shade, beta * bs_weight, beta);
+        eta = select_(shade, eta * bs_eta, eta);
+        prev_delta = select_(shade, bs_delta, prev_delta);
+        prev_pdf = select_(shade, bs_pdf, prev_pdf);
+        prev_p = select_(shade, P, prev_p);
+        o = select_(shade, offset_origin(P, NG, wo), o);
+        d = select_(shade, wo, d);
+        tmin = select_(shade, LaneF(0.f), tmin);
+        tmax = select_(shade, LaneF(kInf), tmax);
+        // Russian roulette (Mitsuba: q = min(max(beta) * eta^2, 0.95) from rr_depth on).
+        LaneF bmax = max_component(beta);
+        LaneM dead = shade & !(bmax > 0.f);
+        LaneM rr(false);
+        LaneF u_rr(0.f);
+        for_lanes(bits(andnot(shade, dead)), [&](int i) {
+            if (depth[i] >= st.rr_depth) {
+                rr.set(i, true);
+                u_rr.set(i, rng[i].next_float());
+            }
+        });
+        if (any(rr)) {
+            LaneF q = min_(bmax * eta * eta, LaneF(0.95f));
+            dead = dead | andnot(rr, u_rr < q);
+            beta = select_(andnot(rr, dead), beta / max_(q, LaneF(1e-30f)), beta);
+        }
+        for_lanes(bits(dead), finish);
+    }
+}
+
+}  // namespace radiant

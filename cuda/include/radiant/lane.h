@@ -1,0 +1,132 @@
+// Radiant kernels (CPU only): LaneF, kLanes floats processed at once (16: one AVX-512 register; 8 without AVX-512), and
+// LaneM, its comparisons' per-lane mask. The shared headers' math templated on a float type F (vec.h Vec3T, frame.h
+// FrameT, warp.h, microfacet.h MicrofacetT, fresnel.h; common.h) runs kLanes paths in lockstep with F = LaneF and
+// one path with F = float (the CUDA kernels and the scalar CPU loops), from the same source.
+//
+// Lane for lane the arithmetic is the scalar code's: IEEE +, -, *, / and sqrt (no contraction: the build has
+// -ffp-contract=off), `select_` where the scalar code has `?:`, and the transcendental functions (exp_) through
+// the scalar libm call of each lane, so LaneF results are bit-identical to float ones.
+#pragma once
+#if defined(__CUDACC__)
+#error "lane.h is for the CPU build only"
+#endif
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#if defined(__AVX512F__) || defined(__AVX__)
+#include <immintrin.h>
+#endif
+
+#include "common.h"
+
+namespace radiant {
+
+// 16 lanes where AVX-512 holds them in one register; 8 (one AVX2 register) elsewhere: wider lanes split over AVX2
+// registers measured slower than the scalar code (tools/lane_stage.cpp).
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+#else
+constexpr int kLanes = 8;
+#endif
+
+typedef float lane_vf __attribute__((vector_size(4 * kLanes)));
+typedef int32_t lane_vi __attribute__((vector_size(4 * kLanes)));
+
+struct LaneM {
+    lane_vi v;  // all ones (-1) where true, 0 where false
+    LaneM() : v(lane_vi{} ) {}
+    explicit LaneM(lane_vi v_) : v(v_) {}
+    LaneM(bool b) : v(lane_vi{} - (int32_t)b) {}
+    bool operator[](int i) const { return v[i] != 0; }
+    void set(int i, bool b) { v[i] = b ? -1 : 0; }
+};
+
+inline LaneM operator&(LaneM a, LaneM b) { return LaneM(a.v & b.v); }
+inline LaneM operator|(LaneM a, LaneM b) { return LaneM(a.v | b.v); }
+inline LaneM operator^(LaneM a, LaneM b) { return LaneM(a.v ^ b.v); }
+inline LaneM operator!(LaneM a) { return LaneM(~a.v); }
+inline LaneM operator~(LaneM a) { return LaneM(~a.v); }
+inline LaneM andnot(LaneM a, LaneM b) { return LaneM(a.v & ~b.v); }  // a and not b
+
+// Lane i's bit at bit i.
+inline uint32_t bits(LaneM m) {
+#if defined(__AVX512F__)
+    return (uint32_t)_mm512_movepi32_mask((__m512i)m.v);
+#else
+    uint32_t r = 0;
+    for (int i = 0; i < kLanes; ++i) r |= (uint32_t)(m.v[i] != 0) << i;
+    return r;
+#endif
+}
+inline bool any(LaneM m) { return bits(m) != 0; }
+inline bool all(LaneM m) { return bits(m) == (1u << kLanes) - 1u; }
+inline bool none(LaneM m) { return bits(m) == 0; }
+
+struct LaneF {
+    lane_vf v;
+    LaneF() : v(lane_vf{}) {}
+    LaneF(float s) : v(lane_vf{} + s) {}  // NOLINT: broadcast, so scalar constants mix with lanes
+    explicit LaneF(lane_vf v_) : v(v_) {}
+    float operator[](int i) const { return v[i]; }
+    void set(int i, float x) { v[i] = x; }
+    static LaneF load(const float* p) {
+        LaneF r;
+        std::memcpy(&r.v, p, sizeof(r.v));
+        return r;
+    }
+    void store(float* p) const { std::memcpy(p, &v, sizeof(v)); }
+    // Lane i = base[index[i]] (a gather).
+    static LaneF gather(const float* base, const int32_t* index) {
+        LaneF r;
+        for (int i = 0; i < kLanes; ++i) r.v[i] = base[index[i]];
+        return r;
+    }
+};
+
+template <>
+struct lane_traits<LaneF> {
+    using mask = LaneM;
+};
+
+inline LaneF operator+(LaneF a, LaneF b) { return LaneF(a.v + b.v); }
+inline LaneF operator-(LaneF a, LaneF b) { return LaneF(a.v - b.v); }
+inline LaneF operator*(LaneF a, LaneF b) { return LaneF(a.v * b.v); }
+inline LaneF operator/(LaneF a, LaneF b) { return LaneF(a.v / b.v); }
+inline LaneF operator-(LaneF a) { return LaneF(-a.v); }
+inline LaneF& operator+=(LaneF& a, LaneF b) { a.v += b.v; return a; }
+inline LaneF& operator-=(LaneF& a, LaneF b) { a.v -= b.v; return a; }
+inline LaneF& operator*=(LaneF& a, LaneF b) { a.v *= b.v; return a; }
+inline LaneF& operator/=(LaneF& a, LaneF b) { a.v /= b.v; return a; }
+inline LaneM operator<(LaneF a, LaneF b) { return LaneM(a.v < b.v); }
+inline LaneM operator<=(LaneF a, LaneF b) { return LaneM(a.v <= b.v); }
+inline LaneM operator>(LaneF a, LaneF b) { return LaneM(a.v > b.v); }
+inline LaneM operator>=(LaneF a, LaneF b) { return LaneM(a.v >= b.v); }
+inline LaneM operator==(LaneF a, LaneF b) { return LaneM(a.v == b.v); }
+inline LaneM operator!=(LaneF a, LaneF b) { return LaneM(a.v != b.v); }
+
+// The lane forms of common.h's select_ / min_ / max_ / clamp_ / sqrt_ / abs_ / exp_ (same per-lane results; min_
+// and max_ keep the scalar `a < b ? a : b` order, so NaN arguments pick the same operand).
+inline LaneF select_(LaneM m, LaneF a, LaneF b) { return LaneF(m.v ? a.v : b.v); }
+inline LaneM select_(LaneM m, LaneM a, LaneM b) { return LaneM(m.v ? a.v : b.v); }
+inline LaneF min_(LaneF a, LaneF b) { return select_(a < b, a, b); }
+inline LaneF max_(LaneF a, LaneF b) { return select_(a > b, a, b); }
+inline LaneF clamp_(LaneF x, LaneF lo, LaneF hi) { return select_(x < lo, lo, select_(x > hi, hi, x)); }
+inline LaneF abs_(LaneF x) { return LaneF((lane_vf)((lane_vi)x.v & 0x7fffffff)); }
+inline LaneF sqrt_(LaneF x) {
+#if defined(__AVX512F__)
+    return LaneF((lane_vf)_mm512_sqrt_ps((__m512)x.v));
+#elif defined(__AVX__)
+    return LaneF((lane_vf)_mm256_sqrt_ps((__m256)x.v));
+#else
+    LaneF r;
+    for (int i = 0; i < kLanes; ++i) r.v[i] = sqrtf(x.v[i]);
+    return r;
+#endif
+}
+inline LaneF exp_(LaneF x) {
+    LaneF r;
+    for (int i = 0; i < kLanes; ++i) r.v[i] = expf(x.v[i]);
+    return r;
+}
+
+}  // namespace radiant
