@@ -354,16 +354,14 @@ def evaluate_cmd(
     recall on the GT's thin structures and objects when gt_thin.ply / gt_objects.ply are beside gt.ply."""
     import json
 
-    from .recon.evaluate import evaluate_meshes, load_mesh, print_table
+    from .recon.evaluate import evaluate_meshes, ground_truth_parts, load_mesh, print_table
 
     if json_out is not None and json_out.exists() and not force:
         raise UserError(f"--json {json_out}: exists; pass --force to overwrite")
     pred_mesh, gt_mesh = load_mesh(mesh, "mesh"), load_mesh(gt, "ground truth")
-    if thin is None and (gt.parent / "gt_thin.ply").is_file() and gt.name == "gt.ply":
-        thin = gt.parent / "gt_thin.ply"
-    thin_mesh = load_mesh(thin, "thin ground truth") if thin is not None else None
-    objects = gt.parent / "gt_objects.ply" if gt.name == "gt.ply" else None
-    objects_mesh = load_mesh(objects, "objects ground truth") if objects is not None and objects.is_file() else None
+    parts = ground_truth_parts(gt)
+    thin_mesh = load_mesh(thin or parts["thin"], "thin ground truth") if thin or parts["thin"] else None
+    objects_mesh = load_mesh(parts["objects"], "objects ground truth") if parts["objects"] else None
     dataset = None
     if data is not None:
         from .recon.dataset import load_dataset
@@ -565,7 +563,8 @@ def bench_recon(
     seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds: every variant once per seed."),
     jobs: int = typer.Option(1, help="Runs at once (a GPU or a many-core machine; they share it)."),
 ):
-    """Reconstruction ablation at equal time: F@5cm, F@2cm, chamfer, wall time, peak RSS per variant."""
+    """Reconstruction ablation at equal time (or steps): F@5cm, F@2cm, chamfer, thin/object recall, wall time, peak
+    RSS per variant; exit 1 when a run failed."""
     from .bench.recon import run_bench
 
     seed_list = None
@@ -574,8 +573,10 @@ def bench_recon(
             seed_list = [int(x) for x in seeds.split(",") if x.strip()]
         except ValueError:
             raise UserError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
-    run_bench(data or None, minutes, [v.strip() for v in variants.split(",") if v.strip()], work, out, config,
-              iters, seed_list, jobs)
+    failed = run_bench(data or None, minutes, [v.strip() for v in variants.split(",") if v.strip()], work, out,
+                       config, iters, seed_list, jobs)
+    if failed:
+        raise typer.Exit(1)
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,4 @@
-"""`radiant bench recon`: the DebSDF ablation at equal time on the bundled datasets (one JSON line per run).
+"""`radiant bench recon`: the DebSDF ablation at equal time (or steps) on the bundled datasets (one JSON line per run).
 
 Each variant runs in its own process (`python -m render.bench.recon --worker ...`) so that its peak RSS is its own."""
 
@@ -8,6 +8,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,15 +25,13 @@ BUNDLED = {"room": ("scenes/room/room.xml", "inside"), "object": ("scenes/object
 
 
 def _evaluate(mesh: Path, dataset) -> dict:
-    """F@5cm, F@2cm, chamfer (and thin-part / object recall when gt_thin.ply / gt_objects.ply exist) of the mesh against the dataset's
-    gt mesh, culled to what the dataset's cameras see (render.recon.evaluate)."""
-    from ..recon.evaluate import evaluate_meshes
+    """F@5cm, F@2cm, chamfer (and thin-part / object recall where gt_thin.ply / gt_objects.ply exist) of the mesh
+    against the dataset's gt mesh, culled to what the dataset's cameras see (render.recon.evaluate)."""
+    from ..recon.evaluate import evaluate_meshes, ground_truth_parts
 
     if dataset.gt_mesh is None:
         return {"note": "dataset has no gt mesh"}
-    thin, objects = (Path(dataset.gt_mesh).with_name(f"gt_{name}.ply") for name in ("thin", "objects"))
-    r = evaluate_meshes(mesh, dataset.gt_mesh, dataset=dataset, thin=thin if thin.exists() else None,
-                        objects=objects if objects.exists() else None)
+    r = evaluate_meshes(mesh, dataset.gt_mesh, dataset=dataset, **ground_truth_parts(dataset.gt_mesh))
     out = {"f_score_5cm": r.fscore.get("0.05"), "f_score_2cm": r.fscore.get("0.02"), "chamfer": r.chamfer,
            "accuracy": r.accuracy, "completeness": r.completeness}
     if r.thin_recall:
@@ -77,15 +76,17 @@ def bundled_dataset(name: str, folder: Path) -> Path:
 
 def run_bench(datasets, minutes: float, variants: list[str], work: Path, out: Path | None,
               config_file: Path | None = None, iters: int | None = None, seeds: list[int] | None = None,
-              jobs: int = 1) -> None:
+              jobs: int = 1) -> int:
     """Every variant (x every seed) on every dataset, at equal time (`minutes`) or equal steps (`iters`), each in
     its own process; `jobs` of them at once (a GPU or a many-core machine: they share it, so equal time is still
-    equal; on 2 cores keep 1). One JSON line per run, in the order they finish."""
+    equal; on 2 cores keep 1). One JSON line per run, in the order they finish. Returns the number of failed runs."""
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise UserError(f"--variants: unknown {', '.join(unknown)} (expected {', '.join(VARIANTS)})")
     if jobs < 1:
         raise UserError(f"--jobs: expected >= 1, got {jobs}")
+    if seeds is not None and len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds: each seed once, got {','.join(map(str, seeds))}")
     if iters is not None and iters < 1:
         raise UserError(f"--iters: expected >= 1, got {iters}")
     if not datasets:
@@ -107,29 +108,42 @@ def run_bench(datasets, minutes: float, variants: list[str], work: Path, out: Pa
                 cmd += [str(config_file)] if config_file is not None else []
                 queue.append(({"bench": "recon", "dataset": d.name, "variant": v, **b}, cmd))
     running: list = []
+    failed = 0
 
     def finish(entry) -> None:
-        label, proc = entry
-        stdout, stderr = proc.communicate()
+        nonlocal failed
+        label, proc, logs = entry
+        proc.wait()
+        stdout, stderr = (f.seek(0) or f.read().decode(errors="replace") for f in logs)
+        for f in logs:
+            f.close()
         lines = [line for line in stdout.splitlines() if line.startswith("{")]
         if proc.returncode != 0 or not lines:
+            failed += 1
             emit({**label, "error": (stderr.strip().splitlines() or ["no output"])[-1]}, out)
         else:
             emit(json.loads(lines[-1]), out)
 
-    while queue or running:
-        while queue and len(running) < jobs:
-            label, cmd = queue.pop(0)
-            running.append((label, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
-        if jobs == 1:
-            finish(running.pop(0))
-            continue
-        done = next((e for e in running if e[1].poll() is not None), None)
-        if done is None:
-            time.sleep(0.5)
-            continue
-        running.remove(done)
-        finish(done)
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                label, cmd = queue.pop(0)
+                # Output to files, not pipes: a worker that fills a pipe nobody reads yet would block.
+                logs = (tempfile.TemporaryFile(), tempfile.TemporaryFile())
+                running.append((label, subprocess.Popen(cmd, stdout=logs[0], stderr=logs[1]), logs))
+            done = next((e for e in running if e[1].poll() is not None), None)
+            if done is None:
+                time.sleep(0.2)
+                continue
+            running.remove(done)
+            finish(done)
+    finally:  # Ctrl-C or an error here: no worker is left running
+        for _, proc, logs in running:
+            proc.terminate()
+            proc.wait()
+            for f in logs:
+                f.close()
+    return failed
 
 
 if __name__ == "__main__":

@@ -82,10 +82,10 @@ class ReconConfig:
                                         # sum (floor/u)^p x / pixels with a prior, so excluded and uncertain pixels
                                         # lower the loss instead of handing their share to the confident ones
     prior_importance: bool = True       # the prior losses weight each ray by 1 / (N P) of the guided sampler, so
-                                        # they keep uniform sampling's expectation (the guided rays steer the
-                                        # colour loss only). Off (DebSDF as written: a plain mean over the guided
-                                        # rays), the room lost its table and chair: objects recall@5cm 0.25 vs
-                                        # 0.53 / 0.51 on, seeds 0 / 1, 8800 steps (README, session 8)
+                                        # they keep uniform sampling's expectation (the colour loss and the other
+                                        # per-ray terms still follow the guided rays). Off (weighted means over
+                                        # the kept guided rays), the room lost its table and chair: objects
+                                        # recall@5cm 0.25 vs 0.53 / 0.51 on, seeds 0 / 1, 8800 steps (README)
     uncertainty_fit_weight: float = 0.1 # the heads' own NLL (geometry detached)
     depth_uncertainty_min: float = 0.01 # floors of the uncertainties in the NLL losses
     normal_uncertainty_min: float = 0.1
@@ -212,6 +212,11 @@ class ReconConfig:
             raise UserError(f"{source}: 'depth_fit_freeze' expected a step >= 0 (0: off), got {self.depth_fit_freeze}")
         if not self.depth_outlier >= 0.0:
             raise UserError(f"{source}: 'depth_outlier' expected >= 0 (0: off), got {self.depth_outlier}")
+
+
+# Keys added after runs were written, with the value that gives the behaviour those runs started with: a resumed run
+# whose config.yaml lacks one keeps that value instead of switching to the new default halfway.
+LEGACY_DEFAULTS = {"prior_importance": False}
 
 
 def load_config_file(path: Path, base: ReconConfig | None = None) -> ReconConfig:

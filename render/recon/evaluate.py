@@ -139,6 +139,13 @@ def auto_point_count(mesh, spacing: float, lo: int = 10_000, hi: int = 2_000_000
     return int(min(max(mesh.area / spacing ** 2, lo), hi))
 
 
+def ground_truth_parts(gt) -> dict:
+    """{"thin": path or None, "objects": path or None}: make-dataset's gt_thin.ply / gt_objects.ply beside a gt.ply."""
+    gt = Path(gt)
+    return {name: (gt.parent / f"gt_{name}.ply") if gt.name == "gt.ply" and (gt.parent / f"gt_{name}.ply").is_file()
+            else None for name in ("thin", "objects")}
+
+
 def evaluate_meshes(pred, gt, dataset=None, thresholds=DEFAULT_THRESHOLDS, num_points: int | None = None,
                     seed: int = 0, thin=None, objects=None) -> EvalResult:
     """Metrics of mesh `pred` against `gt` (paths or trimesh meshes, same units). With a ReconDataset, both point

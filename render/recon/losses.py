@@ -202,5 +202,6 @@ def masked_mean(x: torch.Tensor, mask, count=None) -> torch.Tensor:
     if mask is None:
         return x.mean()
     m = mask.to(x.dtype)
-    denominator = m.sum() if count is None else torch.as_tensor(count, dtype=x.dtype, device=x.device)
-    return (x * m).sum() / denominator.clamp(min=1.0)
+    if count is None:  # weights may sum to less than one pixel's; a bool mask's count is 0 or >= 1
+        return (x * m).sum() / m.sum().clamp(min=1.0 if mask.dtype == torch.bool else 1e-12)
+    return (x * m).sum() / torch.as_tensor(count, dtype=x.dtype, device=x.device).clamp(min=1.0)

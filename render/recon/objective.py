@@ -135,6 +135,7 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
         else:
             mask &= u_d.detach() < c.depth_exclude  # DebSDF: high-uncertainty priors are left out
             weight = L.uncertainty_weights(u_d, mask, 1, c.depth_uncertainty_min if batch_norm else None)
+        base_weight = weight
         if importance is not None:
             weight = weight * importance
         if warm or c.depth_loss == "mse":
@@ -143,9 +144,10 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
             out["depth"] = L.masked_mean((z - aligned).abs(), weight, count) * c.depth_l1_weight
         use_prior_sdf = c.prior_sdf == "true" or (c.prior_sdf == "auto" and model.sdf_net.sign < 0)  # auto: rooms
         if use_prior_sdf and grow is not None and bool(grow.any()):
-            w = weight.to(aligned.dtype)
+            w = base_weight.to(aligned.dtype)
             scale = w[w > 0].mean() if bool((w > 0).any()) else torch.ones((), dtype=w.dtype, device=w.device)
-            weight = torch.where(grow, scale, w)  # the kept pixels' average weight
+            grown = scale if importance is None else scale * importance  # the kept pixels' average weight
+            weight = torch.where(grow, grown, weight.to(aligned.dtype))
         if use_prior_sdf and c.prior_sdf_weight > 0 and bool((weight > 0).any()):
             out["prior_sdf"] = c.prior_sdf_weight * prior_sdf_loss(model, origins, dirs, targets.cam_z, aligned,
                                                                    weight, c.prior_sdf_points, generator)

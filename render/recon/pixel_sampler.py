@@ -66,7 +66,7 @@ class PixelSampler:
 
     def importance(self, slot: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
         """(M,) 1 / (N P) of each drawn cell: the weight that gives a mean over these rays the expectation it would
-        have under uniform pixel sampling (all ones when not guided)."""
+        have under the unguided sampler (cells uniformly; all ones when not guided)."""
         if not self.guided:
             return torch.ones(cells.shape[0])
         return 1.0 / (self.probs[slot, cells] * self.probs.shape[1])

@@ -73,3 +73,25 @@ def test_bench_recon_equal_steps_seeds_and_jobs(tmp_path, capsys):
     assert code == 2 and "--seeds" in err
     code, err = _run(["bench", "recon", "--data", str(data), "--jobs", "0"], capsys)
     assert code == 2 and "--jobs" in err
+    code, err = _run(["bench", "recon", "--data", str(data), "--seeds", "0,0"], capsys)
+    assert code == 2 and "--seeds" in err
+
+
+def test_resume_keeps_the_behaviour_the_run_started_with(tmp_path):
+    """A run written before a key existed (config.yaml without it) resumes with the value that gives its old
+    behaviour (LEGACY_DEFAULTS), not with the new default; a run that has the key keeps its own value."""
+    import yaml
+
+    from render.recon.config import ReconConfig
+    from render.recon.run import prepare_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    values = yaml.safe_load(ReconConfig(data=str(tmp_path)).to_yaml())
+    del values["prior_importance"]
+    (run / "config.yaml").write_text(yaml.safe_dump(values))
+    assert ReconConfig().prior_importance is True
+    assert prepare_config(tmp_path, run, {}, None, True, False).prior_importance is False
+    values["prior_importance"] = True
+    (run / "config.yaml").write_text(yaml.safe_dump(values))
+    assert prepare_config(tmp_path, run, {}, None, True, False).prior_importance is True
