@@ -10,17 +10,7 @@ OUT=${OUT:-out/gpu-ablation}
 MINUTES=${MINUTES:-6}
 SEEDS=${SEEDS:-0,1}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 RADIANT_CACHE=${RADIANT_CACHE:-/tmp/radiant-cache} MAX_JOBS=${MAX_JOBS:-16}
-export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$(python3 -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")}
-if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    export PYTHONPATH=/tmp/site:$PWD
-else
-    export PYTHONPATH=$PWD
-fi
-R="python3 -m render.cli"
-t0=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+source "$(dirname "$0")/gpu_env.sh"
 $R make-dataset scenes/room/room.xml --out /tmp/room --force > "$OUT/dataset.log" 2>&1 &
 ds=$!
 python3 -c "from render.kernels.build import load; print('with_cuda', load().with_cuda)" 2>&1 | tail -2

@@ -12,17 +12,7 @@ rc=0
 OUT=${OUT:-out/gpu-check}
 RECON_MINUTES=${RECON_MINUTES:-4}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 RADIANT_CACHE=${RADIANT_CACHE:-/tmp/radiant-cache} MAX_JOBS=${MAX_JOBS:-16}
-export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$(python3 -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")}
-if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    export PYTHONPATH=/tmp/site:$PWD
-else
-    export PYTHONPATH=$PWD
-fi
-R="python3 -m render.cli"
-t0=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+source "$(dirname "$0")/gpu_env.sh"
 nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
 
 stamp "build"

@@ -544,6 +544,13 @@ def test_depth_outliers_split_missing_geometry_from_thin_misses():
     assert grow.tolist() == [False, True, False, False, False]
 
 
+def _loss_fixture(seed: int):
+    """(a tiny ReconModel, ray count 64, unit directions) for recon_losses checks, after seeding torch."""
+    torch.manual_seed(seed)
+    model = ReconModel(levels=4, features=2, log2_table=10, base_resolution=4, max_resolution=32)
+    return model, 64, torch.nn.functional.normalize(torch.randn(64, 3), dim=-1)
+
+
 def test_depth_loss_l1_after_warm_up():
     """depth_loss l1: after warm-up the geometry sees DebSDF's |D - D*| / u (L1 in the residual, 1/u-weighted),
     whose pull does not fade as the residual shrinks the way the squared error's does: at residuals of +-0.005 the
@@ -553,10 +560,7 @@ def test_depth_loss_l1_after_warm_up():
 
     with pytest.raises(UserError, match="depth_loss"):
         ReconConfig(data="x").updated({"depth_loss": "huber"}, "cfg.yaml")
-    torch.manual_seed(0)
-    model = ReconModel(levels=4, features=2, log2_table=10, base_resolution=4, max_resolution=32)
-    m = 64
-    dirs = torch.nn.functional.normalize(torch.randn(m, 3), dim=-1)
+    model, m, dirs = _loss_fixture(0)
     truth = torch.linspace(1.0, 2.0, m)
     residual = 0.005 * (1 - 2 * (torch.arange(m) % 2)).float()  # +-0.005: no scale and shift absorbs it
     grads = {}
@@ -585,10 +589,7 @@ def test_prior_losses_importance_and_batch_normalization():
 
     with pytest.raises(UserError, match="prior_normalization"):
         ReconConfig(data="x").updated({"prior_normalization": "mean"}, "cfg.yaml")
-    torch.manual_seed(1)
-    model = ReconModel(levels=4, features=2, log2_table=10, base_resolution=4, max_resolution=32)
-    m = 64
-    dirs = torch.nn.functional.normalize(torch.randn(m, 3), dim=-1)
+    model, m, dirs = _loss_fixture(1)
     depth = torch.linspace(1.0, 2.0, m) + 0.01 * torch.randn(m)
     prior = torch.linspace(1.0, 2.0, m) * 2 + 0.3
     u_head = torch.where(torch.arange(m) % 3 == 0, 0.2, 0.04)  # every third ray above depth_exclude 0.08

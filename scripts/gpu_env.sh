@@ -1,0 +1,14 @@
+# Sourced by the scripts for a lent GPU machine (gpu_check.sh, gpu_ablation.sh), which brings its own CUDA torch and
+# no package registry: environment for the kernel build, the missing pure-Python packages from the wheels carried
+# in .whl/ (trimesh, openexr, flip-evaluator), $R (the CLI) and stamp (elapsed-seconds log lines).
+export PYTHONUNBUFFERED=1 RADIANT_CACHE=${RADIANT_CACHE:-/tmp/radiant-cache} MAX_JOBS=${MAX_JOBS:-16}
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$(python3 -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")}
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site:$PWD
+else
+    export PYTHONPATH=$PWD
+fi
+R="python3 -m render.cli"
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
