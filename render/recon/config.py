@@ -219,8 +219,9 @@ class ReconConfig:
 LEGACY_DEFAULTS = {"prior_importance": False}
 
 
-def load_config_file(path: Path, base: ReconConfig | None = None) -> ReconConfig:
-    """base (default ReconConfig()) updated with the keys of a YAML file; one-line UserError on bad YAML/keys."""
+def load_config_file(path: Path, base: ReconConfig | None = None, legacy: bool = False) -> ReconConfig:
+    """base (default ReconConfig()) updated with the keys of a YAML file; one-line UserError on bad YAML/keys.
+    legacy (a run's own config.yaml, resumed): keys it lacks take their LEGACY_DEFAULTS value."""
     import yaml
 
     path = Path(path)
@@ -236,4 +237,6 @@ def load_config_file(path: Path, base: ReconConfig | None = None) -> ReconConfig
         values = {}
     if not isinstance(values, dict):
         raise UserError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
+    if legacy:
+        values = {**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in values}, **values}
     return (base or ReconConfig()).updated(values, str(path))

@@ -29,13 +29,7 @@ def prepare_config(data: Path, out: Path, overrides: dict, config_file: Path | N
     if resume:
         if not existing.is_file():
             raise UserError(f"{out}: no run to resume (config.yaml missing)")
-        import yaml
-
-        from .config import LEGACY_DEFAULTS
-
-        saved = yaml.safe_load(existing.read_text()) or {}
-        legacy = {k: v for k, v in LEGACY_DEFAULTS.items() if isinstance(saved, dict) and k not in saved}
-        config = load_config_file(existing, ReconConfig().updated(legacy, str(existing)))
+        config = load_config_file(existing, legacy=True)
     else:
         if out.exists() and any(out.iterdir()) and not force:
             raise UserError(f"{out}: exists and is not empty; pass --resume to continue it or --force to start over")
