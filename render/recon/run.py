@@ -95,7 +95,7 @@ def load_run_state(run: Path, dataset=None) -> RunState:
     from .pixel_sampler import PixelSampler
 
     run = Path(run)
-    config = load_config_file(run / "config.yaml")
+    config = load_config_file(run / "config.yaml", legacy=True)  # as the run was trained
     if dataset is None:
         dataset = _load_dataset(Path(config.data))
     ckpt = run / "ckpt" / "latest.pt"
