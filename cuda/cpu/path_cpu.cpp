@@ -1,5 +1,6 @@
 // Radiant kernels: CPU loops of the fused path tracer: parallel_chunks over camera samples (kLanes paths at a time
-// through path_lanes.h's trace_lanes where the scene's BSDFs have lane forms, else one trace_sample each), and a film splat parallel over bands of image rows (each band owned by one worker, so no atomics).
+// through path_lanes.h's trace_lanes where the scene's BSDFs have lane forms, else one trace_sample each), and a
+// film splat parallel over bands of image rows (each band owned by one worker, so no atomics).
 #include "path_cpu.h"
 
 #include <cmath>
