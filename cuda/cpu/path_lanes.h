@@ -7,7 +7,7 @@
 //     and its MIS weight, surface attributes, the BSDF row with its textures, the deferred seam, emitter sampling
 //     and shadow rays;
 //   - in lanes, from the shared templated headers: the shading frame, wi, the BSDF lobes that have a lane form
-//     (bsdf.h: diffuse, plastic, dielectric sampling, roughconductor / roughplastic eval and pdf) run once over
+//     (bsdf.h: diffuse, plastic, dielectric, roughconductor, roughplastic eval / pdf / sample) run once over
 //     the lanes of their type, MIS weights, the throughput / radiance updates,
 //     offset origins, Russian roulette. BSDF types without a lane form go lane by lane through bsdf.h's scalar
 //     bsdf_eval / bsdf_pdf / bsdf_sample.
@@ -37,7 +37,7 @@ inline void for_lanes(uint32_t m, const Fn& f) {
 }
 
 // The BSDFs of the lanes being shaded at one bounce. Lanes of a type with a lane form (bsdf.h: diffuse, plastic,
-// dielectric sampling; roughconductor and roughplastic eval / pdf, for the microfacet kind of the first such lane)
+// dielectric; roughconductor and roughplastic for the microfacet kind of the first such lane)
 // have their rows gathered into lanes once and each such lobe runs once over its lanes; the rest go lane by lane
 // through the scalar bsdf_eval / bsdf_pdf / bsdf_sample.
 struct LaneBSDFs {
@@ -165,7 +165,7 @@ struct LaneBSDFs {
         pdf = LaneF(0.f);
         eta_out = LaneF(1.f);
         delta = LaneM(false);
-        if (any(m & (diffuse | plastic | dielectric))) {
+        if (any(m & (diffuse | plastic | dielectric | roughconductor | roughplastic))) {
             LVec3 wi_f = wi, unused(0.f);
             LaneM flip = twosided_flip<LaneF>(twosided, wi_f, unused);
             Vec2T<LaneF> u2(u2x, u2y);
@@ -198,9 +198,25 @@ struct LaneBSDFs {
                 eta_out = select_(k, s_eta, eta_out);
                 delta = select_(k, valid, delta);  // either lobe is a delta one
             }
+            k = roughconductor & m;
+            if (any(k)) {
+                roughconductor_sample(microfacet(), cond_eta, cond_k, specular_r, wi_f, u2, s_wo, s_pdf, s_value);
+                wo = select_(k, s_wo, wo);
+                value = select_(k, s_value, value);
+                pdf = select_(k, s_pdf, pdf);
+            }
+            k = roughplastic & m;
+            if (any(k)) {
+                auto lookup = [&](LaneM lanes, LaneF cos) { return table(lanes & k, cos); };
+                roughplastic_sample(microfacet(), specular_r, diffuse_r, nonlinear, eta, internal, weight, lookup, wi_f,
+                                    u1, u2, s_wo, s_pdf, s_value, s_delta);
+                wo = select_(k, s_wo, wo);
+                value = select_(k, s_value, value);
+                pdf = select_(k, s_pdf, pdf);
+            }
             wo.z = select_(flip & m, -wo.z, wo.z);
         }
-        const uint32_t by_lane = (scalar | bits(roughconductor | roughplastic)) & bits(m);
+        const uint32_t by_lane = scalar & bits(m);
         for_lanes(by_lane, [&](int i) {
             BSDFSample bs = bsdf_sample(params[i], lane_get(wi, i), u1[i], Vec2(u2x[i], u2y[i]));
             lane_set(wo, i, bs.wo);

@@ -5,7 +5,8 @@
 //
 // The stage, per path: the shading frame of a normal, the incoming direction into it, a cosine-weighted direction
 // sampled from two uniforms and its pdf, the microfacet reflection terms at that direction (D G / (4 cos_i), and
-// the visible-normal pdf of the half vector) with a per-path roughness, and the Fresnel terms at the half vector
+// the visible-normal pdf of the half vector) with a per-path roughness, microfacet normals sampled (visible and all
+// normals, isotropic and anisotropic) with their pdfs, and the Fresnel terms at the half vector
 // (dielectric with per-path IOR and its refracted direction, conductor RGB, mirror direction): the frame / sample /
 // eval / pdf work the fused path loop does at every bounce.
 //
@@ -34,7 +35,7 @@ struct Inputs {
     // (N,3) + (N,3) conductor IOR
     std::vector<float> n, d, u, alpha, eta, cond_eta, cond_k;
 };
-constexpr int kOut = 20;  // values per path: see the end of stage()
+constexpr int kOut = 28;  // values per path: see the end of stage()
 struct Outputs {
     std::vector<float> v;  // (N, kOut)
     explicit Outputs(size_t n) : v(kOut * n) {}
@@ -82,9 +83,17 @@ void stage(const Inputs& in, int type, size_t i, Outputs& out) {
     Vec3T<F> fc = fresnel_conductor_rgb(abs_(dot(wi, h)), cond_eta, cond_k);
     Vec3T<F> refl = reflect(wi, h);
     Vec3T<F> w = frame.to_world(wo);
+    // Microfacet normal sampling (upper-hemisphere wi): visible normals with per-path roughness, and all normals
+    // with isotropic and anisotropic paths mixed in one group.
+    Vec3T<F> wi_up(wi.x, wi.y, abs_(wi.z));
+    F pdf_vis, pdf_all;
+    Vec3T<F> m_vis = mf.sample(wi_up, u, pdf_vis);
+    MicrofacetT<F> mf_all(type, alpha, select_(alpha < 0.5f, alpha, 1.7f * alpha), false);
+    Vec3T<F> m_all = mf_all.sample(wi_up, u, pdf_all);
     const F values[kOut] = {w.x, w.y, w.z, select_(valid, pdf, F(0.f)), select_(valid, value, F(0.f)),
                             select_(valid, pdf_m, F(0.f)), fd.r, fd.cos_t, fd.eta_it, fd.eta_ti, refr.x, refr.y,
-                            refr.z, fc.x, fc.y, fc.z, refl.x, refl.y, refl.z, reflect_local(wi).x};
+                            refr.z, fc.x, fc.y, fc.z, refl.x, refl.y, refl.z, reflect_local(wi).x, m_vis.x, m_vis.y,
+                            m_vis.z, pdf_vis, m_all.x, m_all.y, m_all.z, pdf_all};
     for (int k = 0; k < kOut; ++k) store_lanes(values[k], &out.v[kOut * i], kOut, k);
 }
 
@@ -152,14 +161,16 @@ long check_helpers() {
             m.set(i, ((i * 5 + j) & 2) != 0);
         }
         LaneF r[] = {a + b, a - b, a * b, a / b, -a, min_(a, b), max_(a, b), clamp_(a, b, LaneF(1.f)), abs_(a),
-                     sqrt_(a), exp_(a), select_(m, a, b), select_(a < b, a, b), select_(a <= b, a, b),
+                     sqrt_(a), exp_(a), log_(a), erf_(a), sin_(a), cos_(a), tan_(a), erfinv_approx(a),
+                     select_(m, a, b), select_(a < b, a, b), select_(a <= b, a, b),
                      select_(a == b, a, b), select_(a != b, a, b), select_((a > b) & !(a >= 1.f), a, b),
                      select_((a > b) | m, a, b)};
         for (int i = 0; i < kLanes; ++i) {
             float x = a[i], y = b[i];
             bool mi = m[i];
             float s[] = {x + y, x - y, x * y, x / y, -x, min_(x, y), max_(x, y), clamp_(x, y, 1.f), abs_(x),
-                         sqrt_(x), exp_(x), select_(mi, x, y), select_(x < y, x, y), select_(x <= y, x, y),
+                         sqrt_(x), exp_(x), log_(x), erf_(x), sin_(x), cos_(x), tan_(x), erfinv_approx(x),
+                         select_(mi, x, y), select_(x < y, x, y), select_(x <= y, x, y),
                          select_(x == y, x, y), select_(x != y, x, y), select_((x > y) && !(x >= 1.f), x, y),
                          select_((x > y) || mi, x, y)};
             for (int k = 0; k < (int)(sizeof(s) / sizeof(s[0])); ++k) bad += !same(r[k][i], s[k]);
@@ -168,6 +179,7 @@ long check_helpers() {
         for (int i = 0; i < kLanes; ++i) expect |= (uint32_t)m[i] << i;
         bad += bits(m) != expect;
         bad += any(m) != (expect != 0);
+        bad += all_(m) != (expect == (1u << kLanes) - 1u) || all_(LaneM(true)) != true;
         bad += all(LaneM(true)) != true || none(LaneM(false)) != true || any(LaneM(false)) != false;
     }
     return bad;

@@ -1,6 +1,7 @@
 """The CPU lanes (cuda/include/radiant/lane.h): the shared headers' templated math run 16 (AVX-512) or 8 paths at once
 gives bit for bit what the scalar instantiation (the one the kernels and CUDA use) gives, on a shading stage of the
-path loop (cuda/tools/lane_stage.cpp: frame, cosine sampling, microfacet D, G and pdf, dielectric and conductor
+path loop (cuda/tools/lane_stage.cpp: frame, cosine sampling, microfacet D, G, pdf and normal sampling (visible and
+all normals, both distributions), dielectric and conductor
 Fresnel, reflection and refraction, per-path parameters; edge cases among a million random paths, a tail that is not
 a whole lane group) and on lane.h's helpers with special values.
 Built straight from the headers with the kernels' flags, for this CPU and for plain x86-64 (the portable build)."""
@@ -30,7 +31,7 @@ def test_lanes_match_scalar_bitwise(tmp_path, march):
     out = subprocess.run([str(exe), "check"], check=True, capture_output=True, text=True).stdout.split()
     assert out[0] == "mismatches" and out[4] == "helper_mismatches"
     stage_bad, values, helper_bad, lanes = int(out[1]), int(out[3]), int(out[5]), int(out[7])
-    assert values == 2 * 20 * ((1 << 20) + 5)
+    assert values == 2 * 28 * ((1 << 20) + 5)
     assert lanes in (8, 16)
     assert stage_bad == 0, f"{stage_bad} of {values} stage values differ between lanes and scalar"
     assert helper_bad == 0, f"{helper_bad} lane helper results differ from the scalar ones"

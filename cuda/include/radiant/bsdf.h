@@ -241,6 +241,70 @@ RADIANT_HD F roughplastic_pdf(const MicrofacetT<F>& distr, F weight, F t_i, Vec3
     return select_(valid, result + (1.f - prob_specular) * square_to_cosine_hemisphere_pdf(wo), F(0.f));
 }
 
+// roughconductor: sample (the microfacet normal from distr.sample, mirrored; weight G1(wo) or G |wi.m| / (cos_i m.z)).
+// Invalid lanes get zeros.
+template <typename F>
+RADIANT_HD mask_t<F> roughconductor_sample(const MicrofacetT<F>& distr, Vec3T<F> eta, Vec3T<F> k, Vec3T<F> specular,
+                                           Vec3T<F> wi, Vec2T<F> u2, Vec3T<F>& wo, F& pdf, Vec3T<F>& weight) {
+    F cos_i = wi.z;
+    mask_t<F> valid = cos_i > 0.f;
+    wo = Vec3T<F>(0.f);
+    pdf = F(0.f);
+    weight = Vec3T<F>(0.f);
+    if (none(valid)) return valid;
+    F pdf_m;
+    Vec3T<F> m = distr.sample(wi, u2, pdf_m);
+    Vec3T<F> r = reflect(wi, m);
+    F dom = dot(r, m);
+    F w = distr.sample_visible ? distr.smith_g1(r, m)  // Heitz 2014 eq. 13: G2 / G1(wi)
+                               : distr.G(wi, r, m) * dot(wi, m) / (cos_i * m.z);
+    valid = valid & (pdf_m > 0.f) & (r.z > 0.f) & (dom > 0.f) & (w > 0.f);
+    wo = select_(valid, r, wo);
+    pdf = select_(valid, pdf_m / (4.f * dom), pdf);
+    weight = select_(valid, fresnel_conductor_rgb(dot(wi, m), eta, k) * specular * w, weight);
+    return valid;
+}
+
+// roughplastic: sample (`glossy` set where the specular lobe was chosen); weight eval / pdf. table(mask, cos) gives
+// the rough transmittance table at cos on the lanes of mask (lerp_table; the caller owns the table rows).
+template <typename F, typename Table>
+RADIANT_HD mask_t<F> roughplastic_sample(const MicrofacetT<F>& distr, Vec3T<F> specular, Vec3T<F> diffuse,
+                                         mask_t<F> nonlinear, F eta, F internal, F weight, const Table& table,
+                                         Vec3T<F> wi, F u1, Vec2T<F> u2, Vec3T<F>& wo, F& pdf, Vec3T<F>& value,
+                                         mask_t<F>& glossy) {
+    F cos_i = wi.z;
+    mask_t<F> valid = cos_i > 0.f;
+    wo = Vec3T<F>(0.f);
+    pdf = F(0.f);
+    value = Vec3T<F>(0.f);
+    glossy = mask_t<F>(false);
+    if (none(valid)) return valid;
+    F t_i = table(valid, cos_i);
+    glossy = valid & (u1 < roughplastic_prob_specular(t_i, weight));
+    if (any(glossy)) {
+        F pdf_m;
+        Vec3T<F> m = distr.sample(wi, u2, pdf_m);
+        // A back-facing microfacet (all-normals sampling) has no path; Mitsuba would still keep the
+        // direction when the diffuse pdf covers it, which the pdf does not account for.
+        valid = valid & !(glossy & !(dot(wi, m) > 0.f));
+        wo = select_(glossy, reflect(wi, m), wo);
+    }
+    mask_t<F> diffuse_lobe = valid & !glossy;
+    if (any(diffuse_lobe)) wo = select_(diffuse_lobe, square_to_cosine_hemisphere(u2), wo);
+    F t_o = table(valid & (wo.z > 0.f), wo.z);
+    F p = roughplastic_pdf(distr, weight, t_i, wi, wo);
+    valid = valid & (p > 0.f);
+    if (none(valid)) {
+        wo = Vec3T<F>(0.f);
+        return valid;
+    }
+    Vec3T<F> e = roughplastic_eval(distr, specular, diffuse, nonlinear, eta, internal, t_i, t_o, wi, wo);
+    wo = select_(valid, wo, Vec3T<F>(0.f));
+    pdf = select_(valid, p, F(0.f));
+    value = select_(valid, e / p, Vec3T<F>(0.f));
+    return valid;
+}
+
 // dielectric: sample (`reflected` set where the reflection was chosen; eta_out the relative IOR along the path).
 template <typename F>
 RADIANT_HD mask_t<F> dielectric_sample(Vec3T<F> spec_r, Vec3T<F> spec_t, F eta, Vec3T<F> wi, F u1, Vec3T<F>& wo,
@@ -400,19 +464,9 @@ RADIANT_HD BSDFSample sample_front(const BSDFParams& p, Vec3 wi, float u1, Vec2 
             return s;
         }
         case kBSDF_roughconductor: {
-            if (!(cos_i > 0.f)) return s;
-            Microfacet distr = p.microfacet();
-            float pdf_m;
-            Vec3 m = distr.sample(wi, u2, pdf_m);
-            s.wo = reflect(wi, m);
-            float dom = dot(s.wo, m);
-            if (!(pdf_m > 0.f && s.wo.z > 0.f && dom > 0.f)) return invalid_sample();
-            s.pdf = pdf_m / (4.f * dom);
-            float w = distr.sample_visible ? distr.smith_g1(s.wo, m)  // Heitz 2014 eq. 13: G2 / G1(wi)
-                                           : distr.G(wi, s.wo, m) * dot(wi, m) / (cos_i * m.z);
-            s.weight = fresnel_conductor_rgb(dot(wi, m), p.conductor_eta, p.conductor_k) * p.specular_reflectance * w;
-            if (!(w > 0.f)) return invalid_sample();
-            s.flags = kFlagGlossyReflection;
+            bool valid = roughconductor_sample(p.microfacet(), p.conductor_eta, p.conductor_k, p.specular_reflectance,
+                                               wi, u2, s.wo, s.pdf, s.weight);
+            s.flags = valid ? kFlagGlossyReflection : 0;
             return s;
         }
         case kBSDF_roughdielectric: {
@@ -461,23 +515,14 @@ RADIANT_HD BSDFSample sample_front(const BSDFParams& p, Vec3 wi, float u1, Vec2 
             return s;
         }
         case kBSDF_roughplastic: {
-            if (!(cos_i > 0.f)) return s;
-            float prob_specular = roughplastic_prob_specular(p, cos_i);
-            if (u1 < prob_specular) {
-                float pdf_m;
-                Vec3 m = p.microfacet().sample(wi, u2, pdf_m);
-                // A back-facing microfacet (all-normals sampling) has no path; Mitsuba would still keep the
-                // direction when the diffuse pdf covers it, which the pdf does not account for.
-                if (!(dot(wi, m) > 0.f)) return invalid_sample();
-                s.wo = reflect(wi, m);
-                s.flags = kFlagGlossyReflection;
-            } else {
-                s.wo = square_to_cosine_hemisphere(u2);
-                s.flags = kFlagDiffuseReflection;
-            }
-            s.pdf = pdf_front(p, wi, s.wo);
-            if (!(s.pdf > 0.f)) return invalid_sample();
-            s.weight = eval_front(p, wi, s.wo) / s.pdf;
+            auto table = [&](bool m, float c) {
+                return m ? lerp_table(p.rough_transmittance, c, kRoughTransmittanceRes) : 0.f;
+            };
+            bool glossy;
+            bool valid = roughplastic_sample(p.microfacet(), p.specular_reflectance, p.diffuse_reflectance, p.nonlinear,
+                                             p.eta, p.internal_reflectance, p.specular_sampling_weight, table, wi, u1,
+                                             u2, s.wo, s.pdf, s.weight, glossy);
+            s.flags = valid ? (glossy ? kFlagGlossyReflection : kFlagDiffuseReflection) : 0;
             return s;
         }
         default:

@@ -46,6 +46,13 @@ RADIANT_HD int select_(bool m, int a, int b) { return m ? a : b; }
 RADIANT_HD float sqrt_(float x) { return sqrtf(x); }
 RADIANT_HD float abs_(float x) { return fabsf(x); }
 RADIANT_HD float exp_(float x) { return expf(x); }
+RADIANT_HD float log_(float x) { return logf(x); }
+RADIANT_HD float erf_(float x) { return erff(x); }
+RADIANT_HD float sin_(float x) { return sinf(x); }
+RADIANT_HD float cos_(float x) { return cosf(x); }
+RADIANT_HD float tan_(float x) { return tanf(x); }
 RADIANT_HD bool none(bool m) { return !m; }  // lane.h: none(LaneM), no lane set
+RADIANT_HD bool any(bool m) { return m; }    // lane.h: any(LaneM), some lane set
+RADIANT_HD bool all_(bool m) { return m; }   // lane.h: all_(LaneM), every lane set
 
 }  // namespace radiant

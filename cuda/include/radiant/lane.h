@@ -61,6 +61,7 @@ inline uint32_t bits(LaneM m) {
 inline bool any(LaneM m) { return bits(m) != 0; }
 inline bool all(LaneM m) { return bits(m) == (1u << kLanes) - 1u; }
 inline bool none(LaneM m) { return bits(m) == 0; }
+inline bool all_(LaneM m) { return all(m); }  // common.h's spelling (all_(bool) for the float code)
 
 struct LaneF {
     lane_vf v;
@@ -104,7 +105,7 @@ inline LaneM operator>=(LaneF a, LaneF b) { return LaneM(a.v >= b.v); }
 inline LaneM operator==(LaneF a, LaneF b) { return LaneM(a.v == b.v); }
 inline LaneM operator!=(LaneF a, LaneF b) { return LaneM(a.v != b.v); }
 
-// The lane forms of common.h's select_ / min_ / max_ / clamp_ / sqrt_ / abs_ / exp_ (same per-lane results; min_
+// The lane forms of common.h's select_ / min_ / max_ / clamp_ / sqrt_ / abs_ / exp_ / log_ / erf_ / sin_ / cos_ / tan_ (same per-lane results; min_
 // and max_ keep the scalar `a < b ? a : b` order, so NaN arguments pick the same operand).
 inline LaneF select_(LaneM m, LaneF a, LaneF b) { return LaneF(m.v ? a.v : b.v); }
 inline LaneM select_(LaneM m, LaneM a, LaneM b) { return LaneM(m.v ? a.v : b.v); }
@@ -123,10 +124,19 @@ inline LaneF sqrt_(LaneF x) {
     return r;
 #endif
 }
-inline LaneF exp_(LaneF x) {
-    LaneF r;
-    for (int i = 0; i < kLanes; ++i) r.v[i] = expf(x.v[i]);
-    return r;
-}
+// Transcendental functions: each lane's scalar libm call (bit-identical to the float code).
+#define RADIANT_LANE_LIBM(name, fn)                                 \
+    inline LaneF name(LaneF x) {                                    \
+        LaneF r;                                                    \
+        for (int i = 0; i < kLanes; ++i) r.v[i] = fn(x.v[i]);       \
+        return r;                                                   \
+    }
+RADIANT_LANE_LIBM(exp_, expf)
+RADIANT_LANE_LIBM(log_, logf)
+RADIANT_LANE_LIBM(erf_, erff)
+RADIANT_LANE_LIBM(sin_, sinf)
+RADIANT_LANE_LIBM(cos_, cosf)
+RADIANT_LANE_LIBM(tan_, tanf)
+#undef RADIANT_LANE_LIBM
 
 }  // namespace radiant

@@ -7,37 +7,41 @@ namespace radiant {
 
 enum MicrofacetType : int { kBeckmann = 0, kGGX = 1 };
 
-// Giles 2010, "Approximating the erfinv function" (single precision branch pair).
-RADIANT_HD float erfinv_approx(float x) {
-    float w = -logf((1.f - x) * (1.f + x)), p;
-    if (w < 5.f) {
-        w = w - 2.5f;
-        p = 2.81022636e-08f;
-        p = 3.43273939e-07f + p * w;
-        p = -3.5233877e-06f + p * w;
-        p = -4.39150654e-06f + p * w;
-        p = 0.00021858087f + p * w;
-        p = -0.00125372503f + p * w;
-        p = -0.00417768164f + p * w;
-        p = 0.246640727f + p * w;
-        p = 1.50140941f + p * w;
-    } else {
-        w = sqrtf(w) - 3.f;
-        p = -0.000200214257f;
-        p = 0.000100950558f + p * w;
-        p = 0.00134934322f + p * w;
-        p = -0.00367342844f + p * w;
-        p = 0.00573950773f + p * w;
-        p = -0.0076224613f + p * w;
-        p = 0.00943887047f + p * w;
-        p = 1.00167406f + p * w;
-        p = 2.83297682f + p * w;
+// Giles 2010, "Approximating the erfinv function" (single precision branch pair; lanes run each branch their lanes
+// need and pick per lane).
+template <typename F>
+RADIANT_HD F erfinv_approx(F x) {
+    F w = -log_((1.f - x) * (1.f + x)), p(0.f);
+    mask_t<F> central = w < 5.f;
+    if (any(central)) {
+        F v = w - 2.5f, q = F(2.81022636e-08f);
+        q = 3.43273939e-07f + q * v;
+        q = -3.5233877e-06f + q * v;
+        q = -4.39150654e-06f + q * v;
+        q = 0.00021858087f + q * v;
+        q = -0.00125372503f + q * v;
+        q = -0.00417768164f + q * v;
+        q = 0.246640727f + q * v;
+        q = 1.50140941f + q * v;
+        p = select_(central, q, p);
+    }
+    if (!all_(central)) {
+        F v = sqrt_(w) - 3.f, q = F(-0.000200214257f);
+        q = 0.000100950558f + q * v;
+        q = 0.00134934322f + q * v;
+        q = -0.00367342844f + q * v;
+        q = 0.00573950773f + q * v;
+        q = -0.0076224613f + q * v;
+        q = 0.00943887047f + q * v;
+        q = 1.00167406f + q * v;
+        q = 2.83297682f + q * v;
+        p = select_(central, p, q);
     }
     return p * x;
 }
 
 // Templated on the float type F (common.h) for the evaluation (D, G1, G, pdf): MicrofacetT<LaneF> evaluates 16
-// lanes of one distribution at once. Sampling is scalar (Microfacet = MicrofacetT<float>) for now.
+// lanes of one distribution at once (per-lane roughness), sampling included.
 template <typename F>
 struct MicrofacetT {
     int type;
@@ -92,81 +96,88 @@ struct MicrofacetT {
 
     // Beckmann visible slopes for a unit-roughness, wi in the xz-plane (Heitz & d'Eon 2014, with Mitsuba's
     // Newton inversion in the erf domain that avoids the original's discontinuities).
-    RADIANT_HD Vec2 sample_visible_11_beckmann(float cos_theta_i, Vec2 u) const {
-        float tan_theta_i = safe_sqrt(1.f - cos_theta_i * cos_theta_i) / cos_theta_i;
-        float cot_theta_i = 1.f / tan_theta_i;
-        float maxval = erff(cot_theta_i);
-        u.x = max_(min_(u.x, 1.f - 1e-6f), 1e-6f);
-        u.y = max_(min_(u.y, 1.f - 1e-6f), 1e-6f);
-        float x = maxval - (maxval + 1.f) * erff(sqrtf(-logf(u.x)));
+    RADIANT_HD Vec2T<F> sample_visible_11_beckmann(F cos_theta_i, Vec2T<F> u) const {
+        F tan_theta_i = safe_sqrt(1.f - cos_theta_i * cos_theta_i) / cos_theta_i;
+        F cot_theta_i = 1.f / tan_theta_i;
+        F maxval = erf_(cot_theta_i);
+        u.x = max_(min_(u.x, F(1.f - 1e-6f)), F(1e-6f));
+        u.y = max_(min_(u.y, F(1.f - 1e-6f)), F(1e-6f));
+        F x = maxval - (maxval + 1.f) * erf_(sqrt_(-log_(u.x)));
         const float inv_sqrt_pi = 0.56418958354775628695f;
-        u.x *= 1.f + maxval + inv_sqrt_pi * tan_theta_i * expf(-cot_theta_i * cot_theta_i);
+        u.x = u.x * (1.f + maxval + inv_sqrt_pi * tan_theta_i * exp_(-cot_theta_i * cot_theta_i));
         for (int i = 0; i < 3; ++i) {
-            float slope = erfinv_approx(x);
-            float value = 1.f + x + inv_sqrt_pi * tan_theta_i * expf(-slope * slope) - u.x;
-            float derivative = 1.f - slope * tan_theta_i;
-            x -= value / derivative;
+            F slope = erfinv_approx(x);
+            F value = 1.f + x + inv_sqrt_pi * tan_theta_i * exp_(-slope * slope) - u.x;
+            F derivative = 1.f - slope * tan_theta_i;
+            x = x - value / derivative;
         }
-        return Vec2(erfinv_approx(x), erfinv_approx(2.f * u.y - 1.f));
+        return Vec2T<F>(erfinv_approx(x), erfinv_approx(2.f * u.y - 1.f));
     }
 
     // GGX visible slopes for unit roughness and wi in the xz-plane: Heitz 2018, "Sampling the GGX Distribution
     // of Visible Normals" (sample the projected half disk, eq. 11 warp, lift to the hemisphere), through a
     // concentric disk map and returned as slopes, exactly as Mitsuba 3 does.
-    RADIANT_HD Vec2 sample_visible_11_ggx(float cos_theta_i, Vec2 u) const {
-        Vec2 p = square_to_uniform_disk_concentric(u);
-        float s = 0.5f * (1.f + cos_theta_i);
-        float h = safe_sqrt(1.f - p.x * p.x);
+    RADIANT_HD Vec2T<F> sample_visible_11_ggx(F cos_theta_i, Vec2T<F> u) const {
+        Vec2T<F> p = square_to_uniform_disk_concentric(u);
+        F s = 0.5f * (1.f + cos_theta_i);
+        F h = safe_sqrt(1.f - p.x * p.x);
         p.y = h + s * (p.y - h);  // lerp(h, p.y, s)
-        float x = p.x, y = p.y, z = safe_sqrt(1.f - (p.x * p.x + p.y * p.y));
-        float sin_theta_i = safe_sqrt(1.f - cos_theta_i * cos_theta_i);
-        float norm = 1.f / (sin_theta_i * y + cos_theta_i * z);
-        return Vec2((cos_theta_i * y - sin_theta_i * z) * norm, x * norm);
+        F x = p.x, y = p.y, z = safe_sqrt(1.f - (p.x * p.x + p.y * p.y));
+        F sin_theta_i = safe_sqrt(1.f - cos_theta_i * cos_theta_i);
+        F norm = 1.f / (sin_theta_i * y + cos_theta_i * z);
+        return Vec2T<F>((cos_theta_i * y - sin_theta_i * z) * norm, x * norm);
     }
 
     // Samples a microfacet normal m for the upper-hemisphere direction wi; returns m and its pdf (= pdf(wi, m)).
-    RADIANT_HD Vec3 sample(Vec3 wi, Vec2 u, float& pdf_out) const {
+    // Per-lane choices (isotropic or not, the sincos_phi guard) are selects; lanes run a branch only where needed.
+    RADIANT_HD Vec3T<F> sample(Vec3T<F> wi, Vec2T<F> u, F& pdf_out) const {
         if (!sample_visible) {
             // All-normals sampling of D(m) cos(m) (Walter et al. 2007 eqs. 28, 35; anisotropic azimuth).
-            float sin_phi, cos_phi, alpha_2;
-            if (alpha_u == alpha_v) {
-                float phi = 2.f * kPi * u.y;
-                sin_phi = sinf(phi);
-                cos_phi = cosf(phi);
+            F sin_phi(0.f), cos_phi(0.f), alpha_2(0.f);
+            mask_t<F> iso = alpha_u == alpha_v;
+            if (any(iso)) {
+                F phi = 2.f * kPi * u.y;
+                sin_phi = sin_(phi);
+                cos_phi = cos_(phi);
                 alpha_2 = alpha_u * alpha_u;
-            } else {
-                float ratio = alpha_v / alpha_u, tmp = ratio * tanf(2.f * kPi * u.y);
-                cos_phi = 1.f / sqrtf(tmp * tmp + 1.f);
-                if (fabsf(u.y - 0.5f) - 0.25f < 0.f) cos_phi = -cos_phi;
-                sin_phi = cos_phi * tmp;
-                float cu = cos_phi / alpha_u, sv = sin_phi / alpha_v;
-                alpha_2 = 1.f / (cu * cu + sv * sv);
             }
-            float cos_theta;
+            if (!all_(iso)) {
+                F ratio = alpha_v / alpha_u, tmp = ratio * tan_(2.f * kPi * u.y);
+                F c = 1.f / sqrt_(tmp * tmp + 1.f);
+                c = select_(abs_(u.y - 0.5f) - 0.25f < 0.f, -c, c);
+                F s = c * tmp;
+                F cu = c / alpha_u, sv = s / alpha_v;
+                F a2 = 1.f / (cu * cu + sv * sv);
+                sin_phi = select_(iso, sin_phi, s);
+                cos_phi = select_(iso, cos_phi, c);
+                alpha_2 = select_(iso, alpha_2, a2);
+            }
+            F cos_theta;
             if (type == kBeckmann) {
-                cos_theta = 1.f / sqrtf(1.f - alpha_2 * logf(1.f - u.x));
+                cos_theta = 1.f / sqrt_(1.f - alpha_2 * log_(1.f - u.x));
             } else {
-                float tan_theta_m_2 = alpha_2 * u.x / (1.f - u.x);
-                cos_theta = 1.f / sqrtf(1.f + tan_theta_m_2);
+                F tan_theta_m_2 = alpha_2 * u.x / (1.f - u.x);
+                cos_theta = 1.f / sqrt_(1.f + tan_theta_m_2);
             }
-            float sin_theta = safe_sqrt(1.f - cos_theta * cos_theta);
-            Vec3 m(cos_phi * sin_theta, sin_phi * sin_theta, cos_theta);
+            F sin_theta = safe_sqrt(1.f - cos_theta * cos_theta);
+            Vec3T<F> m(cos_phi * sin_theta, sin_phi * sin_theta, cos_theta);
             pdf_out = pdf(wi, m);
             return m;
         }
         // Heitz & d'Eon 2014, algorithm 1: stretch wi to unit roughness, sample slopes, rotate, unstretch.
-        Vec3 wi_p = normalize(Vec3(alpha_u * wi.x, alpha_v * wi.y, wi.z));
-        float sin_theta_2 = wi_p.x * wi_p.x + wi_p.y * wi_p.y;
-        float cos_phi = 1.f, sin_phi = 0.f;
-        if (sin_theta_2 > 4.f * 5.9604645e-8f) {  // Mitsuba Frame::sincos_phi
-            float inv = 1.f / sqrtf(sin_theta_2);
-            cos_phi = clamp_(wi_p.x * inv, -1.f, 1.f);
-            sin_phi = clamp_(wi_p.y * inv, -1.f, 1.f);
+        Vec3T<F> wi_p = normalize(Vec3T<F>(alpha_u * wi.x, alpha_v * wi.y, wi.z));
+        F sin_theta_2 = wi_p.x * wi_p.x + wi_p.y * wi_p.y;
+        mask_t<F> tilted = sin_theta_2 > 4.f * 5.9604645e-8f;  // Mitsuba Frame::sincos_phi
+        F cos_phi(1.f), sin_phi(0.f);
+        if (any(tilted)) {
+            F inv = 1.f / sqrt_(sin_theta_2);
+            cos_phi = select_(tilted, clamp_(wi_p.x * inv, F(-1.f), F(1.f)), cos_phi);
+            sin_phi = select_(tilted, clamp_(wi_p.y * inv, F(-1.f), F(1.f)), sin_phi);
         }
-        Vec2 slope = type == kGGX ? sample_visible_11_ggx(wi_p.z, u) : sample_visible_11_beckmann(wi_p.z, u);
-        float sx = (cos_phi * slope.x - sin_phi * slope.y) * alpha_u;
-        float sy = (sin_phi * slope.x + cos_phi * slope.y) * alpha_v;
-        Vec3 m = normalize(Vec3(-sx, -sy, 1.f));
+        Vec2T<F> slope = type == kGGX ? sample_visible_11_ggx(wi_p.z, u) : sample_visible_11_beckmann(wi_p.z, u);
+        F sx = (cos_phi * slope.x - sin_phi * slope.y) * alpha_u;
+        F sy = (sin_phi * slope.x + cos_phi * slope.y) * alpha_v;
+        Vec3T<F> m = normalize(Vec3T<F>(-sx, -sy, F(1.f)));
         pdf_out = pdf(wi, m);
         return m;
     }
