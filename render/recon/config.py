@@ -75,6 +75,14 @@ class ReconConfig:
     sampling_rgb_weight: float = 0.0    # adds the rays' colour error to the sampler's per-cell value (Instant-NGP's
                                         # error-map sampling): pixels of geometry not grown yet (thin legs) have low
                                         # uncertainty, since the blurred prior agrees with the wall behind them
+    prior_conflict: float = 4.0         # after the depth fits are fixed, leave out of the prior losses (depth,
+                                        # normal, prior_sdf, smoothness) the pixels whose aligned depth prior
+                                        # is photometrically inconsistent with the other views: inconsistency
+                                        # above this many times its image's median (prior_align.
+                                        # photometric_conflict); the priors' thin-leg errors agree across views
+                                        # and give the learned uncertainty no residual to see. 0: off
+    sampling_conflict_weight: float = 4.0  # the guided sampler's cell value gets + this x the cell's flagged
+                                        # fraction x its image's mean value: rays go where the prior is wrong
     depth_exclude: float = 0.08         # exclude pixels whose depth uncertainty exceeds this (normalized units)
     normal_exclude: float = 0.5         # ... whose normal uncertainty exceeds this
     prior_normalization: str = "weights"  # the prior losses after warm-up, with weights w = 1/u^p: weights: sum w x /
@@ -183,8 +191,9 @@ class ReconConfig:
                     "mesh_resolution", "levels", "features", "sampler_cell", "sampler_refresh_every", "grid_every"):
             if getattr(self, key) < 1:
                 raise UserError(f"{source}: '{key}' expected >= 1, got {getattr(self, key)}")
-        if not self.sampling_rgb_weight >= 0.0:
-            raise UserError(f"{source}: 'sampling_rgb_weight' expected >= 0, got {self.sampling_rgb_weight}")
+        for key in ("sampling_rgb_weight", "sampling_conflict_weight", "prior_conflict"):
+            if not getattr(self, key) >= 0.0:
+                raise UserError(f"{source}: '{key}' expected >= 0, got {getattr(self, key)}")
         if not 0.0 <= self.uniform_ratio <= 1.0:
             raise UserError(f"{source}: 'uniform_ratio' expected in [0, 1], got {self.uniform_ratio}")
         if not 0.0 <= self.c2f_fraction <= 1.0:
@@ -216,7 +225,7 @@ class ReconConfig:
 
 # Keys added after runs were written, with the value that gives the behaviour those runs started with: a resumed run
 # whose config.yaml lacks one keeps that value instead of switching to the new default halfway.
-LEGACY_DEFAULTS = {"prior_importance": False}
+LEGACY_DEFAULTS = {"prior_importance": False, "prior_conflict": 0.0, "sampling_conflict_weight": 0.0}
 
 
 def load_config_file(path: Path, base: ReconConfig | None = None, legacy: bool = False) -> ReconConfig:

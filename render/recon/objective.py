@@ -28,6 +28,9 @@ class RayTargets:
     image: torch.Tensor | None = None    # (M,) int64 dataset image id of each ray (for a DepthFitAnchor)
     importance: torch.Tensor | None = None  # (M,) 1 / (N P) of each ray's pixel under a guided sampler: weights of
                                          # the prior losses (config.prior_importance)
+    prior_conflict: torch.Tensor | None = None  # (M,) bool: the pixel's depth prior is photometrically
+                                         # inconsistent across views (config.prior_conflict): left out of the
+                                         # prior losses after warm-up
 
 
 def ray_uncertainty(bundle: RayBundle, config: ReconConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,6 +93,9 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
     u_d, u_n = ray_uncertainty(bundle, c)
     batch_norm = c.prior_normalization == "batch"
     importance = targets.importance if c.prior_importance else None
+    # Pixels whose prior the other views' colours contradict leave the prior losses after warm-up, as DebSDF's
+    # uncertain pixels do (the uncertainty heads still fit them).
+    clean = None if warm or targets.prior_conflict is None else ~targets.prior_conflict
     valid = targets.mask
     if valid is not None and c.mask_weight > 0:
         out["mask"] = F.binary_cross_entropy(bundle.opacity.clamp(1e-4, 1 - 1e-4), valid.float()) * c.mask_weight
@@ -134,6 +140,8 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
             weight = mask
         else:
             mask &= u_d.detach() < c.depth_exclude  # DebSDF: high-uncertainty priors are left out
+            if clean is not None:
+                mask &= clean
             weight = L.uncertainty_weights(u_d, mask, 1, c.depth_uncertainty_min if batch_norm else None)
         base_weight = weight
         if importance is not None:
@@ -165,6 +173,8 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
                 count = torch.ones_like(n_cam[:, 0]) if mask is None else mask.to(n_cam.dtype)
                 count = (count if importance is None else count * importance).sum()
             keep = u_n.detach() < c.normal_exclude
+            if clean is not None:
+                keep &= clean
             mask = keep if mask is None else mask & keep
             weight = L.uncertainty_weights(u_n, mask, 2, c.normal_uncertainty_min if batch_norm else None)
             if importance is not None:
@@ -179,6 +189,8 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
         weight = bundle.opacity.detach()[:k]
         if c.uncertainty and c.adaptive_smoothness and not warm:
             weight = weight * (u_n.detach()[:k] < c.normal_exclude)
+            if clean is not None:
+                weight = weight * clean[:k]
         out["smooth"] = L.smoothness(n[:surf.shape[0]], n[surf.shape[0]:], weight) * c.smooth_weight
     if c.uncertainty or c.uncertainty_sampling:
         # The uncertainty heads learn the NLLs on every pixel with the geometry detached (from the first

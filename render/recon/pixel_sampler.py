@@ -24,6 +24,8 @@ class PixelSampler:
         self.maps = torch.ones(len(train_indices), self.gh * self.gw)
         self.seen = torch.zeros(len(train_indices), self.gh * self.gw, dtype=torch.bool)
         self.probs = torch.full_like(self.maps, 1.0 / self.maps.shape[1])
+        self.conflict: torch.Tensor | None = None  # (images, cells) fraction of flagged pixels (set_conflict)
+        self.conflict_weight = 0.0
         # Pixels per cell: the last row/column of cells can be partial.
         ch = torch.full((self.gh,), cell).clamp(max=height - torch.arange(self.gh) * cell)
         cw = torch.full((self.gw,), cell).clamp(max=width - torch.arange(self.gw) * cell)
@@ -44,9 +46,27 @@ class PixelSampler:
         if not self.guided:
             return
         # Cells never rendered yet get the mean of the seen ones of their image (else they'd keep the initial 1).
-        seen_mean = (self.maps * self.seen).sum(1, keepdim=True) / self.seen.sum(1, keepdim=True).clamp(min=1)
+        # An image with no cell seen yet stays uniform (a 0 there would leave P = r / N, summing to r, and
+        # importance() would weigh its rays 1 / r).
+        count = self.seen.sum(1, keepdim=True)
+        seen_mean = torch.where(count > 0, (self.maps * self.seen).sum(1, keepdim=True) / count.clamp(min=1), 1.0)
         maps = torch.where(self.seen, self.maps, seen_mean.expand_as(self.maps))
+        if self.conflict is not None and self.conflict_weight > 0:
+            maps = maps + self.conflict_weight * self.conflict * maps.mean(1, keepdim=True)
         self.probs = self.probabilities(maps)
+
+    def set_conflict(self, flags: torch.Tensor, weight: float) -> None:
+        """Static extra value per cell, from (images, H, W) bool per-pixel flags of the training images (in
+        `train_indices` order): + weight x the cell's flagged fraction x the image's mean value, added at every
+        refresh (the flags mark pixels whose prior is wrong, which the rendered uncertainty misses)."""
+        h, w = self.gh * self.cell, self.gw * self.cell
+        padded = torch.zeros(flags.shape[0], h, w)
+        padded[:, :self.height, :self.width] = flags.float()
+        frac = torch.nn.functional.avg_pool2d(padded[:, None], self.cell)[:, 0]
+        area = (self.cell_h[:, None] * self.cell_w[None, :]).float() / self.cell ** 2  # partial cells
+        self.conflict = (frac / area).reshape(flags.shape[0], -1)
+        self.conflict_weight = float(weight)
+        self.refresh()
 
     def sample(self, images_per_batch: int, rays_per_image: int, generator: torch.Generator | None = None):
         """(image_index (M,) dataset indices, pixel_xy (M,2) float pixel coordinates, slot (M,), cell (M,))."""
@@ -82,10 +102,15 @@ class PixelSampler:
         seen[flat] = True
 
     def state_dict(self) -> dict:
-        return {"maps": self.maps.clone(), "seen": self.seen.clone(), "probs": self.probs.clone()}
+        state = {"maps": self.maps.clone(), "seen": self.seen.clone(), "probs": self.probs.clone()}
+        if self.conflict is not None:
+            state.update(conflict=self.conflict.clone(), conflict_weight=torch.tensor(self.conflict_weight))
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.maps, self.seen, self.probs = state["maps"].clone(), state["seen"].clone(), state["probs"].clone()
+        if "conflict" in state:
+            self.conflict, self.conflict_weight = state["conflict"].clone(), float(state["conflict_weight"])
 
     def heat_map(self, slot: int) -> torch.Tensor:
         """(gh, gw) sampling probability of one training image's cells, for the report."""

@@ -139,3 +139,122 @@ def multiview_prior_fit(dataset, image_ids: list[int], scale: torch.Tensor, shif
     before, after = a0 * med + b0, a * med + b
     stats.change = float(((after - before).abs() / before.abs().clamp(min=1e-9))[ids].max())
     return a, b, stats
+
+
+def _partners(ds, ids: torch.Tensor, a: torch.Tensor, b: torch.Tensor, prior: torch.Tensor, valid: torch.Tensor,
+              count: int, probe: int, occlusion: float, gen: torch.Generator) -> dict[int, list[int]]:
+    """For each image of `ids`, the `count` others that see most of its aligned prior points (a probe of `probe`
+    random pixels each, projected into every other image: in the frame, in front, not behind that image's own
+    aligned prior). Nearest camera centres are a poor proxy inside a room, where cameras at one spot look apart."""
+    n_ids, (_, h, w) = len(ids), prior.shape
+    c2w, k = ds.cam_to_world.double(), ds.intrinsics.double()
+    out = {}
+    for i in ids.tolist():
+        px, py = torch.randint(w, (probe,), generator=gen), torch.randint(h, (probe,), generator=gen)
+        keep = valid[i, py, px]
+        px, py = px[keep], py[keep]
+        if px.numel() == 0:
+            out[i] = []
+            continue
+        img = torch.full((px.numel(),), i, dtype=torch.int64)
+        d_cam = ds.camera_directions(img, torch.stack([px, py], 1).double() + 0.5).double()
+        x = c2w[i, :3, 3] + (a[i] * prior[i, py, px] + b[i])[:, None] * (d_cam @ c2w[i, :3, :3].T)
+        others = ids[ids != i]
+        xs = x.repeat(len(others), 1)
+        js = others.repeat_interleave(x.shape[0])
+        uv, z = _project(xs, c2w[js], k[js])
+        qx, qy = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+        seen = (z > 1e-6) & (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h)
+        qx, qy = qx.clamp(0, w - 1), qy.clamp(0, h - 1)
+        seen &= valid[js, qy, qx] & (z < (a[js] * prior[js, qy, qx] + b[js]) * (1 + occlusion))
+        score = seen.reshape(len(others), -1).sum(1)
+        top = score.argsort(descending=True)[:count]
+        out[i] = [int(others[t]) for t in top if int(score[t]) > 0]
+    return out
+
+
+@torch.no_grad()
+def photometric_conflict(dataset, image_ids: list[int], scale: torch.Tensor, shift: torch.Tensor,
+                         partners: int = 6, box: int = 5, stride: int = 2, occlusion: float = 0.03,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """(N,H,W) float32 photometric inconsistency of each pixel's aligned depth prior (NaN where unknown).
+
+    A pixel of image i back-projected at its aligned prior depth z = scale_i P + shift_i is a 3-D point; where the
+    prior is right, the images that see that point see the pixel's colour there (a diffuse surface). Where the
+    prior is wrong, they see something else: a chair leg that the prior misses (it puts the wall behind the leg at
+    the leg's pixels) has the leg's colour in image i and the wall's in the others. All the priors of the room
+    miss the same thin legs, so a check of the priors against each other (prior_align's geometric consistency)
+    cannot see it; the colours can. This is the photometric consistency check of multi-view stereo (e.g.
+    Schonberger et al. 2016) applied to the prior's depth: the value is the median, over the `partners` images
+    that see the most of image i and see the point unoccluded (not behind their own aligned prior by more than
+    `occlusion`), of the mean absolute RGB difference of the box-filtered images (`box` x `box` pixels: path
+    traced or sensor noise would swamp single pixels). Computed on every `stride`-th pixel and spread to the
+    others (nearest). Only pinhole cameras."""
+    import torch.nn.functional as F
+
+    ds = dataset.to("cpu")
+    if ds.depths is None or ds.camera_model != "PINHOLE":
+        raise ValueError("the photometric check of the depth priors needs depth priors and pinhole cameras")
+    gen = generator or torch.Generator().manual_seed(0)
+    ids = torch.as_tensor(sorted(image_ids), dtype=torch.int64)
+    n_img, h, w = ds.depths.shape
+    prior = ds.depths.double()
+    valid = torch.isfinite(prior) & (prior > 0)
+    if ds.masks is not None:
+        valid &= ds.masks.bool()
+    a, b = scale.double(), shift.double()
+    c2w, k = ds.cam_to_world.double(), ds.intrinsics.double()
+    out = torch.full((n_img, h, w), float("nan"))
+    if len(ids) < 2:
+        return out
+    pairs = _partners(ds, ids, a, b, prior, valid, partners, 256, occlusion, gen)
+
+    def smooth(i: int) -> torch.Tensor:  # (3,H,W) box-filtered colours
+        img = ds.images[i].permute(2, 0, 1)[None].float()
+        return F.avg_pool2d(img, box, 1, box // 2, count_include_pad=False)[0] if box > 1 else img[0]
+
+    ys, xs = torch.meshgrid(torch.arange(0, h, stride), torch.arange(0, w, stride), indexing="ij")
+    pix = torch.stack([xs.reshape(-1), ys.reshape(-1)], 1)
+    for i in ids.tolist():
+        js = pairs[i]
+        if not js:
+            continue
+        d_cam = ds.camera_directions(torch.full((pix.shape[0],), i), pix.double() + 0.5).double()
+        p_i = prior[i, pix[:, 1], pix[:, 0]]
+        x = c2w[i, :3, 3] + (a[i] * p_i + b[i])[:, None] * (d_cam @ c2w[i, :3, :3].T)
+        own = smooth(i)[:, pix[:, 1], pix[:, 0]].T
+        diffs = torch.full((pix.shape[0], len(js)), float("nan"))
+        for col, j in enumerate(js):
+            m = torch.full((x.shape[0],), j)
+            uv, z = _project(x, c2w[m], k[m])
+            grid = torch.stack([uv[:, 0] / w * 2 - 1, uv[:, 1] / h * 2 - 1], -1).float()
+            inside = (z > 1e-6) & (grid.abs() < 1).all(-1)
+            other = F.grid_sample(smooth(j)[None], grid[None, None], align_corners=False)[0, :, 0].T
+            z_j = F.grid_sample((a[j] * prior[j] + b[j]).float()[None, None], grid[None, None], mode="nearest",
+                                align_corners=False).reshape(-1).double()
+            ok_j = F.grid_sample(valid[j].float()[None, None], grid[None, None], mode="nearest",
+                                 align_corners=False).reshape(-1) > 0.5
+            vis = inside & ok_j & (z < z_j * (1 + occlusion)) & valid[i, pix[:, 1], pix[:, 0]]
+            diffs[:, col] = torch.where(vis, (other - own).abs().mean(-1), torch.nan)
+        value = torch.nanmedian(diffs, dim=1).values.reshape(ys.shape)
+        out[i] = value.repeat_interleave(stride, 0).repeat_interleave(stride, 1)[:h, :w]
+    return out
+
+
+def conflict_flags(conflict: torch.Tensor, factor: float, floor: float = 0.01, majority: int = 5) -> torch.Tensor:
+    """(N,H,W) bool: pixels whose photometric inconsistency exceeds `factor` times their image's median and
+    `floor`: relative, so the image noise level (spp, sensor) sets the scale (the bundled room's path-traced views:
+    median 0.005, flagged above 0.02); the floor keeps the resampling error of noise-free images' texture edges
+    out. Unknown (NaN) pixels are not flagged; a flag stays only where `majority` of its 3 x 3 window is flagged."""
+    flags = torch.zeros(conflict.shape, dtype=torch.bool)
+    for i in range(conflict.shape[0]):
+        c = conflict[i]
+        known = torch.isfinite(c)
+        if bool(known.any()):
+            flags[i] = known & (c > max(factor * float(c[known].median()), floor))
+    if majority > 0:
+        # 3 x 3 majority: noise flags isolated pixels and specks (a path-traced ceiling by its light), a wrong
+        # prior whole structures; a line 2 pixels wide (a far chair leg) keeps 6 of 9.
+        count = torch.nn.functional.avg_pool2d(flags.float()[:, None], 3, 1, 1, count_include_pad=False)[:, 0] * 9
+        flags &= count >= majority - 1e-3
+    return flags

@@ -106,6 +106,12 @@ def write_report(trainer, run_dir: Path, summary: dict) -> Path:
             _save(img_dir / f"view{i:03d}_{k}.png", v)
         rows.append((ds.names[i] if i < len(ds.names) else str(i), i, list(images), psnr))
     _save(img_dir / "sampling_heat.png", heat_image(trainer.sampler.heat_map(0).numpy()))
+    flags = getattr(trainer, "prior_flags", None)
+    if flags is not None:
+        first = trainer.train_ids[0]
+        rgb = ds.images[first].cpu().numpy().copy()
+        rgb[flags[first].numpy()] = (1.0, 0.1, 0.1)
+        _save(img_dir / "prior_conflict.png", _u8(rgb))
     first_train = ds.names[trainer.train_ids[0]] if ds.names else str(trainer.train_ids[0])
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>radiant reconstruct</title>",
              "<style>body{font-family:sans-serif;margin:2em}img{margin:2px;image-rendering:pixelated}"
@@ -123,6 +129,10 @@ def write_report(trainer, run_dir: Path, summary: dict) -> Path:
     parts.append(f"<h2>Pixel-sampling probability (training view {html.escape(first_train)})</h2>"
                  "<p>P = (1 - r) U / sum U + r / N over cells of the uncertainty map.</p>"
                  "<img src='report/sampling_heat.png'>")
+    if flags is not None:
+        parts.append("<h2>Prior conflicts (same view)</h2><p>Red: pixels whose aligned depth prior the other views' "
+                     "colours contradict; left out of the prior losses, more rays drawn there. "
+                     + html.escape(json.dumps(trainer.prior_conflict)) + "</p><img src='report/prior_conflict.png'>")
     parts.append("</body></html>")
     path = run_dir / "report.html"
     from ..core.image import write_text

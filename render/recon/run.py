@@ -69,7 +69,8 @@ def reconstruct(config: ReconConfig, out: Path, resume: bool = False, force: boo
                "it_per_s": round(trainer.step / max(trainer.elapsed, 1e-9), 2), "resumed": resumed,
                "beta": round(float(trainer.model.density.get_beta().detach()), 5), **mesh,
                "mesh_seconds": round(time.perf_counter() - t0, 1),
-               **({"depth_fit_multiview": trainer.multiview} if trainer.multiview else {})}
+               **({"depth_fit_multiview": trainer.multiview} if trainer.multiview else {}),
+               **({"prior_conflict": trainer.prior_conflict} if trainer.prior_conflict else {})}
     write_report(trainer, out, summary)
     return summary
 

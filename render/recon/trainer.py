@@ -144,6 +144,10 @@ class Trainer:
         self.anchor = DepthFitAnchor(len(dataset.images), config.depth_fit_freeze) \
             if config.depth_fit_freeze > 0 and dataset.depths is not None else None
         self.multiview: dict | None = None  # what the multi-view refinement of the depth fits did (summary)
+        # (N,H,W) bool pixels whose aligned depth prior is photometrically inconsistent (config.prior_conflict),
+        # made from the fixed fits once they exist (recomputed on resume from the stored fits, deterministic)
+        self.prior_flags: torch.Tensor | None = None
+        self.prior_conflict: dict | None = None  # summary of it
         cam_z = dataset.cam_to_world[:, :3, 2]
         self.cam_z, self.cam_rot = cam_z, dataset.cam_to_world[:, :3, :3]
 
@@ -187,6 +191,34 @@ class Trainer:
     def update_grid(self) -> None:
         self.grid.update(self.occupancy_fn, jitter=False)
 
+    def _conflict_due(self) -> bool:
+        c = self.config
+        return (self.anchor is not None and c.uncertainty and c.prior_conflict > 0 and self.anchor.frozen(self.step)
+                and (self.anchor.refined or not c.depth_fit_multiview))
+
+    def flag_prior_conflicts(self) -> None:
+        """Flags the pixels whose aligned depth prior the other views' colours contradict (prior_align.
+        photometric_conflict against the anchor's fixed fits), for the prior losses and the guided sampler."""
+        from .prior_align import conflict_flags, photometric_conflict
+
+        c, ds = self.config, self.dataset
+        t0 = time.perf_counter()
+        if ds.depths is None or ds.camera_model != "PINHOLE":
+            self.prior_conflict = {"step": self.step, "skipped": "needs depth priors and pinhole cameras"}
+            return
+        a = self.anchor
+        good = (a.seen > 0) & (a.w > 0)
+        ids = [i for i in self.train_ids if bool(good[i])]
+        w_safe = torch.where(good, a.w, torch.ones_like(a.w))
+        conflict = photometric_conflict(ds, ids, 1 / w_safe, -a.q / w_safe,
+                                        generator=torch.Generator().manual_seed(c.seed))
+        self.prior_flags = conflict_flags(conflict, c.prior_conflict)
+        train_flags = self.prior_flags[torch.as_tensor(self.train_ids)]
+        if c.uncertainty_sampling and c.sampling_conflict_weight > 0:
+            self.sampler.set_conflict(train_flags, c.sampling_conflict_weight)
+        self.prior_conflict = {"step": self.step, "flagged": round(float(train_flags.float().mean()), 4),
+                               "seconds": round(time.perf_counter() - t0, 2)}
+
     def losses(self, p: float) -> dict[str, torch.Tensor]:
         c, ds, dev = self.config, self.dataset, self.device
         per_image = max(1, c.rays_per_batch // c.images_per_batch)
@@ -200,7 +232,8 @@ class Trainer:
             slot.to(dev), ds.depths[image_idx, py, px].to(dev) if ds.depths is not None else None,
             ds.normals[image_idx, py, px].to(dev) if ds.normals is not None else None,
             ds.masks[image_idx, py, px].to(dev) if ds.masks is not None else None, image_idx.to(dev),
-            importance=self.sampler.importance(slot, cells).to(dev) if c.prior_importance else None)
+            importance=self.sampler.importance(slot, cells).to(dev) if c.prior_importance else None,
+            prior_conflict=self.prior_flags[image_idx, py, px].to(dev) if self.prior_flags is not None else None)
         out = recon_losses(self.model, bundle, origins, dirs, targets, c, p, self.generator, self.step, self.anchor)
         if c.uncertainty_sampling:
             # Copied to the sampler after the optimizer step is queued: a copy here would make a GPU wait idle
@@ -228,6 +261,8 @@ class Trainer:
             if stats is not None:
                 self.multiview = {"step": self.step, "rounds": stats.rounds, "correspondences": stats.residuals,
                                   "rel_residual": round(stats.rel_residual, 5), "max_change": round(stats.change, 5)}
+        if self.prior_flags is None and self.prior_conflict is None and self._conflict_due():
+            self.flag_prior_conflicts()
         terms = self.losses(p)
         total = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)

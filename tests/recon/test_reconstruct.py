@@ -95,7 +95,7 @@ from render.recon.run import load_run, reconstruct
 cfg = ReconConfig(iters={iters}, minutes=None, rays_per_batch=256, fine_samples=8, levels=6, log2_table=10,
                   max_resolution=32, grid_resolution=16, mesh_resolution=32, report_views=1, report_scale=0.25,
                   ckpt_every=5, log_every=5, threads=1, depth_fit_freeze=3, depth_outlier=0.5,
-                  depth_fit_multiview=True)
+                  depth_fit_multiview=True, prior_conflict=4.0, sampling_conflict_weight=4.0)
 print(reconstruct(cfg, {run!r}, resume={resume}, dataset=make_dataset("sphere", views=8, width=24, height=18),
                   progress=False))
 """
@@ -127,13 +127,17 @@ def test_resume_after_kill(tmp_path):
     anchor = state["depth_anchor"]  # the per-image depth fits, frozen from step 3, travel with the checkpoint
     assert (anchor["seen"] > 0).any() and (anchor["w"][anchor["seen"] > 0] > 0).all()
     assert bool(anchor["refined"])  # made consistent across views when they were fixed, once (not on resume)
+    conflict = state["sampler"]["conflict"]  # the prior-conflict cells, made once the fits were fixed
+    assert conflict.shape == state["sampler"]["maps"].shape and 0 < float(conflict.mean()) < 0.5
     target = killed_at + 10
     script = _RESUME_SCRIPT.format(tests=str(Path(__file__).parent), iters=target, run=str(run), resume=True)
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "'resumed': True" in done.stdout
     assert "depth_fit_multiview" not in done.stdout  # the resumed run did not refine the fits again
+    assert "'prior_conflict'" in done.stdout  # ... but flagged the prior conflicts again from the stored fits
     state = load_checkpoint(run / "ckpt" / "latest.pt")
+    assert torch.equal(state["sampler"]["conflict"], conflict)  # the same flags (deterministic)
     assert state["step"] == target
     steps = [json.loads(l)["step"] for l in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == target
