@@ -96,8 +96,9 @@ struct LaneBSDFs {
         });
     }
 
-    MicrofacetT<LaneF> microfacet() const {
-        return MicrofacetT<LaneF>(distribution < 0 ? 0 : distribution, alpha_u, alpha_v, visible);
+    // The microfacet lanes' distribution; its transcendental calls and sampling branches run on the lanes of k only.
+    MicrofacetT<LaneF> microfacet(LaneM k) const {
+        return MicrofacetT<LaneF>(distribution < 0 ? 0 : distribution, alpha_u, alpha_v, visible, k);
     }
 
     // roughplastic's table at cos (lerp_table) on the lanes of m where cos > 0 (0 elsewhere).
@@ -119,13 +120,13 @@ struct LaneBSDFs {
             if (any(k)) out = select_(k, diffuse_eval(diffuse_r, wi_f, wo_f), out);
             k = roughconductor & m;
             if (any(k))
-                out = select_(k, roughconductor_eval(microfacet(), cond_eta, cond_k, specular_r, wi_f, wo_f), out);
+                out = select_(k, roughconductor_eval(microfacet(k), cond_eta, cond_k, specular_r, wi_f, wo_f), out);
             k = plastic & m;
             if (any(k)) out = select_(k, plastic_eval(diffuse_r, nonlinear, eta, internal, wi_f, wo_f), out);
             k = roughplastic & m;
             if (any(k)) {
                 LaneM front = k & (wo_f.z > 0.f);
-                out = select_(k, roughplastic_eval(microfacet(), specular_r, diffuse_r, nonlinear, eta, internal,
+                out = select_(k, roughplastic_eval(microfacet(k), specular_r, diffuse_r, nonlinear, eta, internal,
                                                    table(front, wi_f.z), table(front, wo_f.z), wi_f, wo_f),
                               out);
             }
@@ -143,13 +144,13 @@ struct LaneBSDFs {
             LaneM k = diffuse & m;
             if (any(k)) out = select_(k, diffuse_pdf(wi_f, wo_f), out);
             k = roughconductor & m;
-            if (any(k)) out = select_(k, roughconductor_pdf(microfacet(), wi_f, wo_f), out);
+            if (any(k)) out = select_(k, roughconductor_pdf(microfacet(k), wi_f, wo_f), out);
             k = plastic & m;
             if (any(k)) out = select_(k, plastic_pdf(weight, eta, wi_f, wo_f), out);
             k = roughplastic & m;
             if (any(k)) {
                 LaneM front = k & (wo_f.z > 0.f);
-                out = select_(k, roughplastic_pdf(microfacet(), weight, table(front, wi_f.z), wi_f, wo_f), out);
+                out = select_(k, roughplastic_pdf(microfacet(k), weight, table(front, wi_f.z), wi_f, wo_f), out);
             }
         }
         for_lanes(scalar & bits(m), [&](int i) { out.set(i, bsdf_pdf(params[i], lane_get(wi, i), lane_get(wo, i))); });
@@ -200,7 +201,7 @@ struct LaneBSDFs {
             }
             k = roughconductor & m;
             if (any(k)) {
-                roughconductor_sample(microfacet(), cond_eta, cond_k, specular_r, wi_f, u2, s_wo, s_pdf, s_value);
+                roughconductor_sample(microfacet(k), cond_eta, cond_k, specular_r, wi_f, u2, s_wo, s_pdf, s_value);
                 wo = select_(k, s_wo, wo);
                 value = select_(k, s_value, value);
                 pdf = select_(k, s_pdf, pdf);
@@ -208,7 +209,7 @@ struct LaneBSDFs {
             k = roughplastic & m;
             if (any(k)) {
                 auto lookup = [&](LaneM lanes, LaneF cos) { return table(lanes & k, cos); };
-                roughplastic_sample(microfacet(), specular_r, diffuse_r, nonlinear, eta, internal, weight, lookup, wi_f,
+                roughplastic_sample(microfacet(k), specular_r, diffuse_r, nonlinear, eta, internal, weight, lookup, wi_f,
                                     u1, u2, s_wo, s_pdf, s_value, s_delta);
                 wo = select_(k, s_wo, wo);
                 value = select_(k, s_value, value);
@@ -241,7 +242,6 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
     int32_t depth[kLanes];
     SurfaceHit surf[kLanes];
     BSDFParams bp[kLanes];
-    EmitterSample es[kLanes];
     LVec3 o, d, beta, L, prev_p;
     LaneF eta, prev_pdf, tmin, tmax;
     LaneM active(false), prev_delta(false);
@@ -358,43 +358,78 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         LVec3 wi = frame.to_local(-normalize(d));
         LaneBSDFs bsdfs(bp, shade_bits);
 
-        // Next-event estimation (smooth BSDFs only): emitter samples and shadow rays lane by lane.
-        LaneM nee(false);
-        LVec3 es_d(0.f, 0.f, 1.f), es_weight(0.f);
-        LaneF es_pdf(0.f);
-        LaneM es_delta(false);
+        // Next-event estimation (smooth BSDFs only). The emitter is chosen lane by lane; area-mesh lanes look up
+        // their triangle (CDF search, vertices) lane by lane and sample it in lanes (path.h area_mesh_sample), other
+        // kinds go lane by lane through sample_emitter; shadow rays lane by lane.
+        EmitterSampleT<LaneF> es;
+        es.d = LVec3(0.f, 0.f, 1.f);
+        es.dist = LaneF(kInf);
+        es.pdf = LaneF(0.f);
+        es.delta = LaneM(false);
+        LaneM mesh(false), mesh_normals(false), mesh_flip(false);
+        LVec3 mv[3], mn[3], m_color;
+        LaneF m_choose_area(0.f), m_u0(0.f), m_u1(0.f);
+        const int32_t ne = sc.num_emitters;
         for_lanes(shade_bits, [&](int i) {
             float u0 = rng[i].next_float(), u1 = rng[i].next_float(), u2 = rng[i].next_float(),
                   u3 = rng[i].next_float();
-            if (!is_delta_type(bp[i].type) && sc.num_emitters > 0) {
-                es[i] = sample_emitter(sc, surf[i].p, u0, u1, Vec2(u2, u3));
-                const Vec3 w = es[i].weight;
-                if (fabsf(w.x) + fabsf(w.y) + fabsf(w.z) > 0.f) {
-                    nee.set(i, true);
-                    lane_set(es_d, i, es[i].d);
-                    lane_set(es_weight, i, w);
-                    es_pdf.set(i, es[i].pdf);
-                    es_delta.set(i, es[i].delta);
+            if (is_delta_type(bp[i].type) || ne <= 0) return;
+            const int32_t e = min_((int32_t)(u0 * (float)ne), ne - 1);
+            const int32_t* info = sc.emitter_info + (int64_t)e * kEmitterInts;
+            if (info[0] == kAreaMesh) {  // sample_emitter's lookups for this kind
+                const float* prm = sc.emitter_params + (int64_t)e * kEmitterFloats;
+                const int32_t k = info[2] + search_cdf(sc.tri_cdf + info[2], info[3], u1);
+                const int32_t* f = sc.faces + 3 * (int64_t)sc.tri_faces[k];
+                const int32_t* shape = sc.shape_info + (int64_t)info[1] * kShapeInts;
+                for (int j = 0; j < 3; ++j) lane_set(mv[j], i, Vec3::load(sc.vertices + 3 * (int64_t)f[j]));
+                if (shape[1]) {
+                    mesh_normals.set(i, true);
+                    for (int j = 0; j < 3; ++j) lane_set(mn[j], i, Vec3::load(sc.normals + 3 * (int64_t)f[j]));
                 }
+                mesh_flip.set(i, shape[0] != 0);
+                m_choose_area.set(i, (1.f / (float)ne) / prm[kEmArea]);
+                lane_set(m_color, i, Vec3::load(prm + kEmColor));
+                m_u0.set(i, u2);
+                m_u1.set(i, u3);
+                mesh.set(i, true);
+                return;
             }
+            const EmitterSample e1 = sample_emitter(sc, surf[i].p, u0, u1, Vec2(u2, u3));
+            lane_set(es.d, i, e1.d);
+            es.dist.set(i, e1.dist);
+            lane_set(es.weight, i, e1.weight);
+            es.pdf.set(i, e1.pdf);
+            es.delta.set(i, e1.delta);
+            lane_set(es.target, i, e1.target);
         });
+        if (any(mesh)) {
+            const EmitterSampleT<LaneF> m = area_mesh_sample(mv[0], mv[1], mv[2], mn[0], mn[1], mn[2], mesh_normals,
+                                                             mesh_flip, m_choose_area, m_color, P, m_u0, m_u1);
+            es.d = select_(mesh, m.d, es.d);
+            es.dist = select_(mesh, m.dist, es.dist);
+            es.weight = select_(mesh, m.weight, es.weight);
+            es.pdf = select_(mesh, m.pdf, es.pdf);
+            es.delta = andnot(es.delta, mesh);
+            es.target = select_(mesh, m.target, es.target);
+        }
+        const LaneM nee = shade & (abs_(es.weight.x) + abs_(es.weight.y) + abs_(es.weight.z) > 0.f);
         if (any(nee)) {
-            LVec3 wo_l = frame.to_local(es_d);
+            LVec3 wo_l = frame.to_local(es.d);
             LVec3 f = bsdfs.eval(nee, wi, wo_l);
             LaneM lit = nee & ((f.x != 0.f) | (f.y != 0.f) | (f.z != 0.f));
             LaneM visible(false);
             for_lanes(bits(lit), [&](int i) {
-                const EmitterSample& e = es[i];
-                Vec3 so = offset_origin(surf[i].p, surf[i].ng, e.d);
-                bool finite = is_finite(e.dist);
-                Vec3 sdir = finite ? e.target - so : e.d;
+                const Vec3 e_d = lane_get(es.d, i);
+                Vec3 so = offset_origin(surf[i].p, surf[i].ng, e_d);
+                bool finite = is_finite(es.dist[i]);
+                Vec3 sdir = finite ? lane_get(es.target, i) - so : e_d;
                 Hit sh;
                 const float smax = finite ? 1.f - kShadowEps : kInf;
                 if (!trace_ray<WIDE, true>(sc, so, sdir, 0.f, smax, sh)) visible.set(i, true);
             });
             if (any(visible)) {
-                LaneF w = select_(es_delta, LaneF(1.f), mis_weight(es_pdf, bsdfs.pdf(visible & !es_delta, wi, wo_l)));
-                L = select_(visible, L + beta * f * es_weight * w, L);
+                LaneF w = select_(es.delta, LaneF(1.f), mis_weight(es.pdf, bsdfs.pdf(visible & !es.delta, wi, wo_l)));
+                L = select_(visible, L + beta * f * es.weight * w, L);
             }
         }
 

@@ -125,10 +125,20 @@ inline LaneF sqrt_(LaneF x) {
 #endif
 }
 // Transcendental functions: each lane's scalar libm call (bit-identical to the float code).
+// With a mask: the call on the lanes of m only, 0 on the others (whose inputs may be anything: no slow libm paths
+// for their NaNs and infinities, no calls for lanes that do not use the result).
 #define RADIANT_LANE_LIBM(name, fn)                                 \
     inline LaneF name(LaneF x) {                                    \
         LaneF r;                                                    \
         for (int i = 0; i < kLanes; ++i) r.v[i] = fn(x.v[i]);       \
+        return r;                                                   \
+    }                                                               \
+    inline LaneF name(LaneF x, LaneM m) {                           \
+        LaneF r(0.f);                                               \
+        for (uint32_t b = bits(m); b; b &= b - 1) {                 \
+            const int i = __builtin_ctz(b);                         \
+            r.v[i] = fn(x.v[i]);                                    \
+        }                                                           \
         return r;                                                   \
     }
 RADIANT_LANE_LIBM(exp_, expf)

@@ -175,11 +175,13 @@ RADIANT_HD Vec3T<F> offset_origin(Vec3T<F> p, Vec3T<F> ng, Vec3T<F> d) {
     return p + ng * (mag * side);
 }
 
-RADIANT_HD Vec3 normalize_safe(Vec3 v) { return v / max_(length(v), 1e-30f); }
+template <typename F>
+RADIANT_HD Vec3T<F> normalize_safe(Vec3T<F> v) { return v / max_(length(v), F(1e-30f)); }
 
-RADIANT_HD Vec3 mat_vec(const float* m, Vec3 v) {  // row-major 3x3 times v
-    return Vec3(m[0] * v.x + m[1] * v.y + m[2] * v.z, m[3] * v.x + m[4] * v.y + m[5] * v.z,
-                m[6] * v.x + m[7] * v.y + m[8] * v.z);
+template <typename F>
+RADIANT_HD Vec3T<F> mat_vec(const float* m, Vec3T<F> v) {  // row-major 3x3 times v
+    return Vec3T<F>(m[0] * v.x + m[1] * v.y + m[2] * v.z, m[3] * v.x + m[4] * v.y + m[5] * v.z,
+                    m[6] * v.x + m[7] * v.y + m[8] * v.z);
 }
 RADIANT_HD Vec3 mat_t_vec(const float* m, Vec3 v) {  // transpose(m) times v
     return Vec3(m[0] * v.x + m[3] * v.y + m[6] * v.z, m[1] * v.x + m[4] * v.y + m[7] * v.z,
@@ -374,14 +376,47 @@ RADIANT_HD Vec3 env_eval(const PackedScene& sc, Vec3 d, float* pdf = nullptr) {
 // ---------------------------------------------------------------------------------------------------------
 // Emitter sampling (emitters.py sample_emitters) and the area pdf of hit emitters (area_pdf).
 
-struct EmitterSample {
-    Vec3 d;       // unit direction to the light
-    float dist;   // inf for environment / directional
-    Vec3 weight;  // radiance / pdf, emitter choice included; 0 when invalid
-    float pdf;    // solid-angle pdf incl. choice
-    bool delta;
-    Vec3 target;
+// Templated on the float type (common.h): float for the kernels, LaneF for the CPU's lane loop.
+template <typename F>
+struct EmitterSampleT {
+    Vec3T<F> d;       // unit direction to the light
+    F dist;           // inf for environment / directional
+    Vec3T<F> weight;  // radiance / pdf, emitter choice included; 0 when invalid
+    F pdf;            // solid-angle pdf incl. choice
+    mask_t<F> delta;
+    Vec3T<F> target;
 };
+using EmitterSample = EmitterSampleT<float>;
+
+// An area-mesh emitter's sample on the triangle (v0, v1, v2) (vertex normals n0, n1, n2 where has_normals, the
+// normal flipped where flip) from reference point ref: Mitsuba's square_to_uniform_triangle at uu, the solid-angle
+// pdf with choose_area = (emitter choice) / (mesh area), the weight color / pdf where the light faces ref. The
+// triangle and its vertices are looked up by the caller (sample_emitter; the lane loop per lane).
+template <typename F>
+RADIANT_HD EmitterSampleT<F> area_mesh_sample(Vec3T<F> v0, Vec3T<F> v1, Vec3T<F> v2, Vec3T<F> n0, Vec3T<F> n1,
+                                              Vec3T<F> n2, mask_t<F> has_normals, mask_t<F> flip, F choose_area,
+                                              Vec3T<F> color, Vec3T<F> ref, F ux, F uy) {
+    // Mitsuba square_to_uniform_triangle: t = sqrt(1 - u0); barycentrics (1 - t, t * u1) of v1, v2.
+    F t = sqrt_(max_(1.f - ux, F(0.f)));
+    F b1 = 1.f - t, b2 = t * uy, b0 = 1.f - b1 - b2;
+    Vec3T<F> p = v0 * b0 + v1 * b1 + v2 * b2;
+    Vec3T<F> nrm = normalize_safe(cross(v1 - v0, v2 - v0));
+    if (any(has_normals)) nrm = select_(has_normals, normalize_safe(n0 * b0 + n1 * b1 + n2 * b2), nrm);
+    nrm = select_(flip, -nrm, nrm);
+    Vec3T<F> dvec = p - ref;
+    F dist = length(dvec);
+    Vec3T<F> dd = dvec / max_(dist, F(1e-30f));
+    F cos_l = dot(nrm, -dd);
+    F pdf = choose_area * dist * dist / max_(abs_(cos_l), F(1e-30f));
+    EmitterSampleT<F> es;
+    es.d = dd;
+    es.dist = dist;
+    es.target = p;
+    es.pdf = pdf;
+    es.delta = mask_t<F>(false);
+    es.weight = select_((cos_l > 0.f) & (pdf > 0.f), color / max_(pdf, F(1e-30f)), Vec3T<F>(0.f));
+    return es;
+}
 
 RADIANT_HD float sphere_cone_cos(Vec3 ref, Vec3 center, float radius, float& dc, bool& inside) {
     dc = length(center - ref);
@@ -409,31 +444,15 @@ RADIANT_HD EmitterSample sample_emitter(const PackedScene& sc, Vec3 ref, float u
         case kAreaMesh: {
             int32_t k = info[2] + search_cdf(sc.tri_cdf + info[2], info[3], u_tri);
             const int32_t* f = sc.faces + 3 * (int64_t)sc.tri_faces[k];
-            // Mitsuba square_to_uniform_triangle: t = sqrt(1 - u0); barycentrics (1 - t, t * u1) of v1, v2.
-            float t = sqrtf(max_(1.f - uu.x, 0.f));
-            float b1 = 1.f - t, b2 = t * uu.y, b0 = 1.f - b1 - b2;
-            Vec3 v0 = Vec3::load(sc.vertices + 3 * (int64_t)f[0]), v1 = Vec3::load(sc.vertices + 3 * (int64_t)f[1]),
-                 v2 = Vec3::load(sc.vertices + 3 * (int64_t)f[2]);
-            Vec3 p = v0 * b0 + v1 * b1 + v2 * b2;
-            Vec3 nrm = normalize_safe(cross(v1 - v0, v2 - v0));
             const int32_t* shape = sc.shape_info + (int64_t)info[1] * kShapeInts;
-            if (shape[1]) {
-                nrm = normalize_safe(Vec3::load(sc.normals + 3 * (int64_t)f[0]) * b0 +
-                                     Vec3::load(sc.normals + 3 * (int64_t)f[1]) * b1 +
-                                     Vec3::load(sc.normals + 3 * (int64_t)f[2]) * b2);
-            }
-            if (shape[0]) nrm = -nrm;
-            Vec3 dvec = p - ref;
-            float dist = length(dvec);
-            Vec3 dd = dvec / max_(dist, 1e-30f);
-            float cos_l = dot(nrm, -dd);
-            float pdf = (choose / prm[kEmArea]) * dist * dist / max_(fabsf(cos_l), 1e-30f);
-            es.d = dd;
-            es.dist = dist;
-            es.target = p;
-            es.pdf = pdf;
-            if (cos_l > 0.f && pdf > 0.f) es.weight = color / max_(pdf, 1e-30f);
-            return es;
+            const bool has_normals = shape[1] != 0;
+            Vec3 n[3] = {Vec3(0.f), Vec3(0.f), Vec3(0.f)};
+            if (has_normals)
+                for (int j = 0; j < 3; ++j) n[j] = Vec3::load(sc.normals + 3 * (int64_t)f[j]);
+            return area_mesh_sample(Vec3::load(sc.vertices + 3 * (int64_t)f[0]),
+                                    Vec3::load(sc.vertices + 3 * (int64_t)f[1]),
+                                    Vec3::load(sc.vertices + 3 * (int64_t)f[2]), n[0], n[1], n[2], has_normals,
+                                    shape[0] != 0, choose / prm[kEmArea], color, ref, uu.x, uu.y);
         }
         case kAreaSphere: {
             Vec3 center = Vec3::load(prm + kEmPos);
