@@ -21,6 +21,7 @@
 #include <random>
 #include <vector>
 
+#include "radiant/approx.h"
 #include "radiant/fresnel.h"
 #include "radiant/frame.h"
 #include "radiant/lane.h"
@@ -161,12 +162,15 @@ long check_helpers() {
             b.set(i, v[(3 * i + 7 * j + 1) % nv]);
             m.set(i, ((i * 5 + j) & 2) != 0);
         }
+        LaneF sc_s, sc_c;
+        sincos_(a, sc_s, sc_c, m);
         LaneF r[] = {a + b, a - b, a * b, a / b, -a, min_(a, b), max_(a, b), clamp_(a, b, LaneF(1.f)), abs_(a),
                      sqrt_(a), exp_(a), log_(a), erf_(a), sin_(a), cos_(a), tan_(a), erfinv_approx(a),
                      select_(m, a, b), select_(a < b, a, b), select_(a <= b, a, b),
                      select_(a == b, a, b), select_(a != b, a, b), select_((a > b) & !(a >= 1.f), a, b),
                      select_((a > b) | m, a, b), exp_(a, m), log_(a, m), erf_(a, m), sin_(a, m), cos_(a, m),
-                     tan_(a, m), select_(m, erfinv_approx(a, m), b)};
+                     tan_(a, m), select_(m, erfinv_approx(a, m), b), acos_(a), acos_(a, m), floor_(a),
+                     copysign_(a, b), select_(signbit_(a), a, b), atan2_approx(a, b), sc_s, sc_c};
         for (int i = 0; i < kLanes; ++i) {
             float x = a[i], y = b[i];
             bool mi = m[i];
@@ -175,7 +179,9 @@ long check_helpers() {
                          select_(mi, x, y), select_(x < y, x, y), select_(x <= y, x, y),
                          select_(x == y, x, y), select_(x != y, x, y), select_((x > y) && !(x >= 1.f), x, y),
                          select_((x > y) || mi, x, y), mi ? exp_(x) : 0.f, mi ? log_(x) : 0.f, mi ? erf_(x) : 0.f,
-                         mi ? sin_(x) : 0.f, mi ? cos_(x) : 0.f, mi ? tan_(x) : 0.f, mi ? erfinv_approx(x) : y};
+                         mi ? sin_(x) : 0.f, mi ? cos_(x) : 0.f, mi ? tan_(x) : 0.f, mi ? erfinv_approx(x) : y,
+                         acos_(x), mi ? acos_(x) : 0.f, floor_(x), copysign_(x, y), select_(signbit_(x), x, y),
+                         atan2_approx(x, y), mi ? sinf(x) : 0.f, mi ? cosf(x) : 0.f};
             for (int k = 0; k < (int)(sizeof(s) / sizeof(s[0])); ++k) bad += !same(r[k][i], s[k]);
         }
         uint32_t expect = 0;

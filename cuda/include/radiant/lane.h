@@ -124,6 +124,21 @@ inline LaneF sqrt_(LaneF x) {
     return r;
 #endif
 }
+inline LaneF floor_(LaneF x) {
+#if defined(__AVX512F__)
+    return LaneF((lane_vf)_mm512_roundscale_ps((__m512)x.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
+#elif defined(__AVX__)
+    return LaneF((lane_vf)_mm256_round_ps((__m256)x.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
+#else
+    LaneF r;
+    for (int i = 0; i < kLanes; ++i) r.v[i] = floorf(x.v[i]);
+    return r;
+#endif
+}
+inline LaneF copysign_(LaneF x, LaneF y) {
+    return LaneF((lane_vf)(((lane_vi)x.v & 0x7fffffff) | ((lane_vi)y.v & (int32_t)0x80000000)));
+}
+inline LaneM signbit_(LaneF x) { return LaneM((lane_vi)x.v < 0); }
 // Transcendental functions: each lane's scalar libm call (bit-identical to the float code).
 // With a mask: the call on the lanes of m only, 0 on the others (whose inputs may be anything: no slow libm paths
 // for their NaNs and infinities, no calls for lanes that do not use the result).
@@ -147,6 +162,20 @@ RADIANT_LANE_LIBM(erf_, erff)
 RADIANT_LANE_LIBM(sin_, sinf)
 RADIANT_LANE_LIBM(cos_, cosf)
 RADIANT_LANE_LIBM(tan_, tanf)
+RADIANT_LANE_LIBM(acos_, acosf)
 #undef RADIANT_LANE_LIBM
+// sin and cos of the lanes of m (0 elsewhere), one sincosf each (the scalar code's sinf / cosf pair, which the
+// compiler fuses into sincosf too; same results).
+inline void sincos_(LaneF x, LaneF& s, LaneF& c, LaneM m) {
+    s = LaneF(0.f);
+    c = LaneF(0.f);
+    for (uint32_t b = bits(m); b; b &= b - 1) {
+        const int i = __builtin_ctz(b);
+        float si, ci;
+        sincosf(x.v[i], &si, &ci);
+        s.v[i] = si;
+        c.v[i] = ci;
+    }
+}
 
 }  // namespace radiant
