@@ -3,14 +3,19 @@
 //
 // Each path keeps its own PCG32 stream (drawn lane by lane, in the scalar loop's order), so the image is the scalar
 // loop's. A lane whose path ends takes the next camera sample of the range at the top of the next bounce. Per bounce:
-//   - per lane, through path.h's scalar code: closest hit (the 8-/4-wide tree), environment / area-light emission
-//     and its MIS weight, surface attributes, the BSDF row with its textures, the deferred seam, emitter sampling
-//     and shadow rays;
-//   - in lanes, from the shared templated headers: the shading frame, wi, the BSDF lobes that have a lane form
-//     (bsdf.h: diffuse, plastic, dielectric, roughconductor, roughplastic eval / pdf / sample) run once over
-//     the lanes of their type, MIS weights, the throughput / radiance updates,
-//     offset origins, Russian roulette. BSDF types without a lane form go lane by lane through bsdf.h's scalar
-//     bsdf_eval / bsdf_pdf / bsdf_sample.
+//   - per lane, through path.h's scalar code: closest hit (the 8-/4-wide tree) and shadow rays, the table lookups
+//     (surface_refs: a hit triangle's vertices / normals / uvs or a sphere's center and frame; area_mesh_triangle:
+//     an area mesh's CDF search; the envmap's cells, texels and cell pdfs; its two CDF searches run all lanes
+//     interleaved, lane.h search_cdf_lanes), hit area-light emission and its
+//     MIS weight, the BSDF row with its textures, the deferred seam, and the emitter sampling of kinds other than
+//     area meshes and the envmap;
+//   - in lanes, from the shared templated headers: surface attributes (triangle_surface, sphere_surface), the
+//     environment seen and its MIS weight (env_eval), area-mesh and envmap emitter samples (area_mesh_sample,
+//     envmap_sample), the shading frame, wi, the BSDF lobes that have a lane form (bsdf.h: diffuse, plastic,
+//     dielectric, roughconductor, roughplastic eval / pdf / sample) run once over the lanes of their type, MIS
+//     weights, the throughput / radiance updates, offset origins, Russian roulette. BSDF types without a lane form
+//     go lane by lane through bsdf.h's scalar bsdf_eval / bsdf_pdf / bsdf_sample. libm calls (common.h / lane.h
+//     exp_, acos_, sincos_, ...) are made lane by lane, on the lanes that use their result only.
 #pragma once
 #include "radiant/lane.h"
 #include "radiant/path.h"
@@ -460,16 +465,8 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 mesh.set(i, true);
                 return;
             }
-            if (info[0] == kEnvmap && (env_e < 0 || env_e == e)) {
+            if (info[0] == kEnvmap && (env_e < 0 || env_e == e)) {  // its cell searched for below
                 env_e = e;
-                const EnvmapCell c = envmap_cell(sc, u2, u3);
-                c_row.set(i, c.row);
-                c_col.set(i, c.col);
-                c_row_lo.set(i, c.row_lo);
-                c_row_p.set(i, c.row_p);
-                c_col_lo.set(i, c.col_lo);
-                c_col_p.set(i, c.col_p);
-                c_pdf.set(i, c.cell_pdf);
                 m_u0.set(i, u2);
                 m_u1.set(i, u3);
                 env.set(i, true);
@@ -494,6 +491,27 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             es.target = select_(mesh, m.target, es.target);
         }
         if (any(env)) {
+            // envmap_cell's two searches (row from the marginal CDF, column from that row's conditional one) with
+            // the lanes' searches interleaved, then each lane's cell values.
+            const int32_t w = sc.env_w, h = sc.env_h;
+            int64_t offset[kLanes] = {};
+            int32_t row[kLanes], col[kLanes];
+            search_cdf_lanes(sc.env_marginal, offset, h - 1, m_u0, env, row);
+            for (int i = 0; i < kLanes; ++i) {
+                row[i] = min_(row[i], h - 2);
+                offset[i] = (int64_t)row[i] * w;
+            }
+            search_cdf_lanes(sc.env_conditional, offset, w, m_u1, env, col);
+            for_lanes(bits(env), [&](int i) {
+                const EnvmapCell c = envmap_cell_at(sc, row[i], col[i]);
+                c_row.set(i, c.row);
+                c_col.set(i, c.col);
+                c_row_lo.set(i, c.row_lo);
+                c_row_p.set(i, c.row_p);
+                c_col_lo.set(i, c.col_lo);
+                c_col_p.set(i, c.col_p);
+                c_pdf.set(i, c.cell_pdf);
+            });
             const EmitterSampleT<LaneF> m =
                 envmap_sample(sc, sc.emitter_params + (int64_t)env_e * kEmitterFloats, 1.f / (float)ne, c_row, c_col,
                               c_row_lo, c_row_p, c_col_lo, c_col_p, c_pdf, m_u0, m_u1, env);

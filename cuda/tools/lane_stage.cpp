@@ -11,7 +11,8 @@
 // eval / pdf work the fused path loop does at every bounce.
 //
 // Usage: lane_stage [check|bench] [n] [repeats]. check prints "mismatches <count> of <values>" and the same for
-// lane.h's helpers against the scalar ones ("helper_mismatches <count> lanes <kLanes>"); bench prints
+// lane.h's helpers against the scalar ones and of path.h's search_cdf against a linear scan ("helper_mismatches
+// <count> lanes <kLanes>"); bench prints
 // "scalar_ns <ns per path> lanes_ns <ns per path>" (best of the repeats, the two interleaved, one thread).
 #include <chrono>
 #include <cmath>
@@ -26,6 +27,7 @@
 #include "radiant/frame.h"
 #include "radiant/lane.h"
 #include "radiant/microfacet.h"
+#include "radiant/path.h"
 
 using namespace radiant;
 
@@ -147,6 +149,59 @@ Inputs make_inputs(size_t n, size_t padded) {
 
 bool same(float a, float b) { return std::memcmp(&a, &b, 4) == 0 || (std::isnan(a) && std::isnan(b)); }
 
+// path.h search_cdf against a linear scan (first index with cdf > u, clamped to n - 1) on random non-decreasing
+// CDFs with runs of equal values, at u on, between, below and above their values, and lane.h search_cdf_lanes
+// (kLanes searches in rows of a table of such CDFs, some lanes masked off) against search_cdf; returns mismatches.
+long check_search_cdf() {
+    std::mt19937 g(7);
+    std::uniform_real_distribution<float> U(0.f, 1.f);
+    long bad = 0;
+    std::vector<float> cdf;
+    for (int n = 1; n <= 300; ++n) {
+        for (int rep = 0; rep < 20; ++rep) {
+            cdf.assign(n, 0.f);
+            float acc = 0.f;
+            for (int i = 0; i < n; ++i) {
+                if (U(g) < 0.7f) acc += U(g);  // else a zero-probability step (equal values)
+                cdf[i] = acc;
+            }
+            for (int i = 0; i < n; ++i) cdf[i] = acc > 0.f ? cdf[i] / acc : 0.f;
+            std::vector<float> us = {0.f, -1.f, 1.f, 2.f, U(g), U(g), U(g), U(g)};
+            for (int i = 0; i < n; ++i) {
+                us.push_back(cdf[i]);
+                us.push_back(std::nextafter(cdf[i], 2.f));
+                us.push_back(std::nextafter(cdf[i], -1.f));
+            }
+            for (float u : us) {
+                int expect = 0;
+                while (expect < n && !(cdf[expect] > u)) ++expect;
+                if (expect > n - 1) expect = n - 1;
+                bad += search_cdf(cdf.data(), n, u) != expect;
+            }
+            // Lanes: row k of the table is this cdf scaled by k / 4 (rows of different shapes), u from us.
+            const int rows = 5;
+            std::vector<float> table((size_t)rows * n);
+            for (int k = 0; k < rows; ++k)
+                for (int i = 0; i < n; ++i) table[(size_t)k * n + i] = cdf[i] * (float)(k + 1) * 0.25f;
+            for (size_t j = 0; j < us.size(); j += kLanes) {
+                int64_t offset[kLanes];
+                LaneF u;
+                LaneM m;
+                for (int i = 0; i < kLanes; ++i) {
+                    offset[i] = (int64_t)((i + j) % rows) * n;
+                    u.set(i, us[(j + i) % us.size()]);
+                    m.set(i, (i + j + n) % 5 != 0);
+                }
+                int32_t out[kLanes];
+                search_cdf_lanes(table.data(), offset, n, u, m, out);
+                for (int i = 0; i < kLanes; ++i)
+                    bad += out[i] != (m[i] ? search_cdf(table.data() + offset[i], n, u[i]) : 0);
+            }
+        }
+    }
+    return bad;
+}
+
 // lane.h's helpers against common.h's scalar ones on all pairs of special and ordinary values (the masked libm calls:
 // the scalar call on the lanes of the mask, 0 elsewhere); returns mismatches.
 long check_helpers() {
@@ -212,7 +267,7 @@ int main(int argc, char** argv) {
             values += kOut * n;
         }
         std::printf("mismatches %ld of %ld\n", mismatches, values);
-        std::printf("helper_mismatches %ld lanes %d\n", check_helpers(), kLanes);
+        std::printf("helper_mismatches %ld lanes %d\n", check_helpers() + check_search_cdf(), kLanes);
         return 0;
     }
     Outputs a(padded), b(padded);

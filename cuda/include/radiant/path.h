@@ -189,7 +189,8 @@ RADIANT_HD Vec3T<F> mat_t_vec(const float* m, Vec3T<F> v) {  // transpose(m) tim
                     m[2] * v.x + m[5] * v.y + m[8] * v.z);
 }
 
-// First index i in [0, n) with cdf[i] > u (torch.searchsorted(..., right=True)), clamped to n - 1.
+// First index i in [0, n) with cdf[i] > u (torch.searchsorted(..., right=True)), clamped to n - 1. (The CPU's lane
+// loop runs its lanes' searches interleaved: lane.h search_cdf_lanes, the same index on a non-decreasing cdf.)
 RADIANT_HD int32_t search_cdf(const float* cdf, int32_t n, float u) {
     int32_t lo = 0, hi = n;
     while (lo < hi) {
@@ -522,15 +523,21 @@ struct EnvmapCell {
     float row, col, row_lo, row_p, col_lo, col_p, cell_pdf;
 };
 
-RADIANT_HD EnvmapCell envmap_cell(const PackedScene& sc, float ux, float uy) {
-    int32_t w = sc.env_w, h = sc.env_h;
-    int32_t row = min_(search_cdf(sc.env_marginal, h - 1, ux), h - 2);
+// The values of cell (row, col).
+RADIANT_HD EnvmapCell envmap_cell_at(const PackedScene& sc, int32_t row, int32_t col) {
+    const int32_t w = sc.env_w;
     float row_lo = row > 0 ? sc.env_marginal[row - 1] : 0.f;
     const float* cond = sc.env_conditional + (int64_t)row * w;
-    int32_t col = search_cdf(cond, w, uy);
     float col_lo = col > 0 ? cond[col - 1] : 0.f;
     return EnvmapCell{(float)row, (float)col, row_lo, sc.env_marginal[row] - row_lo, col_lo, cond[col] - col_lo,
                       sc.env_cell_pdf[(int64_t)row * w + col]};
+}
+
+RADIANT_HD EnvmapCell envmap_cell(const PackedScene& sc, float ux, float uy) {
+    int32_t w = sc.env_w, h = sc.env_h;
+    int32_t row = min_(search_cdf(sc.env_marginal, h - 1, ux), h - 2);
+    int32_t col = search_cdf(sc.env_conditional + (int64_t)row * w, w, uy);
+    return envmap_cell_at(sc, row, col);
 }
 
 // The envmap sample in the cell (envmap_cell's values) at uu: the direction, its solid-angle pdf with choice
