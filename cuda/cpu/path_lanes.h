@@ -331,17 +331,17 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 tri.set(i, true);
                 tri_normals.set(i, r.has_normals);
                 for (int j = 0; j < 3; ++j) {
-                    lane_set(tv[j], i, r.v[j]);
-                    lane_set(tn[j], i, r.n[j]);
+                    lane_set(tv[j], i, Vec3::load(r.v + 3 * j));
+                    lane_set(tn[j], i, Vec3::load(r.n + 3 * j));
                 }
                 for (int j = 0; j < 6; ++j) tuv[j].set(i, r.uv[j]);
                 b1.set(i, hit.u);
                 b2.set(i, hit.v);
             } else {
                 sph.set(i, true);
-                lane_set(s_c, i, r.center);
+                lane_set(s_c, i, Vec3::load(r.center));
                 s_r.set(i, r.radius);
-                for (int j = 0; j < 3; ++j) lane_set(s_m[j], i, r.m[j]);
+                for (int j = 0; j < 3; ++j) lane_set(s_m[j], i, Vec3::load(r.m + 3 * j));
             }
         });
         // Surface attributes in lanes (path.h surface_at's math: triangle_surface, sphere_surface).
@@ -453,8 +453,8 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             if (info[0] == kAreaMesh) {
                 const AreaMeshTriangle tri = area_mesh_triangle(sc, info, prm, u1);
                 for (int j = 0; j < 3; ++j) {
-                    lane_set(mv[j], i, tri.v[j]);
-                    lane_set(mn[j], i, tri.n[j]);
+                    lane_set(mv[j], i, Vec3::load(tri.v + 3 * j));
+                    lane_set(mn[j], i, Vec3::load(tri.n + 3 * j));
                 }
                 mesh_normals.set(i, tri.has_normals);
                 mesh_flip.set(i, tri.flip);

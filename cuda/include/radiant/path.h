@@ -272,7 +272,9 @@ RADIANT_HD void triangle_surface(Vec3T<F> v0, Vec3T<F> v1, Vec3T<F> v2, Vec3T<F>
     // Mitsuba mesh.cpp: dp_du from the uv parametrization (meshes without uvs have zero uvs: det == 0).
     F du1 = t1u - t0u, dv1 = t1v - t0v, du2 = t2u - t0u, dv2 = t2v - t0v;
     F det = du1 * dv2 - dv1 * du2;
-    dp_du = select_(det != 0.f, ((v1 - v0) * dv2 - (v2 - v0) * dv1) / det, Vec3T<F>(0.f));
+    mask_t<F> has_uv = det != 0.f;
+    dp_du = Vec3T<F>(0.f);
+    if (any(has_uv)) dp_du = select_(has_uv, ((v1 - v0) * dv2 - (v2 - v0) * dv1) / det, dp_du);
 }
 
 // A sphere's attributes at p (center c, radius r; m0..m2 the rows of its world -> local rotation): normal, Mitsuba's
@@ -293,13 +295,12 @@ RADIANT_HD void sphere_surface(Vec3T<F> p, Vec3T<F> c, F r, Vec3T<F> m0, Vec3T<F
 }
 
 // The lookups of surface_at for hit primitive `prim`: a triangle's vertices, vertex normals (where its shape has
-// them, else 0) and uvs (u0 v0 u1 v1 u2 v2), or a sphere's center, radius and to-local rows.
+// them, else 0) and uvs (u0 v0 u1 v1 u2 v2), or a sphere's center, radius and to-local rows (row-major). Plain
+// floats: only the fields of the primitive's kind are written (no zero-initialized Vec3s).
 struct SurfaceRefs {
-    Vec3 v[3], n[3];
-    float uv[6];
+    float v[9], n[9], uv[6];
+    float center[3], radius, m[9];
     bool triangle, has_normals, flip;
-    Vec3 center, m[3];
-    float radius;
     int32_t shape;
 };
 
@@ -313,17 +314,19 @@ RADIANT_HD SurfaceRefs surface_refs(const PackedScene& sc, int32_t prim) {
     if (r.triangle) {
         const int32_t* f = sc.faces + (int64_t)prim * 3;
         for (int j = 0; j < 3; ++j) {
-            r.v[j] = Vec3::load(sc.vertices + 3 * (int64_t)f[j]);
-            r.n[j] = r.has_normals ? Vec3::load(sc.normals + 3 * (int64_t)f[j]) : Vec3(0.f);
+            for (int k = 0; k < 3; ++k) {
+                r.v[3 * j + k] = sc.vertices[3 * (int64_t)f[j] + k];
+                r.n[3 * j + k] = r.has_normals ? sc.normals[3 * (int64_t)f[j] + k] : 0.f;
+            }
             r.uv[2 * j] = sc.uvs[2 * (int64_t)f[j]];
             r.uv[2 * j + 1] = sc.uvs[2 * (int64_t)f[j] + 1];
         }
     } else {
         const float* sp = sc.spheres + 4 * (int64_t)(prim - sc.num_triangles);
-        r.center = Vec3::load(sp);
+        for (int k = 0; k < 3; ++k) r.center[k] = sp[k];
         r.radius = sp[3];
         const float* m = sc.shape_to_local + 9 * (int64_t)r.shape;
-        for (int j = 0; j < 3; ++j) r.m[j] = Vec3::load(m + 3 * j);
+        for (int k = 0; k < 9; ++k) r.m[k] = m[k];
     }
     return r;
 }
@@ -334,10 +337,12 @@ RADIANT_HD SurfaceHit surface_at(const PackedScene& sc, Vec3 o, Vec3 d, const Hi
     const SurfaceRefs r = surface_refs(sc, hit.prim);
     s.shape = r.shape;
     if (r.triangle) {
-        triangle_surface(r.v[0], r.v[1], r.v[2], r.n[0], r.n[1], r.n[2], r.has_normals, r.uv[0], r.uv[1], r.uv[2],
-                         r.uv[3], r.uv[4], r.uv[5], hit.u, hit.v, s.ng, s.ns, s.u, s.v, s.dp_du);
+        triangle_surface(Vec3::load(r.v), Vec3::load(r.v + 3), Vec3::load(r.v + 6), Vec3::load(r.n),
+                         Vec3::load(r.n + 3), Vec3::load(r.n + 6), r.has_normals, r.uv[0], r.uv[1], r.uv[2], r.uv[3],
+                         r.uv[4], r.uv[5], hit.u, hit.v, s.ng, s.ns, s.u, s.v, s.dp_du);
     } else {
-        sphere_surface(s.p, r.center, r.radius, r.m[0], r.m[1], r.m[2], s.ng, s.u, s.v, s.dp_du);
+        sphere_surface(s.p, Vec3::load(r.center), r.radius, Vec3::load(r.m), Vec3::load(r.m + 3), Vec3::load(r.m + 6),
+                       s.ng, s.u, s.v, s.dp_du);
         s.ns = s.ng;
     }
     if (r.flip) {
@@ -457,8 +462,8 @@ using EmitterSample = EmitterSampleT<float>;
 
 // sample_emitter's lookups for area-mesh emitter rows (info, prm) at u_tri: the triangle picked from the mesh's
 // area CDF, its vertices, its vertex normals where the shape has them, the flip, and choose / area.
-struct AreaMeshTriangle {
-    Vec3 v[3], n[3];
+struct AreaMeshTriangle {  // plain floats: v and n are three points each (no zero-initialized Vec3s)
+    float v[9], n[9];
     bool has_normals, flip;
     float choose_area;
 };
@@ -472,8 +477,10 @@ RADIANT_HD AreaMeshTriangle area_mesh_triangle(const PackedScene& sc, const int3
     tri.has_normals = shape[1] != 0;
     tri.flip = shape[0] != 0;
     for (int j = 0; j < 3; ++j) {
-        tri.v[j] = Vec3::load(sc.vertices + 3 * (int64_t)f[j]);
-        tri.n[j] = tri.has_normals ? Vec3::load(sc.normals + 3 * (int64_t)f[j]) : Vec3(0.f);
+        for (int k = 0; k < 3; ++k) {
+            tri.v[3 * j + k] = sc.vertices[3 * (int64_t)f[j] + k];
+            tri.n[3 * j + k] = tri.has_normals ? sc.normals[3 * (int64_t)f[j] + k] : 0.f;
+        }
     }
     tri.choose_area = (1.f / (float)sc.num_emitters) / prm[kEmArea];
     return tri;
@@ -505,7 +512,9 @@ RADIANT_HD EmitterSampleT<F> area_mesh_sample(Vec3T<F> v0, Vec3T<F> v1, Vec3T<F>
     es.target = p;
     es.pdf = pdf;
     es.delta = mask_t<F>(false);
-    es.weight = select_((cos_l > 0.f) & (pdf > 0.f), color / max_(pdf, F(1e-30f)), Vec3T<F>(0.f));
+    es.weight = Vec3T<F>(0.f);
+    mask_t<F> valid = (cos_l > 0.f) & (pdf > 0.f);
+    if (any(valid)) es.weight = select_(valid, color / max_(pdf, F(1e-30f)), es.weight);
     return es;
 }
 
@@ -589,7 +598,8 @@ RADIANT_HD EmitterSample sample_emitter(const PackedScene& sc, Vec3 ref, float u
     switch (info[0]) {
         case kAreaMesh: {
             const AreaMeshTriangle tri = area_mesh_triangle(sc, info, prm, u_tri);
-            return area_mesh_sample(tri.v[0], tri.v[1], tri.v[2], tri.n[0], tri.n[1], tri.n[2], tri.has_normals,
+            return area_mesh_sample(Vec3::load(tri.v), Vec3::load(tri.v + 3), Vec3::load(tri.v + 6),
+                                    Vec3::load(tri.n), Vec3::load(tri.n + 3), Vec3::load(tri.n + 6), tri.has_normals,
                                     tri.flip, tri.choose_area, color, ref, uu.x, uu.y);
         }
         case kAreaSphere: {
