@@ -76,18 +76,16 @@ void path_trace_cpu(const PackedScene& scene, const PathCamera& cam, const PathS
     const bool use_wide = false;
 #endif
     // The lane loop (path_lanes.h) where every BSDF of the scene has its eval, pdf and sampling in lane form
-    // (diffuse, plastic, dielectric, GGX roughconductor / roughplastic); elsewhere the scalar loop, which measured
-    // faster: with BSDFs going lane by lane, and with Beckmann rough lobes (their visible-normal sampling makes ~10
-    // libm calls per lane, on every lane of the group; lights: lanes 0.83-0.90x of scalar, spheres with GGX
-    // 1.03-1.10x). RADIANT_SCALAR_PATHS=1 / 0 forces the scalar / the lane loop (same image either way, bit for bit:
-    // tests/render/test_lanes_path.py compares the two).
+    // (diffuse, plastic, dielectric, roughconductor / roughplastic with either distribution); elsewhere the scalar
+    // loop, which measured faster where BSDFs go lane by lane. Beckmann lobes run in lanes since their libm calls
+    // (erf / log / exp of the visible-normal sampling and D) are made on the lanes that need them only (lights:
+    // lanes 1.15x of scalar, before that 0.86x). RADIANT_SCALAR_PATHS=1 / 0 forces the scalar / the lane loop (same
+    // image either way, bit for bit: tests/render/test_lanes_path.py compares the two).
     bool lanes = true;
     for (int32_t r = 0; r < scene.num_bsdf_rows; ++r) {
-        const float* row = scene.bsdf_rows + (int64_t)r * kBSDFParamCount;
-        const int type = (int)row[kParam_type];
-        const bool rough = type == kBSDF_roughconductor || type == kBSDF_roughplastic;
+        const int type = (int)scene.bsdf_rows[(int64_t)r * kBSDFParamCount + kParam_type];
         lanes = lanes && (type == kBSDF_diffuse || type == kBSDF_plastic || type == kBSDF_dielectric ||
-                          (rough && (int)row[kParam_distribution] == kGGX));
+                          type == kBSDF_roughconductor || type == kBSDF_roughplastic);
     }
     const char* force = std::getenv("RADIANT_SCALAR_PATHS");
     if (force != nullptr && (force[0] == '0' || force[0] == '1')) lanes = force[0] == '0';

@@ -3,14 +3,19 @@
 //
 // Each path keeps its own PCG32 stream (drawn lane by lane, in the scalar loop's order), so the image is the scalar
 // loop's. A lane whose path ends takes the next camera sample of the range at the top of the next bounce. Per bounce:
-//   - per lane, through path.h's scalar code: closest hit (the 8-/4-wide tree), environment / area-light emission
-//     and its MIS weight, surface attributes, the BSDF row with its textures, the deferred seam, emitter sampling
-//     and shadow rays;
-//   - in lanes, from the shared templated headers: the shading frame, wi, the BSDF lobes that have a lane form
-//     (bsdf.h: diffuse, plastic, dielectric, roughconductor, roughplastic eval / pdf / sample) run once over
-//     the lanes of their type, MIS weights, the throughput / radiance updates,
-//     offset origins, Russian roulette. BSDF types without a lane form go lane by lane through bsdf.h's scalar
-//     bsdf_eval / bsdf_pdf / bsdf_sample.
+//   - per lane, through path.h's scalar code: closest hit (the 8-/4-wide tree) and shadow rays, the table lookups
+//     (surface_refs: a hit triangle's vertices / normals / uvs or a sphere's center and frame; area_mesh_triangle:
+//     an area mesh's CDF search; the envmap's cells, texels and cell pdfs; its two CDF searches run all lanes
+//     interleaved, lane.h search_cdf_lanes), hit area-light emission and its
+//     MIS weight, the BSDF row with its textures, the deferred seam, and the emitter sampling of kinds other than
+//     area meshes and the envmap;
+//   - in lanes, from the shared templated headers: surface attributes (triangle_surface, sphere_surface), the
+//     environment seen and its MIS weight (env_eval), area-mesh and envmap emitter samples (area_mesh_sample,
+//     envmap_sample), the shading frame, wi, the BSDF lobes that have a lane form (bsdf.h: diffuse, plastic,
+//     dielectric, roughconductor, roughplastic eval / pdf / sample) run once over the lanes of their type, MIS
+//     weights, the throughput / radiance updates, offset origins, Russian roulette. BSDF types without a lane form
+//     go lane by lane through bsdf.h's scalar bsdf_eval / bsdf_pdf / bsdf_sample. libm calls (common.h / lane.h
+//     exp_, acos_, sincos_, ...) are made lane by lane, on the lanes that use their result only.
 #pragma once
 #include "radiant/lane.h"
 #include "radiant/path.h"
@@ -34,6 +39,26 @@ inline void for_lanes(uint32_t m, const Fn& f) {
         m &= m - 1;
         f(i);
     }
+}
+
+// The envmap's table lookups for path.h's templated envmap code (envmap_eval_uv, envmap_pdf_uv), lane by lane on
+// the lanes of m (the others' coordinates may be anything; they get 0).
+inline void env_texels(const PackedScene& sc, LaneF x0, LaneF y0, LVec3& c00, LVec3& c01, LVec3& c10, LVec3& c11,
+                       LaneM m) {
+    c00 = c01 = c10 = c11 = LVec3(0.f);
+    for_lanes(bits(m), [&](int i) {
+        Vec3 a, b, c, d;
+        env_texels(sc, x0[i], y0[i], a, b, c, d);
+        lane_set(c00, i, a);
+        lane_set(c01, i, b);
+        lane_set(c10, i, c);
+        lane_set(c11, i, d);
+    });
+}
+inline LaneF env_cell_pdf_at(const PackedScene& sc, LaneF x, LaneF y, LaneM m) {
+    LaneF r(0.f);
+    for_lanes(bits(m), [&](int i) { r.set(i, env_cell_pdf_at(sc, x[i], y[i])); });
+    return r;
 }
 
 // The BSDFs of the lanes being shaded at one bounce. Lanes of a type with a lane form (bsdf.h: diffuse, plastic,
@@ -96,8 +121,9 @@ struct LaneBSDFs {
         });
     }
 
-    MicrofacetT<LaneF> microfacet() const {
-        return MicrofacetT<LaneF>(distribution < 0 ? 0 : distribution, alpha_u, alpha_v, visible);
+    // The microfacet lanes' distribution; its transcendental calls and sampling branches run on the lanes of k only.
+    MicrofacetT<LaneF> microfacet(LaneM k) const {
+        return MicrofacetT<LaneF>(distribution < 0 ? 0 : distribution, alpha_u, alpha_v, visible, k);
     }
 
     // roughplastic's table at cos (lerp_table) on the lanes of m where cos > 0 (0 elsewhere).
@@ -119,13 +145,13 @@ struct LaneBSDFs {
             if (any(k)) out = select_(k, diffuse_eval(diffuse_r, wi_f, wo_f), out);
             k = roughconductor & m;
             if (any(k))
-                out = select_(k, roughconductor_eval(microfacet(), cond_eta, cond_k, specular_r, wi_f, wo_f), out);
+                out = select_(k, roughconductor_eval(microfacet(k), cond_eta, cond_k, specular_r, wi_f, wo_f), out);
             k = plastic & m;
             if (any(k)) out = select_(k, plastic_eval(diffuse_r, nonlinear, eta, internal, wi_f, wo_f), out);
             k = roughplastic & m;
             if (any(k)) {
                 LaneM front = k & (wo_f.z > 0.f);
-                out = select_(k, roughplastic_eval(microfacet(), specular_r, diffuse_r, nonlinear, eta, internal,
+                out = select_(k, roughplastic_eval(microfacet(k), specular_r, diffuse_r, nonlinear, eta, internal,
                                                    table(front, wi_f.z), table(front, wo_f.z), wi_f, wo_f),
                               out);
             }
@@ -143,13 +169,13 @@ struct LaneBSDFs {
             LaneM k = diffuse & m;
             if (any(k)) out = select_(k, diffuse_pdf(wi_f, wo_f), out);
             k = roughconductor & m;
-            if (any(k)) out = select_(k, roughconductor_pdf(microfacet(), wi_f, wo_f), out);
+            if (any(k)) out = select_(k, roughconductor_pdf(microfacet(k), wi_f, wo_f), out);
             k = plastic & m;
             if (any(k)) out = select_(k, plastic_pdf(weight, eta, wi_f, wo_f), out);
             k = roughplastic & m;
             if (any(k)) {
                 LaneM front = k & (wo_f.z > 0.f);
-                out = select_(k, roughplastic_pdf(microfacet(), weight, table(front, wi_f.z), wi_f, wo_f), out);
+                out = select_(k, roughplastic_pdf(microfacet(k), weight, table(front, wi_f.z), wi_f, wo_f), out);
             }
         }
         for_lanes(scalar & bits(m), [&](int i) { out.set(i, bsdf_pdf(params[i], lane_get(wi, i), lane_get(wo, i))); });
@@ -200,7 +226,7 @@ struct LaneBSDFs {
             }
             k = roughconductor & m;
             if (any(k)) {
-                roughconductor_sample(microfacet(), cond_eta, cond_k, specular_r, wi_f, u2, s_wo, s_pdf, s_value);
+                roughconductor_sample(microfacet(k), cond_eta, cond_k, specular_r, wi_f, u2, s_wo, s_pdf, s_value);
                 wo = select_(k, s_wo, wo);
                 value = select_(k, s_value, value);
                 pdf = select_(k, s_pdf, pdf);
@@ -208,7 +234,7 @@ struct LaneBSDFs {
             k = roughplastic & m;
             if (any(k)) {
                 auto lookup = [&](LaneM lanes, LaneF cos) { return table(lanes & k, cos); };
-                roughplastic_sample(microfacet(), specular_r, diffuse_r, nonlinear, eta, internal, weight, lookup, wi_f,
+                roughplastic_sample(microfacet(k), specular_r, diffuse_r, nonlinear, eta, internal, weight, lookup, wi_f,
                                     u1, u2, s_wo, s_pdf, s_value, s_delta);
                 wo = select_(k, s_wo, wo);
                 value = select_(k, s_value, value);
@@ -239,9 +265,8 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
     PCG32 rng[kLanes];
     int64_t item[kLanes], pixel[kLanes], sample[kLanes];
     int32_t depth[kLanes];
-    SurfaceHit surf[kLanes];
+    int32_t shape_of[kLanes];
     BSDFParams bp[kLanes];
-    EmitterSample es[kLanes];
     LVec3 o, d, beta, L, prev_p;
     LaneF eta, prev_pdf, tmin, tmax;
     LaneM active(false), prev_delta(false);
@@ -285,33 +310,79 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         }
         if (none(active)) break;
 
-        // Closest hits, emission seen (environment or area light, MIS-weighted against NEE), surface attributes and
-        // the BSDF rows: lane by lane.
-        LVec3 Le(0.f);
-        LaneF Le_w(0.f);
-        LaneM add(false), ended(false), deferred(false), shade(false);
+        // Closest hits lane by lane, with the lookups of the surface attributes at each hit (path.h surface_refs:
+        // a triangle's vertices, normals and uvs or a sphere's center, radius and frame).
+        LaneM hit_m(false), tri(false), sph(false), tri_normals(false), flip(false), escaped(false);
+        LVec3 tv[3], tn[3], s_c, s_m[3];
+        LaneF tuv[6], b1(0.f), b2(0.f), s_r(1.f), t_hit(0.f);
         for_lanes(bits(active), [&](int i) {
-            const Vec3 oi = lane_get(o, i), di = lane_get(d, i);
             Hit hit;
-            trace_ray<WIDE, false>(sc, oi, di, tmin[i], tmax[i], hit);
-            const bool seen = !(depth[i] == 0 && st.hide_emitters);
+            trace_ray<WIDE, false>(sc, lane_get(o, i), lane_get(d, i), tmin[i], tmax[i], hit);
             if (hit.prim < 0) {
-                if (sc.env >= 0 && seen) {
-                    float pdf_env;
-                    Vec3 e = env_eval(sc, di, prev_delta[i] ? nullptr : &pdf_env);
-                    lane_set(Le, i, e);
-                    Le_w.set(i, prev_delta[i] ? 1.f : mis_weight(prev_pdf[i], pdf_env));
-                    add.set(i, true);
-                }
-                ended.set(i, true);
+                if (sc.env >= 0 && !(depth[i] == 0 && st.hide_emitters)) escaped.set(i, true);  // in lanes below
                 return;
             }
-            SurfaceHit& s = surf[i];
-            s = surface_at(sc, oi, di, hit);
-            const int32_t* shape = sc.shape_info + (int64_t)s.shape * kShapeInts;
+            const SurfaceRefs r = surface_refs(sc, hit.prim);
+            shape_of[i] = r.shape;
+            t_hit.set(i, hit.t);
+            flip.set(i, r.flip);
+            hit_m.set(i, true);
+            if (r.triangle) {
+                tri.set(i, true);
+                tri_normals.set(i, r.has_normals);
+                for (int j = 0; j < 3; ++j) {
+                    lane_set(tv[j], i, Vec3::load(r.v + 3 * j));
+                    lane_set(tn[j], i, Vec3::load(r.n + 3 * j));
+                }
+                for (int j = 0; j < 6; ++j) tuv[j].set(i, r.uv[j]);
+                b1.set(i, hit.u);
+                b2.set(i, hit.v);
+            } else {
+                sph.set(i, true);
+                lane_set(s_c, i, Vec3::load(r.center));
+                s_r.set(i, r.radius);
+                for (int j = 0; j < 3; ++j) lane_set(s_m[j], i, Vec3::load(r.m + 3 * j));
+            }
+        });
+        // Surface attributes in lanes (path.h surface_at's math: triangle_surface, sphere_surface).
+        LVec3 P = o + d * t_hit, NG(0.f, 0.f, 1.f), NS(0.f, 0.f, 1.f), DPDU(0.f);
+        LaneF U(0.f), V(0.f);
+        if (any(tri)) {
+            LVec3 ng, ns, dpdu;
+            LaneF u, v;
+            triangle_surface(tv[0], tv[1], tv[2], tn[0], tn[1], tn[2], tri_normals, tuv[0], tuv[1], tuv[2], tuv[3],
+                             tuv[4], tuv[5], b1, b2, ng, ns, u, v, dpdu);
+            NG = select_(tri, ng, NG);
+            NS = select_(tri, ns, NS);
+            U = select_(tri, u, U);
+            V = select_(tri, v, V);
+            DPDU = select_(tri, dpdu, DPDU);
+        }
+        if (any(sph)) {
+            LVec3 n, dpdu;
+            LaneF u, v;
+            sphere_surface(P, s_c, s_r, s_m[0], s_m[1], s_m[2], n, u, v, dpdu, sph);
+            NG = select_(sph, n, NG);
+            NS = select_(sph, n, NS);
+            U = select_(sph, u, U);
+            V = select_(sph, v, V);
+            DPDU = select_(sph, dpdu, DPDU);
+        }
+        NG = select_(flip, -NG, NG);
+        NS = select_(flip, -NS, NS);
+
+        // Emission seen (environment or area light, MIS-weighted against NEE), depth, the deferred seam and the
+        // BSDF rows (with their textures) lane by lane.
+        LVec3 Le(0.f);
+        LaneF Le_w(0.f);
+        LaneM add(false), ended = andnot(active, hit_m), deferred(false), shade(false);
+        for_lanes(bits(hit_m), [&](int i) {
+            const Vec3 di = lane_get(d, i), ns = lane_get(NS, i);
+            const bool seen = !(depth[i] == 0 && st.hide_emitters);
+            const int32_t* shape = sc.shape_info + (int64_t)shape_of[i] * kShapeInts;
             const int32_t em = shape[3];
-            if (em >= 0 && seen && dot(s.ns, -di) > 0.f) {
-                float pdf_l = area_emitter_pdf(sc, em, lane_get(prev_p, i), s.p, s.ns, normalize(di));
+            if (em >= 0 && seen && dot(ns, -di) > 0.f) {
+                float pdf_l = area_emitter_pdf(sc, em, lane_get(prev_p, i), lane_get(P, i), ns, normalize(di));
                 lane_set(Le, i, Vec3::load(sc.emitter_params + (int64_t)em * kEmitterFloats + kEmColor));
                 Le_w.set(i, prev_delta[i] ? 1.f : mis_weight(prev_pdf[i], pdf_l));
                 add.set(i, true);
@@ -327,9 +398,15 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 ended.set(i, true);
                 return;
             }
-            bp[i] = bsdf_at(sc, row, s.u, s.v);
+            bp[i] = bsdf_at(sc, row, U[i], V[i]);
             shade.set(i, true);
         });
+        if (any(escaped)) {
+            LaneF pdf_env;
+            Le = select_(escaped, env_eval(sc, d, &pdf_env, escaped), Le);
+            Le_w = select_(escaped, select_(prev_delta, LaneF(1.f), mis_weight(prev_pdf, pdf_env)), Le_w);
+            add = add | escaped;
+        }
         L = select_(add, L + beta * Le * Le_w, L);
         for_lanes(bits(deferred), [&](int i) {
             export_deferred(queue, lane_get(o, i), lane_get(d, i), lane_get(beta, i), lane_get(L, i),
@@ -341,13 +418,6 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         if (!shade_bits) continue;
 
         // Mitsuba's initialize_sh_frame: s = dp_du made orthogonal to ns, t = ns x s (Duff's basis if undefined).
-        LVec3 P, NG, NS(0.f, 0.f, 1.f), DPDU;
-        for_lanes(shade_bits, [&](int i) {
-            lane_set(P, i, surf[i].p);
-            lane_set(NG, i, surf[i].ng);
-            lane_set(NS, i, surf[i].ns);
-            lane_set(DPDU, i, surf[i].dp_du);
-        });
         FrameT<LaneF> frame(NS);
         LVec3 tangent = DPDU - NS * dot(NS, DPDU);
         LaneF tlen = length(tangent);
@@ -358,43 +428,118 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         LVec3 wi = frame.to_local(-normalize(d));
         LaneBSDFs bsdfs(bp, shade_bits);
 
-        // Next-event estimation (smooth BSDFs only): emitter samples and shadow rays lane by lane.
-        LaneM nee(false);
-        LVec3 es_d(0.f, 0.f, 1.f), es_weight(0.f);
-        LaneF es_pdf(0.f);
-        LaneM es_delta(false);
+        // Next-event estimation (smooth BSDFs only). The emitter is chosen lane by lane; area-mesh and envmap lanes
+        // look up their triangle / cell lane by lane (path.h area_mesh_triangle, envmap_cell) and sample it in lanes
+        // (area_mesh_sample, envmap_sample); other kinds go lane by lane through sample_emitter; shadow rays lane by
+        // lane.
+        EmitterSampleT<LaneF> es;
+        es.d = LVec3(0.f, 0.f, 1.f);
+        es.dist = LaneF(kInf);
+        es.pdf = LaneF(0.f);
+        es.delta = LaneM(false);
+        LaneM mesh(false), mesh_normals(false), mesh_flip(false), env(false);
+        LVec3 mv[3], mn[3], m_color;
+        LaneF m_choose_area(0.f), m_u0(0.f), m_u1(0.f);
+        LaneF c_row(0.f), c_col(0.f), c_row_lo(0.f), c_row_p(0.f), c_col_lo(0.f), c_col_p(0.f), c_pdf(0.f);
+        int32_t env_e = -1;  // the envmap's emitter index
+        const int32_t ne = sc.num_emitters;
         for_lanes(shade_bits, [&](int i) {
             float u0 = rng[i].next_float(), u1 = rng[i].next_float(), u2 = rng[i].next_float(),
                   u3 = rng[i].next_float();
-            if (!is_delta_type(bp[i].type) && sc.num_emitters > 0) {
-                es[i] = sample_emitter(sc, surf[i].p, u0, u1, Vec2(u2, u3));
-                const Vec3 w = es[i].weight;
-                if (fabsf(w.x) + fabsf(w.y) + fabsf(w.z) > 0.f) {
-                    nee.set(i, true);
-                    lane_set(es_d, i, es[i].d);
-                    lane_set(es_weight, i, w);
-                    es_pdf.set(i, es[i].pdf);
-                    es_delta.set(i, es[i].delta);
+            if (is_delta_type(bp[i].type) || ne <= 0) return;
+            const int32_t e = min_((int32_t)(u0 * (float)ne), ne - 1);
+            const int32_t* info = sc.emitter_info + (int64_t)e * kEmitterInts;
+            const float* prm = sc.emitter_params + (int64_t)e * kEmitterFloats;
+            if (info[0] == kAreaMesh) {
+                const AreaMeshTriangle tri = area_mesh_triangle(sc, info, prm, u1);
+                for (int j = 0; j < 3; ++j) {
+                    lane_set(mv[j], i, Vec3::load(tri.v + 3 * j));
+                    lane_set(mn[j], i, Vec3::load(tri.n + 3 * j));
                 }
+                mesh_normals.set(i, tri.has_normals);
+                mesh_flip.set(i, tri.flip);
+                m_choose_area.set(i, tri.choose_area);
+                lane_set(m_color, i, Vec3::load(prm + kEmColor));
+                m_u0.set(i, u2);
+                m_u1.set(i, u3);
+                mesh.set(i, true);
+                return;
             }
+            if (info[0] == kEnvmap && (env_e < 0 || env_e == e)) {  // its cell searched for below
+                env_e = e;
+                m_u0.set(i, u2);
+                m_u1.set(i, u3);
+                env.set(i, true);
+                return;
+            }
+            const EmitterSample e1 = sample_emitter(sc, lane_get(P, i), u0, u1, Vec2(u2, u3));
+            lane_set(es.d, i, e1.d);
+            es.dist.set(i, e1.dist);
+            lane_set(es.weight, i, e1.weight);
+            es.pdf.set(i, e1.pdf);
+            es.delta.set(i, e1.delta);
+            lane_set(es.target, i, e1.target);
         });
+        if (any(mesh)) {
+            const EmitterSampleT<LaneF> m = area_mesh_sample(mv[0], mv[1], mv[2], mn[0], mn[1], mn[2], mesh_normals,
+                                                             mesh_flip, m_choose_area, m_color, P, m_u0, m_u1);
+            es.d = select_(mesh, m.d, es.d);
+            es.dist = select_(mesh, m.dist, es.dist);
+            es.weight = select_(mesh, m.weight, es.weight);
+            es.pdf = select_(mesh, m.pdf, es.pdf);
+            es.delta = andnot(es.delta, mesh);
+            es.target = select_(mesh, m.target, es.target);
+        }
+        if (any(env)) {
+            // envmap_cell's two searches (row from the marginal CDF, column from that row's conditional one) with
+            // the lanes' searches interleaved, then each lane's cell values.
+            const int32_t w = sc.env_w, h = sc.env_h;
+            int64_t offset[kLanes] = {};
+            int32_t row[kLanes], col[kLanes];
+            search_cdf_lanes(sc.env_marginal, offset, h - 1, m_u0, env, row);
+            for (int i = 0; i < kLanes; ++i) {
+                row[i] = min_(row[i], h - 2);
+                offset[i] = (int64_t)row[i] * w;
+            }
+            search_cdf_lanes(sc.env_conditional, offset, w, m_u1, env, col);
+            for_lanes(bits(env), [&](int i) {
+                const EnvmapCell c = envmap_cell_at(sc, row[i], col[i]);
+                c_row.set(i, c.row);
+                c_col.set(i, c.col);
+                c_row_lo.set(i, c.row_lo);
+                c_row_p.set(i, c.row_p);
+                c_col_lo.set(i, c.col_lo);
+                c_col_p.set(i, c.col_p);
+                c_pdf.set(i, c.cell_pdf);
+            });
+            const EmitterSampleT<LaneF> m =
+                envmap_sample(sc, sc.emitter_params + (int64_t)env_e * kEmitterFloats, 1.f / (float)ne, c_row, c_col,
+                              c_row_lo, c_row_p, c_col_lo, c_col_p, c_pdf, m_u0, m_u1, env);
+            es.d = select_(env, m.d, es.d);
+            es.dist = select_(env, m.dist, es.dist);
+            es.weight = select_(env, m.weight, es.weight);
+            es.pdf = select_(env, m.pdf, es.pdf);
+            es.delta = andnot(es.delta, env);
+            es.target = select_(env, m.target, es.target);
+        }
+        const LaneM nee = shade & (abs_(es.weight.x) + abs_(es.weight.y) + abs_(es.weight.z) > 0.f);
         if (any(nee)) {
-            LVec3 wo_l = frame.to_local(es_d);
+            LVec3 wo_l = frame.to_local(es.d);
             LVec3 f = bsdfs.eval(nee, wi, wo_l);
             LaneM lit = nee & ((f.x != 0.f) | (f.y != 0.f) | (f.z != 0.f));
             LaneM visible(false);
             for_lanes(bits(lit), [&](int i) {
-                const EmitterSample& e = es[i];
-                Vec3 so = offset_origin(surf[i].p, surf[i].ng, e.d);
-                bool finite = is_finite(e.dist);
-                Vec3 sdir = finite ? e.target - so : e.d;
+                const Vec3 e_d = lane_get(es.d, i);
+                Vec3 so = offset_origin(lane_get(P, i), lane_get(NG, i), e_d);
+                bool finite = is_finite(es.dist[i]);
+                Vec3 sdir = finite ? lane_get(es.target, i) - so : e_d;
                 Hit sh;
                 const float smax = finite ? 1.f - kShadowEps : kInf;
                 if (!trace_ray<WIDE, true>(sc, so, sdir, 0.f, smax, sh)) visible.set(i, true);
             });
             if (any(visible)) {
-                LaneF w = select_(es_delta, LaneF(1.f), mis_weight(es_pdf, bsdfs.pdf(visible & !es_delta, wi, wo_l)));
-                L = select_(visible, L + beta * f * es_weight * w, L);
+                LaneF w = select_(es.delta, LaneF(1.f), mis_weight(es.pdf, bsdfs.pdf(visible & !es.delta, wi, wo_l)));
+                L = select_(visible, L + beta * f * es.weight * w, L);
             }
         }
 

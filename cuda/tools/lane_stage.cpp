@@ -11,7 +11,8 @@
 // eval / pdf work the fused path loop does at every bounce.
 //
 // Usage: lane_stage [check|bench] [n] [repeats]. check prints "mismatches <count> of <values>" and the same for
-// lane.h's helpers against the scalar ones ("helper_mismatches <count> lanes <kLanes>"); bench prints
+// lane.h's helpers against the scalar ones and of path.h's search_cdf against a linear scan ("helper_mismatches
+// <count> lanes <kLanes>"); bench prints
 // "scalar_ns <ns per path> lanes_ns <ns per path>" (best of the repeats, the two interleaved, one thread).
 #include <chrono>
 #include <cmath>
@@ -21,10 +22,12 @@
 #include <random>
 #include <vector>
 
+#include "radiant/approx.h"
 #include "radiant/fresnel.h"
 #include "radiant/frame.h"
 #include "radiant/lane.h"
 #include "radiant/microfacet.h"
+#include "radiant/path.h"
 
 using namespace radiant;
 
@@ -146,7 +149,61 @@ Inputs make_inputs(size_t n, size_t padded) {
 
 bool same(float a, float b) { return std::memcmp(&a, &b, 4) == 0 || (std::isnan(a) && std::isnan(b)); }
 
-// lane.h's helpers against common.h's scalar ones on all pairs of special and ordinary values; returns mismatches.
+// path.h search_cdf against a linear scan (first index with cdf > u, clamped to n - 1) on random non-decreasing
+// CDFs with runs of equal values, at u on, between, below and above their values, and lane.h search_cdf_lanes
+// (kLanes searches in rows of a table of such CDFs, some lanes masked off) against search_cdf; returns mismatches.
+long check_search_cdf() {
+    std::mt19937 g(7);
+    std::uniform_real_distribution<float> U(0.f, 1.f);
+    long bad = 0;
+    std::vector<float> cdf;
+    for (int n = 1; n <= 300; ++n) {
+        for (int rep = 0; rep < 20; ++rep) {
+            cdf.assign(n, 0.f);
+            float acc = 0.f;
+            for (int i = 0; i < n; ++i) {
+                if (U(g) < 0.7f) acc += U(g);  // else a zero-probability step (equal values)
+                cdf[i] = acc;
+            }
+            for (int i = 0; i < n; ++i) cdf[i] = acc > 0.f ? cdf[i] / acc : 0.f;
+            std::vector<float> us = {0.f, -1.f, 1.f, 2.f, U(g), U(g), U(g), U(g)};
+            for (int i = 0; i < n; ++i) {
+                us.push_back(cdf[i]);
+                us.push_back(std::nextafter(cdf[i], 2.f));
+                us.push_back(std::nextafter(cdf[i], -1.f));
+            }
+            for (float u : us) {
+                int expect = 0;
+                while (expect < n && !(cdf[expect] > u)) ++expect;
+                if (expect > n - 1) expect = n - 1;
+                bad += search_cdf(cdf.data(), n, u) != expect;
+            }
+            // Lanes: row k of the table is this cdf scaled by k / 4 (rows of different shapes), u from us.
+            const int rows = 5;
+            std::vector<float> table((size_t)rows * n);
+            for (int k = 0; k < rows; ++k)
+                for (int i = 0; i < n; ++i) table[(size_t)k * n + i] = cdf[i] * (float)(k + 1) * 0.25f;
+            for (size_t j = 0; j < us.size(); j += kLanes) {
+                int64_t offset[kLanes];
+                LaneF u;
+                LaneM m;
+                for (int i = 0; i < kLanes; ++i) {
+                    offset[i] = (int64_t)((i + j) % rows) * n;
+                    u.set(i, us[(j + i) % us.size()]);
+                    m.set(i, (i + j + n) % 5 != 0);
+                }
+                int32_t out[kLanes];
+                search_cdf_lanes(table.data(), offset, n, u, m, out);
+                for (int i = 0; i < kLanes; ++i)
+                    bad += out[i] != (m[i] ? search_cdf(table.data() + offset[i], n, u[i]) : 0);
+            }
+        }
+    }
+    return bad;
+}
+
+// lane.h's helpers against common.h's scalar ones on all pairs of special and ordinary values (the masked libm calls:
+// the scalar call on the lanes of the mask, 0 elsewhere); returns mismatches.
 long check_helpers() {
     const float v[] = {0.f, -0.f, 1.f, -1.f, 0.5f, -2.5f, 1e-30f, 3e38f, INFINITY, -INFINITY, NAN, 1e-42f, 7.25f,
                        -88.f, 89.f, 0.1f};
@@ -160,11 +217,15 @@ long check_helpers() {
             b.set(i, v[(3 * i + 7 * j + 1) % nv]);
             m.set(i, ((i * 5 + j) & 2) != 0);
         }
+        LaneF sc_s, sc_c;
+        sincos_(a, sc_s, sc_c, m);
         LaneF r[] = {a + b, a - b, a * b, a / b, -a, min_(a, b), max_(a, b), clamp_(a, b, LaneF(1.f)), abs_(a),
                      sqrt_(a), exp_(a), log_(a), erf_(a), sin_(a), cos_(a), tan_(a), erfinv_approx(a),
                      select_(m, a, b), select_(a < b, a, b), select_(a <= b, a, b),
                      select_(a == b, a, b), select_(a != b, a, b), select_((a > b) & !(a >= 1.f), a, b),
-                     select_((a > b) | m, a, b)};
+                     select_((a > b) | m, a, b), exp_(a, m), log_(a, m), erf_(a, m), sin_(a, m), cos_(a, m),
+                     tan_(a, m), select_(m, erfinv_approx(a, m), b), acos_(a), acos_(a, m), floor_(a),
+                     copysign_(a, b), select_(signbit_(a), a, b), atan2_approx(a, b), sc_s, sc_c};
         for (int i = 0; i < kLanes; ++i) {
             float x = a[i], y = b[i];
             bool mi = m[i];
@@ -172,7 +233,10 @@ long check_helpers() {
                          sqrt_(x), exp_(x), log_(x), erf_(x), sin_(x), cos_(x), tan_(x), erfinv_approx(x),
                          select_(mi, x, y), select_(x < y, x, y), select_(x <= y, x, y),
                          select_(x == y, x, y), select_(x != y, x, y), select_((x > y) && !(x >= 1.f), x, y),
-                         select_((x > y) || mi, x, y)};
+                         select_((x > y) || mi, x, y), mi ? exp_(x) : 0.f, mi ? log_(x) : 0.f, mi ? erf_(x) : 0.f,
+                         mi ? sin_(x) : 0.f, mi ? cos_(x) : 0.f, mi ? tan_(x) : 0.f, mi ? erfinv_approx(x) : y,
+                         acos_(x), mi ? acos_(x) : 0.f, floor_(x), copysign_(x, y), select_(signbit_(x), x, y),
+                         atan2_approx(x, y), mi ? sinf(x) : 0.f, mi ? cosf(x) : 0.f};
             for (int k = 0; k < (int)(sizeof(s) / sizeof(s[0])); ++k) bad += !same(r[k][i], s[k]);
         }
         uint32_t expect = 0;
@@ -203,7 +267,7 @@ int main(int argc, char** argv) {
             values += kOut * n;
         }
         std::printf("mismatches %ld of %ld\n", mismatches, values);
-        std::printf("helper_mismatches %ld lanes %d\n", check_helpers(), kLanes);
+        std::printf("helper_mismatches %ld lanes %d\n", check_helpers() + check_search_cdf(), kLanes);
         return 0;
     }
     Outputs a(padded), b(padded);

@@ -42,6 +42,7 @@ def _cflags(with_cuda: bool) -> list[str]:
         flags.append("-march=native")
     if with_cuda:
         flags.append("-DRADIANT_WITH_CUDA")
+    flags += os.environ.get("RADIANT_EXTRA_CFLAGS", "").split()  # e.g. -g for profiling (part of the cache key)
     return flags
 
 

@@ -76,3 +76,23 @@ def test_lane_loop_twosided_diffuse_and_deferred_rows(monkeypatch):
     order_s = torch.argsort(qs[:, 18] * 16 + qs[:, 19])
     order_l = torch.argsort(ql[:, 18] * 16 + ql[:, 19])
     assert torch.equal(qs[order_s], ql[order_l])
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_lane_loop_mesh_emitters_with_normals_and_flip(monkeypatch, flip):
+    # Area-mesh emitters sampled in lanes (path.h area_mesh_sample): interpolated vertex normals and flipped normals,
+    # next to the lights scene's other emitter kinds (sampled lane by lane) and Beckmann rough lobes.
+    sd = SceneData(load_scene(ROOT / SCENES["lights"][0], params={"width": "40", "height": "30"}))
+    packed = PackedScene(sd)
+    i = PACKED_FIELDS.index("shape_info")
+    info = packed.tensors[i].clone()
+    emitting = info[:, 3] >= 0
+    assert bool(emitting.any())
+    info[emitting, 1] = 1
+    if flip:
+        info[emitting, 0] = 1 - info[emitting, 0]
+    packed.tensors[i] = info
+    integ = FusedIntegrator(sd, RenderSettings(spp=2, seed=3), packed=packed)
+    scalar, lanes = _both(monkeypatch, integ, 0, 2)
+    _assert_same(scalar, lanes)
+    assert float(scalar[1].sum()) > 0

@@ -17,12 +17,15 @@ RADIANT_HD void sincos_quarter(F x, F& s, F& c) {
 
 // atan2(y, x) within a few ulp: atan of min / max in [0, 1] by SLEEF's atan2kf polynomial, then the octant.
 // Signed zeros and the axes follow atan2 (atan2(+-0, -x) = +-pi); NaN in, NaN out.
-RADIANT_HD float atan2_approx(float y, float x) {
-    float ax = fabsf(x), ay = fabsf(y);
-    float hi = ax > ay ? ax : ay, lo = ax > ay ? ay : ax;
-    float s = hi > 0.f ? lo / hi : (hi == hi ? 0.f : hi);
-    float t = s * s;
-    float u = 0.00282363896258175373077393f;
+// Templated on the float type (common.h): float for the kernels, LaneF for the CPU's lanes (same result per lane).
+template <typename F>
+RADIANT_HD F atan2_approx(F y, F x) {
+    F ax = abs_(x), ay = abs_(y);
+    mask_t<F> x_major = ax > ay;
+    F hi = select_(x_major, ax, ay), lo = select_(x_major, ay, ax);
+    F s = select_(hi > 0.f, lo / hi, select_(hi == hi, F(0.f), hi));
+    F t = s * s;
+    F u(0.00282363896258175373077393f);
     u = u * t - 0.0159569028764963150024414f;
     u = u * t + 0.0425049886107444763183594f;
     u = u * t - 0.0748900920152664184570312f;
@@ -30,10 +33,10 @@ RADIANT_HD float atan2_approx(float y, float x) {
     u = u * t - 0.142027363181114196777344f;
     u = u * t + 0.199926957488059997558594f;
     u = u * t - 0.333331018686294555664062f;
-    float r = u * t * s + s;
-    if (ay > ax) r = 1.57079632679489661923f - r;
-    if (copysignf(1.f, x) < 0.f) r = 3.14159265358979323846f - r;
-    return copysignf(r, y);
+    F r = u * t * s + s;
+    r = select_(ay > ax, 1.57079632679489661923f - r, r);
+    r = select_(signbit_(x), 3.14159265358979323846f - r, r);
+    return copysign_(r, y);
 }
 
 }  // namespace radiant

@@ -51,6 +51,22 @@ RADIANT_HD float erf_(float x) { return erff(x); }
 RADIANT_HD float sin_(float x) { return sinf(x); }
 RADIANT_HD float cos_(float x) { return cosf(x); }
 RADIANT_HD float tan_(float x) { return tanf(x); }
+// The same with the lanes that need the result (lane.h: the other lanes skip the call and give 0); one path always
+// needs it.
+RADIANT_HD float exp_(float x, bool) { return expf(x); }
+RADIANT_HD float log_(float x, bool) { return logf(x); }
+RADIANT_HD float erf_(float x, bool) { return erff(x); }
+RADIANT_HD float sin_(float x, bool) { return sinf(x); }
+RADIANT_HD float cos_(float x, bool) { return cosf(x); }
+RADIANT_HD float tan_(float x, bool) { return tanf(x); }
+RADIANT_HD float acos_(float x, bool = true) { return acosf(x); }
+RADIANT_HD void sincos_(float x, float& s, float& c, bool = true) {  // one sincosf where the compiler fuses them
+    s = sinf(x);
+    c = cosf(x);
+}
+RADIANT_HD float floor_(float x) { return floorf(x); }
+RADIANT_HD float copysign_(float x, float y) { return copysignf(x, y); }
+RADIANT_HD bool signbit_(float x) { return copysignf(1.f, x) < 0.f; }  // set for -0 and negative NaNs too
 RADIANT_HD bool none(bool m) { return !m; }  // lane.h: none(LaneM), no lane set
 RADIANT_HD bool any(bool m) { return m; }    // lane.h: any(LaneM), some lane set
 RADIANT_HD bool all_(bool m) { return m; }   // lane.h: all_(LaneM), every lane set

@@ -124,11 +124,36 @@ inline LaneF sqrt_(LaneF x) {
     return r;
 #endif
 }
+inline LaneF floor_(LaneF x) {
+#if defined(__AVX512F__)
+    return LaneF((lane_vf)_mm512_roundscale_ps((__m512)x.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
+#elif defined(__AVX__)
+    return LaneF((lane_vf)_mm256_round_ps((__m256)x.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
+#else
+    LaneF r;
+    for (int i = 0; i < kLanes; ++i) r.v[i] = floorf(x.v[i]);
+    return r;
+#endif
+}
+inline LaneF copysign_(LaneF x, LaneF y) {
+    return LaneF((lane_vf)(((lane_vi)x.v & 0x7fffffff) | ((lane_vi)y.v & (int32_t)0x80000000)));
+}
+inline LaneM signbit_(LaneF x) { return LaneM((lane_vi)x.v < 0); }
 // Transcendental functions: each lane's scalar libm call (bit-identical to the float code).
+// With a mask: the call on the lanes of m only, 0 on the others (whose inputs may be anything: no slow libm paths
+// for their NaNs and infinities, no calls for lanes that do not use the result).
 #define RADIANT_LANE_LIBM(name, fn)                                 \
     inline LaneF name(LaneF x) {                                    \
         LaneF r;                                                    \
         for (int i = 0; i < kLanes; ++i) r.v[i] = fn(x.v[i]);       \
+        return r;                                                   \
+    }                                                               \
+    inline LaneF name(LaneF x, LaneM m) {                           \
+        LaneF r(0.f);                                               \
+        for (uint32_t b = bits(m); b; b &= b - 1) {                 \
+            const int i = __builtin_ctz(b);                         \
+            r.v[i] = fn(x.v[i]);                                    \
+        }                                                           \
         return r;                                                   \
     }
 RADIANT_LANE_LIBM(exp_, expf)
@@ -137,6 +162,52 @@ RADIANT_LANE_LIBM(erf_, erff)
 RADIANT_LANE_LIBM(sin_, sinf)
 RADIANT_LANE_LIBM(cos_, cosf)
 RADIANT_LANE_LIBM(tan_, tanf)
+RADIANT_LANE_LIBM(acos_, acosf)
 #undef RADIANT_LANE_LIBM
+// sin and cos of the lanes of m (0 elsewhere), one sincosf each (the scalar code's sinf / cosf pair, which the
+// compiler fuses into sincosf too; same results).
+inline void sincos_(LaneF x, LaneF& s, LaneF& c, LaneM m) {
+    s = LaneF(0.f);
+    c = LaneF(0.f);
+    for (uint32_t b = bits(m); b; b &= b - 1) {
+        const int i = __builtin_ctz(b);
+        float si, ci;
+        sincosf(x.v[i], &si, &ci);
+        s.v[i] = si;
+        c.v[i] = ci;
+    }
+}
+
+// path.h search_cdf for the lanes of m: lane i's first index j in [0, n) with cdf[offset[i] + j] > u[i], clamped
+// to n - 1, into out[i] (the other lanes search cdf[0, n) and get 0). The lanes' searches run interleaved, step by step:
+// branch-free halving of [base, base + len], the interval that holds the answer, by a conditional move on one load
+// per lane, so the kLanes loads of a step are in flight together and no branch depends on the data (bisection one
+// lane at a time stalls on each load and mispredicts about every other step). The same index as search_cdf's
+// bisection on a non-decreasing cdf.
+inline void search_cdf_lanes(const float* cdf, const int64_t* offset, int32_t n, LaneF u, LaneM m, int32_t* out) {
+    const uint32_t mb = bits(m);
+    int64_t off[kLanes];
+    float uu[kLanes];
+    int32_t base[kLanes];
+    for (int i = 0; i < kLanes; ++i) {
+        const bool on = (mb >> i) & 1u;
+        off[i] = on ? offset[i] : 0;
+        uu[i] = on ? u[i] : 0.f;
+        base[i] = 0;
+    }
+    if (n <= 0) {
+        for (int i = 0; i < kLanes; ++i) out[i] = (mb >> i) & 1u ? n - 1 : 0;
+        return;
+    }
+    for (int32_t len = n; len > 1;) {
+        const int32_t half = len >> 1;
+        for (int i = 0; i < kLanes; ++i) base[i] = cdf[off[i] + base[i] + half] > uu[i] ? base[i] : base[i] + half;
+        len -= half;
+    }
+    for (int i = 0; i < kLanes; ++i) {
+        const int32_t r = base[i] + (cdf[off[i] + base[i]] > uu[i] ? 0 : 1);
+        out[i] = (mb >> i) & 1u ? min_(r, n - 1) : 0;
+    }
+}
 
 }  // namespace radiant

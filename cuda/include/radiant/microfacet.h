@@ -8,12 +8,12 @@ namespace radiant {
 enum MicrofacetType : int { kBeckmann = 0, kGGX = 1 };
 
 // Giles 2010, "Approximating the erfinv function" (single precision branch pair; lanes run each branch their lanes
-// need and pick per lane).
+// need and pick per lane). `active`: the lanes whose result is used (the others get some finite value).
 template <typename F>
-RADIANT_HD F erfinv_approx(F x) {
-    F w = -log_((1.f - x) * (1.f + x)), p(0.f);
+RADIANT_HD F erfinv_approx(F x, mask_t<F> active = mask_t<F>(true)) {
+    F w = -log_((1.f - x) * (1.f + x), active), p(0.f);
     mask_t<F> central = w < 5.f;
-    if (any(central)) {
+    if (any(central & active)) {
         F v = w - 2.5f, q = F(2.81022636e-08f);
         q = 3.43273939e-07f + q * v;
         q = -3.5233877e-06f + q * v;
@@ -25,7 +25,7 @@ RADIANT_HD F erfinv_approx(F x) {
         q = 1.50140941f + q * v;
         p = select_(central, q, p);
     }
-    if (!all_(central)) {
+    if (any(!central & active)) {
         F v = sqrt_(w) - 3.f, q = F(-0.000200214257f);
         q = 0.000100950558f + q * v;
         q = 0.00134934322f + q * v;
@@ -41,15 +41,18 @@ RADIANT_HD F erfinv_approx(F x) {
 }
 
 // Templated on the float type F (common.h) for the evaluation (D, G1, G, pdf): MicrofacetT<LaneF> evaluates 16
-// lanes of one distribution at once (per-lane roughness), sampling included.
+// lanes of one distribution at once (per-lane roughness), sampling included. `active`: the lanes whose results are
+// used; the transcendental calls (each lane's libm call) and the sampling branches run on those only (lanes of other
+// BSDFs may hold any roughness, e.g. 0, whose NaNs would take libm's slow paths). One path is always active.
 template <typename F>
 struct MicrofacetT {
     int type;
     F alpha_u, alpha_v;
     bool sample_visible;
+    mask_t<F> active;
 
-    RADIANT_HD MicrofacetT(int t, nodeduce_t<F> au, nodeduce_t<F> av, bool vis)
-        : type(t), alpha_u(au), alpha_v(av), sample_visible(vis) {}
+    RADIANT_HD MicrofacetT(int t, nodeduce_t<F> au, nodeduce_t<F> av, bool vis, mask_t<F> act = mask_t<F>(true))
+        : type(t), alpha_u(au), alpha_v(av), sample_visible(vis), active(act) {}
 
     // Normal distribution D(m) (Walter et al. 2007 eq. 25 / 33, anisotropic form); 0 below the horizon.
     RADIANT_HD F D(Vec3T<F> m) const {
@@ -57,7 +60,7 @@ struct MicrofacetT {
         F ax = m.x / alpha_u, ay = m.y / alpha_v;
         F result;
         if (type == kBeckmann) {
-            result = exp_(-(ax * ax + ay * ay) / cos2) / (kPi * alpha_u * alpha_v * (cos2 * cos2));
+            result = exp_(-(ax * ax + ay * ay) / cos2, active) / (kPi * alpha_u * alpha_v * (cos2 * cos2));
         } else {
             F t = ax * ax + ay * ay + m.z * m.z;
             result = 1.f / (kPi * alpha_u * alpha_v * (t * t));
@@ -99,19 +102,19 @@ struct MicrofacetT {
     RADIANT_HD Vec2T<F> sample_visible_11_beckmann(F cos_theta_i, Vec2T<F> u) const {
         F tan_theta_i = safe_sqrt(1.f - cos_theta_i * cos_theta_i) / cos_theta_i;
         F cot_theta_i = 1.f / tan_theta_i;
-        F maxval = erf_(cot_theta_i);
+        F maxval = erf_(cot_theta_i, active);
         u.x = max_(min_(u.x, F(1.f - 1e-6f)), F(1e-6f));
         u.y = max_(min_(u.y, F(1.f - 1e-6f)), F(1e-6f));
-        F x = maxval - (maxval + 1.f) * erf_(sqrt_(-log_(u.x)));
+        F x = maxval - (maxval + 1.f) * erf_(sqrt_(-log_(u.x, active)), active);
         const float inv_sqrt_pi = 0.56418958354775628695f;
-        u.x = u.x * (1.f + maxval + inv_sqrt_pi * tan_theta_i * exp_(-cot_theta_i * cot_theta_i));
+        u.x = u.x * (1.f + maxval + inv_sqrt_pi * tan_theta_i * exp_(-cot_theta_i * cot_theta_i, active));
         for (int i = 0; i < 3; ++i) {
-            F slope = erfinv_approx(x);
-            F value = 1.f + x + inv_sqrt_pi * tan_theta_i * exp_(-slope * slope) - u.x;
+            F slope = erfinv_approx(x, active);
+            F value = 1.f + x + inv_sqrt_pi * tan_theta_i * exp_(-slope * slope, active) - u.x;
             F derivative = 1.f - slope * tan_theta_i;
             x = x - value / derivative;
         }
-        return Vec2T<F>(erfinv_approx(x), erfinv_approx(2.f * u.y - 1.f));
+        return Vec2T<F>(erfinv_approx(x, active), erfinv_approx(2.f * u.y - 1.f, active));
     }
 
     // GGX visible slopes for unit roughness and wi in the xz-plane: Heitz 2018, "Sampling the GGX Distribution
@@ -135,14 +138,14 @@ struct MicrofacetT {
             // All-normals sampling of D(m) cos(m) (Walter et al. 2007 eqs. 28, 35; anisotropic azimuth).
             F sin_phi(0.f), cos_phi(0.f), alpha_2(0.f);
             mask_t<F> iso = alpha_u == alpha_v;
-            if (any(iso)) {
+            if (any(iso & active)) {
                 F phi = 2.f * kPi * u.y;
-                sin_phi = sin_(phi);
-                cos_phi = cos_(phi);
+                sin_phi = sin_(phi, iso & active);
+                cos_phi = cos_(phi, iso & active);
                 alpha_2 = alpha_u * alpha_u;
             }
-            if (!all_(iso)) {
-                F ratio = alpha_v / alpha_u, tmp = ratio * tan_(2.f * kPi * u.y);
+            if (any(!iso & active)) {
+                F ratio = alpha_v / alpha_u, tmp = ratio * tan_(2.f * kPi * u.y, !iso & active);
                 F c = 1.f / sqrt_(tmp * tmp + 1.f);
                 c = select_(abs_(u.y - 0.5f) - 0.25f < 0.f, -c, c);
                 F s = c * tmp;
@@ -154,7 +157,7 @@ struct MicrofacetT {
             }
             F cos_theta;
             if (type == kBeckmann) {
-                cos_theta = 1.f / sqrt_(1.f - alpha_2 * log_(1.f - u.x));
+                cos_theta = 1.f / sqrt_(1.f - alpha_2 * log_(1.f - u.x, active));
             } else {
                 F tan_theta_m_2 = alpha_2 * u.x / (1.f - u.x);
                 cos_theta = 1.f / sqrt_(1.f + tan_theta_m_2);
@@ -169,7 +172,7 @@ struct MicrofacetT {
         F sin_theta_2 = wi_p.x * wi_p.x + wi_p.y * wi_p.y;
         mask_t<F> tilted = sin_theta_2 > 4.f * 5.9604645e-8f;  // Mitsuba Frame::sincos_phi
         F cos_phi(1.f), sin_phi(0.f);
-        if (any(tilted)) {
+        if (any(tilted & active)) {
             F inv = 1.f / sqrt_(sin_theta_2);
             cos_phi = select_(tilted, clamp_(wi_p.x * inv, F(-1.f), F(1.f)), cos_phi);
             sin_phi = select_(tilted, clamp_(wi_p.y * inv, F(-1.f), F(1.f)), sin_phi);

@@ -175,18 +175,22 @@ RADIANT_HD Vec3T<F> offset_origin(Vec3T<F> p, Vec3T<F> ng, Vec3T<F> d) {
     return p + ng * (mag * side);
 }
 
-RADIANT_HD Vec3 normalize_safe(Vec3 v) { return v / max_(length(v), 1e-30f); }
+template <typename F>
+RADIANT_HD Vec3T<F> normalize_safe(Vec3T<F> v) { return v / max_(length(v), F(1e-30f)); }
 
-RADIANT_HD Vec3 mat_vec(const float* m, Vec3 v) {  // row-major 3x3 times v
-    return Vec3(m[0] * v.x + m[1] * v.y + m[2] * v.z, m[3] * v.x + m[4] * v.y + m[5] * v.z,
-                m[6] * v.x + m[7] * v.y + m[8] * v.z);
+template <typename F>
+RADIANT_HD Vec3T<F> mat_vec(const float* m, Vec3T<F> v) {  // row-major 3x3 times v
+    return Vec3T<F>(m[0] * v.x + m[1] * v.y + m[2] * v.z, m[3] * v.x + m[4] * v.y + m[5] * v.z,
+                    m[6] * v.x + m[7] * v.y + m[8] * v.z);
 }
-RADIANT_HD Vec3 mat_t_vec(const float* m, Vec3 v) {  // transpose(m) times v
-    return Vec3(m[0] * v.x + m[3] * v.y + m[6] * v.z, m[1] * v.x + m[4] * v.y + m[7] * v.z,
-                m[2] * v.x + m[5] * v.y + m[8] * v.z);
+template <typename F>
+RADIANT_HD Vec3T<F> mat_t_vec(const float* m, Vec3T<F> v) {  // transpose(m) times v
+    return Vec3T<F>(m[0] * v.x + m[3] * v.y + m[6] * v.z, m[1] * v.x + m[4] * v.y + m[7] * v.z,
+                    m[2] * v.x + m[5] * v.y + m[8] * v.z);
 }
 
-// First index i in [0, n) with cdf[i] > u (torch.searchsorted(..., right=True)), clamped to n - 1.
+// First index i in [0, n) with cdf[i] > u (torch.searchsorted(..., right=True)), clamped to n - 1. (The CPU's lane
+// loop runs its lanes' searches interleaved: lane.h search_cdf_lanes, the same index on a non-decreasing cdf.)
 RADIANT_HD int32_t search_cdf(const float* cdf, int32_t n, float u) {
     int32_t lo = 0, hi = n;
     while (lo < hi) {
@@ -251,48 +255,97 @@ struct SurfaceHit {
     int32_t shape;
 };
 
+// Templated on the float type (common.h): float for surface_at, LaneF for the CPU's lane loop (which looks the
+// vertices / spheres up lane by lane and runs these in lanes).
+// A triangle's attributes at barycentrics (b1, b2) of v1, v2: geometric normal, shading normal (the vertex normals
+// n0..n2 interpolated where has_normals, else the geometric one), uv from the vertex uvs t0..t2, and dp_du.
+template <typename F>
+RADIANT_HD void triangle_surface(Vec3T<F> v0, Vec3T<F> v1, Vec3T<F> v2, Vec3T<F> n0, Vec3T<F> n1, Vec3T<F> n2,
+                                 mask_t<F> has_normals, F t0u, F t0v, F t1u, F t1v, F t2u, F t2v, F b1, F b2,
+                                 Vec3T<F>& ng, Vec3T<F>& ns, F& u, F& v, Vec3T<F>& dp_du) {
+    ng = normalize_safe(cross(v1 - v0, v2 - v0));
+    F b0 = 1.f - b1 - b2;
+    ns = ng;
+    if (any(has_normals)) ns = select_(has_normals, normalize_safe(n0 * b0 + n1 * b1 + n2 * b2), ns);
+    u = t0u * b0 + t1u * b1 + t2u * b2;
+    v = t0v * b0 + t1v * b1 + t2v * b2;
+    // Mitsuba mesh.cpp: dp_du from the uv parametrization (meshes without uvs have zero uvs: det == 0).
+    F du1 = t1u - t0u, dv1 = t1v - t0v, du2 = t2u - t0u, dv2 = t2v - t0v;
+    F det = du1 * dv2 - dv1 * du2;
+    mask_t<F> has_uv = det != 0.f;
+    dp_du = Vec3T<F>(0.f);
+    if (any(has_uv)) dp_du = select_(has_uv, ((v1 - v0) * dv2 - (v2 - v0) * dv1) / det, dp_du);
+}
+
+// A sphere's attributes at p (center c, radius r; m0..m2 the rows of its world -> local rotation): normal, Mitsuba's
+// uv from the local frame (u = phi / 2pi, v = theta / pi) and dp_du = 2 pi (-y, x, 0) in the local frame, back to
+// world by the transpose. `active`: the lanes whose results are used (their acos calls only).
+template <typename F>
+RADIANT_HD void sphere_surface(Vec3T<F> p, Vec3T<F> c, F r, Vec3T<F> m0, Vec3T<F> m1, Vec3T<F> m2, Vec3T<F>& n,
+                               F& u, F& v, Vec3T<F>& dp_du, mask_t<F> active = mask_t<F>(true)) {
+    n = normalize((p - c) / r);
+    Vec3T<F> loc = normalize(Vec3T<F>(dot(m0, n), dot(m1, n), dot(m2, n)));
+    F phi = atan2_approx(loc.y, loc.x);
+    phi = select_(phi < 0.f, phi + 2.f * kPi, phi);
+    u = phi * (0.5f / kPi);
+    v = acos_(clamp_(loc.z, F(-1.f), F(1.f)), active) * kInvPi;
+    Vec3T<F> du(-loc.y, loc.x, F(0.f));
+    dp_du = Vec3T<F>(m0.x * du.x + m1.x * du.y + m2.x * du.z, m0.y * du.x + m1.y * du.y + m2.y * du.z,
+                     m0.z * du.x + m1.z * du.y + m2.z * du.z);
+}
+
+// The lookups of surface_at for hit primitive `prim`: a triangle's vertices, vertex normals (where its shape has
+// them, else 0) and uvs (u0 v0 u1 v1 u2 v2), or a sphere's center, radius and to-local rows (row-major). Plain
+// floats: only the fields of the primitive's kind are written (no zero-initialized Vec3s).
+struct SurfaceRefs {
+    float v[9], n[9], uv[6];
+    float center[3], radius, m[9];
+    bool triangle, has_normals, flip;
+    int32_t shape;
+};
+
+RADIANT_HD SurfaceRefs surface_refs(const PackedScene& sc, int32_t prim) {
+    SurfaceRefs r;
+    r.shape = sc.prim_shape[prim];
+    const int32_t* info = sc.shape_info + (int64_t)r.shape * kShapeInts;
+    r.flip = info[0] != 0;
+    r.triangle = prim < sc.num_triangles;
+    r.has_normals = r.triangle && info[1] != 0;
+    if (r.triangle) {
+        const int32_t* f = sc.faces + (int64_t)prim * 3;
+        for (int j = 0; j < 3; ++j) {
+            for (int k = 0; k < 3; ++k) {
+                r.v[3 * j + k] = sc.vertices[3 * (int64_t)f[j] + k];
+                r.n[3 * j + k] = r.has_normals ? sc.normals[3 * (int64_t)f[j] + k] : 0.f;
+            }
+            r.uv[2 * j] = sc.uvs[2 * (int64_t)f[j]];
+            r.uv[2 * j + 1] = sc.uvs[2 * (int64_t)f[j] + 1];
+        }
+    } else {
+        const float* sp = sc.spheres + 4 * (int64_t)(prim - sc.num_triangles);
+        for (int k = 0; k < 3; ++k) r.center[k] = sp[k];
+        r.radius = sp[3];
+        const float* m = sc.shape_to_local + 9 * (int64_t)r.shape;
+        for (int k = 0; k < 9; ++k) r.m[k] = m[k];
+    }
+    return r;
+}
+
 RADIANT_HD SurfaceHit surface_at(const PackedScene& sc, Vec3 o, Vec3 d, const Hit& hit) {
     SurfaceHit s;
     s.p = o + d * hit.t;
-    s.shape = sc.prim_shape[hit.prim];
-    const int32_t* info = sc.shape_info + (int64_t)s.shape * kShapeInts;
-    if (hit.prim < sc.num_triangles) {
-        const int32_t* f = sc.faces + (int64_t)hit.prim * 3;
-        Vec3 v0 = Vec3::load(sc.vertices + 3 * (int64_t)f[0]), v1 = Vec3::load(sc.vertices + 3 * (int64_t)f[1]),
-             v2 = Vec3::load(sc.vertices + 3 * (int64_t)f[2]);
-        s.ng = normalize_safe(cross(v1 - v0, v2 - v0));
-        float b1 = hit.u, b2 = hit.v, b0 = 1.f - b1 - b2;
-        if (info[1]) {
-            Vec3 n = Vec3::load(sc.normals + 3 * (int64_t)f[0]) * b0 + Vec3::load(sc.normals + 3 * (int64_t)f[1]) * b1 +
-                     Vec3::load(sc.normals + 3 * (int64_t)f[2]) * b2;
-            s.ns = normalize_safe(n);
-        } else {
-            s.ns = s.ng;
-        }
-        const float *t0 = sc.uvs + 2 * (int64_t)f[0], *t1 = sc.uvs + 2 * (int64_t)f[1], *t2 = sc.uvs + 2 * (int64_t)f[2];
-        s.u = t0[0] * b0 + t1[0] * b1 + t2[0] * b2;
-        s.v = t0[1] * b0 + t1[1] * b1 + t2[1] * b2;
-        // Mitsuba mesh.cpp: dp_du from the uv parametrization (meshes without uvs have zero uvs: det == 0).
-        float du1 = t1[0] - t0[0], dv1 = t1[1] - t0[1], du2 = t2[0] - t0[0], dv2 = t2[1] - t0[1];
-        float det = du1 * dv2 - dv1 * du2;
-        s.dp_du = det != 0.f ? ((v1 - v0) * dv2 - (v2 - v0) * dv1) / det : Vec3(0.f);
+    const SurfaceRefs r = surface_refs(sc, hit.prim);
+    s.shape = r.shape;
+    if (r.triangle) {
+        triangle_surface(Vec3::load(r.v), Vec3::load(r.v + 3), Vec3::load(r.v + 6), Vec3::load(r.n),
+                         Vec3::load(r.n + 3), Vec3::load(r.n + 6), r.has_normals, r.uv[0], r.uv[1], r.uv[2], r.uv[3],
+                         r.uv[4], r.uv[5], hit.u, hit.v, s.ng, s.ns, s.u, s.v, s.dp_du);
     } else {
-        const float* sp = sc.spheres + 4 * (int64_t)(hit.prim - sc.num_triangles);
-        Vec3 g = normalize((s.p - Vec3::load(sp)) / sp[3]);
-        s.ng = s.ns = g;
-        // Mitsuba sphere uv from the local frame: u = phi / 2pi, v = theta / pi.
-        Vec3 loc = normalize(mat_vec(sc.shape_to_local + 9 * (int64_t)s.shape, g));
-        float phi = atan2_approx(loc.y, loc.x);
-        if (phi < 0.f) phi += 2.f * kPi;
-        s.u = phi * (0.5f / kPi);
-        s.v = acosf(clamp_(loc.z, -1.f, 1.f)) * kInvPi;
-        // Mitsuba sphere.cpp: dp_du = 2 pi (-y, x, 0) in the local frame; back to world by the transpose.
-        const float* m = sc.shape_to_local + 9 * (int64_t)s.shape;
-        Vec3 du(-loc.y, loc.x, 0.f);
-        s.dp_du = Vec3(m[0] * du.x + m[3] * du.y + m[6] * du.z, m[1] * du.x + m[4] * du.y + m[7] * du.z,
-                       m[2] * du.x + m[5] * du.y + m[8] * du.z);
+        sphere_surface(s.p, Vec3::load(r.center), r.radius, Vec3::load(r.m), Vec3::load(r.m + 3), Vec3::load(r.m + 6),
+                       s.ng, s.u, s.v, s.dp_du);
+        s.ns = s.ng;
     }
-    if (info[0]) {
+    if (r.flip) {
         s.ng = -s.ng;
         s.ns = -s.ns;
     }
@@ -318,76 +371,213 @@ RADIANT_HD BSDFParams bsdf_at(const PackedScene& sc, int32_t row, float u, float
 // ---------------------------------------------------------------------------------------------------------
 // Environment (emitters.py env_eval / env_pdf / _sample_env): Mitsuba 3.9's half-texel shift, cells aligned.
 
-RADIANT_HD void env_uv(const PackedScene& sc, const float* frame, Vec3 d, float& u, float& v) {
-    Vec3 loc = normalize(mat_t_vec(frame, d));
+// Templated on the float type (common.h): float for the kernels, LaneF for the CPU's lane loop, whose table lookups
+// (env_texels, env_cell_pdf_at) are its own per-lane overloads (cpu/path_lanes.h); `active`: the lanes whose results
+// are used (their libm calls only).
+template <typename F>
+RADIANT_HD void env_uv(const PackedScene& sc, const float* frame, Vec3T<F> d, F& u, F& v,
+                       mask_t<F> active = mask_t<F>(true)) {
+    Vec3T<F> loc = normalize(mat_t_vec(frame, d));
     u = atan2_approx(loc.x, -loc.z) * (0.5f / kPi);
-    u -= floorf(u);
-    v = acosf(clamp_(loc.y, -1.f, 1.f)) * kInvPi;
+    u = u - floor_(u);
+    v = acos_(clamp_(loc.y, F(-1.f), F(1.f)), active) * kInvPi;
+}
+
+// The four texels around cell (x0, y0) of the envmap image (x0 in [0, w - 1], y0 in [0, h - 2]).
+RADIANT_HD void env_texels(const PackedScene& sc, float x0, float y0, Vec3& c00, Vec3& c01, Vec3& c10, Vec3& c11,
+                           bool = true) {
+    const int64_t stride = sc.env_w + 1;
+    const float* p = sc.env_image + 3 * ((int64_t)(int32_t)y0 * stride + (int32_t)x0);
+    c00 = Vec3::load(p);
+    c01 = Vec3::load(p + 3);
+    c10 = Vec3::load(p + 3 * stride);
+    c11 = Vec3::load(p + 3 * stride + 3);
+}
+
+// env_cell_pdf of the cell at image coordinates (x, y) (cell (int)x, (int)y, clamped to the grid).
+RADIANT_HD float env_cell_pdf_at(const PackedScene& sc, float x, float y, bool = true) {
+    int32_t col = clamp_((int32_t)x, 0, sc.env_w - 1), row = clamp_((int32_t)y, 0, sc.env_h - 2);
+    return sc.env_cell_pdf[(int64_t)row * sc.env_w + col];
 }
 
 // Bilinear radiance of the envmap at env_uv coordinates (u, v).
-RADIANT_HD Vec3 envmap_eval_uv(const PackedScene& sc, float u, float v) {
+template <typename F>
+RADIANT_HD Vec3T<F> envmap_eval_uv(const PackedScene& sc, F u, F v, mask_t<F> active = mask_t<F>(true)) {
     int32_t w = sc.env_w, h = sc.env_h;
-    u -= 0.5f / (float)w;
-    u -= floorf(u);
-    float x = u * (float)w, y = v * (float)(h - 1);
-    float x0 = clamp_(floorf(x), 0.f, (float)(w - 1)), y0 = clamp_(floorf(y), 0.f, (float)(h - 2));
-    float fx = x - x0, fy = y - y0;
-    int32_t xi = (int32_t)x0, yi = (int32_t)y0, stride = w + 1;
-    const float* img = sc.env_image;
-    auto at = [&](int32_t yy, int32_t xx) { return Vec3::load(img + 3 * ((int64_t)yy * stride + xx)); };
-    return (at(yi, xi) * (1.f - fx) + at(yi, xi + 1) * fx) * (1.f - fy) +
-           (at(yi + 1, xi) * (1.f - fx) + at(yi + 1, xi + 1) * fx) * fy;
+    u = u - 0.5f / (float)w;
+    u = u - floor_(u);
+    F x = u * (float)w, y = v * (float)(h - 1);
+    F x0 = clamp_(floor_(x), F(0.f), F((float)(w - 1))), y0 = clamp_(floor_(y), F(0.f), F((float)(h - 2)));
+    F fx = x - x0, fy = y - y0;
+    Vec3T<F> c00, c01, c10, c11;
+    env_texels(sc, x0, y0, c00, c01, c10, c11, active);
+    return (c00 * (1.f - fx) + c01 * fx) * (1.f - fy) + (c10 * (1.f - fx) + c11 * fx) * fy;
 }
 
 // Solid-angle pdf (choice included) of envmap sampling at env_uv coordinates (u, v).
-RADIANT_HD float envmap_pdf_uv(const PackedScene& sc, float u, float v) {
+template <typename F>
+RADIANT_HD F envmap_pdf_uv(const PackedScene& sc, F u, F v, mask_t<F> active = mask_t<F>(true)) {
     float choose = 1.f / (float)sc.num_emitters;
     int32_t w = sc.env_w, h = sc.env_h;
-    u -= 0.5f / (float)w;
-    u -= floorf(u);
-    int32_t col = clamp_((int32_t)(u * (float)w), 0, w - 1);
-    int32_t row = clamp_((int32_t)(v * (float)(h - 1)), 0, h - 2);
-    float pdf_uv = sc.env_cell_pdf[(int64_t)row * w + col] * (float)(w * (h - 1));
-    float sin_t = sinf(v * kPi);
-    if (!(sin_t > 0.f)) return 0.f;
-    return choose * pdf_uv / (2.f * kPi * kPi * max_(sin_t, 1e-12f));
+    u = u - 0.5f / (float)w;
+    u = u - floor_(u);
+    F pdf_uv = env_cell_pdf_at(sc, u * (float)w, v * (float)(h - 1), active) * (float)(w * (h - 1));
+    F sin_t = sin_(v * kPi, active);
+    return select_(sin_t > 0.f, choose * pdf_uv / (2.f * kPi * kPi * max_(sin_t, F(1e-12f))), F(0.f));
 }
 
 // Radiance of the environment along d, and (when pdf is not null) the pdf with which emitter sampling picks d;
 // one direction -> uv conversion for both.
-RADIANT_HD Vec3 env_eval(const PackedScene& sc, Vec3 d, float* pdf = nullptr) {
-    if (pdf != nullptr) *pdf = 0.f;
-    if (sc.env < 0) return Vec3(0.f);
+template <typename F>
+RADIANT_HD Vec3T<F> env_eval(const PackedScene& sc, Vec3T<F> d, F* pdf = nullptr,
+                             mask_t<F> active = mask_t<F>(true)) {
+    if (pdf != nullptr) *pdf = F(0.f);
+    if (sc.env < 0) return Vec3T<F>(0.f);
     const int32_t kind = sc.emitter_info[(int64_t)sc.env * kEmitterInts];
     const float* prm = sc.emitter_params + (int64_t)sc.env * kEmitterFloats;
     if (kind == kConstant) {
-        if (pdf != nullptr) *pdf = 1.f / (float)sc.num_emitters / (4.f * kPi);
-        return Vec3::load(prm + kEmColor);
+        if (pdf != nullptr) *pdf = F(1.f / (float)sc.num_emitters / (4.f * kPi));
+        return Vec3T<F>::load(prm + kEmColor);
     }
-    float u, v;
-    env_uv(sc, prm + kEmFrame, d, u, v);
-    if (pdf != nullptr) *pdf = envmap_pdf_uv(sc, u, v);
-    return envmap_eval_uv(sc, u, v);
+    F u, v;
+    env_uv(sc, prm + kEmFrame, d, u, v, active);
+    if (pdf != nullptr) *pdf = envmap_pdf_uv(sc, u, v, active);
+    return envmap_eval_uv(sc, u, v, active);
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Emitter sampling (emitters.py sample_emitters) and the area pdf of hit emitters (area_pdf).
 
-struct EmitterSample {
-    Vec3 d;       // unit direction to the light
-    float dist;   // inf for environment / directional
-    Vec3 weight;  // radiance / pdf, emitter choice included; 0 when invalid
-    float pdf;    // solid-angle pdf incl. choice
-    bool delta;
-    Vec3 target;
+// Templated on the float type (common.h): float for the kernels, LaneF for the CPU's lane loop.
+template <typename F>
+struct EmitterSampleT {
+    Vec3T<F> d;       // unit direction to the light
+    F dist;           // inf for environment / directional
+    Vec3T<F> weight;  // radiance / pdf, emitter choice included; 0 when invalid
+    F pdf;            // solid-angle pdf incl. choice
+    mask_t<F> delta;
+    Vec3T<F> target;
 };
+using EmitterSample = EmitterSampleT<float>;
+
+// sample_emitter's lookups for area-mesh emitter rows (info, prm) at u_tri: the triangle picked from the mesh's
+// area CDF, its vertices, its vertex normals where the shape has them, the flip, and choose / area.
+struct AreaMeshTriangle {  // plain floats: v and n are three points each (no zero-initialized Vec3s)
+    float v[9], n[9];
+    bool has_normals, flip;
+    float choose_area;
+};
+
+RADIANT_HD AreaMeshTriangle area_mesh_triangle(const PackedScene& sc, const int32_t* info, const float* prm,
+                                               float u_tri) {
+    AreaMeshTriangle tri;
+    int32_t k = info[2] + search_cdf(sc.tri_cdf + info[2], info[3], u_tri);
+    const int32_t* f = sc.faces + 3 * (int64_t)sc.tri_faces[k];
+    const int32_t* shape = sc.shape_info + (int64_t)info[1] * kShapeInts;
+    tri.has_normals = shape[1] != 0;
+    tri.flip = shape[0] != 0;
+    for (int j = 0; j < 3; ++j) {
+        for (int k = 0; k < 3; ++k) {
+            tri.v[3 * j + k] = sc.vertices[3 * (int64_t)f[j] + k];
+            tri.n[3 * j + k] = tri.has_normals ? sc.normals[3 * (int64_t)f[j] + k] : 0.f;
+        }
+    }
+    tri.choose_area = (1.f / (float)sc.num_emitters) / prm[kEmArea];
+    return tri;
+}
+
+// An area-mesh emitter's sample on the triangle (v0, v1, v2) (vertex normals n0, n1, n2 where has_normals, the
+// normal flipped where flip) from reference point ref: Mitsuba's square_to_uniform_triangle at uu, the solid-angle
+// pdf with choose_area = (emitter choice) / (mesh area), the weight color / pdf where the light faces ref. The
+// triangle and its vertices are looked up by the caller (sample_emitter; the lane loop per lane).
+template <typename F>
+RADIANT_HD EmitterSampleT<F> area_mesh_sample(Vec3T<F> v0, Vec3T<F> v1, Vec3T<F> v2, Vec3T<F> n0, Vec3T<F> n1,
+                                              Vec3T<F> n2, mask_t<F> has_normals, mask_t<F> flip, F choose_area,
+                                              Vec3T<F> color, Vec3T<F> ref, F ux, F uy) {
+    // Mitsuba square_to_uniform_triangle: t = sqrt(1 - u0); barycentrics (1 - t, t * u1) of v1, v2.
+    F t = sqrt_(max_(1.f - ux, F(0.f)));
+    F b1 = 1.f - t, b2 = t * uy, b0 = 1.f - b1 - b2;
+    Vec3T<F> p = v0 * b0 + v1 * b1 + v2 * b2;
+    Vec3T<F> nrm = normalize_safe(cross(v1 - v0, v2 - v0));
+    if (any(has_normals)) nrm = select_(has_normals, normalize_safe(n0 * b0 + n1 * b1 + n2 * b2), nrm);
+    nrm = select_(flip, -nrm, nrm);
+    Vec3T<F> dvec = p - ref;
+    F dist = length(dvec);
+    Vec3T<F> dd = dvec / max_(dist, F(1e-30f));
+    F cos_l = dot(nrm, -dd);
+    F pdf = choose_area * dist * dist / max_(abs_(cos_l), F(1e-30f));
+    EmitterSampleT<F> es;
+    es.d = dd;
+    es.dist = dist;
+    es.target = p;
+    es.pdf = pdf;
+    es.delta = mask_t<F>(false);
+    es.weight = Vec3T<F>(0.f);
+    mask_t<F> valid = (cos_l > 0.f) & (pdf > 0.f);
+    if (any(valid)) es.weight = select_(valid, color / max_(pdf, F(1e-30f)), es.weight);
+    return es;
+}
 
 RADIANT_HD float sphere_cone_cos(Vec3 ref, Vec3 center, float radius, float& dc, bool& inside) {
     dc = length(center - ref);
     inside = dc <= radius;
     float sin_max = min_(radius / max_(dc, 1e-30f), 1.f);
     return sqrtf(max_(1.f - sin_max * sin_max, 0.f));
+}
+
+// sample_emitter's lookups for the envmap at uu: the cell picked from the marginal (row) and conditional (column)
+// CDFs of the piecewise-constant density over (h-1) x w cells of luminance x sin(theta), the CDF values below and at
+// each pick, and the cell's probability.
+struct EnvmapCell {
+    float row, col, row_lo, row_p, col_lo, col_p, cell_pdf;
+};
+
+// The values of cell (row, col).
+RADIANT_HD EnvmapCell envmap_cell_at(const PackedScene& sc, int32_t row, int32_t col) {
+    const int32_t w = sc.env_w;
+    float row_lo = row > 0 ? sc.env_marginal[row - 1] : 0.f;
+    const float* cond = sc.env_conditional + (int64_t)row * w;
+    float col_lo = col > 0 ? cond[col - 1] : 0.f;
+    return EnvmapCell{(float)row, (float)col, row_lo, sc.env_marginal[row] - row_lo, col_lo, cond[col] - col_lo,
+                      sc.env_cell_pdf[(int64_t)row * w + col]};
+}
+
+RADIANT_HD EnvmapCell envmap_cell(const PackedScene& sc, float ux, float uy) {
+    int32_t w = sc.env_w, h = sc.env_h;
+    int32_t row = min_(search_cdf(sc.env_marginal, h - 1, ux), h - 2);
+    int32_t col = search_cdf(sc.env_conditional + (int64_t)row * w, w, uy);
+    return envmap_cell_at(sc, row, col);
+}
+
+// The envmap sample in the cell (envmap_cell's values) at uu: the direction, its solid-angle pdf with choice
+// choose, the radiance at the sampled (u, v) itself over the pdf (env_eval(d) would map d back to it).
+template <typename F>
+RADIANT_HD EmitterSampleT<F> envmap_sample(const PackedScene& sc, const float* prm, float choose, F row, F col,
+                                           F row_lo, F row_p, F col_lo, F col_p, F cell_pdf, F ux, F uy,
+                                           mask_t<F> active = mask_t<F>(true)) {
+    int32_t w = sc.env_w, h = sc.env_h;
+    F fy = clamp_((ux - row_lo) / max_(row_p, F(1e-30f)), F(0.f), F(1.f));
+    F fx = clamp_((uy - col_lo) / max_(col_p, F(1e-30f)), F(0.f), F(1.f));
+    F u = (col + fx + 0.5f) / (float)w;  // undo the half-texel shift of the cells
+    u = u - floor_(u);
+    F v = (row + fy) / (float)(h - 1);
+    F theta = v * kPi, phi = u * 2.f * kPi;
+    F sin_t, cos_t, sin_p, cos_p;
+    sincos_(theta, sin_t, cos_t, active);
+    sincos_(phi, sin_p, cos_p, active);
+    Vec3T<F> loc(sin_t * sin_p, cos_t, -sin_t * cos_p);
+    EmitterSampleT<F> es;
+    es.d = normalize(mat_vec(prm + kEmFrame, loc));
+    es.dist = F(kInf);
+    es.delta = mask_t<F>(false);
+    F pdf_uv = cell_pdf * (float)(w * (h - 1));
+    F pdf = choose * pdf_uv / (2.f * kPi * kPi * max_(sin_t, F(1e-12f)));
+    es.pdf = select_(sin_t > 0.f, pdf, F(0.f));
+    es.weight = Vec3T<F>(0.f);
+    mask_t<F> valid = es.pdf > 0.f;
+    valid = valid & active;
+    if (any(valid)) es.weight = select_(valid, envmap_eval_uv(sc, u, v, valid) / max_(es.pdf, F(1e-30f)), es.weight);
+    return es;
 }
 
 RADIANT_HD EmitterSample sample_emitter(const PackedScene& sc, Vec3 ref, float u_choose, float u_tri, Vec2 uu) {
@@ -407,33 +597,10 @@ RADIANT_HD EmitterSample sample_emitter(const PackedScene& sc, Vec3 ref, float u
     Vec3 color = Vec3::load(prm + kEmColor);
     switch (info[0]) {
         case kAreaMesh: {
-            int32_t k = info[2] + search_cdf(sc.tri_cdf + info[2], info[3], u_tri);
-            const int32_t* f = sc.faces + 3 * (int64_t)sc.tri_faces[k];
-            // Mitsuba square_to_uniform_triangle: t = sqrt(1 - u0); barycentrics (1 - t, t * u1) of v1, v2.
-            float t = sqrtf(max_(1.f - uu.x, 0.f));
-            float b1 = 1.f - t, b2 = t * uu.y, b0 = 1.f - b1 - b2;
-            Vec3 v0 = Vec3::load(sc.vertices + 3 * (int64_t)f[0]), v1 = Vec3::load(sc.vertices + 3 * (int64_t)f[1]),
-                 v2 = Vec3::load(sc.vertices + 3 * (int64_t)f[2]);
-            Vec3 p = v0 * b0 + v1 * b1 + v2 * b2;
-            Vec3 nrm = normalize_safe(cross(v1 - v0, v2 - v0));
-            const int32_t* shape = sc.shape_info + (int64_t)info[1] * kShapeInts;
-            if (shape[1]) {
-                nrm = normalize_safe(Vec3::load(sc.normals + 3 * (int64_t)f[0]) * b0 +
-                                     Vec3::load(sc.normals + 3 * (int64_t)f[1]) * b1 +
-                                     Vec3::load(sc.normals + 3 * (int64_t)f[2]) * b2);
-            }
-            if (shape[0]) nrm = -nrm;
-            Vec3 dvec = p - ref;
-            float dist = length(dvec);
-            Vec3 dd = dvec / max_(dist, 1e-30f);
-            float cos_l = dot(nrm, -dd);
-            float pdf = (choose / prm[kEmArea]) * dist * dist / max_(fabsf(cos_l), 1e-30f);
-            es.d = dd;
-            es.dist = dist;
-            es.target = p;
-            es.pdf = pdf;
-            if (cos_l > 0.f && pdf > 0.f) es.weight = color / max_(pdf, 1e-30f);
-            return es;
+            const AreaMeshTriangle tri = area_mesh_triangle(sc, info, prm, u_tri);
+            return area_mesh_sample(Vec3::load(tri.v), Vec3::load(tri.v + 3), Vec3::load(tri.v + 6),
+                                    Vec3::load(tri.n), Vec3::load(tri.n + 3), Vec3::load(tri.n + 6), tri.has_normals,
+                                    tri.flip, tri.choose_area, color, ref, uu.x, uu.y);
         }
         case kAreaSphere: {
             Vec3 center = Vec3::load(prm + kEmPos);
@@ -509,30 +676,9 @@ RADIANT_HD EmitterSample sample_emitter(const PackedScene& sc, Vec3 ref, float u
             return es;
         }
         case kEnvmap: {
-            // Piecewise constant over (h-1) x w cells of luminance x sin(theta).
-            int32_t w = sc.env_w, h = sc.env_h;
-            int32_t row = min_(search_cdf(sc.env_marginal, h - 1, uu.x), h - 2);
-            float row_lo = row > 0 ? sc.env_marginal[row - 1] : 0.f;
-            float row_p = sc.env_marginal[row] - row_lo;
-            float fy = clamp_((uu.x - row_lo) / max_(row_p, 1e-30f), 0.f, 1.f);
-            const float* cond = sc.env_conditional + (int64_t)row * w;
-            int32_t col = search_cdf(cond, w, uu.y);
-            float col_lo = col > 0 ? cond[col - 1] : 0.f;
-            float col_p = cond[col] - col_lo;
-            float fx = clamp_((uu.y - col_lo) / max_(col_p, 1e-30f), 0.f, 1.f);
-            float u = ((float)col + fx + 0.5f) / (float)w;  // undo the half-texel shift of the cells
-            u -= floorf(u);
-            float v = ((float)row + fy) / (float)(h - 1);
-            float theta = v * kPi, phi = u * 2.f * kPi;
-            float sin_t = sinf(theta);
-            Vec3 loc(sin_t * sinf(phi), cosf(theta), -sin_t * cosf(phi));
-            es.d = normalize(mat_vec(prm + kEmFrame, loc));
-            float pdf_uv = sc.env_cell_pdf[(int64_t)row * w + col] * (float)(w * (h - 1));
-            float pdf = choose * pdf_uv / (2.f * kPi * kPi * max_(sin_t, 1e-12f));
-            es.pdf = sin_t > 0.f ? pdf : 0.f;
-            // Radiance at the sampled (u, v) itself: env_eval(es.d) would map the direction back to it.
-            if (es.pdf > 0.f) es.weight = envmap_eval_uv(sc, u, v) / max_(es.pdf, 1e-30f);
-            return es;
+            const EnvmapCell c = envmap_cell(sc, uu.x, uu.y);
+            return envmap_sample(sc, prm, choose, c.row, c.col, c.row_lo, c.row_p, c.col_lo, c.col_p, c.cell_pdf,
+                                 uu.x, uu.y);
         }
         default:
             return es;
