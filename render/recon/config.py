@@ -69,7 +69,8 @@ class ReconConfig:
     linear_intervals: bool = False      # each interval's opacity from the SDF at both ends (off: VolSDF's
                                         # left-sample density x length)
     adaptive_smoothness: bool = True
-    uniform_ratio: float = 0.3          # r (DebSDF: 25-30 % uniform)
+    uniform_ratio: float = 0.5          # r (DebSDF: 25-30 % uniform; with sampling_conflict_weight 4 at r 0.3 the
+                                        # walls lost: room seed 0, 8800 steps, F@5cm 0.866, at 0.5 0.914)
     sampler_cell: int = 4
     sampler_refresh_every: int = 100
     sampling_rgb_weight: float = 0.0    # adds the rays' colour error to the sampler's per-cell value (Instant-NGP's
@@ -82,7 +83,9 @@ class ReconConfig:
                                         # photometric_conflict); the priors' thin-leg errors agree across views
                                         # and give the learned uncertainty no residual to see. 0: off
     sampling_conflict_weight: float = 4.0  # the guided sampler's cell value gets + this x the cell's flagged
-                                        # fraction x its image's mean value: rays go where the prior is wrong
+                                        # fraction x its image's mean value: rays go where the prior is wrong.
+                                        # Room, 8800 steps, seeds 0 / 1: thin recall@5cm 0.38 / 0.27 -> 0.51 /
+                                        # 0.62 (with uniform_ratio 0.5; off, seed 0 with the exclusion: 0.38)
     depth_exclude: float = 0.08         # exclude pixels whose depth uncertainty exceeds this (normalized units)
     normal_exclude: float = 0.5         # ... whose normal uncertainty exceeds this
     prior_normalization: str = "weights"  # the prior losses after warm-up, with weights w = 1/u^p: weights: sum w x /

@@ -88,10 +88,11 @@ def test_resume_keeps_the_behaviour_the_run_started_with(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     values = yaml.safe_load(ReconConfig(data=str(tmp_path)).to_yaml())
-    del values["prior_importance"]
+    del values["prior_importance"], values["prior_conflict"], values["sampling_conflict_weight"]
     (run / "config.yaml").write_text(yaml.safe_dump(values))
-    assert ReconConfig().prior_importance is True
-    assert prepare_config(tmp_path, run, {}, None, True, False).prior_importance is False
+    assert ReconConfig().prior_importance is True and ReconConfig().prior_conflict > 0
+    old = prepare_config(tmp_path, run, {}, None, True, False)
+    assert old.prior_importance is False and old.prior_conflict == 0 and old.sampling_conflict_weight == 0
     values["prior_importance"] = True
     (run / "config.yaml").write_text(yaml.safe_dump(values))
     assert prepare_config(tmp_path, run, {}, None, True, False).prior_importance is True
