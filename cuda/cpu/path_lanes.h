@@ -32,6 +32,16 @@ inline void lane_set(LVec3& v, int i, Vec3 a) {
 }
 
 // Calls f(i) for each set bit i of m, lowest first.
+// The lanes `m` of an emitter sample take those of `from` (one emitter kind's lanes merged into the group's).
+inline void take_sample(EmitterSampleT<LaneF>& es, const EmitterSampleT<LaneF>& from, LaneM m) {
+    es.d = select_(m, from.d, es.d);
+    es.dist = select_(m, from.dist, es.dist);
+    es.weight = select_(m, from.weight, es.weight);
+    es.pdf = select_(m, from.pdf, es.pdf);
+    es.delta = andnot(es.delta, m);
+    es.target = select_(m, from.target, es.target);
+}
+
 template <typename Fn>
 inline void for_lanes(uint32_t m, const Fn& f) {
     while (m) {
@@ -483,12 +493,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         if (any(mesh)) {
             const EmitterSampleT<LaneF> m = area_mesh_sample(mv[0], mv[1], mv[2], mn[0], mn[1], mn[2], mesh_normals,
                                                              mesh_flip, m_choose_area, m_color, P, m_u0, m_u1);
-            es.d = select_(mesh, m.d, es.d);
-            es.dist = select_(mesh, m.dist, es.dist);
-            es.weight = select_(mesh, m.weight, es.weight);
-            es.pdf = select_(mesh, m.pdf, es.pdf);
-            es.delta = andnot(es.delta, mesh);
-            es.target = select_(mesh, m.target, es.target);
+            take_sample(es, m, mesh);
         }
         if (any(env)) {
             // envmap_cell's two searches (row from the marginal CDF, column from that row's conditional one) with
@@ -515,12 +520,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             const EmitterSampleT<LaneF> m =
                 envmap_sample(sc, sc.emitter_params + (int64_t)env_e * kEmitterFloats, 1.f / (float)ne, c_row, c_col,
                               c_row_lo, c_row_p, c_col_lo, c_col_p, c_pdf, m_u0, m_u1, env);
-            es.d = select_(env, m.d, es.d);
-            es.dist = select_(env, m.dist, es.dist);
-            es.weight = select_(env, m.weight, es.weight);
-            es.pdf = select_(env, m.pdf, es.pdf);
-            es.delta = andnot(es.delta, env);
-            es.target = select_(env, m.target, es.target);
+            take_sample(es, m, env);
         }
         const LaneM nee = shade & (abs_(es.weight.x) + abs_(es.weight.y) + abs_(es.weight.z) > 0.f);
         if (any(nee)) {
