@@ -111,6 +111,12 @@ class DepthFitAnchor:
         aligned = (prior.double() - q) / torch.where(known, w, torch.ones_like(w))
         return aligned.to(prior.dtype), known
 
+    def depth_maps(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(known (N,) bool, a, b): the tracked fits as maps prior -> z-depth, z = a P + b (1, 0 where unknown)."""
+        good = (self.seen > 0) & (self.w > 0)
+        w_safe = torch.where(good, self.w, torch.ones_like(self.w))
+        return good, torch.where(good, 1 / w_safe, torch.ones_like(self.w)), torch.where(good, -self.q / w_safe, 0.0)
+
     def refine_multiview(self, dataset, image_ids: list[int], generator: torch.Generator | None = None):
         """Makes the tracked fits consistent across views (prior_align.multiview_prior_fit), keeping their common
         scale. Fits against the rendered depth inherit every local error of the geometry they were made on (on
@@ -119,12 +125,10 @@ class DepthFitAnchor:
         from .prior_align import multiview_prior_fit
 
         self.refined = True
-        ids = [i for i in image_ids if int(self.seen[i]) > 0 and float(self.w[i]) > 0]
+        good, a, b = self.depth_maps()
+        ids = [i for i in image_ids if bool(good[i])]
         if len(ids) < 2 or dataset.depths is None or dataset.camera_model != "PINHOLE":
             return None
-        good = (self.seen > 0) & (self.w > 0)
-        w_safe = torch.where(good, self.w, torch.ones_like(self.w))
-        a, b = torch.where(good, 1 / w_safe, torch.ones_like(self.w)), torch.where(good, -self.q / w_safe, 0.0)
         a, b, stats = multiview_prior_fit(dataset, ids, a, b, generator=generator)
         ok = torch.zeros_like(good)
         ok[ids] = a[ids] > 0

@@ -206,12 +206,9 @@ class Trainer:
         if ds.depths is None or ds.camera_model != "PINHOLE":
             self.prior_conflict = {"step": self.step, "skipped": "needs depth priors and pinhole cameras"}
             return
-        a = self.anchor
-        good = (a.seen > 0) & (a.w > 0)
+        good, a, b = self.anchor.depth_maps()
         ids = [i for i in self.train_ids if bool(good[i])]
-        w_safe = torch.where(good, a.w, torch.ones_like(a.w))
-        conflict = photometric_conflict(ds, ids, 1 / w_safe, -a.q / w_safe,
-                                        generator=torch.Generator().manual_seed(c.seed))
+        conflict = photometric_conflict(ds, ids, a, b, generator=torch.Generator().manual_seed(c.seed))
         self.prior_flags = conflict_flags(conflict, c.prior_conflict)
         train_flags = self.prior_flags[torch.as_tensor(self.train_ids)]
         if c.uncertainty_sampling and c.sampling_conflict_weight > 0:
