@@ -37,6 +37,19 @@ def _project(points: torch.Tensor, c2w: torch.Tensor, k: torch.Tensor):
     return uvw[:, :2], z
 
 
+def _rays(ds, c2w: torch.Tensor, img: torch.Tensor, px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
+    """(M,3) world direction per unit z-depth through the centres of pixels (px, py) of images `img` (M,)."""
+    d_cam = ds.camera_directions(img, torch.stack([px, py], 1).double() + 0.5).double()  # (x, y, 1)
+    return torch.einsum("mij,mj->mi", c2w[img, :3, :3], d_cam)
+
+
+def _pixel(uv: torch.Tensor, w: int, h: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(qx, qy, in_frame): the pixel holding each projected point uv (M,2), clamped into the image."""
+    qx, qy = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+    in_frame = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h)
+    return qx.clamp(0, w - 1), qy.clamp(0, h - 1), in_frame
+
+
 def multiview_prior_fit(dataset, image_ids: list[int], scale: torch.Tensor, shift: torch.Tensor,
                         pixels: int = 1024, partners: int = 6, rounds: int = 8, cut: float = 0.1,
                         anchor_weight: float = 1e-3, keep_global: bool = True,
@@ -80,8 +93,7 @@ def multiview_prior_fit(dataset, image_ids: list[int], scale: torch.Tensor, shif
         keep = valid[img, py, px]
         img, px, py = img[keep], px[keep], py[keep]
         p_i = prior[img, py, px]
-        d_cam = ds.camera_directions(img, torch.stack([px, py], 1).double() + 0.5).double()  # (x, y, 1)
-        ray = torch.einsum("mij,mj->mi", c2w[img, :3, :3], d_cam)  # world direction per unit z-depth
+        ray = _rays(ds, c2w, img, px, py)
         img = img.repeat_interleave(partners)
         p_i, ray = p_i.repeat_interleave(partners), ray.repeat_interleave(partners, 0)
         off = torch.randint(1, n_ids, (img.numel(),), generator=gen)
@@ -90,10 +102,8 @@ def multiview_prior_fit(dataset, image_ids: list[int], scale: torch.Tensor, shif
         z_i = a[img] * p_i + b[img]
         x = c2w[img, :3, 3] + z_i[:, None] * ray
         uv, d_j = _project(x, c2w[jmg], k[jmg])
-        qx, qy = uv[:, 0].floor().long(), uv[:, 1].floor().long()
-        inside = (d_j > 1e-6) & (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h) & (z_i > 1e-6)
-        qx, qy = qx.clamp(0, w - 1), qy.clamp(0, h - 1)
-        inside &= valid[jmg, qy, qx]
+        qx, qy, inside = _pixel(uv, w, h)
+        inside &= (d_j > 1e-6) & (z_i > 1e-6) & valid[jmg, qy, qx]
         p_j = prior[jmg, qy, qx]
         # d_j = c + g z_i: c, g from the two cameras (linear in a_i, b_i).
         rot_j = c2w[jmg, :3, :3]
@@ -157,16 +167,13 @@ def _partners(ds, ids: torch.Tensor, a: torch.Tensor, b: torch.Tensor, prior: to
             out[i] = []
             continue
         img = torch.full((px.numel(),), i, dtype=torch.int64)
-        d_cam = ds.camera_directions(img, torch.stack([px, py], 1).double() + 0.5).double()
-        x = c2w[i, :3, 3] + (a[i] * prior[i, py, px] + b[i])[:, None] * (d_cam @ c2w[i, :3, :3].T)
+        x = c2w[i, :3, 3] + (a[i] * prior[i, py, px] + b[i])[:, None] * _rays(ds, c2w, img, px, py)
         others = ids[ids != i]
         xs = x.repeat(len(others), 1)
         js = others.repeat_interleave(x.shape[0])
         uv, z = _project(xs, c2w[js], k[js])
-        qx, qy = uv[:, 0].floor().long(), uv[:, 1].floor().long()
-        seen = (z > 1e-6) & (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h)
-        qx, qy = qx.clamp(0, w - 1), qy.clamp(0, h - 1)
-        seen &= valid[js, qy, qx] & (z < (a[js] * prior[js, qy, qx] + b[js]) * (1 + occlusion))
+        qx, qy, seen = _pixel(uv, w, h)
+        seen &= (z > 1e-6) & valid[js, qy, qx] & (z < (a[js] * prior[js, qy, qx] + b[js]) * (1 + occlusion))
         score = seen.reshape(len(others), -1).sum(1)
         top = score.argsort(descending=True)[:count]
         out[i] = [int(others[t]) for t in top if int(score[t]) > 0]
@@ -219,9 +226,9 @@ def photometric_conflict(dataset, image_ids: list[int], scale: torch.Tensor, shi
         js = pairs[i]
         if not js:
             continue
-        d_cam = ds.camera_directions(torch.full((pix.shape[0],), i), pix.double() + 0.5).double()
         p_i = prior[i, pix[:, 1], pix[:, 0]]
-        x = c2w[i, :3, 3] + (a[i] * p_i + b[i])[:, None] * (d_cam @ c2w[i, :3, :3].T)
+        x = c2w[i, :3, 3] + (a[i] * p_i + b[i])[:, None] * _rays(ds, c2w, torch.full((pix.shape[0],), i),
+                                                                  pix[:, 0], pix[:, 1])
         own = smooth(i)[:, pix[:, 1], pix[:, 0]].T
         diffs = torch.full((pix.shape[0], len(js)), float("nan"))
         for col, j in enumerate(js):
