@@ -68,7 +68,7 @@ void check_bvh_args(const at::Tensor& nodes, const at::Tensor& prims, const at::
 
 std::vector<at::Tensor> bvh_intersect(at::Tensor nodes, at::Tensor prims, at::Tensor prim_ids, int64_t num_triangles,
                                       at::Tensor origins, at::Tensor directions, at::Tensor tmin, at::Tensor tmax,
-                                      bool any_hit, bool wide) {
+                                      bool any_hit, bool wide, int64_t packet) {
     check_bvh_args(nodes, prims, prim_ids, origins, directions, tmin, tmax);
     int64_t n = origins.size(0);
     auto opts = origins.options();
@@ -97,7 +97,7 @@ std::vector<at::Tensor> bvh_intersect(at::Tensor nodes, at::Tensor prims, at::Te
         bvh_intersect_cpu(node_ptr, (int32_t)nodes.size(0), prims.data_ptr<float>(), prim_ids.data_ptr<int32_t>(),
                           (int32_t)num_triangles, origins.data_ptr<float>(), directions.data_ptr<float>(),
                           tmin.data_ptr<float>(), tmax.data_ptr<float>(), n, any_hit, (float*)ptr(t),
-                          (int32_t*)ptr(prim), (float*)ptr(u), (float*)ptr(v), (bool*)ptr(hit), wide);
+                          (int32_t*)ptr(prim), (float*)ptr(u), (float*)ptr(v), (bool*)ptr(hit), wide, (int)packet);
     }
     if (any_hit) return {hit};
     return {t, prim, u, v};
@@ -127,7 +127,9 @@ void register_bvh(pybind11::module_& m) {
     m.def("bvh_intersect", &bvh_intersect, "Closest-hit or any-hit BVH traversal", pybind11::arg("nodes"),
           pybind11::arg("prims"), pybind11::arg("prim_ids"), pybind11::arg("num_triangles"), pybind11::arg("origins"),
           pybind11::arg("directions"), pybind11::arg("tmin"), pybind11::arg("tmax"), pybind11::arg("any_hit"),
-          pybind11::arg("wide") = false);
+          pybind11::arg("wide") = false, pybind11::arg("packet") = -1);
+    m.def("bvh_packet_compiled", []() { return RADIANT_PACKET_BVH != 0; },
+          "Whether bvh_intersect(wide=True, packet>=0) traces 16-ray packets (AVX-512 builds)");
 }
 
 static Registrar registrar(&register_bvh);

@@ -428,11 +428,49 @@ void intersect_range(const BVHNode4* nodes, int32_t num_nodes, const float* prim
 void bvh_intersect_cpu(const BVHNode4* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
                        int32_t num_triangles, const float* origins, const float* directions, const float* tmin,
                        const float* tmax, int64_t num_rays, bool any_hit, float* t_out, int32_t* prim_out,
-                       float* u_out, float* v_out, bool* hit_out, bool wide) {
+                       float* u_out, float* v_out, bool* hit_out, bool wide, int packet) {
 #if RADIANT_WIDE_BVH
     if (wide) {
         const WideBVH wb = bvh_widen_cpu(nodes, num_nodes, prims, 0, kWideLeafPrims);
         const WideBVHView view = wb.view();
+#if RADIANT_PACKET_BVH
+        if (packet >= 0) {  // packets of 16 consecutive rays (bvh_wide.h packet_traverse)
+            parallel_chunks(num_rays, 1024, [&](int64_t begin, int64_t end) {
+                for (int64_t g = begin; g < end; g += kPacketRays) {
+                    const int n = (int)std::min<int64_t>(kPacketRays, end - g);
+                    PacketRays pr;
+                    for (int i = 0; i < kPacketRays; ++i) {
+                        const int64_t j = g + std::min(i, n - 1);
+                        pr.ox[i] = origins[3 * j]; pr.oy[i] = origins[3 * j + 1]; pr.oz[i] = origins[3 * j + 2];
+                        pr.dx[i] = directions[3 * j]; pr.dy[i] = directions[3 * j + 1];
+                        pr.dz[i] = directions[3 * j + 2];
+                        pr.tmin[i] = tmin[j];
+                        pr.t[i] = tmax[j];
+                        pr.u[i] = pr.v[i] = 0.f;
+                        pr.best[i] = -1;
+                    }
+                    const uint32_t active = (1u << n) - 1u;
+                    if (any_hit) {
+                        const uint32_t h = packet_traverse<true>(view, prims, pr, active, packet);
+                        for (int i = 0; i < n; ++i) hit_out[g + i] = (h >> i) & 1u;
+                    } else {
+                        packet_traverse<false>(view, prims, pr, active, packet);
+                        for (int i = 0; i < n; ++i) {
+                            Hit hit;
+                            finish_hit(pr.best[i], false, Vec3(pr.ox[i], pr.oy[i], pr.oz[i]),
+                                       Vec3(pr.dx[i], pr.dy[i], pr.dz[i]), pr.t[i], pr.u[i], pr.v[i], prims, prim_ids,
+                                       num_triangles, hit);
+                            t_out[g + i] = hit.t;
+                            prim_out[g + i] = hit.prim;
+                            u_out[g + i] = hit.u;
+                            v_out[g + i] = hit.v;
+                        }
+                    }
+                }
+            });
+            return;
+        }
+#endif
         parallel_chunks(num_rays, 1024, [&](int64_t begin, int64_t end) {
             for (int64_t i = begin; i < end; ++i) {
                 Vec3 o = Vec3::load(origins + 3 * i), d = Vec3::load(directions + 3 * i);
@@ -453,6 +491,7 @@ void bvh_intersect_cpu(const BVHNode4* nodes, int32_t num_nodes, const float* pr
 #else
     (void)wide;
 #endif
+    (void)packet;
     parallel_chunks(num_rays, 1024, [&](int64_t begin, int64_t end) {
         if (any_hit)
             intersect_range<true>(nodes, num_nodes, prims, prim_ids, num_triangles, origins, directions, tmin, tmax,

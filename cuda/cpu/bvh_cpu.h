@@ -32,10 +32,12 @@ WideBVH bvh_widen_cpu(const BVHNode4* nodes, int32_t num_nodes, const float* pri
                       int leaf_prims);
 constexpr int kWideLeafPrims = 4;
 
-// Closest hit writes t (inf on a miss), prim (-1), u, v; any hit writes hit_out only.
+// Closest hit writes t (inf on a miss), prim (-1), u, v; any hit writes hit_out only. wide: the 8-wide tree (where
+// compiled in); packet >= 0 with wide: in packets of 16 consecutive rays (bvh_wide.h packet_traverse, AVX-512),
+// each ray alone from where at most `packet` of them are left in a subtree.
 void bvh_intersect_cpu(const BVHNode4* nodes, int32_t num_nodes, const float* prims, const int32_t* prim_ids,
                        int32_t num_triangles, const float* origins, const float* directions, const float* tmin,
                        const float* tmax, int64_t num_rays, bool any_hit, float* t_out, int32_t* prim_out,
-                       float* u_out, float* v_out, bool* hit_out, bool wide = false);
+                       float* u_out, float* v_out, bool* hit_out, bool wide = false, int packet = -1);
 
 }  // namespace radiant

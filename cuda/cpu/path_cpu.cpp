@@ -58,6 +58,11 @@ std::shared_ptr<const WideBVH> cached_wide_tree(const PackedScene& scene) {
 }  // namespace
 #endif
 
+#if RADIANT_PACKET_BVH
+constexpr int kCameraPacketSwitch = 2;
+constexpr int64_t kPacketNodes = 16;
+#endif
+
 void path_trace_cpu(const PackedScene& scene, const PathCamera& cam, const PathSettings& settings,
                     const PixelWindow& win, int64_t first_sample, int64_t layers, float* pos_out, float* L_out,
                     const DeferredQueue* queue) {
@@ -90,12 +95,27 @@ void path_trace_cpu(const PackedScene& scene, const PathCamera& cam, const PathS
     const char* force = std::getenv("RADIANT_SCALAR_PATHS");
     if (force != nullptr && (force[0] == '0' || force[0] == '1')) lanes = force[0] == '0';
     if (lanes) {
+        // Rays as 16-ray packets (bvh_wide.h packet_traverse, AVX-512 builds): the camera rays of 16 consecutive
+        // samples, traced ahead as one packet, hand a subtree's rays over to single-ray traversal where at most
+        // kCameraPacketSwitch of them are left in it; the lane group's other rays (closest hits after the first
+        // bounce, shadow rays; incoherent) go as pure packets on small trees (at most kPacketNodes 8-wide nodes:
+        // there a packet visits about the nodes each of its rays would, and saves the per-ray setup and branches)
+        // and one ray at a time on larger ones, where packets of incoherent rays measured slower. -1: one ray at a
+        // time. RADIANT_PACKET_RAYS=n sets both (n = -1: no packets).
+        int packet_camera = -1, packet = -1;
+#if RADIANT_PACKET_BVH
+        packet_camera = kCameraPacketSwitch;
+        packet = (int64_t)wide->nodes.size() <= kPacketNodes ? 0 : -1;
+        if (const char* p = std::getenv("RADIANT_PACKET_RAYS")) packet = packet_camera = std::atoi(p);
+#endif
         // Chunks of whole lane groups: idle lanes refill from their chunk, only its tail runs partly empty.
         parallel_chunks(layers * n_pix, 64 * kLanes, [&](int64_t begin, int64_t end) {
             if (use_wide)
-                trace_lanes<true>(sc, cam, settings, win, first_sample, begin, end, pos_out, L_out, queue);
+                trace_lanes<true>(sc, cam, settings, win, first_sample, begin, end, pos_out, L_out, queue,
+                                  packet_camera, packet);
             else
-                trace_lanes<false>(sc, cam, settings, win, first_sample, begin, end, pos_out, L_out, queue);
+                trace_lanes<false>(sc, cam, settings, win, first_sample, begin, end, pos_out, L_out, queue,
+                                   packet_camera, packet);
         });
         return;
     }

@@ -2,8 +2,13 @@
 // lane form of path.h's trace_sample with the same result for every path, bit for bit.
 //
 // Each path keeps its own PCG32 stream (drawn lane by lane, in the scalar loop's order), so the image is the scalar
-// loop's. A lane whose path ends takes the next camera sample of the range at the top of the next bounce. Per bounce:
-//   - per lane, through path.h's scalar code: closest hit (the 8-/4-wide tree) and shadow rays, the table lookups
+// loop's. A lane whose path ends takes the next camera sample of the range at the top of the next bounce. Rays:
+//   - with AVX-512 (bvh_wide.h packet_traverse; path_cpu.cpp picks the mode): the camera rays of 16 consecutive
+//     samples traced ahead as one packet (neighbouring pixels), the lanes taking them later use those hits; the
+//     group's other closest-hit rays and its shadow rays as one packet each on small trees, one ray at a time
+//     (the 8-/4-wide tree) on larger ones; the same hits as the single-ray traversal (t bit for bit).
+// Per bounce:
+//   - per lane, through path.h's scalar code: closest hit and shadow rays where not in packets, the table lookups
 //     (surface_refs: a hit triangle's vertices / normals / uvs or a sphere's center and frame; area_mesh_triangle:
 //     an area mesh's CDF search; the envmap's cells, texels and cell pdfs; its two CDF searches run all lanes
 //     interleaved, lane.h search_cdf_lanes), hit area-light emission and its
@@ -50,6 +55,24 @@ inline void for_lanes(uint32_t m, const Fn& f) {
         f(i);
     }
 }
+
+#if RADIANT_PACKET_BVH
+static_assert(kLanes == kPacketRays, "a lane group is one ray packet");
+// A lane group's rays as a ray packet (bvh_wide.h packet_traverse): t starts at tmax, no hit yet.
+inline void packet_rays(PacketRays& r, const LVec3& o, const LVec3& d, LaneF tmin, LaneF tmax) {
+    o.x.store(r.ox);
+    o.y.store(r.oy);
+    o.z.store(r.oz);
+    d.x.store(r.dx);
+    d.y.store(r.dy);
+    d.z.store(r.dz);
+    tmin.store(r.tmin);
+    tmax.store(r.t);
+    LaneF(0.f).store(r.u);
+    LaneF(0.f).store(r.v);
+    for (int i = 0; i < kLanes; ++i) r.best[i] = -1;
+}
+#endif
 
 // The envmap's table lookups for path.h's templated envmap code (envmap_eval_uv, envmap_pdf_uv), lane by lane on
 // the lanes of m (the others' coordinates may be anything; they get 0).
@@ -269,7 +292,7 @@ struct LaneBSDFs {
 template <bool WIDE>
 void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSettings& st, const PixelWindow& win,
                  int64_t first_sample, int64_t begin, int64_t end, float* pos_out, float* L_out,
-                 const DeferredQueue* queue) {
+                 const DeferredQueue* queue, int packet_camera, int packet) {
     const int64_t n_pix = (int64_t)win.w * win.h;
     const int32_t max_depth = st.max_depth >= 0 ? st.max_depth : (1 << 30);
     PCG32 rng[kLanes];
@@ -281,40 +304,100 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
     LaneF eta, prev_pdf, tmin, tmax;
     LaneM active(false), prev_delta(false);
     int64_t next = begin;
+    // A camera sample: start_path's RNG stream, film position (written to pos_out) and ray.
+    struct CameraSample {
+        PCG32 rng;
+        int64_t item, pixel, sample;
+        Vec3 o, d;
+        float tmin, tmax;
+        Hit hit;  // with packets: its closest hit, traced ahead
+    };
+    auto camera_sample = [&](CameraSample& cs) {
+        cs.pixel = window_pixel(win, cam.width, cs.item % n_pix);
+        cs.sample = first_sample + cs.item / n_pix;
+        float px, py;
+        start_path(cam, st, cs.pixel, cs.sample, cs.rng, px, py, cs.o, cs.d, cs.tmin, cs.tmax);
+        pos_out[2 * cs.item] = px;
+        pos_out[2 * cs.item + 1] = py;
+    };
+    int cam_i = 0, cam_n = 0;  // the camera samples traced ahead, cams[cam_i, cam_n) not yet taken
+    [[maybe_unused]] uint32_t fresh = 0;  // lanes whose closest hit (fresh_hit) was traced ahead
+#if RADIANT_PACKET_BVH
+    CameraSample cams[kLanes];
+    Hit fresh_hit[kLanes];
+    // The next (up to) 16 items' camera rays as one packet.
+    auto trace_camera_packet = [&]() {
+        PacketRays pr;
+        cam_n = (int)std::min<int64_t>(kLanes, end - next);
+        cam_i = 0;
+        for (int k = 0; k < kLanes; ++k) {
+            CameraSample& cs = cams[k];
+            if (k < cam_n) {
+                cs.item = next++;
+                camera_sample(cs);
+            } else {
+                cs.o = cs.d = Vec3(0.f);
+                cs.tmin = cs.tmax = 0.f;
+            }
+            pr.ox[k] = cs.o.x; pr.oy[k] = cs.o.y; pr.oz[k] = cs.o.z;
+            pr.dx[k] = cs.d.x; pr.dy[k] = cs.d.y; pr.dz[k] = cs.d.z;
+            pr.tmin[k] = cs.tmin;
+            pr.t[k] = cs.tmax;
+            pr.u[k] = pr.v[k] = 0.f;
+            pr.best[k] = -1;
+        }
+        if (max_depth > 0) packet_traverse<false>(*sc.wide, sc.prims, pr, (1u << cam_n) - 1u, packet_camera);
+        for (int k = 0; k < cam_n; ++k) {
+            CameraSample& cs = cams[k];
+            finish_hit(pr.best[k], true, cs.o, cs.d, pr.t[k], pr.u[k], pr.v[k], sc.prims, sc.prim_ids,
+                       sc.num_triangles, cs.hit);
+        }
+    };
+#endif
     auto finish = [&](int i) {
         lane_get(L, i).store(L_out + 3 * item[i]);
         active.set(i, false);
     };
 
     for (;;) {
-        // Idle lanes take the next camera samples.
+        // Idle lanes take the next camera samples (with packets: their camera rays traced ahead, 16 consecutive
+        // items of the range at a time, so a packet's rays leave neighbouring pixels).
         for (int i = 0; i < kLanes; ++i) {
-            while (!active[i] && next < end) {
-                const int64_t it = next++;
-                const int64_t px_i = window_pixel(win, cam.width, it % n_pix), s_i = first_sample + it / n_pix;
-                float px, py, t0, t1;
-                Vec3 oo, dd;
-                start_path(cam, st, px_i, s_i, rng[i], px, py, oo, dd, t0, t1);
-                pos_out[2 * it] = px;
-                pos_out[2 * it + 1] = py;
+            while (!active[i] && (cam_i < cam_n || next < end)) {
+                CameraSample cs;
+#if RADIANT_PACKET_BVH
+                if (packet_camera >= 0) {
+                    if (cam_i == cam_n) trace_camera_packet();
+                    cs = cams[cam_i++];
+                    if (max_depth > 0) {
+                        fresh |= 1u << i;
+                        fresh_hit[i] = cs.hit;
+                    }
+                } else
+#endif
+                {
+                    cs.item = next++;
+                    camera_sample(cs);
+                }
                 if (max_depth <= 0) {
-                    Vec3(0.f).store(L_out + 3 * it);
+                    Vec3(0.f).store(L_out + 3 * cs.item);
                     continue;
                 }
-                item[i] = it;
-                pixel[i] = px_i;
-                sample[i] = s_i;
+                rng[i] = cs.rng;
+                item[i] = cs.item;
+                pixel[i] = cs.pixel;
+                sample[i] = cs.sample;
                 depth[i] = 0;
-                lane_set(o, i, oo);
-                lane_set(d, i, dd);
-                tmin.set(i, t0);
-                tmax.set(i, t1);
+                lane_set(o, i, cs.o);
+                lane_set(d, i, cs.d);
+                tmin.set(i, cs.tmin);
+                tmax.set(i, cs.tmax);
                 lane_set(L, i, Vec3(0.f));
                 lane_set(beta, i, Vec3(1.f));
                 eta.set(i, 1.f);
                 prev_pdf.set(i, 0.f);
                 prev_delta.set(i, true);
-                lane_set(prev_p, i, oo);
+                lane_set(prev_p, i, cs.o);
                 active.set(i, true);
             }
         }
@@ -325,9 +408,24 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         LaneM hit_m(false), tri(false), sph(false), tri_normals(false), flip(false), escaped(false);
         LVec3 tv[3], tn[3], s_c, s_m[3];
         LaneF tuv[6], b1(0.f), b2(0.f), s_r(1.f), t_hit(0.f);
+#if RADIANT_PACKET_BVH
+        PacketRays pr;
+        if (packet >= 0) {  // the group's other rays as one packet
+            packet_rays(pr, o, d, tmin, tmax);
+            packet_traverse<false>(*sc.wide, sc.prims, pr, bits(active) & ~fresh, packet);
+        }
+#endif
         for_lanes(bits(active), [&](int i) {
             Hit hit;
-            trace_ray<WIDE, false>(sc, lane_get(o, i), lane_get(d, i), tmin[i], tmax[i], hit);
+#if RADIANT_PACKET_BVH
+            if (fresh >> i & 1u)
+                hit = fresh_hit[i];
+            else if (packet >= 0)
+                finish_hit(pr.best[i], true, lane_get(o, i), lane_get(d, i), pr.t[i], pr.u[i], pr.v[i], sc.prims,
+                           sc.prim_ids, sc.num_triangles, hit);
+            else
+#endif
+                trace_ray<WIDE, false>(sc, lane_get(o, i), lane_get(d, i), tmin[i], tmax[i], hit);
             if (hit.prim < 0) {
                 if (sc.env >= 0 && !(depth[i] == 0 && st.hide_emitters)) escaped.set(i, true);  // in lanes below
                 return;
@@ -354,6 +452,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 for (int j = 0; j < 3; ++j) lane_set(s_m[j], i, Vec3::load(r.m + 3 * j));
             }
         });
+        fresh = 0;
         // Surface attributes in lanes (path.h surface_at's math: triangle_surface, sphere_surface).
         LVec3 P = o + d * t_hit, NG(0.f, 0.f, 1.f), NS(0.f, 0.f, 1.f), DPDU(0.f);
         LaneF U(0.f), V(0.f);
@@ -528,6 +627,17 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             LVec3 f = bsdfs.eval(nee, wi, wo_l);
             LaneM lit = nee & ((f.x != 0.f) | (f.y != 0.f) | (f.z != 0.f));
             LaneM visible(false);
+#if RADIANT_PACKET_BVH
+            if (packet >= 0) {  // the shadow rays as one packet, set up in lanes (the arithmetic below, per lane)
+                const LVec3 so = offset_origin(P, NG, es.d);
+                const LaneM finite = is_finite(es.dist);
+                PacketRays sr;
+                packet_rays(sr, so, select_(finite, es.target - so, es.d), LaneF(0.f),
+                            select_(finite, LaneF(1.f - kShadowEps), LaneF(kInf)));
+                const uint32_t occluded = packet_traverse<true>(*sc.wide, sc.prims, sr, bits(lit), packet);
+                for_lanes(bits(lit) & ~occluded, [&](int i) { visible.set(i, true); });
+            } else
+#endif
             for_lanes(bits(lit), [&](int i) {
                 const Vec3 e_d = lane_get(es.d, i);
                 Vec3 so = offset_origin(lane_get(P, i), lane_get(NG, i), e_d);

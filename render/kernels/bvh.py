@@ -80,22 +80,26 @@ class BVH:
         hi = root[1::2][:, used].max(1).values
         return lo, hi
 
-    def _intersect(self, origins, directions, tmin, tmax, any_hit: bool, wide: bool):
+    def _intersect(self, origins, directions, tmin, tmax, any_hit: bool, wide: bool, packet: int = -1):
         check_rays(origins, directions, self.device)
         tmin_t, tmax_t = ray_bounds(tmin, tmax, origins)
         return load().bvh_intersect(self.nodes, self.prims, self.prim_ids, self.num_triangles,
-                                    origins.contiguous(), directions.contiguous(), tmin_t, tmax_t, any_hit, wide)
+                                    origins.contiguous(), directions.contiguous(), tmin_t, tmax_t, any_hit, wide,
+                                    packet)
 
-    def closest_hit(self, origins, directions, tmin=0.0, tmax=math.inf, wide: bool = False) -> Hits:
+    def closest_hit(self, origins, directions, tmin=0.0, tmax=math.inf, wide: bool = False,
+                    packet: int = -1) -> Hits:
         """Closest intersection in the open interval (tmin, tmax) for each ray (origins, directions (N,3) float32).
         wide: trace the CPU's 8-wide tree (bvh_wide.h, what the fused path tracer uses on AVX2 CPUs; elsewhere the
-        4-wide one)."""
-        t, prim, u, v = self._intersect(origins, directions, tmin, tmax, any_hit=False, wide=wide)
+        4-wide one). packet >= 0 with wide: 16 consecutive rays at a time as a packet (bvh_wide.h packet_traverse,
+        AVX-512 builds: load().bvh_packet_compiled()), each ray alone where at most `packet` are left in a subtree."""
+        t, prim, u, v = self._intersect(origins, directions, tmin, tmax, any_hit=False, wide=wide, packet=packet)
         return Hits(t, prim, u, v)
 
-    def any_hit(self, origins, directions, tmin=0.0, tmax=math.inf, wide: bool = False) -> torch.Tensor:
-        """True where anything is hit in (tmin, tmax): the shadow-ray query (wide: as closest_hit)."""
-        return self._intersect(origins, directions, tmin, tmax, any_hit=True, wide=wide)[0]
+    def any_hit(self, origins, directions, tmin=0.0, tmax=math.inf, wide: bool = False,
+                packet: int = -1) -> torch.Tensor:
+        """True where anything is hit in (tmin, tmax): the shadow-ray query (wide, packet: as closest_hit)."""
+        return self._intersect(origins, directions, tmin, tmax, any_hit=True, wide=wide, packet=packet)[0]
 
 
 # ----------------------------------------------------------------------------------------------------------

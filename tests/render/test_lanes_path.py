@@ -3,7 +3,10 @@ the one-path-at-a-time loop (path.h trace_sample); RADIANT_SCALAR_PATHS=0 / 1 fo
 path_cpu.cpp picks the lane loop for scenes whose BSDFs all have lane forms). The same film positions, radiance and
 deferred-queue rows, bit for bit, on the bundled scenes (diffuse, plastic and dielectric in lane form, roughconductor
 and roughplastic eval / pdf in lanes and their sampling lane by lane, twosided rows), with depth limits, hidden
-emitters, twosided diffuse rows, deferred rows and a sample range that is not a whole number of lane groups."""
+emitters, twosided diffuse rows, deferred rows and a sample range that is not a whole number of lane groups. With
+AVX-512 the lane loop traces its rays as 16-ray packets (bvh_wide.h packet_traverse; the camera rays of 16
+consecutive samples ahead as one packet); RADIANT_PACKET_RAYS sets when a packet hands its rays over to single-ray
+traversal (-1: no packets): each setting gives the scalar loop's image too."""
 
 from pathlib import Path
 
@@ -20,6 +23,9 @@ SCENES = {
     "spheres": ("scenes/spheres/spheres.xml", {"width": "48", "height": "27"}),
     "lights": ("scenes/lights/lights.xml", {"width": "48", "height": "36"}),
 }
+
+
+PACKETS = [None, "-1", "0", "16"]  # the default hybrid, no packets, pure packets, every packet handed over at once
 
 
 def _both(monkeypatch, integ, first_sample, layers, capacity=0, window=None):
@@ -41,19 +47,25 @@ def _assert_same(scalar, lanes):
 
 
 @pytest.mark.parametrize("name", list(SCENES))
-@pytest.mark.parametrize("max_depth,hide", [(-1, False), (3, True)])
-def test_lane_loop_matches_scalar_loop_bitwise(monkeypatch, name, max_depth, hide):
+@pytest.mark.parametrize("max_depth,hide", [(-1, False), (3, True), (0, False)])
+@pytest.mark.parametrize("packet", PACKETS)
+def test_lane_loop_matches_scalar_loop_bitwise(monkeypatch, name, max_depth, hide, packet):
+    if packet is not None:
+        monkeypatch.setenv("RADIANT_PACKET_RAYS", packet)
     path, params = SCENES[name]
     sd = SceneData(load_scene(ROOT / path, params=params))
     integ = FusedIntegrator(sd, RenderSettings(spp=4, max_depth=max_depth, hide_emitters=hide, seed=11))
     scalar, lanes = _both(monkeypatch, integ, 2, 3)
     _assert_same(scalar, lanes)
-    assert float(scalar[1].sum()) > 0
+    assert float(scalar[1].sum()) > 0 or max_depth == 0
     # A window whose item count is no multiple of the lane width.
     _assert_same(*_both(monkeypatch, integ, 0, 1, window=(3, 2, 7, 5)))
 
 
-def test_lane_loop_twosided_diffuse_and_deferred_rows(monkeypatch):
+@pytest.mark.parametrize("packet", PACKETS[:2])
+def test_lane_loop_twosided_diffuse_and_deferred_rows(monkeypatch, packet):
+    if packet is not None:
+        monkeypatch.setenv("RADIANT_PACKET_RAYS", packet)
     sd = SceneData(load_scene(ROOT / SCENES["cbox"][0], params={"res": "24"}))
     packed = PackedScene(sd)
     i = PACKED_FIELDS.index("bsdf_rows")

@@ -2,7 +2,8 @@
 // Kernel Framework for Efficient CPU Ray Tracing"): one SIMD slab test for a node's eight children (SoA boxes),
 // near-first ordering of the children hit, and leaves of SoA packets of four triangles tested at once with the
 // watertight test of bvh.h (Woop et al. 2013), lane for lane the same arithmetic, so every triangle gives the
-// bit-identical t, u, v of the scalar test. Spheres keep their scalar test (sphere packets only list them).
+// bit-identical t, u, v of the scalar test. Spheres keep their scalar test (sphere packets only list them). With
+// AVX-512, packet_traverse (below) traces 16 rays at once through the same tree.
 //
 // Host only: compiled out under nvcc and on CPUs without AVX2 (RADIANT_WIDE_BVH == 0), where the 4-wide tree of
 // bvh.h traces instead. The 8-wide tree is derived from the 4-wide one (cpu/bvh_cpu.cpp bvh_widen_cpu) and keeps
@@ -16,6 +17,12 @@
 #include <immintrin.h>
 #else
 #define RADIANT_WIDE_BVH 0
+#endif
+// 16-ray packets through the 8-wide tree (packet_traverse) where AVX-512 is compiled in.
+#if RADIANT_WIDE_BVH && defined(__AVX512F__)
+#define RADIANT_PACKET_BVH 1
+#else
+#define RADIANT_PACKET_BVH 0
 #endif
 
 namespace radiant {
@@ -183,6 +190,68 @@ inline int wide_node_boxes(const WideNode& n, const WideBoxRay& r, float tmin, f
     return _mm256_movemask_ps(_mm256_cmp_ps(t0, t1, _CMP_LE_OQ));
 }
 
+// The traversal loop of one ray from the tree slot `cur` (the root, or a node where a packet hands over its rays)
+// in (tmin, t): a hit shortens t and records u, v and the leaf-order index `best`. ANY_HIT: returns true at the
+// first hit found.
+template <bool ANY_HIT>
+__attribute__((always_inline)) inline bool wide_trace_from(const WideBVHView& w, const float* prims,
+                                                           WideStackEntry cur, const Vec3& org, const Vec3& dir,
+                                                           const WideBoxRay& wb, const WatertightRay& wr, float tmin,
+                                                           float& t, float& u, float& v, int32_t& best) {
+    WideStackEntry stack[kWideMaxStack];
+    int sp = 0;
+    for (;;) {
+        if (cur.count > 0) {
+            if (wide_visit_leaf<ANY_HIT>(w.packets, prims, cur, org, dir, wr, tmin, t, u, v, best) && ANY_HIT)
+                return true;
+        } else {
+            const WideNode& n = w.nodes[cur.child];
+            alignas(32) float te[kWide];
+            int mask = wide_node_boxes(n, wb, tmin, t, te);
+            if (mask != 0) {
+                int k0 = first_bit(mask);
+                mask &= mask - 1;
+                if (mask == 0) {  // one child: descend without stack traffic
+                    cur = WideStackEntry{n.child[k0], n.count[k0], te[k0]};
+                    continue;
+                }
+                int k1 = first_bit(mask);
+                mask &= mask - 1;
+                WideStackEntry a{n.child[k0], n.count[k0], te[k0]}, b{n.child[k1], n.count[k1], te[k1]};
+                if (b.t < a.t) swap_(a, b);
+                if (mask == 0) {  // two: visit the nearer, defer the farther
+                    stack[sp++] = b;
+                    cur = a;
+                    continue;
+                }
+                // More: insertion sort by entry distance, push all but the nearest farthest first. (The
+                // same ordering as bvh.h visit_node; one template shared by both measured 5 % slower renders.)
+                WideStackEntry hits[kWide];
+                hits[0] = a;
+                hits[1] = b;
+                int nh = 2;
+                while (mask != 0) {
+                    int k = first_bit(mask);
+                    mask &= mask - 1;
+                    WideStackEntry e{n.child[k], n.count[k], te[k]};
+                    int j = nh++;
+                    while (j > 0 && hits[j - 1].t > e.t) { hits[j] = hits[j - 1]; --j; }
+                    hits[j] = e;
+                }
+                for (int j = nh - 1; j > 0; --j) stack[sp++] = hits[j];
+                cur = hits[0];
+                continue;
+            }
+        }
+        bool popped = false;
+        while (sp > 0) {
+            cur = stack[--sp];
+            if (cur.t <= t) { popped = true; break; }
+        }
+        if (!popped) return false;
+    }
+}
+
 // Closest hit (ANY_HIT = false) or first hit found (ANY_HIT = true) in (tmin, tmax) over the 8-wide tree; the same
 // contract and hit record as bvh.h traverse.
 template <bool ANY_HIT, bool SPHERE_UV = true>
@@ -194,62 +263,319 @@ inline bool wide_traverse(const WideBVHView& w, const float* prims, const int32_
         const BoxRay br = make_box_ray(org, dir);
         const WideBoxRay wb = make_wide_box_ray(br);
         const WatertightRay wr = make_watertight_ray(org, dir);
-        WideStackEntry stack[kWideMaxStack];
-        int sp = 0;
-        WideStackEntry cur{w.root_child, w.root_count, tmin};
-        for (;;) {
-            if (cur.count > 0) {
-                if (wide_visit_leaf<ANY_HIT>(w.packets, prims, cur, org, dir, wr, tmin, t, u, v, best) && ANY_HIT)
-                    break;
-            } else {
-                const WideNode& n = w.nodes[cur.child];
-                alignas(32) float te[kWide];
-                int mask = wide_node_boxes(n, wb, tmin, t, te);
-                if (mask != 0) {
-                    int k0 = first_bit(mask);
-                    mask &= mask - 1;
-                    if (mask == 0) {  // one child: descend without stack traffic
-                        cur = WideStackEntry{n.child[k0], n.count[k0], te[k0]};
-                        continue;
-                    }
-                    int k1 = first_bit(mask);
-                    mask &= mask - 1;
-                    WideStackEntry a{n.child[k0], n.count[k0], te[k0]}, b{n.child[k1], n.count[k1], te[k1]};
-                    if (b.t < a.t) swap_(a, b);
-                    if (mask == 0) {  // two: visit the nearer, defer the farther
-                        stack[sp++] = b;
-                        cur = a;
-                        continue;
-                    }
-                    // More: insertion sort by entry distance, push all but the nearest farthest first. (The
-                    // same ordering as bvh.h visit_node; one template shared by both measured 5 % slower renders.)
-                    WideStackEntry hits[kWide];
-                    hits[0] = a;
-                    hits[1] = b;
-                    int nh = 2;
-                    while (mask != 0) {
-                        int k = first_bit(mask);
-                        mask &= mask - 1;
-                        WideStackEntry e{n.child[k], n.count[k], te[k]};
-                        int j = nh++;
-                        while (j > 0 && hits[j - 1].t > e.t) { hits[j] = hits[j - 1]; --j; }
-                        hits[j] = e;
-                    }
-                    for (int j = nh - 1; j > 0; --j) stack[sp++] = hits[j];
-                    cur = hits[0];
-                    continue;
-                }
-            }
-            bool popped = false;
-            while (sp > 0) {
-                cur = stack[--sp];
-                if (cur.t <= t) { popped = true; break; }
-            }
-            if (!popped) break;
-        }
+        wide_trace_from<ANY_HIT>(w, prims, WideStackEntry{w.root_child, w.root_count, tmin}, org, dir, wb, wr, tmin,
+                                 t, u, v, best);
     }
     return finish_hit(best, ANY_HIT || !SPHERE_UV, org, dir, t, u, v, prims, prim_ids, num_triangles, hit);
 }
+
+#if RADIANT_PACKET_BVH
+
+// ---------------------------------------------------------------------------------------------------------
+// Packets of 16 rays through the 8-wide tree (AVX-512; after Embree's hybrid traversal, Benthin et al. 2012,
+// "Combining Single and Packet-Ray Tracing for Arbitrary Ray Distributions on the Intel MIC Architecture"): a node's
+// children are tested one at a time against all active rays of the packet (one 16-lane slab test per child), the
+// children entered by some ray are visited near-first by the smallest entry distance among their rays, and a stack
+// entry keeps its rays' mask and entry distances (a ray leaves it when its closest hit is nearer). Leaves test
+// each triangle against the 16 rays at once with the watertight test of bvh.h, lane for lane the scalar arithmetic
+// (the per-ray axis permutation by blends), so every ray's t, u, v of a triangle are bit-identical to the
+// single-ray test's. Where few rays of the packet are left in a subtree (at most `single_max`), each finishes it
+// alone through wide_trace_from. Each ray gets the single-ray traversal's closest hit (the same t; of several
+// triangles hit at exactly the same t, which one depends on the visiting order) or, for ANY_HIT, whether anything
+// is hit in (tmin, tmax).
+
+constexpr int kPacketRays = 16;
+
+// Rays of a packet in SoA (64-byte aligned arrays of 16), and per ray its hit record in and out: t (the ray's tmax
+// on entry, its closest hit on return), u, v and best (leaf-order index; -1 on entry).
+struct PacketRays {
+    alignas(64) float ox[16], oy[16], oz[16], dx[16], dy[16], dz[16], tmin[16];
+    alignas(64) float t[16], u[16], v[16];
+    alignas(64) int32_t best[16];
+};
+
+struct alignas(64) PacketStackEntry {
+    float te[16];  // entry distance of each ray of mask
+    int32_t child, count;
+    uint32_t mask;
+};
+
+// x where k == 0, y where k == 1, z where k == 2 (masks is1, is2 of the lanes with k == 1, 2).
+inline __m512 packet_sel3(__mmask16 is1, __mmask16 is2, __m512 x, __m512 y, __m512 z) {
+    return _mm512_mask_blend_ps(is1, _mm512_mask_blend_ps(is2, x, z), y);
+}
+
+// Per-ray constants of a packet: the slab test's (bvh.h make_box_ray) and the watertight test's
+// (make_watertight_ray), the same per-lane arithmetic and choices, so each ray's are the single-ray traversal's.
+struct PacketConsts {
+    __m512 ox, oy, oz, ix, iy, iz, tmin;
+    __m512 okx, oky, okz, sx, sy, sz;
+    __mmask16 nx, ny, nz;                    // direction component negative (near plane is hi)
+    __mmask16 kx1, kx2, ky1, ky2, kz1, kz2;  // kx == 1, kx == 2, ...
+};
+
+// Returns the rays of `active` with a finite origin and direction (bvh.h finite_ray).
+inline uint32_t packet_consts(const PacketRays& r, uint32_t active, PacketConsts& c) {
+    const __m512 ox = _mm512_load_ps(r.ox), oy = _mm512_load_ps(r.oy), oz = _mm512_load_ps(r.oz);
+    const __m512 dx = _mm512_load_ps(r.dx), dy = _mm512_load_ps(r.dy), dz = _mm512_load_ps(r.dz);
+    const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.f);
+    __m512 f = _mm512_add_ps(_mm512_sub_ps(ox, ox), _mm512_sub_ps(oy, oy));
+    f = _mm512_add_ps(_mm512_add_ps(f, _mm512_sub_ps(oz, oz)), _mm512_sub_ps(dx, dx));
+    f = _mm512_add_ps(_mm512_add_ps(f, _mm512_sub_ps(dy, dy)), _mm512_sub_ps(dz, dz));
+    const uint32_t live = _mm512_mask_cmp_ps_mask((__mmask16)active, f, zero, _CMP_EQ_OQ);
+    c.ox = ox; c.oy = oy; c.oz = oz;
+    c.ix = _mm512_div_ps(one, dx);
+    c.iy = _mm512_div_ps(one, dy);
+    c.iz = _mm512_div_ps(one, dz);
+    c.nx = _mm512_cmp_ps_mask(c.ix, zero, _CMP_LT_OQ);
+    c.ny = _mm512_cmp_ps_mask(c.iy, zero, _CMP_LT_OQ);
+    c.nz = _mm512_cmp_ps_mask(c.iz, zero, _CMP_LT_OQ);
+    c.tmin = _mm512_load_ps(r.tmin);
+    // kz = max_dimension(|d|), kx and ky the next two axes, swapped where d[kz] < 0.
+    const __m512 ax = _mm512_abs_ps(dx), ay = _mm512_abs_ps(dy), az = _mm512_abs_ps(dz);
+    const __mmask16 gxy = _mm512_cmp_ps_mask(ax, ay, _CMP_GT_OQ), gxz = _mm512_cmp_ps_mask(ax, az, _CMP_GT_OQ),
+                    gyz = _mm512_cmp_ps_mask(ay, az, _CMP_GT_OQ);
+    const __mmask16 kz0 = gxy & gxz, kz1 = ~gxy & gyz, kz2 = ~(kz0 | kz1);
+    const __m512 dkz = packet_sel3(kz1, kz2, dx, dy, dz);
+    const __mmask16 neg = _mm512_cmp_ps_mask(dkz, zero, _CMP_LT_OQ);
+    c.kz1 = kz1;
+    c.kz2 = kz2;
+    c.kx1 = (kz0 & ~neg) | (kz2 & neg);
+    c.kx2 = (kz0 & neg) | (kz1 & ~neg);
+    c.ky1 = (kz0 & neg) | (kz2 & ~neg);
+    c.ky2 = (kz0 & ~neg) | (kz1 & neg);
+    c.sx = _mm512_div_ps(packet_sel3(c.kx1, c.kx2, dx, dy, dz), dkz);
+    c.sy = _mm512_div_ps(packet_sel3(c.ky1, c.ky2, dx, dy, dz), dkz);
+    c.sz = _mm512_div_ps(one, dkz);
+    c.okx = packet_sel3(c.kx1, c.kx2, ox, oy, oz);
+    c.oky = packet_sel3(c.ky1, c.ky2, ox, oy, oz);
+    c.okz = packet_sel3(kz1, kz2, ox, oy, oz);
+    return live;
+}
+
+// Mask of the rays of `m` entering child slot k of n within [tmin, t]; te their entry distances (wide_node_boxes'
+// arithmetic per ray).
+inline __mmask16 packet_box(const WideNode& n, int k, const PacketConsts& c, __m512 t, __mmask16 m, __m512& te) {
+    const __m512 grow = _mm512_set1_ps(1.00000036f);
+    const __m512 lx = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(n.box[0][k]), c.ox), c.ix);
+    const __m512 hx = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(n.box[1][k]), c.ox), c.ix);
+    const __m512 ly = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(n.box[2][k]), c.oy), c.iy);
+    const __m512 hy = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(n.box[3][k]), c.oy), c.iy);
+    const __m512 lz = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(n.box[4][k]), c.oz), c.iz);
+    const __m512 hz = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(n.box[5][k]), c.oz), c.iz);
+    const __m512 t0x = _mm512_mask_blend_ps(c.nx, lx, hx), t1x = _mm512_mask_blend_ps(c.nx, hx, lx);
+    const __m512 t0y = _mm512_mask_blend_ps(c.ny, ly, hy), t1y = _mm512_mask_blend_ps(c.ny, hy, ly);
+    const __m512 t0z = _mm512_mask_blend_ps(c.nz, lz, hz), t1z = _mm512_mask_blend_ps(c.nz, hz, lz);
+    const __m512 t0 = _mm512_max_ps(t0x, _mm512_max_ps(t0y, _mm512_max_ps(t0z, c.tmin)));
+    const __m512 t1 = _mm512_min_ps(_mm512_mul_ps(t1x, grow),
+                                    _mm512_min_ps(_mm512_mul_ps(t1y, grow), _mm512_min_ps(_mm512_mul_ps(t1z, grow), t)));
+    te = t0;
+    return _mm512_mask_cmp_ps_mask(m, t0, t1, _CMP_LE_OQ);
+}
+
+// Returns the rays of `active` that hit something (ANY_HIT: occluded in (tmin, t)); closest hits in r.t, u, v, best.
+template <bool ANY_HIT>
+inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, PacketRays& r, uint32_t active,
+                                int single_max) {
+    PacketConsts c;
+    uint32_t live = packet_consts(r, active, c);
+    uint32_t found = 0;
+    if (w.root_count < 0 || live == 0) return 0;
+    __m512 tv = _mm512_load_ps(r.t), uv = _mm512_load_ps(r.u), vv = _mm512_load_ps(r.v);
+    __m512i bv = _mm512_load_si512((const void*)r.best);
+    PacketStackEntry stack[kWideMaxStack];
+    int sp = 0;
+    PacketStackEntry cur;
+    _mm512_store_ps(cur.te, c.tmin);
+    cur.child = w.root_child;
+    cur.count = w.root_count;
+    cur.mask = live;
+    for (;;) {
+        uint32_t m = cur.mask;
+        if (__builtin_popcount(m) <= single_max) {
+            // Few rays here: each finishes this subtree alone.
+            _mm512_store_ps(r.t, tv);
+            _mm512_store_ps(r.u, uv);
+            _mm512_store_ps(r.v, vv);
+            _mm512_store_si512((void*)r.best, bv);
+            for (; m; m &= m - 1) {
+                const int i = __builtin_ctz(m);
+                const Vec3 o(r.ox[i], r.oy[i], r.oz[i]), d(r.dx[i], r.dy[i], r.dz[i]);
+                const WideBoxRay wb = make_wide_box_ray(make_box_ray(o, d));
+                if (wide_trace_from<ANY_HIT>(w, prims, WideStackEntry{cur.child, cur.count, cur.te[i]}, o, d, wb,
+                                             make_watertight_ray(o, d), r.tmin[i], r.t[i], r.u[i], r.v[i],
+                                             r.best[i]) &&
+                    ANY_HIT)
+                    found |= 1u << i;
+            }
+            tv = _mm512_load_ps(r.t);
+            uv = _mm512_load_ps(r.u);
+            vv = _mm512_load_ps(r.v);
+            bv = _mm512_load_si512((const void*)r.best);
+        } else if (cur.count > 0) {
+            for (int32_t p = cur.child; p < cur.child + cur.count && m; ++p) {
+                const TriPacket& pk = w.packets[p];
+                if (pk.kind != 0) {  // spheres: per ray, bvh.h intersect_sphere
+                    _mm512_store_ps(r.t, tv);
+                    _mm512_store_ps(r.u, uv);
+                    _mm512_store_ps(r.v, vv);
+                    _mm512_store_si512((void*)r.best, bv);
+                    for (int k = 0; k < 4 && pk.id[k] >= 0; ++k) {
+                        const float* sp_ = prims + (size_t)pk.id[k] * kPrimStride;
+                        for (uint32_t q = m; q; q &= q - 1) {
+                            const int i = __builtin_ctz(q);
+                            float ti;
+                            if (intersect_sphere(Vec3(r.ox[i], r.oy[i], r.oz[i]), Vec3(r.dx[i], r.dy[i], r.dz[i]), sp_,
+                                                 r.tmin[i], r.t[i], ti)) {
+                                r.t[i] = ti;
+                                r.u[i] = r.v[i] = 0.f;
+                                r.best[i] = pk.id[k];
+                                if (ANY_HIT) {
+                                    found |= 1u << i;
+                                    m &= ~(1u << i);
+                                }
+                            }
+                        }
+                    }
+                    tv = _mm512_load_ps(r.t);
+                    uv = _mm512_load_ps(r.u);
+                    vv = _mm512_load_ps(r.v);
+                    bv = _mm512_load_si512((const void*)r.best);
+                    continue;
+                }
+                for (int j = 0; j < 4 && pk.id[j] >= 0 && m; ++j) {
+                    const __mmask16 mm = (__mmask16)m;
+                    const __m512 vx0 = _mm512_set1_ps(pk.v[0][j]), vy0 = _mm512_set1_ps(pk.v[1][j]),
+                                 vz0 = _mm512_set1_ps(pk.v[2][j]);
+                    const __m512 vx1 = _mm512_set1_ps(pk.v[3][j]), vy1 = _mm512_set1_ps(pk.v[4][j]),
+                                 vz1 = _mm512_set1_ps(pk.v[5][j]);
+                    const __m512 vx2 = _mm512_set1_ps(pk.v[6][j]), vy2 = _mm512_set1_ps(pk.v[7][j]),
+                                 vz2 = _mm512_set1_ps(pk.v[8][j]);
+                    const __m512 az = _mm512_sub_ps(packet_sel3(c.kz1, c.kz2, vx0, vy0, vz0), c.okz);
+                    const __m512 bz = _mm512_sub_ps(packet_sel3(c.kz1, c.kz2, vx1, vy1, vz1), c.okz);
+                    const __m512 cz = _mm512_sub_ps(packet_sel3(c.kz1, c.kz2, vx2, vy2, vz2), c.okz);
+                    const __m512 ax = _mm512_sub_ps(_mm512_sub_ps(packet_sel3(c.kx1, c.kx2, vx0, vy0, vz0), c.okx),
+                                                    _mm512_mul_ps(c.sx, az));
+                    const __m512 ay = _mm512_sub_ps(_mm512_sub_ps(packet_sel3(c.ky1, c.ky2, vx0, vy0, vz0), c.oky),
+                                                    _mm512_mul_ps(c.sy, az));
+                    const __m512 bx = _mm512_sub_ps(_mm512_sub_ps(packet_sel3(c.kx1, c.kx2, vx1, vy1, vz1), c.okx),
+                                                    _mm512_mul_ps(c.sx, bz));
+                    const __m512 by = _mm512_sub_ps(_mm512_sub_ps(packet_sel3(c.ky1, c.ky2, vx1, vy1, vz1), c.oky),
+                                                    _mm512_mul_ps(c.sy, bz));
+                    const __m512 cx = _mm512_sub_ps(_mm512_sub_ps(packet_sel3(c.kx1, c.kx2, vx2, vy2, vz2), c.okx),
+                                                    _mm512_mul_ps(c.sx, cz));
+                    const __m512 cy = _mm512_sub_ps(_mm512_sub_ps(packet_sel3(c.ky1, c.ky2, vx2, vy2, vz2), c.oky),
+                                                    _mm512_mul_ps(c.sy, cz));
+                    __m512 U = _mm512_sub_ps(_mm512_mul_ps(cx, by), _mm512_mul_ps(cy, bx));
+                    __m512 V = _mm512_sub_ps(_mm512_mul_ps(ax, cy), _mm512_mul_ps(ay, cx));
+                    __m512 W = _mm512_sub_ps(_mm512_mul_ps(bx, ay), _mm512_mul_ps(by, ax));
+                    const __m512 zero = _mm512_setzero_ps();
+                    const __mmask16 on_edge = _mm512_mask_cmp_ps_mask(mm, U, zero, _CMP_EQ_OQ) |
+                                              _mm512_mask_cmp_ps_mask(mm, V, zero, _CMP_EQ_OQ) |
+                                              _mm512_mask_cmp_ps_mask(mm, W, zero, _CMP_EQ_OQ);
+                    if (on_edge) {
+                        // Exactly on an edge in float: those rays in double, as the scalar test.
+                        alignas(64) float fax[16], fay[16], fbx[16], fby[16], fcx[16], fcy[16], fU[16], fV[16], fW[16];
+                        _mm512_store_ps(fax, ax); _mm512_store_ps(fay, ay);
+                        _mm512_store_ps(fbx, bx); _mm512_store_ps(fby, by);
+                        _mm512_store_ps(fcx, cx); _mm512_store_ps(fcy, cy);
+                        _mm512_store_ps(fU, U); _mm512_store_ps(fV, V); _mm512_store_ps(fW, W);
+                        for (uint32_t q = on_edge; q; q &= q - 1) {
+                            const int i = __builtin_ctz(q);
+                            fU[i] = (float)((double)fcx[i] * (double)fby[i] - (double)fcy[i] * (double)fbx[i]);
+                            fV[i] = (float)((double)fax[i] * (double)fcy[i] - (double)fay[i] * (double)fcx[i]);
+                            fW[i] = (float)((double)fbx[i] * (double)fay[i] - (double)fby[i] * (double)fax[i]);
+                        }
+                        U = _mm512_load_ps(fU);
+                        V = _mm512_load_ps(fV);
+                        W = _mm512_load_ps(fW);
+                    }
+                    const __mmask16 neg = _mm512_cmp_ps_mask(U, zero, _CMP_LT_OQ) |
+                                          _mm512_cmp_ps_mask(V, zero, _CMP_LT_OQ) |
+                                          _mm512_cmp_ps_mask(W, zero, _CMP_LT_OQ);
+                    const __mmask16 pos = _mm512_cmp_ps_mask(U, zero, _CMP_GT_OQ) |
+                                          _mm512_cmp_ps_mask(V, zero, _CMP_GT_OQ) |
+                                          _mm512_cmp_ps_mask(W, zero, _CMP_GT_OQ);
+                    const __mmask16 cand = mm & ~(neg & pos);
+                    if (cand == 0) continue;  // every ray outside the triangle (the common case)
+                    const __m512 det = _mm512_add_ps(_mm512_add_ps(U, V), W);
+                    const __m512 T = _mm512_add_ps(
+                        _mm512_add_ps(_mm512_mul_ps(U, _mm512_mul_ps(c.sz, az)), _mm512_mul_ps(V, _mm512_mul_ps(c.sz, bz))),
+                        _mm512_mul_ps(W, _mm512_mul_ps(c.sz, cz)));
+                    const __m512 inv_det = _mm512_div_ps(_mm512_set1_ps(1.f), det);
+                    const __m512 t = _mm512_mul_ps(T, inv_det);
+                    __mmask16 ok = _mm512_mask_cmp_ps_mask(cand, det, zero, _CMP_NEQ_UQ);
+                    ok = _mm512_mask_cmp_ps_mask(ok, t, c.tmin, _CMP_GT_OQ);
+                    ok = _mm512_mask_cmp_ps_mask(ok, t, tv, _CMP_LT_OQ);
+                    if (ok == 0) continue;
+                    tv = _mm512_mask_mov_ps(tv, ok, t);
+                    uv = _mm512_mask_mov_ps(uv, ok, _mm512_mul_ps(V, inv_det));
+                    vv = _mm512_mask_mov_ps(vv, ok, _mm512_mul_ps(W, inv_det));
+                    bv = _mm512_mask_mov_epi32(bv, ok, _mm512_set1_epi32(pk.id[j]));
+                    if (ANY_HIT) {
+                        found |= ok;
+                        m &= ~(uint32_t)ok;
+                    }
+                }
+            }
+        } else {
+            const WideNode& n = w.nodes[cur.child];
+            const __mmask16 mm = (__mmask16)m;
+            uint32_t valid = ~(uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(
+                                 _mm256_load_si256(reinterpret_cast<const __m256i*>(n.count)))) & 0xFFu;
+            PacketStackEntry hits[kWide];
+            float key[kWide];
+            int order[kWide];
+            int nh = 0;
+            for (; valid; valid &= valid - 1) {
+                const int k = __builtin_ctz(valid);
+                __m512 te;
+                const __mmask16 hm = packet_box(n, k, c, tv, mm, te);
+                if (hm == 0) continue;
+                PacketStackEntry& e = hits[nh];
+                _mm512_store_ps(e.te, te);
+                e.child = n.child[k];
+                e.count = n.count[k];
+                e.mask = hm;
+                const float kk = _mm512_mask_reduce_min_ps(hm, te);
+                int j = nh++;
+                while (j > 0 && key[j - 1] > kk) {
+                    key[j] = key[j - 1];
+                    order[j] = order[j - 1];
+                    --j;
+                }
+                key[j] = kk;
+                order[j] = nh - 1;
+            }
+            if (nh > 0) {
+                for (int j = nh - 1; j > 0; --j) stack[sp++] = hits[order[j]];
+                cur = hits[order[0]];
+                continue;
+            }
+        }
+        if (ANY_HIT) live &= ~found;
+        // Pop the next entry with rays still in front of their closest hit (any-hit: not yet occluded).
+        bool popped = false;
+        while (sp > 0) {
+            cur = stack[--sp];
+            uint32_t q = _mm512_mask_cmp_ps_mask((__mmask16)(cur.mask & live), _mm512_load_ps(cur.te), tv, _CMP_LE_OQ);
+            if (q) {
+                cur.mask = q;
+                popped = true;
+                break;
+            }
+        }
+        if (!popped) break;
+    }
+    _mm512_store_ps(r.t, tv);
+    _mm512_store_ps(r.u, uv);
+    _mm512_store_ps(r.v, vv);
+    _mm512_store_si512((void*)r.best, bv);
+    if (ANY_HIT) return found;
+    return (uint32_t)_mm512_cmp_epi32_mask(bv, _mm512_setzero_si512(), _MM_CMPINT_NLT) & active;
+}
+
+#endif  // RADIANT_PACKET_BVH
 
 #endif  // RADIANT_WIDE_BVH
 
