@@ -131,6 +131,28 @@ void path_trace_cpu(const PackedScene& scene, const PathCamera& cam, const PathS
     });
 }
 
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+#define RADIANT_SPLAT_AVX512 1
+// One footprint row of an RGB sample: for taps k < n (n <= 6), acc[4k .. 4k + 3] += (r, g, b, 1) * w_k with
+// w_k = (double)(wy * wx[k]): the scalar loop's operations per element (float product, double product and sum;
+// 1 * w is w), two taps (eight doubles) per AVX-512 register.
+inline void splat_row_rgb(double* a, const float* wx, float wy, int n, __m512d vals) {
+    const __m256 wf = _mm256_mul_ps(_mm256_set1_ps(wy), _mm256_maskz_loadu_ps((__mmask8)((1u << n) - 1u), wx));
+    const __m512d wd = _mm512_cvtps_pd(wf);
+    const int m = 4 * n;  // doubles in the row
+    for (int j = 0; j < 3 && 8 * j < m; ++j) {
+        const __m512d w = _mm512_permutexvar_pd(
+            _mm512_set_epi64(2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j, 2 * j, 2 * j, 2 * j), wd);
+        const int left = m - 8 * j;
+        const __mmask8 mask = (__mmask8)(left >= 8 ? 0xFFu : (1u << left) - 1u);
+        double* p = a + 8 * j;
+        _mm512_mask_storeu_pd(p, mask, _mm512_add_pd(_mm512_maskz_loadu_pd(mask, p), _mm512_mul_pd(vals, w)));
+    }
+}
+#else
+#define RADIANT_SPLAT_AVX512 0
+#endif
+
 void film_splat_cpu(double* acc, int32_t width, int32_t height, int32_t channels, const FilmFilter& filter,
                     const SplatWindow& window, const float* pos, const float* values, int64_t layers) {
     const PixelWindow& src = window.src;
@@ -152,6 +174,9 @@ void film_splat_cpu(double* acc, int32_t width, int32_t height, int32_t channels
         });
         return;
     }
+    // RADIANT_SCALAR_SPLAT=1: the scalar accumulation loop only (tests compare the two, bit for bit).
+    const char* scalar_env = std::getenv("RADIANT_SCALAR_SPLAT");
+    [[maybe_unused]] const bool scalar_splat = scalar_env != nullptr && scalar_env[0] == '1';
     const float r = filter.radius;
     const int span = (int)std::ceil(2.f * r) + 1;
     const int margin = (int)std::ceil(r) + 1;  // pixel rows whose samples can reach a band
@@ -178,6 +203,16 @@ void film_splat_cpu(double* acc, int32_t width, int32_t height, int32_t channels
                 while (x_lo < x_hi && !(wx[x_lo] > 0.f)) ++x_lo;
                 while (x_hi > x_lo && !(wx[x_hi - 1] > 0.f)) --x_hi;
                 const float* v = values + channels * i;
+#if RADIANT_SPLAT_AVX512
+                if (channels == 3 && x_hi - x_lo <= 6 && !scalar_splat) {  // the rows below, vectorized
+                    const __m512d vals = _mm512_set_pd(1.0, (double)v[2], (double)v[1], (double)v[0], 1.0,
+                                                       (double)v[2], (double)v[1], (double)v[0]);
+                    for (int ky = y_lo; ky < y_hi; ++ky)
+                        splat_row_rgb(acc + ((int64_t)(by + ky - dst.y0) * dst.w + (bx + x_lo - dst.x0)) * stride,
+                                      wx + x_lo, wy[ky], x_hi - x_lo, vals);
+                    continue;
+                }
+#endif
                 for (int ky = y_lo; ky < y_hi; ++ky) {
                     double* row = acc + (int64_t)(by + ky - dst.y0) * dst.w * stride;
                     for (int kx = x_lo; kx < x_hi; ++kx) {
