@@ -454,18 +454,16 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
                     const __m512 az = _mm512_sub_ps(packet_sel3(c.kz1, c.kz2, vx0, vy0, vz0), c.okz);
                     const __m512 bz = _mm512_sub_ps(packet_sel3(c.kz1, c.kz2, vx1, vy1, vz1), c.okz);
                     const __m512 cz = _mm512_sub_ps(packet_sel3(c.kz1, c.kz2, vx2, vy2, vz2), c.okz);
-                    const __m512 ax = _mm512_sub_ps(_mm512_sub_ps(packet_sel3(c.kx1, c.kx2, vx0, vy0, vz0), c.okx),
-                                                    _mm512_mul_ps(c.sx, az));
-                    const __m512 ay = _mm512_sub_ps(_mm512_sub_ps(packet_sel3(c.ky1, c.ky2, vx0, vy0, vz0), c.oky),
-                                                    _mm512_mul_ps(c.sy, az));
-                    const __m512 bx = _mm512_sub_ps(_mm512_sub_ps(packet_sel3(c.kx1, c.kx2, vx1, vy1, vz1), c.okx),
-                                                    _mm512_mul_ps(c.sx, bz));
-                    const __m512 by = _mm512_sub_ps(_mm512_sub_ps(packet_sel3(c.ky1, c.ky2, vx1, vy1, vz1), c.oky),
-                                                    _mm512_mul_ps(c.sy, bz));
-                    const __m512 cx = _mm512_sub_ps(_mm512_sub_ps(packet_sel3(c.kx1, c.kx2, vx2, vy2, vz2), c.okx),
-                                                    _mm512_mul_ps(c.sx, cz));
-                    const __m512 cy = _mm512_sub_ps(_mm512_sub_ps(packet_sel3(c.ky1, c.ky2, vx2, vy2, vz2), c.oky),
-                                                    _mm512_mul_ps(c.sy, cz));
+                    // A vertex's sheared x or y in the ray's frame: (v_k - o_k) - s_k v_z.
+                    auto shear = [](__m512 v, __m512 o, __m512 s, __m512 z) {
+                        return _mm512_sub_ps(_mm512_sub_ps(v, o), _mm512_mul_ps(s, z));
+                    };
+                    const __m512 ax = shear(packet_sel3(c.kx1, c.kx2, vx0, vy0, vz0), c.okx, c.sx, az);
+                    const __m512 ay = shear(packet_sel3(c.ky1, c.ky2, vx0, vy0, vz0), c.oky, c.sy, az);
+                    const __m512 bx = shear(packet_sel3(c.kx1, c.kx2, vx1, vy1, vz1), c.okx, c.sx, bz);
+                    const __m512 by = shear(packet_sel3(c.ky1, c.ky2, vx1, vy1, vz1), c.oky, c.sy, bz);
+                    const __m512 cx = shear(packet_sel3(c.kx1, c.kx2, vx2, vy2, vz2), c.okx, c.sx, cz);
+                    const __m512 cy = shear(packet_sel3(c.ky1, c.ky2, vx2, vy2, vz2), c.oky, c.sy, cz);
                     __m512 U = _mm512_sub_ps(_mm512_mul_ps(cx, by), _mm512_mul_ps(cy, bx));
                     __m512 V = _mm512_sub_ps(_mm512_mul_ps(ax, cy), _mm512_mul_ps(ay, cx));
                     __m512 W = _mm512_sub_ps(_mm512_mul_ps(bx, ay), _mm512_mul_ps(by, ax));
