@@ -124,6 +124,10 @@ class ReconConfig:
                                         # per-image error of the fits (median over each image vs ground truth)
                                         # mean 1.1 % / max 5.8 % -> 0.3 % / 1.0 %; 7800 steps, seed 0 / 1:
                                         # F@5cm 0.951 -> 0.954 / 0.785 -> 0.808, chamfer 2.2 -> 2.05 / 3.7 -> 3.4 cm
+    depth_fit_scale: bool = True        # then rescale all fits by the common factor the colours agree with best
+                                        # (prior_align.photometric_scale, a sweep over +-4 %): the fits keep the
+                                        # freeze-step geometry's scale, 1.5 % off in some runs, which held the
+                                        # room's walls 3-4 cm off to the end (README, session 10)
     depth_outlier: float = 0.08         # with a fixed fit: pixels whose depth residual exceeds this (normalized
                                         # units) leave the depth loss, prior_sdf grows what is missing there
                                         # (room, 7800 steps: F@5cm 0.845 -> 0.928); 0: off
@@ -133,7 +137,11 @@ class ReconConfig:
     prior_sdf_grow: bool = False        # prior_sdf also on pixels far off a fixed fit whose prior is nearer
                                         # (missing geometry): room seed 0, 7800 steps: furniture recall@5cm
                                         # 0.32 -> 0.64 but walls +1.4 cm, F@5cm 0.951 -> 0.865, so off
-    prior_sdf_weight: float = 0.05      # (0.2 with a least-squares depth fit lost the room's shelf, measured)
+    prior_sdf_weight: float = 0.5       # rooms: with the fits fixed, their common scale swept and conflicting
+                                        # pixels left out, a stronger pin holds the walls where the prior puts
+                                        # them (room, 8800 steps, seed 0: 0.05 -> 0.5 thin recall@5cm 0.51 ->
+                                        # 0.74, objects 0.56 -> 0.77; 0.2 with a least-squares fit, before the
+                                        # fixed fits, lost the room's shelf)
     prior_sdf_points: int = 256
     mask_weight: float = 0.1
     # Optimisation.
@@ -228,7 +236,8 @@ class ReconConfig:
 
 # Keys added after runs were written, with the value that gives the behaviour those runs started with: a resumed run
 # whose config.yaml lacks one keeps that value instead of switching to the new default halfway.
-LEGACY_DEFAULTS = {"prior_importance": False, "prior_conflict": 0.0, "sampling_conflict_weight": 0.0}
+LEGACY_DEFAULTS = {"prior_importance": False, "prior_conflict": 0.0, "sampling_conflict_weight": 0.0,
+                   "depth_fit_scale": False}
 
 
 def load_config_file(path: Path, base: ReconConfig | None = None, legacy: bool = False) -> ReconConfig:

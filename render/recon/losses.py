@@ -136,6 +136,11 @@ class DepthFitAnchor:
         self.q = torch.where(ok, -b * self.w, self.q)
         return stats
 
+    def rescale(self, factor: float) -> None:
+        """Multiplies every tracked fit's depth by `factor`: z = a P + b -> factor (a P + b), i.e. w / factor."""
+        good = (self.seen > 0) & (self.w > 0)
+        self.w = torch.where(good, self.w / factor, self.w)
+
     def state_dict(self) -> dict:
         return {"w": self.w, "q": self.q, "seen": self.seen, "freeze_step": self.freeze_step,
                 "refined": torch.tensor(self.refined)}

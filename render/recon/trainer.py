@@ -196,6 +196,18 @@ class Trainer:
         return (self.anchor is not None and c.uncertainty and c.prior_conflict > 0 and self.anchor.frozen(self.step)
                 and (self.anchor.refined or not c.depth_fit_multiview))
 
+    def rescale_fits(self) -> float:
+        """Rescales the anchor's fixed fits by the common factor the images' colours agree with best
+        (prior_align.photometric_scale); returns it."""
+        from .prior_align import photometric_scale
+
+        good, a, b = self.anchor.depth_maps()
+        ids = [i for i in self.train_ids if bool(good[i])]
+        factor, _, _ = photometric_scale(self.dataset, ids, a, b,
+                                         generator=torch.Generator().manual_seed(self.config.seed))
+        self.anchor.rescale(factor)
+        return factor
+
     def flag_prior_conflicts(self) -> None:
         """Flags the pixels whose aligned depth prior the other views' colours contradict (prior_align.
         photometric_conflict against the anchor's fixed fits), for the prior losses and the guided sampler."""
@@ -258,6 +270,8 @@ class Trainer:
             if stats is not None:
                 self.multiview = {"step": self.step, "rounds": stats.rounds, "correspondences": stats.residuals,
                                   "rel_residual": round(stats.rel_residual, 5), "max_change": round(stats.change, 5)}
+                if c.depth_fit_scale:
+                    self.multiview["scale"] = round(self.rescale_fits(), 5)
         if self.prior_flags is None and self.prior_conflict is None and self._conflict_due():
             self.flag_prior_conflicts()
         terms = self.losses(p)
