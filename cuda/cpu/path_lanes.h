@@ -627,25 +627,24 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             LVec3 f = bsdfs.eval(nee, wi, wo_l);
             LaneM lit = nee & ((f.x != 0.f) | (f.y != 0.f) | (f.z != 0.f));
             LaneM visible(false);
+            // Shadow rays, set up in lanes (path.h's per-ray arithmetic): to the sampled point, or along es.d to
+            // infinity for directional and environment samples.
+            const LVec3 so = offset_origin(P, NG, es.d);
+            const LaneM finite = is_finite(es.dist);
+            const LVec3 sdir = select_(finite, es.target - so, es.d);
+            const LaneF smax = select_(finite, LaneF(1.f - kShadowEps), LaneF(kInf));
 #if RADIANT_PACKET_BVH
-            if (packet >= 0) {  // the shadow rays as one packet, set up in lanes (the arithmetic below, per lane)
-                const LVec3 so = offset_origin(P, NG, es.d);
-                const LaneM finite = is_finite(es.dist);
+            if (packet >= 0) {  // as one packet
                 PacketRays sr;
-                packet_rays(sr, so, select_(finite, es.target - so, es.d), LaneF(0.f),
-                            select_(finite, LaneF(1.f - kShadowEps), LaneF(kInf)));
+                packet_rays(sr, so, sdir, LaneF(0.f), smax);
                 const uint32_t occluded = packet_traverse<true>(*sc.wide, sc.prims, sr, bits(lit), packet);
                 for_lanes(bits(lit) & ~occluded, [&](int i) { visible.set(i, true); });
             } else
 #endif
             for_lanes(bits(lit), [&](int i) {
-                const Vec3 e_d = lane_get(es.d, i);
-                Vec3 so = offset_origin(lane_get(P, i), lane_get(NG, i), e_d);
-                bool finite = is_finite(es.dist[i]);
-                Vec3 sdir = finite ? lane_get(es.target, i) - so : e_d;
                 Hit sh;
-                const float smax = finite ? 1.f - kShadowEps : kInf;
-                if (!trace_ray<WIDE, true>(sc, so, sdir, 0.f, smax, sh)) visible.set(i, true);
+                if (!trace_ray<WIDE, true>(sc, lane_get(so, i), lane_get(sdir, i), 0.f, smax[i], sh))
+                    visible.set(i, true);
             });
             if (any(visible)) {
                 LaneF w = select_(es.delta, LaneF(1.f), mis_weight(es.pdf, bsdfs.pdf(visible & !es.delta, wi, wo_l)));

@@ -381,8 +381,22 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
     uint32_t live = packet_consts(r, active, c);
     uint32_t found = 0;
     if (w.root_count < 0 || live == 0) return 0;
-    __m512 tv = _mm512_load_ps(r.t), uv = _mm512_load_ps(r.u), vv = _mm512_load_ps(r.v);
-    __m512i bv = _mm512_load_si512((const void*)r.best);
+    // The rays' hit records live in registers; they go to r and back where rays are tested one at a time.
+    __m512 tv, uv, vv;
+    __m512i bv;
+    auto reload = [&]() {
+        tv = _mm512_load_ps(r.t);
+        uv = _mm512_load_ps(r.u);
+        vv = _mm512_load_ps(r.v);
+        bv = _mm512_load_si512((const void*)r.best);
+    };
+    auto spill = [&]() {
+        _mm512_store_ps(r.t, tv);
+        _mm512_store_ps(r.u, uv);
+        _mm512_store_ps(r.v, vv);
+        _mm512_store_si512((void*)r.best, bv);
+    };
+    reload();
     PacketStackEntry stack[kWideMaxStack];
     int sp = 0;
     PacketStackEntry cur;
@@ -394,10 +408,7 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
         uint32_t m = cur.mask;
         if (__builtin_popcount(m) <= single_max) {
             // Few rays here: each finishes this subtree alone.
-            _mm512_store_ps(r.t, tv);
-            _mm512_store_ps(r.u, uv);
-            _mm512_store_ps(r.v, vv);
-            _mm512_store_si512((void*)r.best, bv);
+            spill();
             for (; m; m &= m - 1) {
                 const int i = __builtin_ctz(m);
                 const Vec3 o(r.ox[i], r.oy[i], r.oz[i]), d(r.dx[i], r.dy[i], r.dz[i]);
@@ -408,18 +419,12 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
                     ANY_HIT)
                     found |= 1u << i;
             }
-            tv = _mm512_load_ps(r.t);
-            uv = _mm512_load_ps(r.u);
-            vv = _mm512_load_ps(r.v);
-            bv = _mm512_load_si512((const void*)r.best);
+            reload();
         } else if (cur.count > 0) {
             for (int32_t p = cur.child; p < cur.child + cur.count && m; ++p) {
                 const TriPacket& pk = w.packets[p];
                 if (pk.kind != 0) {  // spheres: per ray, bvh.h intersect_sphere
-                    _mm512_store_ps(r.t, tv);
-                    _mm512_store_ps(r.u, uv);
-                    _mm512_store_ps(r.v, vv);
-                    _mm512_store_si512((void*)r.best, bv);
+                    spill();
                     for (int k = 0; k < 4 && pk.id[k] >= 0; ++k) {
                         const float* sp_ = prims + (size_t)pk.id[k] * kPrimStride;
                         for (uint32_t q = m; q; q &= q - 1) {
@@ -437,10 +442,7 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
                             }
                         }
                     }
-                    tv = _mm512_load_ps(r.t);
-                    uv = _mm512_load_ps(r.u);
-                    vv = _mm512_load_ps(r.v);
-                    bv = _mm512_load_si512((const void*)r.best);
+                    reload();
                     continue;
                 }
                 for (int j = 0; j < 4 && pk.id[j] >= 0 && m; ++j) {
@@ -565,10 +567,7 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
         }
         if (!popped) break;
     }
-    _mm512_store_ps(r.t, tv);
-    _mm512_store_ps(r.u, uv);
-    _mm512_store_ps(r.v, vv);
-    _mm512_store_si512((void*)r.best, bv);
+    spill();
     if (ANY_HIT) return found;
     return (uint32_t)_mm512_cmp_epi32_mask(bv, _mm512_setzero_si512(), _MM_CMPINT_NLT) & active;
 }
