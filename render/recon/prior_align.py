@@ -216,9 +216,13 @@ def photometric_conflict(dataset, image_ids: list[int], scale: torch.Tensor, shi
         return out
     pairs = _partners(ds, ids, a, b, prior, valid, partners, 256, occlusion, gen)
 
-    def smooth(i: int) -> torch.Tensor:  # (3,H,W) box-filtered colours
-        img = ds.images[i].permute(2, 0, 1)[None].float()
-        return F.avg_pool2d(img, box, 1, box // 2, count_include_pad=False)[0] if box > 1 else img[0]
+    smoothed: dict[int, torch.Tensor] = {}
+
+    def smooth(i: int) -> torch.Tensor:  # (3,H,W) box-filtered colours, once per image (each is several partners')
+        if i not in smoothed:
+            img = ds.images[i].permute(2, 0, 1)[None].float()
+            smoothed[i] = F.avg_pool2d(img, box, 1, box // 2, count_include_pad=False)[0] if box > 1 else img[0]
+        return smoothed[i]
 
     ys, xs = torch.meshgrid(torch.arange(0, h, stride), torch.arange(0, w, stride), indexing="ij")
     pix = torch.stack([xs.reshape(-1), ys.reshape(-1)], 1)

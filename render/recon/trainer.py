@@ -196,13 +196,17 @@ class Trainer:
         return (self.anchor is not None and c.uncertainty and c.prior_conflict > 0 and self.anchor.frozen(self.step)
                 and (self.anchor.refined or not c.depth_fit_multiview))
 
+    def _fixed_fits(self) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+        """(training images with a fit, a, b): the anchor's fits as z = a P + b (DepthFitAnchor.depth_maps)."""
+        good, a, b = self.anchor.depth_maps()
+        return [i for i in self.train_ids if bool(good[i])], a, b
+
     def rescale_fits(self) -> float:
         """Rescales the anchor's fixed fits by the common factor the images' colours agree with best
         (prior_align.photometric_scale); returns it."""
         from .prior_align import photometric_scale
 
-        good, a, b = self.anchor.depth_maps()
-        ids = [i for i in self.train_ids if bool(good[i])]
+        ids, a, b = self._fixed_fits()
         factor, _, _ = photometric_scale(self.dataset, ids, a, b,
                                          generator=torch.Generator().manual_seed(self.config.seed))
         self.anchor.rescale(factor)
@@ -218,8 +222,7 @@ class Trainer:
         if ds.depths is None or ds.camera_model != "PINHOLE":
             self.prior_conflict = {"step": self.step, "skipped": "needs depth priors and pinhole cameras"}
             return
-        good, a, b = self.anchor.depth_maps()
-        ids = [i for i in self.train_ids if bool(good[i])]
+        ids, a, b = self._fixed_fits()
         conflict = photometric_conflict(ds, ids, a, b, generator=torch.Generator().manual_seed(c.seed))
         self.prior_flags = conflict_flags(conflict, c.prior_conflict)
         train_flags = self.prior_flags[torch.as_tensor(self.train_ids)]
