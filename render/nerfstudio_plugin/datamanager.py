@@ -23,7 +23,7 @@ from nerfstudio.model_components.ray_generators import RayGenerator
 from ..recon.config import ReconConfig
 from ..recon.dataset import ReconDataset, fit_unit_sphere
 from ..recon.objective import sampling_uncertainty
-from ..recon.pixel_sampler import PixelSampler
+from ..recon.pixel_sampler import PixelSampler, sampler_ratio
 
 OPENGL_TO_OPENCV = torch.tensor([1.0, -1.0, -1.0])  # nerfstudio cameras are OpenGL (x right, y up, z back)
 
@@ -162,10 +162,12 @@ class RadiantDataManager(VanillaDataManager):
         self.sampler = PixelSampler.from_config(self.train_indices(), self.images.shape[1], self.images.shape[2], recon)
         self.generator = torch.Generator().manual_seed(recon.seed + 1)
 
-    def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
+    def next_train(self, step: int, progress: float = 0.0) -> Tuple[RayBundle, Dict]:
+        """`progress`: the model's fraction of the budget (the sampler's uniform_finish schedule, as the Trainer)."""
         self.train_count += 1
         c = self.recon
         if c.uncertainty_sampling and step > 0 and step % c.sampler_refresh_every == 0:
+            self.sampler.uniform_ratio = sampler_ratio(c, progress)
             self.sampler.refresh()
         per_image = max(1, c.rays_per_batch // c.images_per_batch)
         image_idx, pix, slot, cells = self.sampler.sample(c.images_per_batch, per_image, self.generator)

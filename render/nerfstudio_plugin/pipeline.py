@@ -28,7 +28,7 @@ class RadiantPipeline(VanillaPipeline):
             self.datamanager.attach(self.model.recon)
 
     def get_train_loss_dict(self, step: int):
-        ray_bundle, batch = self.datamanager.next_train(step)
+        ray_bundle, batch = self.datamanager.next_train(step, getattr(self.model, "progress", 0.0))
         model_outputs = self._model(ray_bundle)
         metrics_dict = self.model.get_metrics_dict(model_outputs, batch)
         loss_dict = self.model.get_loss_dict(model_outputs, batch, metrics_dict)

@@ -71,6 +71,11 @@ class ReconConfig:
     adaptive_smoothness: bool = True
     uniform_ratio: float = 0.5          # r (DebSDF: 25-30 % uniform; with sampling_conflict_weight 4 at r 0.3 the
                                         # walls lost: room seed 0, 8800 steps, F@5cm 0.866, at 0.5 0.914)
+    uniform_finish: float = 0.0         # the last this fraction of the budget: r ramps linearly to 1 over its first
+                                        # half (uniform pixels from then on), so the colour loss ends with uniform
+                                        # sampling's expectation once the guided rays have grown the thin parts
+                                        # (0: DebSDF's fixed r to the end)
+    uniform_finish_ratio: float = 1.0   # ... the r the ramp ends at (1: uniform pixels)
     sampler_cell: int = 4
     sampler_refresh_every: int = 100
     sampling_rgb_weight: float = 0.0    # adds the rays' colour error to the sampler's per-cell value (Instant-NGP's
@@ -205,8 +210,9 @@ class ReconConfig:
         for key in ("sampling_rgb_weight", "sampling_conflict_weight", "prior_conflict"):
             if not getattr(self, key) >= 0.0:
                 raise UserError(f"{source}: '{key}' expected >= 0, got {getattr(self, key)}")
-        if not 0.0 <= self.uniform_ratio <= 1.0:
-            raise UserError(f"{source}: 'uniform_ratio' expected in [0, 1], got {self.uniform_ratio}")
+        for key in ("uniform_ratio", "uniform_finish", "uniform_finish_ratio"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise UserError(f"{source}: '{key}' expected in [0, 1], got {getattr(self, key)}")
         if not 0.0 <= self.c2f_fraction <= 1.0:
             raise UserError(f"{source}: 'c2f_fraction' expected in [0, 1], got {self.c2f_fraction}")
         if self.c2f_start_levels < 1:

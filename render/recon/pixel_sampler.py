@@ -6,6 +6,16 @@ from __future__ import annotations
 import torch
 
 
+def sampler_ratio(config, progress: float) -> float:
+    """The guided sampler's uniform share r at `progress`: config.uniform_ratio, then over the first half of the
+    last `uniform_finish` of the budget a linear ramp to `uniform_finish_ratio` (1: uniform pixels to the end)."""
+    start = 1.0 - config.uniform_finish
+    if config.uniform_finish <= 0 or progress <= start:
+        return config.uniform_ratio
+    t = min(1.0, (progress - start) / (0.5 * config.uniform_finish))
+    return config.uniform_ratio + t * (config.uniform_finish_ratio - config.uniform_ratio)
+
+
 class PixelSampler:
     """Draws training pixels. Each batch takes `images_per_batch` training images uniformly, then
     `rays_per_image` cells of each by P (uniform when `guided` is off), then a uniform pixel inside each cell.

@@ -18,7 +18,7 @@ from .config import ReconConfig
 from .field import ReconModel
 from .losses import DepthFitAnchor
 from .objective import RayTargets, recon_losses, sampling_uncertainty
-from .pixel_sampler import PixelSampler
+from .pixel_sampler import PixelSampler, sampler_ratio
 from .renderer import RenderOptions, SDFVolume, render_rays
 
 CKPT_KEEP = 2  # step-numbered checkpoints kept besides latest.pt
@@ -265,6 +265,7 @@ class Trainer:
         if self.step % c.grid_every == 0 or self.sdf_volume is None:
             self.update_grid()
         if c.uncertainty_sampling and self.step > 0 and self.step % c.sampler_refresh_every == 0:
+            self.sampler.uniform_ratio = sampler_ratio(c, p)
             self.sampler.refresh()
         if (self.anchor is not None and c.depth_fit_multiview and not self.anchor.refined
                 and self.anchor.frozen(self.step)):

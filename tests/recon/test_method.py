@@ -11,7 +11,7 @@ from render.recon import losses as L
 from render.recon.config import ReconConfig, load_config_file
 from render.recon.field import ReconModel, bias_aware_sdf, interval_optical_depth, laplace_density
 from render.recon.hashgrid import HashGrid, hashgrid_reference
-from render.recon.pixel_sampler import PixelSampler
+from render.recon.pixel_sampler import PixelSampler, sampler_ratio
 
 
 def _grid():
@@ -666,7 +666,7 @@ def test_photometric_conflict_flags_a_prior_that_misses_an_object():
     """Synthetic room whose depth priors miss the pillar (each image's prior there is the wall behind it, as a mono
     prior closes a thin leg away; the priors agree with each other): the other views' colours contradict the
     pillar's pixels and not the rest. The sampler puts more rays on the flagged cells."""
-    from render.recon.pixel_sampler import PixelSampler
+    from render.recon.pixel_sampler import PixelSampler, sampler_ratio
     from render.recon.prior_align import conflict_flags, photometric_conflict
     from tests.recon.synthetic import _room_hit, make_dataset
 
@@ -756,3 +756,22 @@ def test_photometric_scale_finds_the_common_scale_of_the_fits():
     anchor.rescale(0.98)
     after, _ = anchor.align(prior, torch.arange(n + 1))
     assert torch.allclose(after[known], 0.98 * before[known], rtol=1e-6) and anchor.w[n] == w_unseen
+
+
+def test_uniform_finish_ramps_the_sampler_to_uniform_pixels():
+    c = ReconConfig(uniform_ratio=0.5)
+    assert [sampler_ratio(c, p) for p in (0.0, 0.7, 1.0)] == [0.5, 0.5, 0.5]  # off by default: DebSDF's fixed r
+    c = ReconConfig(uniform_ratio=0.5, uniform_finish=0.4)  # ramp over progress 0.6 -> 0.8, uniform after
+    assert sampler_ratio(c, 0.6) == 0.5 and sampler_ratio(c, 0.7) == pytest.approx(0.75)
+    assert sampler_ratio(c, 0.8) == sampler_ratio(c, 0.95) == 1.0
+    s = PixelSampler([0, 1], height=8, width=8, cell=4, uniform_ratio=0.5)
+    s.maps = torch.tensor([[1.0, 2.0, 3.0, 10.0], [5.0, 1.0, 1.0, 1.0]])
+    s.seen[:] = True
+    s.uniform_ratio = sampler_ratio(c, 0.9)
+    s.refresh()  # at r = 1 the guided sampler draws uniformly and weighs every ray 1
+    assert torch.allclose(s.probs, torch.full((2, 4), 0.25))
+    assert torch.allclose(s.importance(torch.tensor([0, 1]), torch.tensor([3, 0])), torch.ones(2))
+    c = ReconConfig(uniform_ratio=0.5, uniform_finish=0.4, uniform_finish_ratio=0.7)  # a partial finish
+    assert sampler_ratio(c, 0.7) == pytest.approx(0.6) and sampler_ratio(c, 0.9) == pytest.approx(0.7)
+    with pytest.raises(UserError, match="uniform_finish"):
+        ReconConfig().updated({"uniform_finish": 1.5}, "cfg.yaml")
