@@ -95,7 +95,8 @@ void path_trace_cpu(const PackedScene& scene, const PathCamera& cam, const PathS
     const char* force = std::getenv("RADIANT_SCALAR_PATHS");
     if (force != nullptr && (force[0] == '0' || force[0] == '1')) lanes = force[0] == '0';
     if (lanes) {
-        // Rays as 16-ray packets (bvh_wide.h packet_traverse, AVX-512 builds): the camera rays of 16 consecutive
+        // Rays as packets (bvh_wide.h packet_traverse: 16 rays with AVX-512, 8 with AVX2): the camera rays of a lane
+        // group's worth of consecutive
         // samples, traced ahead as one packet, hand a subtree's rays over to single-ray traversal where at most
         // kCameraPacketSwitch of them are left in it; the lane group's other rays (closest hits after the first
         // bounce, shadow rays; incoherent) go as pure packets on small trees (at most kPacketNodes 8-wide nodes:

@@ -3,8 +3,8 @@
 //
 // Each path keeps its own PCG32 stream (drawn lane by lane, in the scalar loop's order), so the image is the scalar
 // loop's. A lane whose path ends takes the next camera sample of the range at the top of the next bounce. Rays:
-//   - with AVX-512 (bvh_wide.h packet_traverse; path_cpu.cpp picks the mode): the camera rays of 16 consecutive
-//     samples traced ahead as one packet (neighbouring pixels), the lanes taking them later use those hits; the
+//   - with AVX2 / AVX-512 (bvh_wide.h packet_traverse, kLanes rays a packet; path_cpu.cpp picks the mode): the
+//     camera rays of kLanes consecutive samples traced ahead as one packet (neighbouring pixels), the lanes taking them later use those hits; the
 //     group's other closest-hit rays and its shadow rays as one packet each on small trees, one ray at a time
 //     (the 8-/4-wide tree) on larger ones; the same hits as the single-ray traversal (t bit for bit).
 // Per bounce:
@@ -325,7 +325,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
 #if RADIANT_PACKET_BVH
     CameraSample cams[kLanes];
     Hit fresh_hit[kLanes];
-    // The next (up to) 16 items' camera rays as one packet.
+    // The next (up to) kLanes items' camera rays as one packet.
     auto trace_camera_packet = [&]() {
         PacketRays pr;
         cam_n = (int)std::min<int64_t>(kLanes, end - next);
@@ -360,7 +360,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
     };
 
     for (;;) {
-        // Idle lanes take the next camera samples (with packets: their camera rays traced ahead, 16 consecutive
+        // Idle lanes take the next camera samples (with packets: their camera rays traced ahead, kLanes consecutive
         // items of the range at a time, so a packet's rays leave neighbouring pixels).
         for (int i = 0; i < kLanes; ++i) {
             while (!active[i] && (cam_i < cam_n || next < end)) {
