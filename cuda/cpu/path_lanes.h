@@ -43,7 +43,7 @@ inline void take_sample(EmitterSampleT<LaneF>& es, const EmitterSampleT<LaneF>& 
     es.dist = select_(m, from.dist, es.dist);
     es.weight = select_(m, from.weight, es.weight);
     es.pdf = select_(m, from.pdf, es.pdf);
-    es.delta = andnot(es.delta, m);
+    es.delta = select_(m, from.delta, es.delta);
     es.target = select_(m, from.target, es.target);
 }
 
@@ -546,7 +546,9 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         es.dist = LaneF(kInf);
         es.pdf = LaneF(0.f);
         es.delta = LaneM(false);
-        LaneM mesh(false), mesh_normals(false), mesh_flip(false), env(false);
+        LaneM mesh(false), mesh_normals(false), mesh_flip(false), env(false), point(false), spot(false);
+        LVec3 p_pos, p_color, p_axis;
+        LaneF p_cutoff(0.f), p_beam(0.f);
         LVec3 mv[3], mn[3], m_color;
         LaneF m_choose_area(0.f), m_u0(0.f), m_u1(0.f);
         LaneF c_row(0.f), c_col(0.f), c_row_lo(0.f), c_row_p(0.f), c_col_lo(0.f), c_col_p(0.f), c_pdf(0.f);
@@ -574,6 +576,18 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 mesh.set(i, true);
                 return;
             }
+            if (info[0] == kPoint || info[0] == kSpot) {  // sampled in lanes below
+                lane_set(p_pos, i, Vec3::load(prm + kEmPos));
+                lane_set(p_color, i, Vec3::load(prm + kEmColor));
+                if (info[0] == kSpot) {
+                    lane_set(p_axis, i, Vec3::load(prm + kEmAxis));
+                    p_cutoff.set(i, prm[kEmCutoff]);
+                    p_beam.set(i, prm[kEmBeam]);
+                    spot.set(i, true);
+                }
+                point.set(i, true);
+                return;
+            }
             if (info[0] == kEnvmap && (env_e < 0 || env_e == e)) {  // its cell searched for below
                 env_e = e;
                 m_u0.set(i, u2);
@@ -594,6 +608,8 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                                                              mesh_flip, m_choose_area, m_color, P, m_u0, m_u1);
             take_sample(es, m, mesh);
         }
+        if (any(point))
+            take_sample(es, point_sample(p_pos, p_color, spot, p_axis, p_cutoff, p_beam, 1.f / (float)ne, P), point);
         if (any(env)) {
             // envmap_cell's two searches (row from the marginal CDF, column from that row's conditional one) with
             // the lanes' searches interleaved, then each lane's cell values.
