@@ -129,7 +129,7 @@ void register_bvh(pybind11::module_& m) {
           pybind11::arg("directions"), pybind11::arg("tmin"), pybind11::arg("tmax"), pybind11::arg("any_hit"),
           pybind11::arg("wide") = false, pybind11::arg("packet") = -1);
     m.def("bvh_packet_compiled", []() { return RADIANT_PACKET_BVH != 0; },
-          "Whether bvh_intersect(wide=True, packet>=0) traces 16-ray packets (AVX-512 builds)");
+          "Whether bvh_intersect(wide=True, packet>=0) traces ray packets (16 rays with AVX-512, 8 with AVX2)");
 }
 
 static Registrar registrar(&register_bvh);

@@ -434,7 +434,7 @@ void bvh_intersect_cpu(const BVHNode4* nodes, int32_t num_nodes, const float* pr
         const WideBVH wb = bvh_widen_cpu(nodes, num_nodes, prims, 0, kWideLeafPrims);
         const WideBVHView view = wb.view();
 #if RADIANT_PACKET_BVH
-        if (packet >= 0) {  // packets of 16 consecutive rays (bvh_wide.h packet_traverse)
+        if (packet >= 0) {  // packets of kPacketRays consecutive rays (bvh_wide.h packet_traverse)
             parallel_chunks(num_rays, 1024, [&](int64_t begin, int64_t end) {
                 for (int64_t g = begin; g < end; g += kPacketRays) {
                     const int n = (int)std::min<int64_t>(kPacketRays, end - g);

@@ -3,8 +3,8 @@
 //
 // Each path keeps its own PCG32 stream (drawn lane by lane, in the scalar loop's order), so the image is the scalar
 // loop's. A lane whose path ends takes the next camera sample of the range at the top of the next bounce. Rays:
-//   - with AVX-512 (bvh_wide.h packet_traverse; path_cpu.cpp picks the mode): the camera rays of 16 consecutive
-//     samples traced ahead as one packet (neighbouring pixels), the lanes taking them later use those hits; the
+//   - with AVX2 / AVX-512 (bvh_wide.h packet_traverse, kLanes rays a packet; path_cpu.cpp picks the mode): the
+//     camera rays of kLanes consecutive samples traced ahead as one packet (neighbouring pixels), the lanes taking them later use those hits; the
 //     group's other closest-hit rays and its shadow rays as one packet each on small trees, one ray at a time
 //     (the 8-/4-wide tree) on larger ones; the same hits as the single-ray traversal (t bit for bit).
 // Per bounce:
@@ -43,7 +43,7 @@ inline void take_sample(EmitterSampleT<LaneF>& es, const EmitterSampleT<LaneF>& 
     es.dist = select_(m, from.dist, es.dist);
     es.weight = select_(m, from.weight, es.weight);
     es.pdf = select_(m, from.pdf, es.pdf);
-    es.delta = andnot(es.delta, m);
+    es.delta = select_(m, from.delta, es.delta);
     es.target = select_(m, from.target, es.target);
 }
 
@@ -325,7 +325,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
 #if RADIANT_PACKET_BVH
     CameraSample cams[kLanes];
     Hit fresh_hit[kLanes];
-    // The next (up to) 16 items' camera rays as one packet.
+    // The next (up to) kLanes items' camera rays as one packet.
     auto trace_camera_packet = [&]() {
         PacketRays pr;
         cam_n = (int)std::min<int64_t>(kLanes, end - next);
@@ -360,7 +360,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
     };
 
     for (;;) {
-        // Idle lanes take the next camera samples (with packets: their camera rays traced ahead, 16 consecutive
+        // Idle lanes take the next camera samples (with packets: their camera rays traced ahead, kLanes consecutive
         // items of the range at a time, so a packet's rays leave neighbouring pixels).
         for (int i = 0; i < kLanes; ++i) {
             while (!active[i] && (cam_i < cam_n || next < end)) {
@@ -546,7 +546,9 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         es.dist = LaneF(kInf);
         es.pdf = LaneF(0.f);
         es.delta = LaneM(false);
-        LaneM mesh(false), mesh_normals(false), mesh_flip(false), env(false);
+        LaneM mesh(false), mesh_normals(false), mesh_flip(false), env(false), point(false), spot(false);
+        LVec3 p_pos, p_color, p_axis;
+        LaneF p_cutoff(0.f), p_beam(0.f);
         LVec3 mv[3], mn[3], m_color;
         LaneF m_choose_area(0.f), m_u0(0.f), m_u1(0.f);
         LaneF c_row(0.f), c_col(0.f), c_row_lo(0.f), c_row_p(0.f), c_col_lo(0.f), c_col_p(0.f), c_pdf(0.f);
@@ -574,6 +576,18 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 mesh.set(i, true);
                 return;
             }
+            if (info[0] == kPoint || info[0] == kSpot) {  // sampled in lanes below
+                lane_set(p_pos, i, Vec3::load(prm + kEmPos));
+                lane_set(p_color, i, Vec3::load(prm + kEmColor));
+                if (info[0] == kSpot) {
+                    lane_set(p_axis, i, Vec3::load(prm + kEmAxis));
+                    p_cutoff.set(i, prm[kEmCutoff]);
+                    p_beam.set(i, prm[kEmBeam]);
+                    spot.set(i, true);
+                }
+                point.set(i, true);
+                return;
+            }
             if (info[0] == kEnvmap && (env_e < 0 || env_e == e)) {  // its cell searched for below
                 env_e = e;
                 m_u0.set(i, u2);
@@ -594,6 +608,8 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                                                              mesh_flip, m_choose_area, m_color, P, m_u0, m_u1);
             take_sample(es, m, mesh);
         }
+        if (any(point))
+            take_sample(es, point_sample(p_pos, p_color, spot, p_axis, p_cutoff, p_beam, 1.f / (float)ne, P), point);
         if (any(env)) {
             // envmap_cell's two searches (row from the marginal CDF, column from that row's conditional one) with
             // the lanes' searches interleaved, then each lane's cell values.

@@ -91,8 +91,8 @@ class BVH:
                     packet: int = -1) -> Hits:
         """Closest intersection in the open interval (tmin, tmax) for each ray (origins, directions (N,3) float32).
         wide: trace the CPU's 8-wide tree (bvh_wide.h, what the fused path tracer uses on AVX2 CPUs; elsewhere the
-        4-wide one). packet >= 0 with wide: 16 consecutive rays at a time as a packet (bvh_wide.h packet_traverse,
-        AVX-512 builds: load().bvh_packet_compiled()), each ray alone where at most `packet` are left in a subtree."""
+        4-wide one). packet >= 0 with wide: 16 (AVX-512) or 8 (AVX2) consecutive rays at a time as a packet
+        (bvh_wide.h packet_traverse; load().bvh_packet_compiled()), each ray alone where at most `packet` are left in a subtree."""
         t, prim, u, v = self._intersect(origins, directions, tmin, tmax, any_hit=False, wide=wide, packet=packet)
         return Hits(t, prim, u, v)
 

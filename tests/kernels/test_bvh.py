@@ -442,16 +442,16 @@ def _packet_cases():
 
 @pytest.mark.parametrize("case", _packet_cases(), ids=lambda c: c[0])
 def test_packet_traversal_matches_single_ray(case):
-    """16-ray packets through the 8-wide tree (bvh_wide.h packet_traverse) give every ray the single-ray
-    traversal's closest hit: the same hits and misses, bit-identical t, u, v and primitive except where primitives
-    meet within a few ulps of t (rays aimed at shared vertices and edges: which of the near-equal hits a traversal
-    finds first depends on its visiting order, as between the 4- and 8-wide trees; then a real hit of its
-    primitive, assert_same_hits); on the bundled scenes' path-like rays the same t everywhere. Any-hit the same.
-    For pure packets (switch 0), the default hybrid (2) and packets that hand over every subtree with fewer than 16
-    rays left (15), incl. a last packet of fewer than 16 rays."""
+    """Ray packets (16 rays with AVX-512, 8 with AVX2) through the 8-wide tree (bvh_wide.h packet_traverse) give every
+    ray the single-ray traversal's closest hit: the same hits and misses, bit-identical t, u, v and primitive except
+    where primitives meet within a few ulps of t (rays aimed at shared vertices and edges: which of the near-equal
+    hits a traversal finds first depends on its visiting order, as between the 4- and 8-wide trees; then a real hit
+    of its primitive, assert_same_hits); on the bundled scenes' path-like rays the same t everywhere. Any-hit the
+    same. For pure packets (switch 0), the default hybrid (2) and packets that hand over every subtree with fewer
+    than 16 rays left (15), incl. a last packet of fewer than 16 rays."""
     name, verts, faces, spheres, o, d, tmin, tmax = case
     if not load().bvh_packet_compiled():
-        pytest.skip("packet traversal needs AVX-512")
+        pytest.skip("packet traversal needs AVX2 or AVX-512")
     bvh, ref = BVH(verts, faces, spheres), BVHReference(verts, faces, spheres)
     n = len(o) - 5  # a partial last packet
     o, d, tmin, tmax = o[:n].contiguous(), d[:n].contiguous(), tmin[:n].contiguous(), tmax[:n].contiguous()

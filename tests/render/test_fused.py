@@ -228,10 +228,10 @@ def test_film_splat_matches_torch_film():
 
 
 def test_film_splat_rows_match_scalar_bitwise(monkeypatch):
-    """The RGB gaussian / tent splat's vectorized rows (path_cpu.cpp splat_row_rgb, AVX-512) accumulate exactly what
-    the scalar loop does (RADIANT_SCALAR_SPLAT=1), bit for bit: samples everywhere incl. the film's edges, windows
-    (accumulator smaller than the film), footprints of up to six taps (vectorized) and wider (the scalar loop), and
-    several layers."""
+    """The RGB gaussian / tent splat's vectorized rows (path_cpu.cpp splat_row_rgb, AVX-512 or AVX2) accumulate exactly
+    what the scalar loop does (RADIANT_SCALAR_SPLAT=1), bit for bit: samples everywhere incl. the film's edges,
+    windows (accumulator smaller than the film), footprints of up to six taps (vectorized) and wider (the scalar
+    loop), and several layers."""
     g = torch.Generator().manual_seed(3)
     w, h, layers = 37, 23, 4
     pix = torch.arange(w * h).repeat(layers)

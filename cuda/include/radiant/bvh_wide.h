@@ -2,8 +2,8 @@
 // Kernel Framework for Efficient CPU Ray Tracing"): one SIMD slab test for a node's eight children (SoA boxes),
 // near-first ordering of the children hit, and leaves of SoA packets of four triangles tested at once with the
 // watertight test of bvh.h (Woop et al. 2013), lane for lane the same arithmetic, so every triangle gives the
-// bit-identical t, u, v of the scalar test. Spheres keep their scalar test (sphere packets only list them). With
-// AVX-512, packet_traverse (below) traces 16 rays at once through the same tree.
+// bit-identical t, u, v of the scalar test. Spheres keep their scalar test (sphere packets only list them).
+// packet_traverse (below) traces a packet of rays at once through the same tree (16 with AVX-512, 8 with AVX2).
 //
 // Host only: compiled out under nvcc and on CPUs without AVX2 (RADIANT_WIDE_BVH == 0), where the 4-wide tree of
 // bvh.h traces instead. The 8-wide tree is derived from the 4-wide one (cpu/bvh_cpu.cpp bvh_widen_cpu) and keeps
@@ -18,8 +18,8 @@
 #else
 #define RADIANT_WIDE_BVH 0
 #endif
-// 16-ray packets through the 8-wide tree (packet_traverse) where AVX-512 is compiled in.
-#if RADIANT_WIDE_BVH && defined(__AVX512F__)
+// Ray packets through the 8-wide tree (packet_traverse): 16 rays with AVX-512, 8 with AVX2.
+#if RADIANT_WIDE_BVH
 #define RADIANT_PACKET_BVH 1
 #else
 #define RADIANT_PACKET_BVH 0
@@ -272,81 +272,161 @@ inline bool wide_traverse(const WideBVHView& w, const float* prims, const int32_
 #if RADIANT_PACKET_BVH
 
 // ---------------------------------------------------------------------------------------------------------
-// Packets of 16 rays through the 8-wide tree (AVX-512; after Embree's hybrid traversal, Benthin et al. 2012,
-// "Combining Single and Packet-Ray Tracing for Arbitrary Ray Distributions on the Intel MIC Architecture"): a node's
-// children are tested one at a time against all active rays of the packet (one 16-lane slab test per child), the
-// children entered by some ray are visited near-first by the smallest entry distance among their rays, and a stack
-// entry keeps its rays' mask and entry distances (a ray leaves it when its closest hit is nearer). Leaves test
-// each triangle against the 16 rays at once with the watertight test of bvh.h, lane for lane the scalar arithmetic
-// (the per-ray axis permutation by blends), so every ray's t, u, v of a triangle are bit-identical to the
-// single-ray test's. Where few rays of the packet are left in a subtree (at most `single_max`), each finishes it
-// alone through wide_trace_from. Each ray gets the single-ray traversal's closest hit (the same t; of several
-// triangles hit at exactly the same t, which one depends on the visiting order) or, for ANY_HIT, whether anything
-// is hit in (tmin, tmax).
-
+// Ray packets through the 8-wide tree: 16 rays with AVX-512, 8 with AVX2 (one register of floats either way; after
+// Embree's hybrid traversal, Benthin et al. 2012, "Combining Single and Packet-Ray Tracing for Arbitrary Ray
+// Distributions on the Intel MIC Architecture"): a node's children are tested one at a time against all active
+// rays of the packet (one slab test per child for all rays), the children entered by some ray are visited
+// near-first by the smallest entry distance among their rays, and a stack entry keeps its rays' mask and entry
+// distances (a ray leaves it when its closest hit is nearer). Leaves test each triangle against all rays at once
+// with the watertight test of bvh.h, lane for lane the scalar arithmetic (the per-ray axis permutation by blends),
+// so every ray's t, u, v of a triangle are bit-identical to the single-ray test's. Where few rays of the packet are
+// left in a subtree (at most `single_max`), each finishes it alone through wide_trace_from. Each ray gets the
+// single-ray traversal's closest hit (the same t; of several triangles hit at exactly the same t, which one depends
+// on the visiting order) or, for ANY_HIT, whether anything is hit in (tmin, tmax).
+//
+// The packet's registers through a few pk_ helpers: AVX-512 registers and k-masks, or AVX2 registers and vector
+// masks (all ones where true); the traversal below is written once over them.
+#if defined(__AVX512F__)
 constexpr int kPacketRays = 16;
+using PacketF = __m512;
+using PacketI = __m512i;
+using PacketM = __mmask16;
+inline PacketF pk_load(const float* p) { return _mm512_load_ps(p); }
+inline void pk_store(float* p, PacketF a) { _mm512_store_ps(p, a); }
+inline PacketF pk_set1(float x) { return _mm512_set1_ps(x); }
+inline PacketF pk_add(PacketF a, PacketF b) { return _mm512_add_ps(a, b); }
+inline PacketF pk_sub(PacketF a, PacketF b) { return _mm512_sub_ps(a, b); }
+inline PacketF pk_mul(PacketF a, PacketF b) { return _mm512_mul_ps(a, b); }
+inline PacketF pk_div(PacketF a, PacketF b) { return _mm512_div_ps(a, b); }
+inline PacketF pk_min(PacketF a, PacketF b) { return _mm512_min_ps(a, b); }
+inline PacketF pk_max(PacketF a, PacketF b) { return _mm512_max_ps(a, b); }
+inline PacketF pk_abs(PacketF a) { return _mm512_abs_ps(a); }
+inline PacketF pk_blend(PacketM m, PacketF a, PacketF b) { return _mm512_mask_blend_ps(m, a, b); }  // b where m
+template <int OP>
+inline PacketM pk_cmp(PacketF a, PacketF b) { return _mm512_cmp_ps_mask(a, b, OP); }
+template <int OP>
+inline PacketM pk_cmp(PacketM in, PacketF a, PacketF b) { return _mm512_mask_cmp_ps_mask(in, a, b, OP); }
+inline uint32_t pk_bits(PacketM m) { return m; }
+inline PacketM pk_mask(uint32_t b) { return (PacketM)b; }
+inline PacketM pk_and(PacketM a, PacketM b) { return a & b; }
+inline PacketM pk_or(PacketM a, PacketM b) { return a | b; }
+inline PacketM pk_andnot(PacketM a, PacketM b) { return (PacketM)(a & ~b); }  // a and not b
+inline PacketM pk_not(PacketM a) { return (PacketM)~a; }
+inline float pk_min_of(PacketM m, PacketF a) { return _mm512_mask_reduce_min_ps(m, a); }  // over the lanes of m
+inline PacketI pk_load_i(const int32_t* p) { return _mm512_load_si512((const void*)p); }
+inline void pk_store_i(int32_t* p, PacketI a) { _mm512_store_si512((void*)p, a); }
+inline PacketI pk_blend_i(PacketM m, PacketI a, int32_t b) { return _mm512_mask_mov_epi32(a, m, _mm512_set1_epi32(b)); }
+inline uint32_t pk_nonneg_bits(PacketI a) {
+    return _mm512_cmp_epi32_mask(a, _mm512_setzero_si512(), _MM_CMPINT_NLT);
+}
+#else
+constexpr int kPacketRays = 8;
+using PacketF = __m256;
+using PacketI = __m256i;
+struct PacketM {
+    __m256 v;
+};
+inline PacketF pk_load(const float* p) { return _mm256_load_ps(p); }
+inline void pk_store(float* p, PacketF a) { _mm256_store_ps(p, a); }
+inline PacketF pk_set1(float x) { return _mm256_set1_ps(x); }
+inline PacketF pk_add(PacketF a, PacketF b) { return _mm256_add_ps(a, b); }
+inline PacketF pk_sub(PacketF a, PacketF b) { return _mm256_sub_ps(a, b); }
+inline PacketF pk_mul(PacketF a, PacketF b) { return _mm256_mul_ps(a, b); }
+inline PacketF pk_div(PacketF a, PacketF b) { return _mm256_div_ps(a, b); }
+inline PacketF pk_min(PacketF a, PacketF b) { return _mm256_min_ps(a, b); }
+inline PacketF pk_max(PacketF a, PacketF b) { return _mm256_max_ps(a, b); }
+inline PacketF pk_abs(PacketF a) { return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))); }
+inline PacketF pk_blend(PacketM m, PacketF a, PacketF b) { return _mm256_blendv_ps(a, b, m.v); }  // b where m
+template <int OP>
+inline PacketM pk_cmp(PacketF a, PacketF b) { return PacketM{_mm256_cmp_ps(a, b, OP)}; }
+template <int OP>
+inline PacketM pk_cmp(PacketM in, PacketF a, PacketF b) { return PacketM{_mm256_and_ps(in.v, _mm256_cmp_ps(a, b, OP))}; }
+inline uint32_t pk_bits(PacketM m) { return (uint32_t)_mm256_movemask_ps(m.v); }
+inline PacketM pk_mask(uint32_t b) {
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return PacketM{_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)b), bit), bit))};
+}
+inline PacketM pk_and(PacketM a, PacketM b) { return PacketM{_mm256_and_ps(a.v, b.v)}; }
+inline PacketM pk_or(PacketM a, PacketM b) { return PacketM{_mm256_or_ps(a.v, b.v)}; }
+inline PacketM pk_andnot(PacketM a, PacketM b) { return PacketM{_mm256_andnot_ps(b.v, a.v)}; }  // a and not b
+inline PacketM pk_not(PacketM a) { return PacketM{_mm256_xor_ps(a.v, _mm256_castsi256_ps(_mm256_set1_epi32(-1)))}; }
+inline float pk_min_of(PacketM m, PacketF a) {  // over the lanes of m
+    const __m256 x = _mm256_blendv_ps(_mm256_set1_ps(kInf), a, m.v);
+    __m128 h = _mm_min_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    h = _mm_min_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_min_ss(h, _mm_shuffle_ps(h, h, 1));
+    return _mm_cvtss_f32(h);
+}
+inline PacketI pk_load_i(const int32_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
+inline void pk_store_i(int32_t* p, PacketI a) { _mm256_store_si256(reinterpret_cast<__m256i*>(p), a); }
+inline PacketI pk_blend_i(PacketM m, PacketI a, int32_t b) {
+    return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(_mm256_set1_epi32(b)), m.v));
+}
+inline uint32_t pk_nonneg_bits(PacketI a) { return ~(uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(a)) & 0xFFu; }
+#endif
 
-// Rays of a packet in SoA (64-byte aligned arrays of 16), and per ray its hit record in and out: t (the ray's tmax
-// on entry, its closest hit on return), u, v and best (leaf-order index; -1 on entry).
+// Rays of a packet in SoA (64-byte aligned arrays of kPacketRays), and per ray its hit record in and out: t (the
+// ray's tmax on entry, its closest hit on return), u, v and best (leaf-order index; -1 on entry).
 struct PacketRays {
-    alignas(64) float ox[16], oy[16], oz[16], dx[16], dy[16], dz[16], tmin[16];
-    alignas(64) float t[16], u[16], v[16];
-    alignas(64) int32_t best[16];
+    alignas(64) float ox[kPacketRays], oy[kPacketRays], oz[kPacketRays], dx[kPacketRays], dy[kPacketRays],
+        dz[kPacketRays], tmin[kPacketRays];
+    alignas(64) float t[kPacketRays], u[kPacketRays], v[kPacketRays];
+    alignas(64) int32_t best[kPacketRays];
 };
 
 struct alignas(64) PacketStackEntry {
-    float te[16];  // entry distance of each ray of mask
+    float te[kPacketRays];  // entry distance of each ray of mask
     int32_t child, count;
     uint32_t mask;
 };
 
 // x where k == 0, y where k == 1, z where k == 2 (masks is1, is2 of the lanes with k == 1, 2).
-inline __m512 packet_sel3(__mmask16 is1, __mmask16 is2, __m512 x, __m512 y, __m512 z) {
-    return _mm512_mask_blend_ps(is1, _mm512_mask_blend_ps(is2, x, z), y);
+inline PacketF packet_sel3(PacketM is1, PacketM is2, PacketF x, PacketF y, PacketF z) {
+    return pk_blend(is1, pk_blend(is2, x, z), y);
 }
 
 // Per-ray constants of a packet: the slab test's (bvh.h make_box_ray) and the watertight test's
 // (make_watertight_ray), the same per-lane arithmetic and choices, so each ray's are the single-ray traversal's.
 struct PacketConsts {
-    __m512 ox, oy, oz, ix, iy, iz, tmin;
-    __m512 okx, oky, okz, sx, sy, sz;
-    __mmask16 nx, ny, nz;                    // direction component negative (near plane is hi)
-    __mmask16 kx1, kx2, ky1, ky2, kz1, kz2;  // kx == 1, kx == 2, ...
+    PacketF ox, oy, oz, ix, iy, iz, tmin;
+    PacketF okx, oky, okz, sx, sy, sz;
+    PacketM nx, ny, nz;                    // direction component negative (near plane is hi)
+    PacketM kx1, kx2, ky1, ky2, kz1, kz2;  // kx == 1, kx == 2, ...
 };
 
 // Returns the rays of `active` with a finite origin and direction (bvh.h finite_ray).
 inline uint32_t packet_consts(const PacketRays& r, uint32_t active, PacketConsts& c) {
-    const __m512 ox = _mm512_load_ps(r.ox), oy = _mm512_load_ps(r.oy), oz = _mm512_load_ps(r.oz);
-    const __m512 dx = _mm512_load_ps(r.dx), dy = _mm512_load_ps(r.dy), dz = _mm512_load_ps(r.dz);
-    const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.f);
-    __m512 f = _mm512_add_ps(_mm512_sub_ps(ox, ox), _mm512_sub_ps(oy, oy));
-    f = _mm512_add_ps(_mm512_add_ps(f, _mm512_sub_ps(oz, oz)), _mm512_sub_ps(dx, dx));
-    f = _mm512_add_ps(_mm512_add_ps(f, _mm512_sub_ps(dy, dy)), _mm512_sub_ps(dz, dz));
-    const uint32_t live = _mm512_mask_cmp_ps_mask((__mmask16)active, f, zero, _CMP_EQ_OQ);
+    const PacketF ox = pk_load(r.ox), oy = pk_load(r.oy), oz = pk_load(r.oz);
+    const PacketF dx = pk_load(r.dx), dy = pk_load(r.dy), dz = pk_load(r.dz);
+    const PacketF zero = pk_set1(0.f), one = pk_set1(1.f);
+    PacketF f = pk_add(pk_sub(ox, ox), pk_sub(oy, oy));
+    f = pk_add(pk_add(f, pk_sub(oz, oz)), pk_sub(dx, dx));
+    f = pk_add(pk_add(f, pk_sub(dy, dy)), pk_sub(dz, dz));
+    const uint32_t live = pk_bits(pk_cmp<_CMP_EQ_OQ>(pk_mask(active), f, zero));
     c.ox = ox; c.oy = oy; c.oz = oz;
-    c.ix = _mm512_div_ps(one, dx);
-    c.iy = _mm512_div_ps(one, dy);
-    c.iz = _mm512_div_ps(one, dz);
-    c.nx = _mm512_cmp_ps_mask(c.ix, zero, _CMP_LT_OQ);
-    c.ny = _mm512_cmp_ps_mask(c.iy, zero, _CMP_LT_OQ);
-    c.nz = _mm512_cmp_ps_mask(c.iz, zero, _CMP_LT_OQ);
-    c.tmin = _mm512_load_ps(r.tmin);
+    c.ix = pk_div(one, dx);
+    c.iy = pk_div(one, dy);
+    c.iz = pk_div(one, dz);
+    c.nx = pk_cmp<_CMP_LT_OQ>(c.ix, zero);
+    c.ny = pk_cmp<_CMP_LT_OQ>(c.iy, zero);
+    c.nz = pk_cmp<_CMP_LT_OQ>(c.iz, zero);
+    c.tmin = pk_load(r.tmin);
     // kz = max_dimension(|d|), kx and ky the next two axes, swapped where d[kz] < 0.
-    const __m512 ax = _mm512_abs_ps(dx), ay = _mm512_abs_ps(dy), az = _mm512_abs_ps(dz);
-    const __mmask16 gxy = _mm512_cmp_ps_mask(ax, ay, _CMP_GT_OQ), gxz = _mm512_cmp_ps_mask(ax, az, _CMP_GT_OQ),
-                    gyz = _mm512_cmp_ps_mask(ay, az, _CMP_GT_OQ);
-    const __mmask16 kz0 = gxy & gxz, kz1 = ~gxy & gyz, kz2 = ~(kz0 | kz1);
-    const __m512 dkz = packet_sel3(kz1, kz2, dx, dy, dz);
-    const __mmask16 neg = _mm512_cmp_ps_mask(dkz, zero, _CMP_LT_OQ);
+    const PacketF ax = pk_abs(dx), ay = pk_abs(dy), az = pk_abs(dz);
+    const PacketM gxy = pk_cmp<_CMP_GT_OQ>(ax, ay), gxz = pk_cmp<_CMP_GT_OQ>(ax, az),
+                  gyz = pk_cmp<_CMP_GT_OQ>(ay, az);
+    const PacketM kz0 = pk_and(gxy, gxz), kz1 = pk_andnot(gyz, gxy), kz2 = pk_not(pk_or(kz0, kz1));
+    const PacketF dkz = packet_sel3(kz1, kz2, dx, dy, dz);
+    const PacketM neg = pk_cmp<_CMP_LT_OQ>(dkz, zero);
     c.kz1 = kz1;
     c.kz2 = kz2;
-    c.kx1 = (kz0 & ~neg) | (kz2 & neg);
-    c.kx2 = (kz0 & neg) | (kz1 & ~neg);
-    c.ky1 = (kz0 & neg) | (kz2 & ~neg);
-    c.ky2 = (kz0 & ~neg) | (kz1 & neg);
-    c.sx = _mm512_div_ps(packet_sel3(c.kx1, c.kx2, dx, dy, dz), dkz);
-    c.sy = _mm512_div_ps(packet_sel3(c.ky1, c.ky2, dx, dy, dz), dkz);
-    c.sz = _mm512_div_ps(one, dkz);
+    c.kx1 = pk_or(pk_andnot(kz0, neg), pk_and(kz2, neg));
+    c.kx2 = pk_or(pk_and(kz0, neg), pk_andnot(kz1, neg));
+    c.ky1 = pk_or(pk_and(kz0, neg), pk_andnot(kz2, neg));
+    c.ky2 = pk_or(pk_andnot(kz0, neg), pk_and(kz1, neg));
+    c.sx = pk_div(packet_sel3(c.kx1, c.kx2, dx, dy, dz), dkz);
+    c.sy = pk_div(packet_sel3(c.ky1, c.ky2, dx, dy, dz), dkz);
+    c.sz = pk_div(one, dkz);
     c.okx = packet_sel3(c.kx1, c.kx2, ox, oy, oz);
     c.oky = packet_sel3(c.ky1, c.ky2, ox, oy, oz);
     c.okz = packet_sel3(kz1, kz2, ox, oy, oz);
@@ -355,22 +435,21 @@ inline uint32_t packet_consts(const PacketRays& r, uint32_t active, PacketConsts
 
 // Mask of the rays of `m` entering child slot k of n within [tmin, t]; te their entry distances (wide_node_boxes'
 // arithmetic per ray).
-inline __mmask16 packet_box(const WideNode& n, int k, const PacketConsts& c, __m512 t, __mmask16 m, __m512& te) {
-    const __m512 grow = _mm512_set1_ps(1.00000036f);
-    const __m512 lx = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(n.box[0][k]), c.ox), c.ix);
-    const __m512 hx = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(n.box[1][k]), c.ox), c.ix);
-    const __m512 ly = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(n.box[2][k]), c.oy), c.iy);
-    const __m512 hy = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(n.box[3][k]), c.oy), c.iy);
-    const __m512 lz = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(n.box[4][k]), c.oz), c.iz);
-    const __m512 hz = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(n.box[5][k]), c.oz), c.iz);
-    const __m512 t0x = _mm512_mask_blend_ps(c.nx, lx, hx), t1x = _mm512_mask_blend_ps(c.nx, hx, lx);
-    const __m512 t0y = _mm512_mask_blend_ps(c.ny, ly, hy), t1y = _mm512_mask_blend_ps(c.ny, hy, ly);
-    const __m512 t0z = _mm512_mask_blend_ps(c.nz, lz, hz), t1z = _mm512_mask_blend_ps(c.nz, hz, lz);
-    const __m512 t0 = _mm512_max_ps(t0x, _mm512_max_ps(t0y, _mm512_max_ps(t0z, c.tmin)));
-    const __m512 t1 = _mm512_min_ps(_mm512_mul_ps(t1x, grow),
-                                    _mm512_min_ps(_mm512_mul_ps(t1y, grow), _mm512_min_ps(_mm512_mul_ps(t1z, grow), t)));
+inline PacketM packet_box(const WideNode& n, int k, const PacketConsts& c, PacketF t, PacketM m, PacketF& te) {
+    const PacketF grow = pk_set1(1.00000036f);
+    const PacketF lx = pk_mul(pk_sub(pk_set1(n.box[0][k]), c.ox), c.ix);
+    const PacketF hx = pk_mul(pk_sub(pk_set1(n.box[1][k]), c.ox), c.ix);
+    const PacketF ly = pk_mul(pk_sub(pk_set1(n.box[2][k]), c.oy), c.iy);
+    const PacketF hy = pk_mul(pk_sub(pk_set1(n.box[3][k]), c.oy), c.iy);
+    const PacketF lz = pk_mul(pk_sub(pk_set1(n.box[4][k]), c.oz), c.iz);
+    const PacketF hz = pk_mul(pk_sub(pk_set1(n.box[5][k]), c.oz), c.iz);
+    const PacketF t0x = pk_blend(c.nx, lx, hx), t1x = pk_blend(c.nx, hx, lx);
+    const PacketF t0y = pk_blend(c.ny, ly, hy), t1y = pk_blend(c.ny, hy, ly);
+    const PacketF t0z = pk_blend(c.nz, lz, hz), t1z = pk_blend(c.nz, hz, lz);
+    const PacketF t0 = pk_max(t0x, pk_max(t0y, pk_max(t0z, c.tmin)));
+    const PacketF t1 = pk_min(pk_mul(t1x, grow), pk_min(pk_mul(t1y, grow), pk_min(pk_mul(t1z, grow), t)));
     te = t0;
-    return _mm512_mask_cmp_ps_mask(m, t0, t1, _CMP_LE_OQ);
+    return pk_cmp<_CMP_LE_OQ>(m, t0, t1);
 }
 
 // Returns the rays of `active` that hit something (ANY_HIT: occluded in (tmin, t)); closest hits in r.t, u, v, best.
@@ -382,25 +461,25 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
     uint32_t found = 0;
     if (w.root_count < 0 || live == 0) return 0;
     // The rays' hit records live in registers; they go to r and back where rays are tested one at a time.
-    __m512 tv, uv, vv;
-    __m512i bv;
+    PacketF tv, uv, vv;
+    PacketI bv;
     auto reload = [&]() {
-        tv = _mm512_load_ps(r.t);
-        uv = _mm512_load_ps(r.u);
-        vv = _mm512_load_ps(r.v);
-        bv = _mm512_load_si512((const void*)r.best);
+        tv = pk_load(r.t);
+        uv = pk_load(r.u);
+        vv = pk_load(r.v);
+        bv = pk_load_i(r.best);
     };
     auto spill = [&]() {
-        _mm512_store_ps(r.t, tv);
-        _mm512_store_ps(r.u, uv);
-        _mm512_store_ps(r.v, vv);
-        _mm512_store_si512((void*)r.best, bv);
+        pk_store(r.t, tv);
+        pk_store(r.u, uv);
+        pk_store(r.v, vv);
+        pk_store_i(r.best, bv);
     };
     reload();
     PacketStackEntry stack[kWideMaxStack];
     int sp = 0;
     PacketStackEntry cur;
-    _mm512_store_ps(cur.te, c.tmin);
+    pk_store(cur.te, c.tmin);
     cur.child = w.root_child;
     cur.count = w.root_count;
     cur.mask = live;
@@ -446,81 +525,77 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
                     continue;
                 }
                 for (int j = 0; j < 4 && pk.id[j] >= 0 && m; ++j) {
-                    const __mmask16 mm = (__mmask16)m;
-                    const __m512 vx0 = _mm512_set1_ps(pk.v[0][j]), vy0 = _mm512_set1_ps(pk.v[1][j]),
-                                 vz0 = _mm512_set1_ps(pk.v[2][j]);
-                    const __m512 vx1 = _mm512_set1_ps(pk.v[3][j]), vy1 = _mm512_set1_ps(pk.v[4][j]),
-                                 vz1 = _mm512_set1_ps(pk.v[5][j]);
-                    const __m512 vx2 = _mm512_set1_ps(pk.v[6][j]), vy2 = _mm512_set1_ps(pk.v[7][j]),
-                                 vz2 = _mm512_set1_ps(pk.v[8][j]);
-                    const __m512 az = _mm512_sub_ps(packet_sel3(c.kz1, c.kz2, vx0, vy0, vz0), c.okz);
-                    const __m512 bz = _mm512_sub_ps(packet_sel3(c.kz1, c.kz2, vx1, vy1, vz1), c.okz);
-                    const __m512 cz = _mm512_sub_ps(packet_sel3(c.kz1, c.kz2, vx2, vy2, vz2), c.okz);
+                    const PacketM mm = pk_mask(m);
+                    const PacketF vx0 = pk_set1(pk.v[0][j]), vy0 = pk_set1(pk.v[1][j]), vz0 = pk_set1(pk.v[2][j]);
+                    const PacketF vx1 = pk_set1(pk.v[3][j]), vy1 = pk_set1(pk.v[4][j]), vz1 = pk_set1(pk.v[5][j]);
+                    const PacketF vx2 = pk_set1(pk.v[6][j]), vy2 = pk_set1(pk.v[7][j]), vz2 = pk_set1(pk.v[8][j]);
+                    const PacketF az = pk_sub(packet_sel3(c.kz1, c.kz2, vx0, vy0, vz0), c.okz);
+                    const PacketF bz = pk_sub(packet_sel3(c.kz1, c.kz2, vx1, vy1, vz1), c.okz);
+                    const PacketF cz = pk_sub(packet_sel3(c.kz1, c.kz2, vx2, vy2, vz2), c.okz);
                     // A vertex's sheared x or y in the ray's frame: (v_k - o_k) - s_k v_z.
-                    auto shear = [](__m512 v, __m512 o, __m512 s, __m512 z) {
-                        return _mm512_sub_ps(_mm512_sub_ps(v, o), _mm512_mul_ps(s, z));
+                    auto shear = [](PacketF v, PacketF o, PacketF s, PacketF z) {
+                        return pk_sub(pk_sub(v, o), pk_mul(s, z));
                     };
-                    const __m512 ax = shear(packet_sel3(c.kx1, c.kx2, vx0, vy0, vz0), c.okx, c.sx, az);
-                    const __m512 ay = shear(packet_sel3(c.ky1, c.ky2, vx0, vy0, vz0), c.oky, c.sy, az);
-                    const __m512 bx = shear(packet_sel3(c.kx1, c.kx2, vx1, vy1, vz1), c.okx, c.sx, bz);
-                    const __m512 by = shear(packet_sel3(c.ky1, c.ky2, vx1, vy1, vz1), c.oky, c.sy, bz);
-                    const __m512 cx = shear(packet_sel3(c.kx1, c.kx2, vx2, vy2, vz2), c.okx, c.sx, cz);
-                    const __m512 cy = shear(packet_sel3(c.ky1, c.ky2, vx2, vy2, vz2), c.oky, c.sy, cz);
-                    __m512 U = _mm512_sub_ps(_mm512_mul_ps(cx, by), _mm512_mul_ps(cy, bx));
-                    __m512 V = _mm512_sub_ps(_mm512_mul_ps(ax, cy), _mm512_mul_ps(ay, cx));
-                    __m512 W = _mm512_sub_ps(_mm512_mul_ps(bx, ay), _mm512_mul_ps(by, ax));
-                    const __m512 zero = _mm512_setzero_ps();
-                    const __mmask16 on_edge = _mm512_mask_cmp_ps_mask(mm, U, zero, _CMP_EQ_OQ) |
-                                              _mm512_mask_cmp_ps_mask(mm, V, zero, _CMP_EQ_OQ) |
-                                              _mm512_mask_cmp_ps_mask(mm, W, zero, _CMP_EQ_OQ);
+                    const PacketF ax = shear(packet_sel3(c.kx1, c.kx2, vx0, vy0, vz0), c.okx, c.sx, az);
+                    const PacketF ay = shear(packet_sel3(c.ky1, c.ky2, vx0, vy0, vz0), c.oky, c.sy, az);
+                    const PacketF bx = shear(packet_sel3(c.kx1, c.kx2, vx1, vy1, vz1), c.okx, c.sx, bz);
+                    const PacketF by = shear(packet_sel3(c.ky1, c.ky2, vx1, vy1, vz1), c.oky, c.sy, bz);
+                    const PacketF cx = shear(packet_sel3(c.kx1, c.kx2, vx2, vy2, vz2), c.okx, c.sx, cz);
+                    const PacketF cy = shear(packet_sel3(c.ky1, c.ky2, vx2, vy2, vz2), c.oky, c.sy, cz);
+                    PacketF U = pk_sub(pk_mul(cx, by), pk_mul(cy, bx));
+                    PacketF V = pk_sub(pk_mul(ax, cy), pk_mul(ay, cx));
+                    PacketF W = pk_sub(pk_mul(bx, ay), pk_mul(by, ax));
+                    const PacketF zero = pk_set1(0.f);
+                    const uint32_t on_edge = pk_bits(pk_or(pk_or(pk_cmp<_CMP_EQ_OQ>(mm, U, zero),
+                                                                 pk_cmp<_CMP_EQ_OQ>(mm, V, zero)),
+                                                           pk_cmp<_CMP_EQ_OQ>(mm, W, zero)));
                     if (on_edge) {
                         // Exactly on an edge in float: those rays in double, as the scalar test.
-                        alignas(64) float fax[16], fay[16], fbx[16], fby[16], fcx[16], fcy[16], fU[16], fV[16], fW[16];
-                        _mm512_store_ps(fax, ax); _mm512_store_ps(fay, ay);
-                        _mm512_store_ps(fbx, bx); _mm512_store_ps(fby, by);
-                        _mm512_store_ps(fcx, cx); _mm512_store_ps(fcy, cy);
-                        _mm512_store_ps(fU, U); _mm512_store_ps(fV, V); _mm512_store_ps(fW, W);
+                        alignas(64) float fax[kPacketRays], fay[kPacketRays], fbx[kPacketRays], fby[kPacketRays],
+                            fcx[kPacketRays], fcy[kPacketRays], fU[kPacketRays], fV[kPacketRays], fW[kPacketRays];
+                        pk_store(fax, ax); pk_store(fay, ay);
+                        pk_store(fbx, bx); pk_store(fby, by);
+                        pk_store(fcx, cx); pk_store(fcy, cy);
+                        pk_store(fU, U); pk_store(fV, V); pk_store(fW, W);
                         for (uint32_t q = on_edge; q; q &= q - 1) {
                             const int i = __builtin_ctz(q);
                             fU[i] = (float)((double)fcx[i] * (double)fby[i] - (double)fcy[i] * (double)fbx[i]);
                             fV[i] = (float)((double)fax[i] * (double)fcy[i] - (double)fay[i] * (double)fcx[i]);
                             fW[i] = (float)((double)fbx[i] * (double)fay[i] - (double)fby[i] * (double)fax[i]);
                         }
-                        U = _mm512_load_ps(fU);
-                        V = _mm512_load_ps(fV);
-                        W = _mm512_load_ps(fW);
+                        U = pk_load(fU);
+                        V = pk_load(fV);
+                        W = pk_load(fW);
                     }
-                    const __mmask16 neg = _mm512_cmp_ps_mask(U, zero, _CMP_LT_OQ) |
-                                          _mm512_cmp_ps_mask(V, zero, _CMP_LT_OQ) |
-                                          _mm512_cmp_ps_mask(W, zero, _CMP_LT_OQ);
-                    const __mmask16 pos = _mm512_cmp_ps_mask(U, zero, _CMP_GT_OQ) |
-                                          _mm512_cmp_ps_mask(V, zero, _CMP_GT_OQ) |
-                                          _mm512_cmp_ps_mask(W, zero, _CMP_GT_OQ);
-                    const __mmask16 cand = mm & ~(neg & pos);
-                    if (cand == 0) continue;  // every ray outside the triangle (the common case)
-                    const __m512 det = _mm512_add_ps(_mm512_add_ps(U, V), W);
-                    const __m512 T = _mm512_add_ps(
-                        _mm512_add_ps(_mm512_mul_ps(U, _mm512_mul_ps(c.sz, az)), _mm512_mul_ps(V, _mm512_mul_ps(c.sz, bz))),
-                        _mm512_mul_ps(W, _mm512_mul_ps(c.sz, cz)));
-                    const __m512 inv_det = _mm512_div_ps(_mm512_set1_ps(1.f), det);
-                    const __m512 t = _mm512_mul_ps(T, inv_det);
-                    __mmask16 ok = _mm512_mask_cmp_ps_mask(cand, det, zero, _CMP_NEQ_UQ);
-                    ok = _mm512_mask_cmp_ps_mask(ok, t, c.tmin, _CMP_GT_OQ);
-                    ok = _mm512_mask_cmp_ps_mask(ok, t, tv, _CMP_LT_OQ);
-                    if (ok == 0) continue;
-                    tv = _mm512_mask_mov_ps(tv, ok, t);
-                    uv = _mm512_mask_mov_ps(uv, ok, _mm512_mul_ps(V, inv_det));
-                    vv = _mm512_mask_mov_ps(vv, ok, _mm512_mul_ps(W, inv_det));
-                    bv = _mm512_mask_mov_epi32(bv, ok, _mm512_set1_epi32(pk.id[j]));
+                    const PacketM neg = pk_or(pk_or(pk_cmp<_CMP_LT_OQ>(U, zero), pk_cmp<_CMP_LT_OQ>(V, zero)),
+                                              pk_cmp<_CMP_LT_OQ>(W, zero));
+                    const PacketM pos = pk_or(pk_or(pk_cmp<_CMP_GT_OQ>(U, zero), pk_cmp<_CMP_GT_OQ>(V, zero)),
+                                              pk_cmp<_CMP_GT_OQ>(W, zero));
+                    const PacketM cand = pk_andnot(mm, pk_and(neg, pos));
+                    if (pk_bits(cand) == 0) continue;  // every ray outside the triangle (the common case)
+                    const PacketF det = pk_add(pk_add(U, V), W);
+                    const PacketF T = pk_add(pk_add(pk_mul(U, pk_mul(c.sz, az)), pk_mul(V, pk_mul(c.sz, bz))),
+                                             pk_mul(W, pk_mul(c.sz, cz)));
+                    const PacketF inv_det = pk_div(pk_set1(1.f), det);
+                    const PacketF t = pk_mul(T, inv_det);
+                    PacketM ok = pk_cmp<_CMP_NEQ_UQ>(cand, det, zero);
+                    ok = pk_cmp<_CMP_GT_OQ>(ok, t, c.tmin);
+                    ok = pk_cmp<_CMP_LT_OQ>(ok, t, tv);
+                    const uint32_t ok_bits = pk_bits(ok);
+                    if (ok_bits == 0) continue;
+                    tv = pk_blend(ok, tv, t);
+                    uv = pk_blend(ok, uv, pk_mul(V, inv_det));
+                    vv = pk_blend(ok, vv, pk_mul(W, inv_det));
+                    bv = pk_blend_i(ok, bv, pk.id[j]);
                     if (ANY_HIT) {
-                        found |= ok;
-                        m &= ~(uint32_t)ok;
+                        found |= ok_bits;
+                        m &= ~ok_bits;
                     }
                 }
             }
         } else {
             const WideNode& n = w.nodes[cur.child];
-            const __mmask16 mm = (__mmask16)m;
+            const PacketM mm = pk_mask(m);
             uint32_t valid = ~(uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(
                                  _mm256_load_si256(reinterpret_cast<const __m256i*>(n.count)))) & 0xFFu;
             PacketStackEntry hits[kWide];
@@ -529,15 +604,16 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
             int nh = 0;
             for (; valid; valid &= valid - 1) {
                 const int k = __builtin_ctz(valid);
-                __m512 te;
-                const __mmask16 hm = packet_box(n, k, c, tv, mm, te);
-                if (hm == 0) continue;
+                PacketF te;
+                const PacketM hm = packet_box(n, k, c, tv, mm, te);
+                const uint32_t hm_bits = pk_bits(hm);
+                if (hm_bits == 0) continue;
                 PacketStackEntry& e = hits[nh];
-                _mm512_store_ps(e.te, te);
+                pk_store(e.te, te);
                 e.child = n.child[k];
                 e.count = n.count[k];
-                e.mask = hm;
-                const float kk = _mm512_mask_reduce_min_ps(hm, te);
+                e.mask = hm_bits;
+                const float kk = pk_min_of(hm, te);
                 int j = nh++;
                 while (j > 0 && key[j - 1] > kk) {
                     key[j] = key[j - 1];
@@ -558,7 +634,7 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
         bool popped = false;
         while (sp > 0) {
             cur = stack[--sp];
-            uint32_t q = _mm512_mask_cmp_ps_mask((__mmask16)(cur.mask & live), _mm512_load_ps(cur.te), tv, _CMP_LE_OQ);
+            uint32_t q = pk_bits(pk_cmp<_CMP_LE_OQ>(pk_mask(cur.mask & live), pk_load(cur.te), tv));
             if (q) {
                 cur.mask = q;
                 popped = true;
@@ -569,7 +645,7 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
     }
     spill();
     if (ANY_HIT) return found;
-    return (uint32_t)_mm512_cmp_epi32_mask(bv, _mm512_setzero_si512(), _MM_CMPINT_NLT) & active;
+    return pk_nonneg_bits(bv) & active;
 }
 
 #endif  // RADIANT_PACKET_BVH

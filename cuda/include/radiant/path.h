@@ -518,6 +518,33 @@ RADIANT_HD EmitterSampleT<F> area_mesh_sample(Vec3T<F> v0, Vec3T<F> v1, Vec3T<F>
     return es;
 }
 
+// A point light's sample from ref (position pos, intensity color; emitter choice choose), or a spot light's where
+// spot (axis: the third column of to_world; cutoff and beam angles in radians, Mitsuba spot.cpp's falloff: 1 inside
+// beam, linear in angle to 0 at cutoff). Its acos / cos calls on the spot lanes only.
+template <typename F>
+RADIANT_HD EmitterSampleT<F> point_sample(Vec3T<F> pos, Vec3T<F> color, mask_t<F> spot, Vec3T<F> axis, F cutoff,
+                                          F beam, float choose, Vec3T<F> ref) {
+    Vec3T<F> dvec = pos - ref;
+    F dist = length(dvec);
+    Vec3T<F> dd = dvec / max_(dist, F(1e-30f));
+    Vec3T<F> L = color / max_(dist * dist, F(1e-30f));
+    if (any(spot)) {
+        F cos_t = dot(-dd, axis) / length(axis);
+        F angle = acos_(clamp_(cos_t, F(-1.f), F(1.f)), spot);
+        F fall = select_(cos_t >= cos_(beam, spot), F(1.f), (cutoff - angle) / max_(cutoff - beam, F(1e-12f)));
+        fall = select_(cos_t > cos_(cutoff, spot), fall, F(0.f));
+        L = select_(spot, L * fall, L);
+    }
+    EmitterSampleT<F> es;
+    es.d = dd;
+    es.dist = dist;
+    es.target = pos;
+    es.weight = L / choose;
+    es.pdf = F(choose);
+    es.delta = mask_t<F>(true);
+    return es;
+}
+
 RADIANT_HD float sphere_cone_cos(Vec3 ref, Vec3 center, float radius, float& dc, bool& inside) {
     dc = length(center - ref);
     inside = dc <= radius;
@@ -639,28 +666,9 @@ RADIANT_HD EmitterSample sample_emitter(const PackedScene& sc, Vec3 ref, float u
         }
         case kPoint:
         case kSpot: {
-            Vec3 pos = Vec3::load(prm + kEmPos);
-            Vec3 dvec = pos - ref;
-            float dist = length(dvec);
-            Vec3 dd = dvec / max_(dist, 1e-30f);
-            Vec3 L = color / max_(dist * dist, 1e-30f);
-            if (info[0] == kSpot) {
-                // Mitsuba spot.cpp falloff: 1 inside beam_width, linear in angle to 0 at cutoff_angle.
-                Vec3 axis = Vec3::load(prm + kEmAxis);
-                float cos_t = dot(-dd, axis) / length(axis);
-                float angle = acosf(clamp_(cos_t, -1.f, 1.f));
-                float cutoff = prm[kEmCutoff], beam = prm[kEmBeam];
-                float fall = cos_t >= cosf(beam) ? 1.f : (cutoff - angle) / max_(cutoff - beam, 1e-12f);
-                if (!(cos_t > cosf(cutoff))) fall = 0.f;
-                L = L * fall;
-            }
-            es.d = dd;
-            es.dist = dist;
-            es.target = pos;
-            es.weight = L / choose;
-            es.pdf = choose;
-            es.delta = true;
-            return es;
+            const bool spot = info[0] == kSpot;
+            return point_sample(Vec3::load(prm + kEmPos), color, spot, spot ? Vec3::load(prm + kEmAxis) : Vec3(0.f),
+                                prm[kEmCutoff], prm[kEmBeam], choose, ref);
         }
         case kDirectional:
             es.d = -Vec3::load(prm + kEmPos);
