@@ -286,20 +286,23 @@ inline bool wide_traverse(const WideBVHView& w, const float* prims, const int32_
 //
 // The packet's registers through a few pk_ helpers: AVX-512 registers and k-masks, or AVX2 registers and vector
 // masks (all ones where true); the traversal below is written once over them.
+// The float operations both backends spell alike but for the intrinsics' prefix (_mm512 / _mm256).
+#define RADIANT_PK_FLOAT_OPS(P)                                                          \
+    inline PacketF pk_load(const float* p) { return P##_load_ps(p); }                    \
+    inline void pk_store(float* p, PacketF a) { P##_store_ps(p, a); }                    \
+    inline PacketF pk_set1(float x) { return P##_set1_ps(x); }                           \
+    inline PacketF pk_add(PacketF a, PacketF b) { return P##_add_ps(a, b); }             \
+    inline PacketF pk_sub(PacketF a, PacketF b) { return P##_sub_ps(a, b); }             \
+    inline PacketF pk_mul(PacketF a, PacketF b) { return P##_mul_ps(a, b); }             \
+    inline PacketF pk_div(PacketF a, PacketF b) { return P##_div_ps(a, b); }             \
+    inline PacketF pk_min(PacketF a, PacketF b) { return P##_min_ps(a, b); }             \
+    inline PacketF pk_max(PacketF a, PacketF b) { return P##_max_ps(a, b); }
 #if defined(__AVX512F__)
 constexpr int kPacketRays = 16;
 using PacketF = __m512;
 using PacketI = __m512i;
 using PacketM = __mmask16;
-inline PacketF pk_load(const float* p) { return _mm512_load_ps(p); }
-inline void pk_store(float* p, PacketF a) { _mm512_store_ps(p, a); }
-inline PacketF pk_set1(float x) { return _mm512_set1_ps(x); }
-inline PacketF pk_add(PacketF a, PacketF b) { return _mm512_add_ps(a, b); }
-inline PacketF pk_sub(PacketF a, PacketF b) { return _mm512_sub_ps(a, b); }
-inline PacketF pk_mul(PacketF a, PacketF b) { return _mm512_mul_ps(a, b); }
-inline PacketF pk_div(PacketF a, PacketF b) { return _mm512_div_ps(a, b); }
-inline PacketF pk_min(PacketF a, PacketF b) { return _mm512_min_ps(a, b); }
-inline PacketF pk_max(PacketF a, PacketF b) { return _mm512_max_ps(a, b); }
+RADIANT_PK_FLOAT_OPS(_mm512)
 inline PacketF pk_abs(PacketF a) { return _mm512_abs_ps(a); }
 inline PacketF pk_blend(PacketM m, PacketF a, PacketF b) { return _mm512_mask_blend_ps(m, a, b); }  // b where m
 template <int OP>
@@ -326,15 +329,7 @@ using PacketI = __m256i;
 struct PacketM {
     __m256 v;
 };
-inline PacketF pk_load(const float* p) { return _mm256_load_ps(p); }
-inline void pk_store(float* p, PacketF a) { _mm256_store_ps(p, a); }
-inline PacketF pk_set1(float x) { return _mm256_set1_ps(x); }
-inline PacketF pk_add(PacketF a, PacketF b) { return _mm256_add_ps(a, b); }
-inline PacketF pk_sub(PacketF a, PacketF b) { return _mm256_sub_ps(a, b); }
-inline PacketF pk_mul(PacketF a, PacketF b) { return _mm256_mul_ps(a, b); }
-inline PacketF pk_div(PacketF a, PacketF b) { return _mm256_div_ps(a, b); }
-inline PacketF pk_min(PacketF a, PacketF b) { return _mm256_min_ps(a, b); }
-inline PacketF pk_max(PacketF a, PacketF b) { return _mm256_max_ps(a, b); }
+RADIANT_PK_FLOAT_OPS(_mm256)
 inline PacketF pk_abs(PacketF a) { return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))); }
 inline PacketF pk_blend(PacketM m, PacketF a, PacketF b) { return _mm256_blendv_ps(a, b, m.v); }  // b where m
 template <int OP>
@@ -364,6 +359,7 @@ inline PacketI pk_blend_i(PacketM m, PacketI a, int32_t b) {
 }
 inline uint32_t pk_nonneg_bits(PacketI a) { return ~(uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(a)) & 0xFFu; }
 #endif
+#undef RADIANT_PK_FLOAT_OPS
 
 // Rays of a packet in SoA (64-byte aligned arrays of kPacketRays), and per ray its hit record in and out: t (the
 // ray's tmax on entry, its closest hit on return), u, v and best (leaf-order index; -1 on entry).
