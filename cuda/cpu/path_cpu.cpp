@@ -96,8 +96,8 @@ void path_trace_cpu(const PackedScene& scene, const PathCamera& cam, const PathS
     if (force != nullptr && (force[0] == '0' || force[0] == '1')) lanes = force[0] == '0';
     if (lanes) {
         // Rays as packets (bvh_wide.h packet_traverse: 16 rays with AVX-512, 8 with AVX2): the camera rays of a lane
-        // group's worth of consecutive
-        // samples, traced ahead as one packet, hand a subtree's rays over to single-ray traversal where at most
+        // group's worth of consecutive samples, traced ahead as one packet, hand a subtree's rays over to single-ray
+        // traversal where at most
         // kCameraPacketSwitch of them are left in it; the lane group's other rays (closest hits after the first
         // bounce, shadow rays; incoherent) go as pure packets on small trees (at most kPacketNodes 8-wide nodes:
         // there a packet visits about the nodes each of its rays would, and saves the per-ray setup and branches)
@@ -136,7 +136,11 @@ void path_trace_cpu(const PackedScene& scene, const PathCamera& cam, const PathS
 // One footprint row of an RGB sample: for taps k < n (n <= 6), acc[4k .. 4k + 3] += (r, g, b, 1) * w_k with
 // w_k = (double)(wy * wx[k]): the scalar loop's operations per element (float product, double product and sum;
 // 1 * w is w), two taps (eight doubles) per AVX-512 register.
-inline void splat_row_rgb(double* a, const float* wx, float wy, int n, __m512d vals) {
+using SplatVals = __m512d;
+inline SplatVals splat_vals(const float* v) {  // (r, g, b, 1) twice
+    return _mm512_set_pd(1.0, (double)v[2], (double)v[1], (double)v[0], 1.0, (double)v[2], (double)v[1], (double)v[0]);
+}
+inline void splat_row_rgb(double* a, const float* wx, float wy, int n, SplatVals vals) {
     const __m256 wf = _mm256_mul_ps(_mm256_set1_ps(wy), _mm256_maskz_loadu_ps((__mmask8)((1u << n) - 1u), wx));
     const __m512d wd = _mm512_cvtps_pd(wf);
     const int m = 4 * n;  // doubles in the row
@@ -152,23 +156,13 @@ inline void splat_row_rgb(double* a, const float* wx, float wy, int n, __m512d v
 #define RADIANT_SPLAT_ROWS 1
 #elif defined(__AVX2__)
 // The same with AVX2: one tap (four doubles) per register.
-inline void splat_row_rgb(double* a, const float* wx, float wy, int n, __m256d vals) {
-    for (int k0 = 0; k0 < n; k0 += 4) {
-        const int left = n - k0;
-        alignas(16) float wxk[4] = {wx[k0], left > 1 ? wx[k0 + 1] : 0.f, left > 2 ? wx[k0 + 2] : 0.f,
-                                    left > 3 ? wx[k0 + 3] : 0.f};
-        const __m256d wd = _mm256_cvtps_pd(_mm_mul_ps(_mm_set1_ps(wy), _mm_load_ps(wxk)));
-        double* p = a + 4 * k0;
-        _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), _mm256_mul_pd(vals, _mm256_permute4x64_pd(wd, 0x00))));
-        if (left > 1)
-            _mm256_storeu_pd(p + 4, _mm256_add_pd(_mm256_loadu_pd(p + 4),
-                                                  _mm256_mul_pd(vals, _mm256_permute4x64_pd(wd, 0x55))));
-        if (left > 2)
-            _mm256_storeu_pd(p + 8, _mm256_add_pd(_mm256_loadu_pd(p + 8),
-                                                  _mm256_mul_pd(vals, _mm256_permute4x64_pd(wd, 0xAA))));
-        if (left > 3)
-            _mm256_storeu_pd(p + 12, _mm256_add_pd(_mm256_loadu_pd(p + 12),
-                                                   _mm256_mul_pd(vals, _mm256_permute4x64_pd(wd, 0xFF))));
+using SplatVals = __m256d;
+inline SplatVals splat_vals(const float* v) { return _mm256_set_pd(1.0, (double)v[2], (double)v[1], (double)v[0]); }
+inline void splat_row_rgb(double* a, const float* wx, float wy, int n, SplatVals vals) {
+    for (int k = 0; k < n; ++k) {
+        const __m256d w = _mm256_set1_pd((double)(wy * wx[k]));
+        double* p = a + 4 * k;
+        _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), _mm256_mul_pd(vals, w)));
     }
 }
 #define RADIANT_SPLAT_ROWS 1
@@ -228,12 +222,7 @@ void film_splat_cpu(double* acc, int32_t width, int32_t height, int32_t channels
                 const float* v = values + channels * i;
 #if RADIANT_SPLAT_ROWS
                 if (channels == 3 && x_hi - x_lo <= 6 && !scalar_splat) {  // the rows below, vectorized
-#if defined(__AVX512F__) && defined(__AVX512VL__)
-                    const __m512d vals = _mm512_set_pd(1.0, (double)v[2], (double)v[1], (double)v[0], 1.0,
-                                                       (double)v[2], (double)v[1], (double)v[0]);
-#else
-                    const __m256d vals = _mm256_set_pd(1.0, (double)v[2], (double)v[1], (double)v[0]);
-#endif
+                    const SplatVals vals = splat_vals(v);
                     for (int ky = y_lo; ky < y_hi; ++ky)
                         splat_row_rgb(acc + ((int64_t)(by + ky - dst.y0) * dst.w + (bx + x_lo - dst.x0)) * stride,
                                       wx + x_lo, wy[ky], x_hi - x_lo, vals);

@@ -4,7 +4,8 @@
 // Each path keeps its own PCG32 stream (drawn lane by lane, in the scalar loop's order), so the image is the scalar
 // loop's. A lane whose path ends takes the next camera sample of the range at the top of the next bounce. Rays:
 //   - with AVX2 / AVX-512 (bvh_wide.h packet_traverse, kLanes rays a packet; path_cpu.cpp picks the mode): the
-//     camera rays of kLanes consecutive samples traced ahead as one packet (neighbouring pixels), the lanes taking them later use those hits; the
+//     camera rays of kLanes consecutive samples traced ahead as one packet (neighbouring pixels), the lanes taking
+//     them later use those hits; the
 //     group's other closest-hit rays and its shadow rays as one packet each on small trees, one ray at a time
 //     (the 8-/4-wide tree) on larger ones; the same hits as the single-ray traversal (t bit for bit).
 // Per bounce:

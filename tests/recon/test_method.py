@@ -666,7 +666,7 @@ def test_photometric_conflict_flags_a_prior_that_misses_an_object():
     """Synthetic room whose depth priors miss the pillar (each image's prior there is the wall behind it, as a mono
     prior closes a thin leg away; the priors agree with each other): the other views' colours contradict the
     pillar's pixels and not the rest. The sampler puts more rays on the flagged cells."""
-    from render.recon.pixel_sampler import PixelSampler, sampler_ratio
+    from render.recon.pixel_sampler import PixelSampler
     from render.recon.prior_align import conflict_flags, photometric_conflict
     from tests.recon.synthetic import _room_hit, make_dataset
 
