@@ -103,6 +103,10 @@ class ReconConfig:
                                         # per-ray terms still follow the guided rays). Off (weighted means over
                                         # the kept guided rays), the room lost its table and chair: objects
                                         # recall@5cm 0.25 vs 0.53 / 0.51 on, seeds 0 / 1, 8800 steps (README)
+    rgb_importance: float = 0.0         # the colour loss weights each ray by (1 / (N P))^this under the guided
+                                        # sampler (self-normalized over the batch): 0 keeps the guided rays'
+                                        # emphasis (thin parts), 1 gives uniform sampling's expectation (the walls
+                                        # behind them are not dragged forward), in between tempers both
     uncertainty_fit_weight: float = 0.1 # the heads' own NLL (geometry detached)
     depth_uncertainty_min: float = 0.01 # floors of the uncertainties in the NLL losses
     normal_uncertainty_min: float = 0.1
@@ -211,7 +215,7 @@ class ReconConfig:
         for key in ("sampling_rgb_weight", "sampling_conflict_weight", "prior_conflict"):
             if not getattr(self, key) >= 0.0:
                 raise UserError(f"{source}: '{key}' expected >= 0, got {getattr(self, key)}")
-        for key in ("uniform_ratio", "uniform_finish", "uniform_finish_ratio"):
+        for key in ("uniform_ratio", "uniform_finish", "uniform_finish_ratio", "rgb_importance"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise UserError(f"{source}: '{key}' expected in [0, 1], got {getattr(self, key)}")
         if not 0.0 <= self.c2f_fraction <= 1.0:

@@ -244,7 +244,8 @@ class Trainer:
             slot.to(dev), ds.depths[image_idx, py, px].to(dev) if ds.depths is not None else None,
             ds.normals[image_idx, py, px].to(dev) if ds.normals is not None else None,
             ds.masks[image_idx, py, px].to(dev) if ds.masks is not None else None, image_idx.to(dev),
-            importance=self.sampler.importance(slot, cells).to(dev) if c.prior_importance else None,
+            importance=(self.sampler.importance(slot, cells).to(dev)
+                        if c.prior_importance or c.rgb_importance > 0 else None),
             prior_conflict=self.prior_flags[image_idx, py, px].to(dev) if self.prior_flags is not None else None)
         out = recon_losses(self.model, bundle, origins, dirs, targets, c, p, self.generator, self.step, self.anchor)
         if c.uncertainty_sampling:

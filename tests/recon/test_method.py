@@ -621,6 +621,38 @@ def test_prior_losses_importance_and_batch_normalization():
 
 
 
+def test_rgb_importance_tempers_the_colour_loss():
+    """rgb_importance g weights each ray's colour error by (1 / (N P))^g, normalized by the weights' sum: 0 (the
+    default) is the plain mean over the guided rays, 1 the importance-weighted mean (uniform sampling's
+    expectation); out of [0, 1] is a config error."""
+    from render.recon.objective import RayTargets, recon_losses
+    from render.recon.renderer import RayBundle
+
+    with pytest.raises(UserError, match="rgb_importance"):
+        ReconConfig(data="x").updated({"rgb_importance": 1.5}, "cfg.yaml")
+    model, m, dirs = _loss_fixture(1)
+    rgb, target = torch.rand(m, 3), torch.rand(m, 3)
+    importance = torch.rand(m) * 3 + 0.2
+
+    def rgb_loss(extra, imp):
+        bundle = RayBundle(rgb.clone(), torch.ones(m), dirs.clone(), torch.full((m, 2), 0.05), torch.ones(m),
+                           torch.randn(4, 3), torch.zeros(4, 3), torch.ones(m, 1))
+        targets = RayTargets(target, dirs.clone(), torch.eye(3).expand(m, 3, 3).clone(),
+                             torch.zeros(m, dtype=torch.long), importance=imp)
+        c = ReconConfig(data="x").updated({"smooth_weight": 0.0, **extra}, "t")
+        return recon_losses(model, bundle, torch.zeros(m, 3), dirs, targets, c, 0.5, torch.Generator(), 10)["rgb"]
+
+    err = (rgb - target).abs().mean(-1)
+    w = ReconConfig().rgb_weight
+    assert rgb_loss({}, importance).item() == pytest.approx(err.mean().item() * w, rel=1e-5)
+    assert rgb_loss({"rgb_importance": 1.0}, importance).item() == pytest.approx(
+        ((err * importance).sum() / importance.sum()).item() * w, rel=1e-5)
+    half = importance.sqrt()
+    assert rgb_loss({"rgb_importance": 0.5}, importance).item() == pytest.approx(
+        ((err * half).sum() / half.sum()).item() * w, rel=1e-5)
+    assert rgb_loss({"rgb_importance": 0.5}, None).item() == pytest.approx(err.mean().item() * w, rel=1e-5)
+
+
 def test_prior_conflict_pixels_leave_the_prior_losses_after_warm_up():
     """Rays flagged as prior conflicts (targets.prior_conflict) do not reach the depth and normal losses after
     warm-up (against a fixed fit): changing their priors changes nothing there, while the same change on unflagged
