@@ -363,8 +363,11 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
     for (;;) {
         // Idle lanes take the next camera samples (with packets: their camera rays traced ahead, kLanes consecutive
         // items of the range at a time, so a packet's rays leave neighbouring pixels).
-        for (int i = 0; i < kLanes; ++i) {
-            while (!active[i] && (cam_i < cam_n || next < end)) {
+        // Lanes set up one by one where they take a sample; the path state that starts the same for all is set in
+        // lanes after.
+        uint32_t started = 0;
+        for_lanes(~bits(active) & ((1u << kLanes) - 1u), [&](int i) {
+            while (cam_i < cam_n || next < end) {
                 CameraSample cs;
 #if RADIANT_PACKET_BVH
                 if (packet_camera >= 0) {
@@ -393,14 +396,19 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 lane_set(d, i, cs.d);
                 tmin.set(i, cs.tmin);
                 tmax.set(i, cs.tmax);
-                lane_set(L, i, Vec3(0.f));
-                lane_set(beta, i, Vec3(1.f));
-                eta.set(i, 1.f);
-                prev_pdf.set(i, 0.f);
-                prev_delta.set(i, true);
-                lane_set(prev_p, i, cs.o);
-                active.set(i, true);
+                started |= 1u << i;
+                return;
             }
+        });
+        if (started) {
+            const LaneM m = lanes_of(started);
+            L = select_(m, LVec3(0.f), L);
+            beta = select_(m, LVec3(1.f), beta);
+            eta = select_(m, LaneF(1.f), eta);
+            prev_pdf = select_(m, LaneF(0.f), prev_pdf);
+            prev_delta = prev_delta | m;
+            prev_p = select_(m, o, prev_p);
+            active = active | m;
         }
         if (none(active)) break;
 
@@ -547,7 +555,10 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         es.dist = LaneF(kInf);
         es.pdf = LaneF(0.f);
         es.delta = LaneM(false);
-        LaneM mesh(false), mesh_normals(false), mesh_flip(false), env(false), point(false), spot(false);
+        uint32_t mesh_bits = 0;  // area-mesh lanes
+        int32_t mesh_of[kLanes];  // their emitters
+        LaneF m_utri(0.f);
+        LaneM mesh_normals(false), mesh_flip(false), env(false), point(false), spot(false);
         LVec3 p_pos, p_color, p_axis;
         LaneF p_cutoff(0.f), p_beam(0.f);
         LVec3 mv[3], mn[3], m_color;
@@ -562,19 +573,12 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             const int32_t e = min_((int32_t)(u0 * (float)ne), ne - 1);
             const int32_t* info = sc.emitter_info + (int64_t)e * kEmitterInts;
             const float* prm = sc.emitter_params + (int64_t)e * kEmitterFloats;
-            if (info[0] == kAreaMesh) {
-                const AreaMeshTriangle tri = area_mesh_triangle(sc, info, prm, u1);
-                for (int j = 0; j < 3; ++j) {
-                    lane_set(mv[j], i, Vec3::load(tri.v + 3 * j));
-                    lane_set(mn[j], i, Vec3::load(tri.n + 3 * j));
-                }
-                mesh_normals.set(i, tri.has_normals);
-                mesh_flip.set(i, tri.flip);
-                m_choose_area.set(i, tri.choose_area);
-                lane_set(m_color, i, Vec3::load(prm + kEmColor));
+            if (info[0] == kAreaMesh) {  // its triangle searched for below
+                mesh_of[i] = e;
+                m_utri.set(i, u1);
                 m_u0.set(i, u2);
                 m_u1.set(i, u3);
-                mesh.set(i, true);
+                mesh_bits |= 1u << i;
                 return;
             }
             if (info[0] == kPoint || info[0] == kSpot) {  // sampled in lanes below
@@ -604,7 +608,33 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             es.delta.set(i, e1.delta);
             lane_set(es.target, i, e1.target);
         });
-        if (any(mesh)) {
+        if (mesh_bits) {
+            // area_mesh_triangle's search with the lanes of each mesh interleaved, then each lane's triangle.
+            for (uint32_t left = mesh_bits; left;) {
+                const int32_t e = mesh_of[__builtin_ctz(left)];
+                uint32_t same = 0;
+                for_lanes(left, [&](int i) { same |= (uint32_t)(mesh_of[i] == e) << i; });
+                left &= ~same;
+                const int32_t* info = sc.emitter_info + (int64_t)e * kEmitterInts;
+                const float* prm = sc.emitter_params + (int64_t)e * kEmitterFloats;
+                int64_t offset[kLanes];
+                int32_t k[kLanes];
+                for (int i = 0; i < kLanes; ++i) offset[i] = info[2];
+                search_cdf_lanes(sc.tri_cdf, offset, info[3], m_utri, lanes_of(same), k);
+                const Vec3 color = Vec3::load(prm + kEmColor);
+                for_lanes(same, [&](int i) {
+                    const AreaMeshTriangle tri = area_mesh_triangle_at(sc, info, prm, info[2] + k[i]);
+                    for (int j = 0; j < 3; ++j) {
+                        lane_set(mv[j], i, Vec3::load(tri.v + 3 * j));
+                        lane_set(mn[j], i, Vec3::load(tri.n + 3 * j));
+                    }
+                    mesh_normals.set(i, tri.has_normals);
+                    mesh_flip.set(i, tri.flip);
+                    m_choose_area.set(i, tri.choose_area);
+                    lane_set(m_color, i, color);
+                });
+            }
+            const LaneM mesh = lanes_of(mesh_bits);
             const EmitterSampleT<LaneF> m = area_mesh_sample(mv[0], mv[1], mv[2], mn[0], mn[1], mn[2], mesh_normals,
                                                              mesh_flip, m_choose_area, m_color, P, m_u0, m_u1);
             take_sample(es, m, mesh);
@@ -655,7 +685,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 PacketRays sr;
                 packet_rays(sr, so, sdir, LaneF(0.f), smax);
                 const uint32_t occluded = packet_traverse<true>(*sc.wide, sc.prims, sr, bits(lit), packet);
-                for_lanes(bits(lit) & ~occluded, [&](int i) { visible.set(i, true); });
+                visible = lanes_of(bits(lit) & ~occluded);
             } else
 #endif
             for_lanes(bits(lit), [&](int i) {
