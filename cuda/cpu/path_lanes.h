@@ -10,11 +10,11 @@
 //     (the 8-/4-wide tree) on larger ones; the same hits as the single-ray traversal (t bit for bit).
 // Per bounce:
 //   - per lane, through path.h's scalar code: closest hit and shadow rays where not in packets, the table lookups
-//     (surface_refs: a hit triangle's vertices / normals / uvs or a sphere's center and frame; area_mesh_triangle:
-//     an area mesh's CDF search; the envmap's cells, texels and cell pdfs; its two CDF searches run all lanes
-//     interleaved, lane.h search_cdf_lanes), hit area-light emission and its
-//     MIS weight, the BSDF row with its textures, the deferred seam, and the emitter sampling of kinds other than
-//     area meshes and the envmap;
+//     (surface_refs: a hit triangle's vertices / normals / uvs or a sphere's center and frame; an area mesh's
+//     triangle and the envmap's cells, texels and cell pdfs, their CDF searches run with the lanes interleaved,
+//     lane.h search_cdf_lanes), hit area-light emission and its MIS weight, the deferred seam, and the emitter
+//     sampling of kinds other than area meshes, point / spot lights and the envmap;
+//   - per material: the BSDF row (bsdf_at once per untextured row, once per lane for a textured one);
 //   - in lanes, from the shared templated headers: surface attributes (triangle_surface, sphere_surface), the
 //     environment seen and its MIS weight (env_eval), area-mesh and envmap emitter samples (area_mesh_sample,
 //     envmap_sample), the shading frame, wi, the BSDF lobes that have a lane form (bsdf.h: diffuse, plastic,
