@@ -10,11 +10,11 @@
 //     (the 8-/4-wide tree) on larger ones; the same hits as the single-ray traversal (t bit for bit).
 // Per bounce:
 //   - per lane, through path.h's scalar code: closest hit and shadow rays where not in packets, the table lookups
-//     (surface_refs: a hit triangle's vertices / normals / uvs or a sphere's center and frame; area_mesh_triangle:
-//     an area mesh's CDF search; the envmap's cells, texels and cell pdfs; its two CDF searches run all lanes
-//     interleaved, lane.h search_cdf_lanes), hit area-light emission and its
-//     MIS weight, the BSDF row with its textures, the deferred seam, and the emitter sampling of kinds other than
-//     area meshes and the envmap;
+//     (surface_refs: a hit triangle's vertices / normals / uvs or a sphere's center and frame; an area mesh's
+//     triangle and the envmap's cells, texels and cell pdfs, their CDF searches run with the lanes interleaved,
+//     lane.h search_cdf_lanes), hit area-light emission and its MIS weight, the deferred seam, and the emitter
+//     sampling of kinds other than area meshes, point / spot lights and the envmap;
+//   - per material: the BSDF row (bsdf_at once per untextured row, once per lane for a textured one);
 //   - in lanes, from the shared templated headers: surface attributes (triangle_surface, sphere_surface), the
 //     environment seen and its MIS weight (env_eval), area-mesh and envmap emitter samples (area_mesh_sample,
 //     envmap_sample), the shading frame, wi, the BSDF lobes that have a lane form (bsdf.h: diffuse, plastic,
@@ -23,6 +23,8 @@
 //     go lane by lane through bsdf.h's scalar bsdf_eval / bsdf_pdf / bsdf_sample. libm calls (common.h / lane.h
 //     exp_, acos_, sincos_, ...) are made lane by lane, on the lanes that use their result only.
 #pragma once
+#include <new>
+
 #include "radiant/lane.h"
 #include "radiant/path.h"
 
@@ -95,12 +97,22 @@ inline LaneF env_cell_pdf_at(const PackedScene& sc, LaneF x, LaneF y, LaneM m) {
     return r;
 }
 
-// The BSDFs of the lanes being shaded at one bounce. Lanes of a type with a lane form (bsdf.h: diffuse, plastic,
-// dielectric; roughconductor and roughplastic for the microfacet kind of the first such lane)
-// have their rows gathered into lanes once and each such lobe runs once over its lanes; the rest go lane by lane
-// through the scalar bsdf_eval / bsdf_pdf / bsdf_sample.
+// Whether BSDF row `row` has textured fields (bsdf_at looks them up at each hit's uv).
+inline bool row_textured(const PackedScene& sc, int32_t row) {
+    const int32_t* tex = sc.row_textures + (int64_t)row * 2 * kRowTextures;
+    for (int k = 0; k < kRowTextures; ++k)
+        if (tex[2 * k] >= 0) return true;
+    return false;
+}
+
+// The BSDFs of the lanes being shaded at one bounce (lane i: BSDF row row[i] at uv (u[i], v[i])). The lanes of an
+// untextured row share one bsdf_at (a textured row's lanes one each), whose fields go into their lanes at once.
+// Lanes of a type with a lane form (bsdf.h: diffuse, plastic, dielectric; roughconductor and roughplastic for the
+// microfacet kind of the first such lane) run each such lobe once over its lanes; the rest go lane by lane through
+// the scalar bsdf_eval / bsdf_pdf / bsdf_sample.
 struct LaneBSDFs {
-    const BSDFParams* params;
+    BSDFParams rows[kLanes];              // the rows gathered (one per untextured row, one per textured lane)
+    const BSDFParams* params[kLanes];     // each lane's
     LaneM diffuse, roughconductor, plastic, roughplastic, dielectric, twosided, nonlinear;
     LVec3 diffuse_r, specular_r, specular_t, cond_eta, cond_k;
     LaneF alpha_u, alpha_v, eta, weight, internal;
@@ -108,51 +120,67 @@ struct LaneBSDFs {
     bool visible = false;
     uint32_t scalar = 0;  // lanes without a lane form
 
-    LaneBSDFs(const BSDFParams* p, uint32_t lanes) : params(p) {
-        for_lanes(lanes, [&](int i) {
-            const BSDFParams& b = p[i];
-            LaneM* kind = nullptr;
-            switch (b.type) {
-                case kBSDF_diffuse: kind = &diffuse; break;
-                case kBSDF_plastic: kind = &plastic; break;
-                case kBSDF_dielectric: kind = &dielectric; break;
-                case kBSDF_roughconductor:
-                case kBSDF_roughplastic:
-                    if (distribution < 0) {
-                        distribution = b.distribution;
-                        visible = b.sample_visible;
-                    }
-                    if (b.distribution == distribution && b.sample_visible == visible)
-                        kind = b.type == kBSDF_roughconductor ? &roughconductor : &roughplastic;
-                    break;
-                default: break;
-            }
-            if (kind == nullptr) {
-                scalar |= 1u << i;
-                return;
-            }
-            kind->set(i, true);
-            twosided.set(i, b.twosided);
-            // The fields of this lane's type only (the others stay 0; their lanes' results are not used).
-            const bool coated = b.type == kBSDF_plastic || b.type == kBSDF_roughplastic;
-            if (b.type == kBSDF_diffuse || coated) lane_set(diffuse_r, i, b.diffuse_reflectance);
-            if (b.type != kBSDF_diffuse) lane_set(specular_r, i, b.specular_reflectance);
-            if (b.type == kBSDF_dielectric) lane_set(specular_t, i, b.specular_transmittance);
-            if (b.type == kBSDF_roughconductor) {
-                lane_set(cond_eta, i, b.conductor_eta);
-                lane_set(cond_k, i, b.conductor_k);
-            }
-            if (b.type == kBSDF_roughconductor || b.type == kBSDF_roughplastic) {
-                alpha_u.set(i, b.alpha_u);
-                alpha_v.set(i, b.alpha_v);
-            }
-            if (coated || b.type == kBSDF_dielectric) eta.set(i, b.eta);
-            if (coated) {
-                nonlinear.set(i, b.nonlinear);
-                weight.set(i, b.specular_sampling_weight);
-                internal.set(i, b.internal_reflectance);
-            }
-        });
+    LaneBSDFs(const LaneBSDFs&) = delete;  // params point into rows
+    LaneBSDFs(const PackedScene& sc, const int32_t* row, LaneF u, LaneF v, uint32_t lanes) {
+        int n = 0;
+        for (uint32_t left = lanes; left; ++n) {
+            const int i0 = __builtin_ctz(left);
+            const int32_t r = row[i0];
+            uint32_t same = 1u << i0;
+            if (!row_textured(sc, r)) for_lanes(left, [&](int i) { same |= (uint32_t)(row[i] == r) << i; });
+            left &= ~same;
+            const BSDFParams* b = ::new (&rows[n]) BSDFParams(bsdf_at(sc, r, u[i0], v[i0]));
+            for_lanes(same, [&](int i) { params[i] = b; });
+            add(*b, same);
+        }
+    }
+
+    // Row b's fields into the lanes of `lanes` (the fields of its type only: the others stay 0; their lanes'
+    // results are not used).
+    void add(const BSDFParams& b, uint32_t lanes) {
+        LaneM* kind = nullptr;
+        switch (b.type) {
+            case kBSDF_diffuse: kind = &diffuse; break;
+            case kBSDF_plastic: kind = &plastic; break;
+            case kBSDF_dielectric: kind = &dielectric; break;
+            case kBSDF_roughconductor:
+            case kBSDF_roughplastic:
+                if (distribution < 0) {
+                    distribution = b.distribution;
+                    visible = b.sample_visible;
+                }
+                if (b.distribution == distribution && b.sample_visible == visible)
+                    kind = b.type == kBSDF_roughconductor ? &roughconductor : &roughplastic;
+                break;
+            default: break;
+        }
+        if (kind == nullptr) {
+            scalar |= lanes;
+            return;
+        }
+        const LaneM m = lanes_of(lanes);
+        auto put3 = [&](LVec3& dst, Vec3 a) { dst = select_(m, LVec3(a.x, a.y, a.z), dst); };
+        auto put = [&](LaneF& dst, float a) { dst = select_(m, LaneF(a), dst); };
+        *kind = *kind | m;
+        if (b.twosided) twosided = twosided | m;
+        const bool coated = b.type == kBSDF_plastic || b.type == kBSDF_roughplastic;
+        if (b.type == kBSDF_diffuse || coated) put3(diffuse_r, b.diffuse_reflectance);
+        if (b.type != kBSDF_diffuse) put3(specular_r, b.specular_reflectance);
+        if (b.type == kBSDF_dielectric) put3(specular_t, b.specular_transmittance);
+        if (b.type == kBSDF_roughconductor) {
+            put3(cond_eta, b.conductor_eta);
+            put3(cond_k, b.conductor_k);
+        }
+        if (b.type == kBSDF_roughconductor || b.type == kBSDF_roughplastic) {
+            put(alpha_u, b.alpha_u);
+            put(alpha_v, b.alpha_v);
+        }
+        if (coated || b.type == kBSDF_dielectric) put(eta, b.eta);
+        if (coated) {
+            if (b.nonlinear) nonlinear = nonlinear | m;
+            put(weight, b.specular_sampling_weight);
+            put(internal, b.internal_reflectance);
+        }
     }
 
     // The microfacet lanes' distribution; its transcendental calls and sampling branches run on the lanes of k only.
@@ -164,7 +192,7 @@ struct LaneBSDFs {
     LaneF table(LaneM m, LaneF cos) const {
         LaneF t(0.f);
         for_lanes(bits(m & (cos > 0.f)), [&](int i) {
-            t.set(i, lerp_table(params[i].rough_transmittance, cos[i], kRoughTransmittanceRes));
+            t.set(i, lerp_table(params[i]->rough_transmittance, cos[i], kRoughTransmittanceRes));
         });
         return t;
     }
@@ -190,7 +218,7 @@ struct LaneBSDFs {
                               out);
             }
         }
-        for_lanes(scalar & bits(m), [&](int i) { lane_set(out, i, bsdf_eval(params[i], lane_get(wi, i), lane_get(wo, i))); });
+        for_lanes(scalar & bits(m), [&](int i) { lane_set(out, i, bsdf_eval(*params[i], lane_get(wi, i), lane_get(wo, i))); });
         return out;
     }
 
@@ -212,7 +240,7 @@ struct LaneBSDFs {
                 out = select_(k, roughplastic_pdf(microfacet(k), weight, table(front, wi_f.z), wi_f, wo_f), out);
             }
         }
-        for_lanes(scalar & bits(m), [&](int i) { out.set(i, bsdf_pdf(params[i], lane_get(wi, i), lane_get(wo, i))); });
+        for_lanes(scalar & bits(m), [&](int i) { out.set(i, bsdf_pdf(*params[i], lane_get(wi, i), lane_get(wo, i))); });
         return out;
     }
 
@@ -278,7 +306,7 @@ struct LaneBSDFs {
         }
         const uint32_t by_lane = scalar & bits(m);
         for_lanes(by_lane, [&](int i) {
-            BSDFSample bs = bsdf_sample(params[i], lane_get(wi, i), u1[i], Vec2(u2x[i], u2y[i]));
+            BSDFSample bs = bsdf_sample(*params[i], lane_get(wi, i), u1[i], Vec2(u2x[i], u2y[i]));
             lane_set(wo, i, bs.wo);
             lane_set(value, i, bs.weight);
             pdf.set(i, bs.pdf);
@@ -300,7 +328,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
     int64_t item[kLanes], pixel[kLanes], sample[kLanes];
     int32_t depth[kLanes];
     int32_t shape_of[kLanes];
-    BSDFParams bp[kLanes];
+    int32_t row_of[kLanes];  // the shaded lanes' BSDF rows
     LVec3 o, d, beta, L, prev_p;
     LaneF eta, prev_pdf, tmin, tmax;
     LaneM active(false), prev_delta(false);
@@ -363,8 +391,11 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
     for (;;) {
         // Idle lanes take the next camera samples (with packets: their camera rays traced ahead, kLanes consecutive
         // items of the range at a time, so a packet's rays leave neighbouring pixels).
-        for (int i = 0; i < kLanes; ++i) {
-            while (!active[i] && (cam_i < cam_n || next < end)) {
+        // Lanes set up one by one where they take a sample; the path state that starts the same for all is set in
+        // lanes after.
+        uint32_t started = 0;
+        for_lanes(~bits(active) & ((1u << kLanes) - 1u), [&](int i) {
+            while (cam_i < cam_n || next < end) {
                 CameraSample cs;
 #if RADIANT_PACKET_BVH
                 if (packet_camera >= 0) {
@@ -393,14 +424,19 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 lane_set(d, i, cs.d);
                 tmin.set(i, cs.tmin);
                 tmax.set(i, cs.tmax);
-                lane_set(L, i, Vec3(0.f));
-                lane_set(beta, i, Vec3(1.f));
-                eta.set(i, 1.f);
-                prev_pdf.set(i, 0.f);
-                prev_delta.set(i, true);
-                lane_set(prev_p, i, cs.o);
-                active.set(i, true);
+                started |= 1u << i;
+                return;
             }
+        });
+        if (started) {
+            const LaneM m = lanes_of(started);
+            L = select_(m, LVec3(0.f), L);
+            beta = select_(m, LVec3(1.f), beta);
+            eta = select_(m, LaneF(1.f), eta);
+            prev_pdf = select_(m, LaneF(0.f), prev_pdf);
+            prev_delta = prev_delta | m;
+            prev_p = select_(m, o, prev_p);
+            active = active | m;
         }
         if (none(active)) break;
 
@@ -508,7 +544,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 ended.set(i, true);
                 return;
             }
-            bp[i] = bsdf_at(sc, row, U[i], V[i]);
+            row_of[i] = row;
             shade.set(i, true);
         });
         if (any(escaped)) {
@@ -536,7 +572,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         frame.s = select_(has_tangent, ts, frame.s);
         frame.t = select_(has_tangent, cross(NS, ts), frame.t);
         LVec3 wi = frame.to_local(-normalize(d));
-        LaneBSDFs bsdfs(bp, shade_bits);
+        const LaneBSDFs bsdfs(sc, row_of, U, V, shade_bits);
 
         // Next-event estimation (smooth BSDFs only). The emitter is chosen lane by lane; area-mesh and envmap lanes
         // look up their triangle / cell lane by lane (path.h area_mesh_triangle, envmap_cell) and sample it in lanes
@@ -547,7 +583,10 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         es.dist = LaneF(kInf);
         es.pdf = LaneF(0.f);
         es.delta = LaneM(false);
-        LaneM mesh(false), mesh_normals(false), mesh_flip(false), env(false), point(false), spot(false);
+        uint32_t mesh_bits = 0;  // area-mesh lanes
+        int32_t mesh_of[kLanes];  // their emitters
+        LaneF m_utri(0.f);
+        LaneM mesh_normals(false), mesh_flip(false), env(false), point(false), spot(false);
         LVec3 p_pos, p_color, p_axis;
         LaneF p_cutoff(0.f), p_beam(0.f);
         LVec3 mv[3], mn[3], m_color;
@@ -558,23 +597,16 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         for_lanes(shade_bits, [&](int i) {
             float u0 = rng[i].next_float(), u1 = rng[i].next_float(), u2 = rng[i].next_float(),
                   u3 = rng[i].next_float();
-            if (is_delta_type(bp[i].type) || ne <= 0) return;
+            if (is_delta_type(bsdfs.params[i]->type) || ne <= 0) return;
             const int32_t e = min_((int32_t)(u0 * (float)ne), ne - 1);
             const int32_t* info = sc.emitter_info + (int64_t)e * kEmitterInts;
             const float* prm = sc.emitter_params + (int64_t)e * kEmitterFloats;
-            if (info[0] == kAreaMesh) {
-                const AreaMeshTriangle tri = area_mesh_triangle(sc, info, prm, u1);
-                for (int j = 0; j < 3; ++j) {
-                    lane_set(mv[j], i, Vec3::load(tri.v + 3 * j));
-                    lane_set(mn[j], i, Vec3::load(tri.n + 3 * j));
-                }
-                mesh_normals.set(i, tri.has_normals);
-                mesh_flip.set(i, tri.flip);
-                m_choose_area.set(i, tri.choose_area);
-                lane_set(m_color, i, Vec3::load(prm + kEmColor));
+            if (info[0] == kAreaMesh) {  // its triangle searched for below
+                mesh_of[i] = e;
+                m_utri.set(i, u1);
                 m_u0.set(i, u2);
                 m_u1.set(i, u3);
-                mesh.set(i, true);
+                mesh_bits |= 1u << i;
                 return;
             }
             if (info[0] == kPoint || info[0] == kSpot) {  // sampled in lanes below
@@ -604,7 +636,33 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             es.delta.set(i, e1.delta);
             lane_set(es.target, i, e1.target);
         });
-        if (any(mesh)) {
+        if (mesh_bits) {
+            // area_mesh_triangle's search with the lanes of each mesh interleaved, then each lane's triangle.
+            for (uint32_t left = mesh_bits; left;) {
+                const int32_t e = mesh_of[__builtin_ctz(left)];
+                uint32_t same = 0;
+                for_lanes(left, [&](int i) { same |= (uint32_t)(mesh_of[i] == e) << i; });
+                left &= ~same;
+                const int32_t* info = sc.emitter_info + (int64_t)e * kEmitterInts;
+                const float* prm = sc.emitter_params + (int64_t)e * kEmitterFloats;
+                int64_t offset[kLanes];
+                int32_t k[kLanes];
+                for (int i = 0; i < kLanes; ++i) offset[i] = info[2];
+                search_cdf_lanes(sc.tri_cdf, offset, info[3], m_utri, lanes_of(same), k);
+                const Vec3 color = Vec3::load(prm + kEmColor);
+                for_lanes(same, [&](int i) {
+                    const AreaMeshTriangle tri = area_mesh_triangle_at(sc, info, prm, info[2] + k[i]);
+                    for (int j = 0; j < 3; ++j) {
+                        lane_set(mv[j], i, Vec3::load(tri.v + 3 * j));
+                        lane_set(mn[j], i, Vec3::load(tri.n + 3 * j));
+                    }
+                    mesh_normals.set(i, tri.has_normals);
+                    mesh_flip.set(i, tri.flip);
+                    m_choose_area.set(i, tri.choose_area);
+                    lane_set(m_color, i, color);
+                });
+            }
+            const LaneM mesh = lanes_of(mesh_bits);
             const EmitterSampleT<LaneF> m = area_mesh_sample(mv[0], mv[1], mv[2], mn[0], mn[1], mn[2], mesh_normals,
                                                              mesh_flip, m_choose_area, m_color, P, m_u0, m_u1);
             take_sample(es, m, mesh);
@@ -655,7 +713,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 PacketRays sr;
                 packet_rays(sr, so, sdir, LaneF(0.f), smax);
                 const uint32_t occluded = packet_traverse<true>(*sc.wide, sc.prims, sr, bits(lit), packet);
-                for_lanes(bits(lit) & ~occluded, [&](int i) { visible.set(i, true); });
+                visible = lanes_of(bits(lit) & ~occluded);
             } else
 #endif
             for_lanes(bits(lit), [&](int i) {

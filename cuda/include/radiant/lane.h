@@ -52,11 +52,19 @@ inline LaneM andnot(LaneM a, LaneM b) { return LaneM(a.v & ~b.v); }  // a and no
 inline uint32_t bits(LaneM m) {
 #if defined(__AVX512F__)
     return (uint32_t)_mm512_movepi32_mask((__m512i)m.v);
+#elif defined(__AVX__)
+    return (uint32_t)_mm256_movemask_ps((__m256)m.v);  // the sign bits (GCC made the loop below 8 extracts)
 #else
     uint32_t r = 0;
     for (int i = 0; i < kLanes; ++i) r |= (uint32_t)(m.v[i] != 0) << i;
     return r;
 #endif
+}
+// The mask whose lane i is bit i of b (bits' inverse).
+inline LaneM lanes_of(uint32_t b) {
+    lane_vi bit;
+    for (int i = 0; i < kLanes; ++i) bit[i] = 1 << i;
+    return LaneM(((lane_vi{} + (int32_t)b) & bit) != 0);
 }
 inline bool any(LaneM m) { return bits(m) != 0; }
 inline bool all(LaneM m) { return bits(m) == (1u << kLanes) - 1u; }

@@ -468,22 +468,28 @@ struct AreaMeshTriangle {  // plain floats: v and n are three points each (no ze
     float choose_area;
 };
 
-RADIANT_HD AreaMeshTriangle area_mesh_triangle(const PackedScene& sc, const int32_t* info, const float* prm,
-                                               float u_tri) {
+// The lookups at entry `k` of the scene's area CDFs (info[2] + the mesh's index found by search_cdf; the CPU's lane
+// loop searches its lanes interleaved, lane.h search_cdf_lanes).
+RADIANT_HD AreaMeshTriangle area_mesh_triangle_at(const PackedScene& sc, const int32_t* info, const float* prm,
+                                                  int32_t k) {
     AreaMeshTriangle tri;
-    int32_t k = info[2] + search_cdf(sc.tri_cdf + info[2], info[3], u_tri);
     const int32_t* f = sc.faces + 3 * (int64_t)sc.tri_faces[k];
     const int32_t* shape = sc.shape_info + (int64_t)info[1] * kShapeInts;
     tri.has_normals = shape[1] != 0;
     tri.flip = shape[0] != 0;
     for (int j = 0; j < 3; ++j) {
-        for (int k = 0; k < 3; ++k) {
-            tri.v[3 * j + k] = sc.vertices[3 * (int64_t)f[j] + k];
-            tri.n[3 * j + k] = tri.has_normals ? sc.normals[3 * (int64_t)f[j] + k] : 0.f;
+        for (int c = 0; c < 3; ++c) {
+            tri.v[3 * j + c] = sc.vertices[3 * (int64_t)f[j] + c];
+            tri.n[3 * j + c] = tri.has_normals ? sc.normals[3 * (int64_t)f[j] + c] : 0.f;
         }
     }
     tri.choose_area = (1.f / (float)sc.num_emitters) / prm[kEmArea];
     return tri;
+}
+
+RADIANT_HD AreaMeshTriangle area_mesh_triangle(const PackedScene& sc, const int32_t* info, const float* prm,
+                                               float u_tri) {
+    return area_mesh_triangle_at(sc, info, prm, info[2] + search_cdf(sc.tri_cdf + info[2], info[3], u_tri));
 }
 
 // An area-mesh emitter's sample on the triangle (v0, v1, v2) (vertex normals n0, n1, n2 where has_normals, the
