@@ -84,10 +84,10 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
     if c.rgb_importance > 0 and targets.importance is not None:
         # Tempered importance weights (1 / (N P))^g, self-normalized: g = 1 is the colour loss uniform pixel
         # sampling would have in expectation, g = 0 the guided rays' plain mean.
-        w = targets.importance.to(bundle.rgb.dtype) ** c.rgb_importance
-        out = {"rgb": ((bundle.rgb - targets.rgb).abs().mean(-1) * w).sum() / w.sum().clamp(min=1e-12) * c.rgb_weight}
+        rgb = L.masked_mean((bundle.rgb - targets.rgb).abs().mean(-1), targets.importance ** c.rgb_importance)
     else:
-        out = {"rgb": L.rgb_l1(bundle.rgb, targets.rgb) * c.rgb_weight}
+        rgb = L.rgb_l1(bundle.rgb, targets.rgb)
+    out = {"rgb": rgb * c.rgb_weight}
     rand_pts = torch.rand(c.eikonal_points, 3, generator=generator) * 2 - 1
     _, _, rand_grad = model.sdf_net(rand_pts.to(dev))
     out["eikonal"] = L.eikonal(torch.cat([bundle.gradients, rand_grad])) * c.eikonal_weight
@@ -98,7 +98,7 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
     warm = (progress < c.warmup_fraction and (step is None or step < c.warmup_max_steps)) or not c.uncertainty
     u_d, u_n = ray_uncertainty(bundle, c)
     batch_norm = c.prior_normalization == "batch"
-    importance = targets.importance if c.prior_importance else None  # (the trainer may pass it for rgb_importance)
+    importance = targets.importance if c.prior_importance else None  # (targets carry it for rgb_importance too)
     # Pixels whose prior the other views' colours contradict leave the prior losses after warm-up, as DebSDF's
     # uncertain pixels do (the uncertainty heads still fit them).
     clean = None if warm or targets.prior_conflict is None else ~targets.prior_conflict
