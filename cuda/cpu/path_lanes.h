@@ -59,6 +59,15 @@ inline void for_lanes(uint32_t m, const Fn& f) {
     }
 }
 
+// The lanes of `lanes` (not empty) whose key[i] equals the lowest lane's: one group of lanes that share a BSDF row
+// or an emitter, handled at once.
+inline uint32_t same_key(uint32_t lanes, const int32_t* key) {
+    const int32_t k = key[__builtin_ctz(lanes)];
+    uint32_t same = 0;
+    for_lanes(lanes, [&](int i) { same |= (uint32_t)(key[i] == k) << i; });
+    return same;
+}
+
 #if RADIANT_PACKET_BVH
 static_assert(kLanes == kPacketRays, "a lane group is one ray packet");
 // A lane group's rays as a ray packet (bvh_wide.h packet_traverse): t starts at tmax, no hit yet.
@@ -126,8 +135,7 @@ struct LaneBSDFs {
         for (uint32_t left = lanes; left; ++n) {
             const int i0 = __builtin_ctz(left);
             const int32_t r = row[i0];
-            uint32_t same = 1u << i0;
-            if (!row_textured(sc, r)) for_lanes(left, [&](int i) { same |= (uint32_t)(row[i] == r) << i; });
+            const uint32_t same = row_textured(sc, r) ? 1u << i0 : same_key(left, row);
             left &= ~same;
             const BSDFParams* b = ::new (&rows[n]) BSDFParams(bsdf_at(sc, r, u[i0], v[i0]));
             for_lanes(same, [&](int i) { params[i] = b; });
@@ -640,8 +648,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             // area_mesh_triangle's search with the lanes of each mesh interleaved, then each lane's triangle.
             for (uint32_t left = mesh_bits; left;) {
                 const int32_t e = mesh_of[__builtin_ctz(left)];
-                uint32_t same = 0;
-                for_lanes(left, [&](int i) { same |= (uint32_t)(mesh_of[i] == e) << i; });
+                const uint32_t same = same_key(left, mesh_of);
                 left &= ~same;
                 const int32_t* info = sc.emitter_info + (int64_t)e * kEmitterInts;
                 const float* prm = sc.emitter_params + (int64_t)e * kEmitterFloats;
