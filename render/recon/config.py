@@ -107,8 +107,9 @@ class ReconConfig:
                                         # sampler (self-normalized over the batch): 0 keeps the guided rays'
                                         # emphasis (thin parts), 1 gives uniform sampling's expectation (the walls
                                         # behind them are not dragged forward), in between tempers both (room,
-                                        # seed 0, 8800 steps, 0.5: F@2cm 0.801 -> 0.875 but thin recall@5cm
-                                        # 0.756 -> 0.480, so off; README)
+                                        # seed 0, 8800 steps, 0.5: thin recall@5cm 0.756 -> 0.480, so off; its
+                                        # F@2cm 0.801 -> 0.875 came from its fits' scale, the back wall's drag
+                                        # only 0.9 -> 0.7 cm; README, sessions 12-13)
     uncertainty_fit_weight: float = 0.1 # the heads' own NLL (geometry detached)
     depth_uncertainty_min: float = 0.01 # floors of the uncertainties in the NLL losses
     normal_uncertainty_min: float = 0.1
