@@ -155,6 +155,9 @@ class ReconConfig:
                                         # them (room, 8800 steps, seed 0: 0.05 -> 0.5 thin recall@5cm 0.51 ->
                                         # 0.74, objects 0.56 -> 0.77; 0.2 with a least-squares fit, before the
                                         # fixed fits, lost the room's shelf)
+    prior_sdf_weight_fixed: float = -1.0  # prior_sdf's weight once the fits are fixed (< 0: prior_sdf_weight)
+    prior_sdf_free_space_fixed: bool = True  # its free-space term once the fits are fixed (off: the surface term
+                                        # only; the free-space term carves thin parts the prior misses)
     prior_sdf_points: int = 256
     mask_weight: float = 0.1
     # Optimisation.

@@ -53,21 +53,25 @@ def sampling_uncertainty(bundle: RayBundle, config: ReconConfig, rgb: torch.Tens
 
 
 def prior_sdf_loss(model: ReconModel, origins, dirs, cam_z, aligned, weight, count: int,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None, free_space: bool = True) -> torch.Tensor:
     """The aligned depth prior as direct SDF supervision, as RGB-D methods use depth (Azinovic et al. 2022, Neural
     RGB-D Surface Reconstruction, sec. 3.2: truncated-SDF and free-space terms): at the prior's surface point
     x* = o + t* d the SDF is 0, |sdf(x*)|, and at a point drawn uniformly in front of it on the same ray it is
     positive, relu(-sdf). Volume rendering only moves surfaces where the ray samples already see density, so
     furniture far from the initial sphere never grows and an object's initial blob carves slowly; these terms
-    act at the prior's depth directly. Weighted per ray like the depth loss (mask in warm-up, 1/u after)."""
+    act at the prior's depth directly. Weighted per ray like the depth loss (mask in warm-up, 1/u after).
+    `free_space` False keeps the surface term only: a prior that misses a thin leg in front of the wall claims
+    free space through the leg."""
     pick = torch.nonzero(weight > 0).squeeze(1)
     if pick.numel() > count:
         pick = pick[torch.randperm(pick.numel(), generator=generator)[:count].to(pick.device)]
     o, d = origins[pick], dirs[pick]
     t_star = aligned[pick] / (d * cam_z[pick]).sum(-1).clamp(min=1e-3)
+    surface = o + t_star[:, None] * d
+    if not free_space:
+        return L.masked_mean(model.sdf_net(surface, with_gradient=False)[0].abs(), weight[pick])
     u = torch.rand(pick.numel(), generator=generator).to(o.device) * 0.9
-    pts = torch.cat([o + t_star[:, None] * d, o + (u * t_star)[:, None] * d])
-    sdf = model.sdf_net(pts, with_gradient=False)[0]
+    sdf = model.sdf_net(torch.cat([surface, o + (u * t_star)[:, None] * d]), with_gradient=False)[0]
     n = pick.numel()
     return L.masked_mean(sdf[:n].abs() + torch.relu(-sdf[n:]), weight[pick])
 
@@ -162,9 +166,12 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
             scale = w[w > 0].mean() if bool((w > 0).any()) else torch.ones((), dtype=w.dtype, device=w.device)
             grown = scale if importance is None else scale * importance  # the kept pixels' average weight
             weight = torch.where(grow, grown, weight.to(aligned.dtype))
-        if use_prior_sdf and c.prior_sdf_weight > 0 and bool((weight > 0).any()):
-            out["prior_sdf"] = c.prior_sdf_weight * prior_sdf_loss(model, origins, dirs, targets.cam_z, aligned,
-                                                                   weight, c.prior_sdf_points, generator)
+        fixed = anchor is not None and step is not None and anchor.frozen(step)
+        sdf_weight = c.prior_sdf_weight_fixed if fixed and c.prior_sdf_weight_fixed >= 0 else c.prior_sdf_weight
+        if use_prior_sdf and sdf_weight > 0 and bool((weight > 0).any()):
+            out["prior_sdf"] = sdf_weight * prior_sdf_loss(model, origins, dirs, targets.cam_z, aligned, weight,
+                                                           c.prior_sdf_points, generator,
+                                                           free_space=not fixed or c.prior_sdf_free_space_fixed)
     if targets.normal is not None and c.normal_weight > 0:
         n_cam = torch.einsum("mk,mkj->mj", bundle.normal, targets.cam_rot)
         prior_n = targets.normal

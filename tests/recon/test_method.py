@@ -415,6 +415,47 @@ def test_prior_sdf_loss_zero_at_the_true_surface_and_positive_off_it():
     assert prior_sdf_loss(model, origins, dirs, cam_z, z_true + 0.3, torch.zeros_like(w) + (w * 0), 1000, gen).item() == 0.0
 
 
+def test_prior_sdf_fixed_weight_and_surface_only_term():
+    """Once the fits are fixed, prior_sdf_weight_fixed replaces prior_sdf_weight and prior_sdf_free_space_fixed
+    false drops the free-space term: the loss is then the mean |sdf| at the prior's surface points alone (checked
+    against that formula), which a prior far behind the surface (free points inside the sphere) no longer raises;
+    before the freeze step both options leave the term as it was."""
+    from render.recon.objective import RayTargets, prior_sdf_loss, recon_losses
+    from render.recon.renderer import RayBundle
+
+    model = ReconModel(levels=4, log2_table=10, max_resolution=32, init_radius=0.5)  # |x| - 0.5
+    model.sdf_net.sign = -1.0  # a room (inside out): prior_sdf auto applies
+    m = 64
+    origins = torch.zeros(m, 3)
+    dirs = torch.nn.functional.normalize(torch.randn(m, 3, generator=torch.Generator().manual_seed(3)), dim=-1)
+    cam_z = dirs.clone()  # each ray along its own camera axis: z-depth = distance
+    prior = torch.linspace(0.6, 1.0, m)  # outside the sphere of radius 0.5
+    w = torch.ones(m)
+    surface = prior_sdf_loss(model, origins, dirs, cam_z, prior, w, 1000, torch.Generator().manual_seed(0),
+                             free_space=False)
+    x = origins + prior[:, None] * dirs
+    assert torch.allclose(surface, model.sdf_net(x, with_gradient=False)[0].abs().mean(), atol=1e-6)
+    full = prior_sdf_loss(model, origins, dirs, cam_z, prior, w, 1000, torch.Generator().manual_seed(0))
+    assert full.item() > surface.item() + 0.01  # free points up to 0.9 x the prior: beyond 0.5, sdf < 0 (a room)
+
+    def term(extra, step):
+        anchor = L.DepthFitAnchor(1, freeze_step=5)
+        anchor.update(torch.tensor([0]), torch.tensor([1.0]), torch.tensor([0.0]), torch.tensor([True]))
+        bundle = RayBundle(torch.rand(m, 3), prior.clone(), dirs.clone(), torch.full((m, 2), 0.01), torch.ones(m),
+                           torch.randn(4, 3), torch.zeros(4, 3), torch.ones(m, 1))
+        targets = RayTargets(torch.rand(m, 3), cam_z, torch.eye(3).expand(m, 3, 3).clone(),
+                             torch.zeros(m, dtype=torch.long), prior.clone(), image=torch.zeros(m, dtype=torch.long))
+        c = ReconConfig(data="x").updated({"warmup_max_steps": 0, "depth_fit_robust_iters": 0, "smooth_weight": 0.0,
+                                           "prior_sdf_weight": 0.5, "prior_sdf_points": 1000, **extra}, "t")
+        return recon_losses(model, bundle, origins, dirs, targets, c, 0.5, torch.Generator().manual_seed(0), step,
+                            anchor)["prior_sdf"]
+
+    fixed = {"prior_sdf_weight_fixed": 2.0, "prior_sdf_free_space_fixed": False}
+    assert torch.allclose(term(fixed, 3), term({}, 3))  # before the freeze: unchanged
+    assert torch.allclose(term(fixed, 8), 2.0 * surface, atol=1e-6)
+    assert term({}, 8).item() > 0.5 * surface.item() + 0.005  # the free-space term stays
+
+
 def test_beta_annealing_floor_schedule_and_clamp(tmp_path):
     import sys
     from pathlib import Path
