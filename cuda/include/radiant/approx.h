@@ -1,5 +1,7 @@
 // Radiant kernels: short polynomial forms of libm functions on the path tracer's hot paths (a few ulp; libm's
-// scalar atan2f is a large share of an environment-lit render), for the host and the device.
+// scalar atan2f is a large share of an environment-lit render, expf / logf / erff of a Beckmann-lit one), for the
+// host and the device. Templated on the float type (common.h): float for the kernels, LaneF for the CPU's lanes
+// (lane.h), which then run them in SIMD registers instead of one libm call per lane, with the same result per lane.
 #pragma once
 #include "common.h"
 
@@ -37,6 +39,91 @@ RADIANT_HD F atan2_approx(F y, F x) {
     r = select_(ay > ax, 1.57079632679489661923f - r, r);
     r = select_(signbit_(x), 3.14159265358979323846f - r, r);
     return copysign_(r, y);
+}
+
+// exp(x), Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2 (ln2 in two parts), exp(r) by a degree-5 minimax
+// polynomial, times 2^n; within 1 ulp of exp for results >= 2^-126 (smaller ones may come out as 0 instead of
+// denormals). exp(x > 88.376) = inf (expf: finite up to 88.72), exp(-inf) = 0, NaN in, NaN out.
+template <typename F>
+RADIANT_HD F exp_approx(F x) {
+    const float hi = 88.3762626647949f;
+    F xc = clamp_(x, F(-hi), F(hi));
+    F n = floor_(xc * 1.44269504088896341f + 0.5f);
+    F r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    F z = r * r;
+    F y(1.9875691500e-4f);
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * z + r + 1.f;
+    y = y * exp2i_(max_(min_(n, F(127.f)), F(-127.f)));  // NaN's n (min_ / max_ pick the bound) stays in range
+    return select_(x > hi, F(kInf), y);
+}
+
+// log(x), Cephes' logf: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log(m) = t - t^2 / 2 + t^3 P(t) for t = m - 1
+// (degree-8 minimax P), plus e ln2 in two parts; within 1 ulp of log, denormals included. log(0) = -inf,
+// log(x < 0) = NaN, log(inf) = inf, NaN in, NaN out.
+template <typename F>
+RADIANT_HD F log_approx(F x) {
+    mask_t<F> tiny = x < 1.17549435e-38f;  // denormals (and the specials) scaled into the normal range first
+    F e, m = frexp_(select_(tiny, x * 8388608.f, x), e);
+    e = select_(tiny, e - 23.f, e);
+    mask_t<F> low = m < 0.707106781186547524f;
+    e = select_(low, e - 1.f, e);
+    F t = select_(low, m + m, m) - 1.f;  // exact
+    F z = t * t;
+    F y(7.0376836292e-2f);
+    y = y * t - 1.1514610310e-1f;
+    y = y * t + 1.1676998740e-1f;
+    y = y * t - 1.2420140846e-1f;
+    y = y * t + 1.4249322787e-1f;
+    y = y * t - 1.6668057665e-1f;
+    y = y * t + 2.0000714765e-1f;
+    y = y * t - 2.4999993993e-1f;
+    y = y * t + 3.3333331174e-1f;
+    y = y * t * z;
+    y = y + e * -2.12194440e-4f;
+    y = y - 0.5f * z;
+    F r = t + y;
+    r = r + e * 0.693359375f;
+    r = select_(x > 0.f, r, select_(x == 0.f, F(-kInf), F(kNaN)));
+    return select_(x == kInf, F(kInf), r);
+}
+
+// erf(x) within about 1 ulp. |x| < 1: x + x P(x^2), P a degree-6 fit of erf(x) / x - 1 in x^2; 1 <= |x| < 3.92:
+// 1 - exp(Q(|x| - 2.5) - x^2), Q a degree-8 fit of log(erfc(x)) + x^2 (Chebyshev fits, mpmath); beyond, +-1 (erfc
+// below half an ulp of 1). The branches run only where some lane needs them.
+template <typename F>
+RADIANT_HD F erf_approx(F x) {
+    F a = abs_(x), r(0.f);
+    mask_t<F> small = a < 1.f;
+    if (any(small)) {
+        F t = x * x, p(7.875874871388078e-05f);
+        p = p * t - 0.000801686430349946f;
+        p = p * t + 0.005189087241888046f;
+        p = p * t - 0.02685421146452427f;
+        p = p * t + 0.11283594369888306f;
+        p = p * t - 0.3761262595653534f;
+        p = p * t + 0.12837916612625122f;
+        r = p * x + x;
+    }
+    if (!all_(small)) {
+        F b = clamp_(a, F(1.f), F(3.92f)), s = b - 2.5f, q(1.6704327663319418e-06f);
+        q = q * s - 1.3279140148370061e-05f;
+        q = q * s + 7.717127300566062e-05f;
+        q = q * s - 0.0004202383861411363f;
+        q = q * s + 0.002165434882044792f;
+        q = q * s - 0.010858437046408653f;
+        q = q * s + 0.05610625073313713f;
+        q = q * s - 0.35268068313598633f;
+        q = q * s - 1.556815266609192f;
+        F big = select_(a >= 3.92f, F(1.f), 1.f - exp_approx(q - b * b));
+        r = select_(small, r, copysign_(big, x));
+    }
+    return r;
 }
 
 }  // namespace radiant
