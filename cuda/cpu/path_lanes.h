@@ -20,8 +20,9 @@
 //     envmap_sample), the shading frame, wi, the BSDF lobes that have a lane form (bsdf.h: diffuse, plastic,
 //     dielectric, roughconductor, roughplastic eval / pdf / sample) run once over the lanes of their type, MIS
 //     weights, the throughput / radiance updates, offset origins, Russian roulette. BSDF types without a lane form
-//     go lane by lane through bsdf.h's scalar bsdf_eval / bsdf_pdf / bsdf_sample. libm calls (common.h / lane.h
-//     exp_, acos_, sincos_, ...) are made lane by lane, on the lanes that use their result only.
+//     go lane by lane through bsdf.h's scalar bsdf_eval / bsdf_pdf / bsdf_sample. exp, log and erf are approx.h's
+//     polynomials, in lanes; the libm calls left (common.h / lane.h acos_, sincos_, ...) are made lane by lane, on
+//     the lanes that use their result only.
 #pragma once
 #include <new>
 

@@ -1,5 +1,6 @@
-"""Accuracy of the kernels' polynomial libm stand-ins (cuda/include/radiant/approx.h) and of the film splat's
-gaussian tap weights (path.h filter_weights), compiled straight from the headers with the host compiler."""
+"""Accuracy of the kernels' polynomial libm stand-ins (cuda/include/radiant/approx.h: atan2, sincos, exp, log, erf)
+and of the film splat's gaussian tap weights (path.h filter_weights), compiled straight from the headers with the host
+compiler."""
 
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ PROGRAM = r"""
 #include "radiant/path.h"
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 using namespace radiant;
 
@@ -63,7 +65,30 @@ int main() {
                 tap_err = fmax(tap_err, fabs((double)w[k] - filter_weight(f, (float)(b + k) + 0.5f - s)));
         }
     }
-    printf("%g %d %g %g %g\n", atan_ulp, axes_ok, sin_ulp, cos_ulp, tap_err);
+    // exp / log / erf: every 61st float bit pattern of their ranges (about 70 million per function) against double
+    // libm, and the special values against float libm.
+    double exp_ulp = 0, log_ulp = 0, erf_ulp = 0;
+    for (uint64_t b = 0; b < (1ull << 32); b += 61) {
+        const uint32_t u = (uint32_t)b;
+        float x;
+        memcpy(&x, &u, sizeof(x));
+        if (!std::isfinite(x)) continue;
+        if (x >= -87.3f && x <= 88.3f) exp_ulp = fmax(exp_ulp, ulps(exp_approx(x), exp((double)x)));
+        if (x > 0.f) log_ulp = fmax(log_ulp, ulps(log_approx(x), log((double)x)));
+        erf_ulp = fmax(erf_ulp, ulps(erf_approx(x), erf((double)x)));
+    }
+    const float special[] = {0.f, -0.f, INFINITY, -INFINITY, NAN, -1.f, 3.92f, -4.f, -200.f, 100.f};
+    int special_ok = 1;
+    for (float x : special) {
+        const float a[] = {exp_approx(x), log_approx(x), erf_approx(x)}, b[] = {expf(x), logf(x), erff(x)};
+        for (int k = 0; k < 3; ++k) {
+            if (k == 2 && x == -1.f) continue;  // an ordinary value of erf
+            const bool same = a[k] == b[k] && std::signbit(a[k]) == std::signbit(b[k]);
+            special_ok &= (std::isnan(a[k]) && std::isnan(b[k])) || same;
+        }
+    }
+    printf("%g %d %g %g %g %g %g %g %d\n", atan_ulp, axes_ok, sin_ulp, cos_ulp, tap_err, exp_ulp, log_ulp, erf_ulp,
+           special_ok);
     return 0;
 }
 """
@@ -81,7 +106,10 @@ def test_polynomial_functions_and_filter_taps(tmp_path):
                    check=True, capture_output=True)
     out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()
     atan_ulp, axes_ok, sin_ulp, cos_ulp, tap_err = float(out[0]), int(out[1]), float(out[2]), float(out[3]), float(out[4])
+    exp_ulp, log_ulp, erf_ulp, special_ok = float(out[5]), float(out[6]), float(out[7]), int(out[8])
     assert atan_ulp <= 4.0, f"atan2_approx: {atan_ulp} ulp"
     assert axes_ok == 1, "atan2_approx: axes / signed zeros differ from atan2f"
     assert sin_ulp <= 2.0 and cos_ulp <= 2.0, f"sincos_quarter: {sin_ulp} / {cos_ulp} ulp"
     assert tap_err <= 4e-7, f"filter_weights: {tap_err} from filter_weight"
+    assert max(exp_ulp, log_ulp, erf_ulp) <= 2.0, f"exp / log / erf_approx: {exp_ulp} / {log_ulp} / {erf_ulp} ulp"
+    assert special_ok == 1, "exp / log / erf_approx: special values differ from expf / logf / erff"

@@ -11,10 +11,12 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 namespace radiant {
 
 constexpr float kInf = __builtin_huge_valf();
+constexpr float kNaN = __builtin_nanf("");
 constexpr float kPi = 3.14159265358979323846f;
 
 template <typename T>
@@ -45,17 +47,11 @@ RADIANT_HD float select_(bool m, float a, float b) { return m ? a : b; }
 RADIANT_HD int select_(bool m, int a, int b) { return m ? a : b; }
 RADIANT_HD float sqrt_(float x) { return sqrtf(x); }
 RADIANT_HD float abs_(float x) { return fabsf(x); }
-RADIANT_HD float exp_(float x) { return expf(x); }
-RADIANT_HD float log_(float x) { return logf(x); }
-RADIANT_HD float erf_(float x) { return erff(x); }
 RADIANT_HD float sin_(float x) { return sinf(x); }
 RADIANT_HD float cos_(float x) { return cosf(x); }
 RADIANT_HD float tan_(float x) { return tanf(x); }
 // The same with the lanes that need the result (lane.h: the other lanes skip the call and give 0); one path always
 // needs it.
-RADIANT_HD float exp_(float x, bool) { return expf(x); }
-RADIANT_HD float log_(float x, bool) { return logf(x); }
-RADIANT_HD float erf_(float x, bool) { return erff(x); }
 RADIANT_HD float sin_(float x, bool) { return sinf(x); }
 RADIANT_HD float cos_(float x, bool) { return cosf(x); }
 RADIANT_HD float tan_(float x, bool) { return tanf(x); }
@@ -65,6 +61,34 @@ RADIANT_HD void sincos_(float x, float& s, float& c, bool = true) {  // one sinc
     c = cosf(x);
 }
 RADIANT_HD float floor_(float x) { return floorf(x); }
+// The bits of a float and back (approx.h's exponent arithmetic).
+RADIANT_HD int32_t float_bits_(float x) {
+#if defined(__CUDA_ARCH__)
+    return __float_as_int(x);
+#else
+    int32_t i;
+    std::memcpy(&i, &x, sizeof(i));
+    return i;
+#endif
+}
+RADIANT_HD float bits_float_(int32_t i) {
+#if defined(__CUDA_ARCH__)
+    return __int_as_float(i);
+#else
+    float x;
+    std::memcpy(&x, &i, sizeof(x));
+    return x;
+#endif
+}
+// 2^n for an integer-valued n in [-127, 127] (-127 gives 0), built in the exponent field.
+RADIANT_HD float exp2i_(float n) { return bits_float_(((int32_t)n + 127) << 23); }
+// x = m 2^e with m in [0.5, 1), for positive normal x (no checks: zeros, denormals, infinities and NaNs give some
+// m and e).
+RADIANT_HD float frexp_(float x, float& e) {
+    const int32_t i = float_bits_(x);
+    e = (float)(((i >> 23) & 0xff) - 126);
+    return bits_float_((i & 0x007fffff) | 0x3f000000);
+}
 RADIANT_HD float copysign_(float x, float y) { return copysignf(x, y); }
 RADIANT_HD bool signbit_(float x) { return copysignf(1.f, x) < 0.f; }  // set for -0 and negative NaNs too
 RADIANT_HD bool none(bool m) { return !m; }  // lane.h: none(LaneM), no lane set

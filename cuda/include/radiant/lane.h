@@ -4,8 +4,9 @@
 // one path with F = float (the CUDA kernels and the scalar CPU loops), from the same source.
 //
 // Lane for lane the arithmetic is the scalar code's: IEEE +, -, *, / and sqrt (no contraction: the build has
-// -ffp-contract=off), `select_` where the scalar code has `?:`, and the transcendental functions (exp_) through
-// the scalar libm call of each lane, so LaneF results are bit-identical to float ones.
+// -ffp-contract=off), `select_` where the scalar code has `?:`, and the transcendental functions either through the
+// scalar libm call of each lane (sin_, acos_) or as approx.h's polynomials, written once for both (exp_approx), so
+// LaneF results are bit-identical to float ones.
 #pragma once
 #if defined(__CUDACC__)
 #error "lane.h is for the CPU build only"
@@ -113,8 +114,8 @@ inline LaneM operator>=(LaneF a, LaneF b) { return LaneM(a.v >= b.v); }
 inline LaneM operator==(LaneF a, LaneF b) { return LaneM(a.v == b.v); }
 inline LaneM operator!=(LaneF a, LaneF b) { return LaneM(a.v != b.v); }
 
-// The lane forms of common.h's select_ / min_ / max_ / clamp_ / sqrt_ / abs_ / exp_ / log_ / erf_ / sin_ / cos_ / tan_ (same per-lane results; min_
-// and max_ keep the scalar `a < b ? a : b` order, so NaN arguments pick the same operand).
+// The lane forms of common.h's select_ / min_ / max_ / clamp_ / sqrt_ / abs_ / sin_ / cos_ / tan_ / acos_ (same
+// per-lane results; min_ and max_ keep the scalar `a < b ? a : b` order, so NaN arguments pick the same operand).
 inline LaneF select_(LaneM m, LaneF a, LaneF b) { return LaneF(m.v ? a.v : b.v); }
 inline LaneM select_(LaneM m, LaneM a, LaneM b) { return LaneM(m.v ? a.v : b.v); }
 inline LaneF min_(LaneF a, LaneF b) { return select_(a < b, a, b); }
@@ -147,6 +148,13 @@ inline LaneF copysign_(LaneF x, LaneF y) {
     return LaneF((lane_vf)(((lane_vi)x.v & 0x7fffffff) | ((lane_vi)y.v & (int32_t)0x80000000)));
 }
 inline LaneM signbit_(LaneF x) { return LaneM((lane_vi)x.v < 0); }
+// common.h's exp2i_ / frexp_ (approx.h's exponent arithmetic), lane by lane the same bits.
+inline LaneF exp2i_(LaneF n) { return LaneF((lane_vf)((__builtin_convertvector(n.v, lane_vi) + 127) << 23)); }
+inline LaneF frexp_(LaneF x, LaneF& e) {
+    const lane_vi i = (lane_vi)x.v;
+    e = LaneF(__builtin_convertvector(((i >> 23) & 0xff) - 126, lane_vf));
+    return LaneF((lane_vf)((i & 0x007fffff) | 0x3f000000));
+}
 // Transcendental functions: each lane's scalar libm call (bit-identical to the float code).
 // With a mask: the call on the lanes of m only, 0 on the others (whose inputs may be anything: no slow libm paths
 // for their NaNs and infinities, no calls for lanes that do not use the result).
@@ -164,9 +172,6 @@ inline LaneM signbit_(LaneF x) { return LaneM((lane_vi)x.v < 0); }
         }                                                           \
         return r;                                                   \
     }
-RADIANT_LANE_LIBM(exp_, expf)
-RADIANT_LANE_LIBM(log_, logf)
-RADIANT_LANE_LIBM(erf_, erff)
 RADIANT_LANE_LIBM(sin_, sinf)
 RADIANT_LANE_LIBM(cos_, cosf)
 RADIANT_LANE_LIBM(tan_, tanf)

@@ -11,7 +11,7 @@ enum MicrofacetType : int { kBeckmann = 0, kGGX = 1 };
 // need and pick per lane). `active`: the lanes whose result is used (the others get some finite value).
 template <typename F>
 RADIANT_HD F erfinv_approx(F x, mask_t<F> active = mask_t<F>(true)) {
-    F w = -log_((1.f - x) * (1.f + x), active), p(0.f);
+    F w = -log_approx((1.f - x) * (1.f + x)), p(0.f);
     mask_t<F> central = w < 5.f;
     if (any(central & active)) {
         F v = w - 2.5f, q = F(2.81022636e-08f);
@@ -41,9 +41,10 @@ RADIANT_HD F erfinv_approx(F x, mask_t<F> active = mask_t<F>(true)) {
 }
 
 // Templated on the float type F (common.h) for the evaluation (D, G1, G, pdf): MicrofacetT<LaneF> evaluates 16
-// lanes of one distribution at once (per-lane roughness), sampling included. `active`: the lanes whose results are
-// used; the transcendental calls (each lane's libm call) and the sampling branches run on those only (lanes of other
-// BSDFs may hold any roughness, e.g. 0, whose NaNs would take libm's slow paths). One path is always active.
+// lanes of one distribution at once (per-lane roughness), sampling included. exp, log and erf are approx.h's
+// polynomials (in SIMD registers for lanes, the same per-lane results as the float code's). `active`: the lanes whose
+// results are used; the libm calls (sin / cos / tan, each lane's) and the sampling branches run on those only (lanes
+// of other BSDFs may hold any roughness, e.g. 0, whose NaNs would take libm's slow paths). One path is always active.
 template <typename F>
 struct MicrofacetT {
     int type;
@@ -60,7 +61,7 @@ struct MicrofacetT {
         F ax = m.x / alpha_u, ay = m.y / alpha_v;
         F result;
         if (type == kBeckmann) {
-            result = exp_(-(ax * ax + ay * ay) / cos2, active) / (kPi * alpha_u * alpha_v * (cos2 * cos2));
+            result = exp_approx(-(ax * ax + ay * ay) / cos2) / (kPi * alpha_u * alpha_v * (cos2 * cos2));
         } else {
             F t = ax * ax + ay * ay + m.z * m.z;
             result = 1.f / (kPi * alpha_u * alpha_v * (t * t));
@@ -102,15 +103,15 @@ struct MicrofacetT {
     RADIANT_HD Vec2T<F> sample_visible_11_beckmann(F cos_theta_i, Vec2T<F> u) const {
         F tan_theta_i = safe_sqrt(1.f - cos_theta_i * cos_theta_i) / cos_theta_i;
         F cot_theta_i = 1.f / tan_theta_i;
-        F maxval = erf_(cot_theta_i, active);
+        F maxval = erf_approx(cot_theta_i);
         u.x = max_(min_(u.x, F(1.f - 1e-6f)), F(1e-6f));
         u.y = max_(min_(u.y, F(1.f - 1e-6f)), F(1e-6f));
-        F x = maxval - (maxval + 1.f) * erf_(sqrt_(-log_(u.x, active)), active);
+        F x = maxval - (maxval + 1.f) * erf_approx(sqrt_(-log_approx(u.x)));
         const float inv_sqrt_pi = 0.56418958354775628695f;
-        u.x = u.x * (1.f + maxval + inv_sqrt_pi * tan_theta_i * exp_(-cot_theta_i * cot_theta_i, active));
+        u.x = u.x * (1.f + maxval + inv_sqrt_pi * tan_theta_i * exp_approx(-cot_theta_i * cot_theta_i));
         for (int i = 0; i < 3; ++i) {
             F slope = erfinv_approx(x, active);
-            F value = 1.f + x + inv_sqrt_pi * tan_theta_i * exp_(-slope * slope, active) - u.x;
+            F value = 1.f + x + inv_sqrt_pi * tan_theta_i * exp_approx(-slope * slope) - u.x;
             F derivative = 1.f - slope * tan_theta_i;
             x = x - value / derivative;
         }
@@ -157,7 +158,7 @@ struct MicrofacetT {
             }
             F cos_theta;
             if (type == kBeckmann) {
-                cos_theta = 1.f / sqrt_(1.f - alpha_2 * log_(1.f - u.x, active));
+                cos_theta = 1.f / sqrt_(1.f - alpha_2 * log_approx(1.f - u.x));
             } else {
                 F tan_theta_m_2 = alpha_2 * u.x / (1.f - u.x);
                 cos_theta = 1.f / sqrt_(1.f + tan_theta_m_2);
