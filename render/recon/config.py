@@ -157,7 +157,9 @@ class ReconConfig:
                                         # fixed fits, lost the room's shelf)
     prior_sdf_weight_fixed: float = -1.0  # prior_sdf's weight once the fits are fixed (< 0: prior_sdf_weight)
     prior_sdf_free_space_fixed: bool = True  # its free-space term once the fits are fixed (off: the surface term
-                                        # only; the free-space term carves thin parts the prior misses)
+                                        # only; the free-space term carves thin parts the prior misses). Room,
+                                        # seed 0, 8800 steps, 1.0 and off: same fits, back wall +2.4 vs +2.2 cm,
+                                        # objects recall@5cm 0.777 -> 0.835, thin level; one run, so off (README)
     prior_sdf_points: int = 256
     mask_weight: float = 0.1
     # Optimisation.
