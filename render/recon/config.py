@@ -105,11 +105,11 @@ class ReconConfig:
                                         # recall@5cm 0.25 vs 0.53 / 0.51 on, seeds 0 / 1, 8800 steps (README)
     rgb_importance: float = 0.0         # the colour loss weights each ray by (1 / (N P))^this under the guided
                                         # sampler (self-normalized over the batch): 0 keeps the guided rays'
-                                        # emphasis (thin parts), 1 gives uniform sampling's expectation (the walls
-                                        # behind them are not dragged forward), in between tempers both (room,
-                                        # seed 0, 8800 steps, 0.5: thin recall@5cm 0.756 -> 0.480, so off; its
-                                        # F@2cm 0.801 -> 0.875 came from its fits' scale, the back wall's drag
-                                        # only 0.9 -> 0.7 cm; README, sessions 12-13)
+                                        # emphasis (thin parts), 1 gives uniform sampling's expectation, in
+                                        # between tempers it (room, seed 0, 8800 steps, 0.5: thin recall@5cm
+                                        # 0.756 -> 0.480, so off; its F@2cm 0.801 -> 0.875 came from its fits'
+                                        # scale, the back wall's extra offset only 0.9 -> 0.7 cm, and uniform
+                                        # sampling has one too; README, sessions 12-13)
     uncertainty_fit_weight: float = 0.1 # the heads' own NLL (geometry detached)
     depth_uncertainty_min: float = 0.01 # floors of the uncertainties in the NLL losses
     normal_uncertainty_min: float = 0.1

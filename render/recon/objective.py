@@ -121,8 +121,10 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
         aligned, ok, fit = L.align_prior_depth(z.detach(), prior, groups, int(groups.max()) + 1, use=mask,
                                                robust_iters=c.depth_fit_robust_iters, return_fit=True)
         grow = None
-        if anchor is not None and targets.image is not None and step is not None:
-            if anchor.frozen(step):
+        tracked = anchor is not None and targets.image is not None and step is not None
+        fits_fixed = tracked and anchor.frozen(step)
+        if tracked:
+            if fits_fixed:
                 fixed, known = anchor.align(prior, targets.image)
                 aligned, ok = torch.where(known, fixed, aligned), ok | known
                 if c.depth_outlier > 0:
@@ -166,12 +168,12 @@ def recon_losses(model: ReconModel, bundle: RayBundle, origins: torch.Tensor, di
             scale = w[w > 0].mean() if bool((w > 0).any()) else torch.ones((), dtype=w.dtype, device=w.device)
             grown = scale if importance is None else scale * importance  # the kept pixels' average weight
             weight = torch.where(grow, grown, weight.to(aligned.dtype))
-        fixed = anchor is not None and step is not None and anchor.frozen(step)
-        sdf_weight = c.prior_sdf_weight_fixed if fixed and c.prior_sdf_weight_fixed >= 0 else c.prior_sdf_weight
+        sdf_weight = (c.prior_sdf_weight_fixed if fits_fixed and c.prior_sdf_weight_fixed >= 0
+                      else c.prior_sdf_weight)
         if use_prior_sdf and sdf_weight > 0 and bool((weight > 0).any()):
             out["prior_sdf"] = sdf_weight * prior_sdf_loss(model, origins, dirs, targets.cam_z, aligned, weight,
                                                            c.prior_sdf_points, generator,
-                                                           free_space=not fixed or c.prior_sdf_free_space_fixed)
+                                                           free_space=not fits_fixed or c.prior_sdf_free_space_fixed)
     if targets.normal is not None and c.normal_weight > 0:
         n_cam = torch.einsum("mk,mkj->mj", bundle.normal, targets.cam_rot)
         prior_n = targets.normal
