@@ -72,10 +72,7 @@ def multiview_prior_fit(dataset, image_ids: list[int], scale: torch.Tensor, shif
     slot[ids] = torch.arange(len(ids))
     a0, b0 = scale.double().clone(), shift.double().clone()
     a, b = a0.clone(), b0.clone()
-    prior = ds.depths.double()
-    valid = torch.isfinite(prior) & (prior > 0)
-    if ds.masks is not None:
-        valid &= ds.masks.bool()
+    prior, valid = _prior_valid(ds)
     c2w, k = ds.cam_to_world.double(), ds.intrinsics.double()
     n_ids = len(ids)
     unknowns = 2 * n_ids  # only the images being aligned: (a, b) of slot s at 2s, 2s + 1
@@ -181,9 +178,31 @@ def _partners(ds, ids: torch.Tensor, a: torch.Tensor, b: torch.Tensor, prior: to
 
 
 @torch.no_grad()
+def image_partners(dataset, image_ids: list[int], scale: torch.Tensor, shift: torch.Tensor, partners: int = 6,
+                   occlusion: float = 0.03, generator: torch.Generator | None = None) -> dict[int, list[int]]:
+    """{image: the `partners` other images that see most of its aligned prior points} (as photometric_conflict
+    picks them)."""
+    ds = dataset.to("cpu")
+    prior, valid = _prior_valid(ds)
+    ids = torch.as_tensor(sorted(image_ids), dtype=torch.int64)
+    return _partners(ds, ids, scale.double(), shift.double(), prior, valid, partners, 256, occlusion,
+                     generator or torch.Generator().manual_seed(0))
+
+
+def _prior_valid(ds) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the depth priors in float64, where they are known and inside the masks)."""
+    prior = ds.depths.double()
+    valid = torch.isfinite(prior) & (prior > 0)
+    if ds.masks is not None:
+        valid &= ds.masks.bool()
+    return prior, valid
+
+
+@torch.no_grad()
 def photometric_conflict(dataset, image_ids: list[int], scale: torch.Tensor, shift: torch.Tensor,
                          partners: int = 6, box: int = 5, stride: int = 2, occlusion: float = 0.03,
-                         generator: torch.Generator | None = None) -> torch.Tensor:
+                         generator: torch.Generator | None = None,
+                         pairs: dict[int, list[int]] | None = None) -> torch.Tensor:
     """(N,H,W) float32 photometric inconsistency of each pixel's aligned depth prior (NaN where unknown).
 
     A pixel of image i back-projected at its aligned prior depth z = scale_i P + shift_i is a 3-D point; where the
@@ -196,7 +215,8 @@ def photometric_conflict(dataset, image_ids: list[int], scale: torch.Tensor, shi
     that see the most of image i and see the point unoccluded (not behind their own aligned prior by more than
     `occlusion`), of the mean absolute RGB difference of the box-filtered images (`box` x `box` pixels: path
     traced or sensor noise would swamp single pixels). Computed on every `stride`-th pixel and spread to the
-    others (nearest). Only pinhole cameras."""
+    others (nearest). Only pinhole cameras. `pairs` (image_partners' answer) gives the partners instead: a sweep
+    over the fits' scale compares its costs over the same image pairs."""
     import torch.nn.functional as F
 
     ds = dataset.to("cpu")
@@ -205,16 +225,14 @@ def photometric_conflict(dataset, image_ids: list[int], scale: torch.Tensor, shi
     gen = generator or torch.Generator().manual_seed(0)
     ids = torch.as_tensor(sorted(image_ids), dtype=torch.int64)
     n_img, h, w = ds.depths.shape
-    prior = ds.depths.double()
-    valid = torch.isfinite(prior) & (prior > 0)
-    if ds.masks is not None:
-        valid &= ds.masks.bool()
+    prior, valid = _prior_valid(ds)
     a, b = scale.double(), shift.double()
     c2w, k = ds.cam_to_world.double(), ds.intrinsics.double()
     out = torch.full((n_img, h, w), float("nan"))
     if len(ids) < 2:
         return out
-    pairs = _partners(ds, ids, a, b, prior, valid, partners, 256, occlusion, gen)
+    if pairs is None:
+        pairs = _partners(ds, ids, a, b, prior, valid, partners, 256, occlusion, gen)
 
     smoothed: dict[int, torch.Tensor] = {}
 
@@ -263,12 +281,19 @@ def photometric_scale(dataset, image_ids: list[int], scale: torch.Tensor, shift:
     sees it; a textureless room rendered at a scale 1.5 % off keeps its walls 3-4 cm off for the rest of the run
     (measured on the bundled room, fits against ray-cast ground truth). Back-projected at the wrong scale, every
     textured pixel (edges, furniture, the lights) lands off its place in the other views, so the mean colour
-    difference has its minimum at the right scale: the plane sweep of multi-view stereo over one parameter."""
+    difference has its minimum at the right scale: the plane sweep of multi-view stereo over one parameter.
+
+    Every factor is scored over the same image pairs (image_partners at the fits as given): picked anew per factor,
+    from the random probe pixels of a generator that moved on between factors, the pairs changed along the sweep,
+    and their differences in cost, as large as the cost's change over 1 %, put the minimum 1 % off the one with
+    fixed pairs on the bundled room (seed 2; fits of six 8800-step runs: error of the common scale against ray-cast
+    walls, rms 0.44 % -> 0.24 %, worst -1.00 % -> -0.35 %, README)."""
     factors = torch.linspace(1 - span, 1 + span, steps, dtype=torch.float64)
     ids = sorted(image_ids)
     costs = torch.full((steps,), float("inf"), dtype=torch.float64)
+    pairs = image_partners(dataset, ids, scale, shift, generator=generator)
     for n, f in enumerate(factors.tolist()):
-        c = photometric_conflict(dataset, ids, scale * f, shift * f, stride=stride, generator=generator)[ids]
+        c = photometric_conflict(dataset, ids, scale * f, shift * f, stride=stride, pairs=pairs)[ids]
         c = c[torch.isfinite(c)]
         if c.numel() > 0:
             costs[n] = c.double().mean()

@@ -800,7 +800,7 @@ def test_photometric_conflict_flags_a_prior_that_misses_an_object():
     assert torch.equal(restored.probs, sampler.probs)
 
 
-def test_photometric_scale_finds_the_common_scale_of_the_fits():
+def test_photometric_scale_finds_the_common_scale_of_the_fits(monkeypatch):
     """Synthetic room (checker-textured walls), exact priors z (1.5 + 0.1 i) + 0.3: fits that share a common scale
     error (all depths 2.5 % too far, consistent with each other, as fits fixed against a geometry at the wrong
     scale are) are brought back by the colours' sweep to within 0.6 %; exact fits stay put; the anchor's rescale
@@ -820,6 +820,26 @@ def test_photometric_scale_finds_the_common_scale_of_the_fits():
     assert costs[0] < costs[-1]  # the sweep's low end (0.9) is nearer the truth (1 / 1.025) than its high end
     s_exact, _, _ = photometric_scale(ds, ids, a, b, span=0.1, steps=21, stride=1)
     assert abs(s_exact - 1) < 0.005, s_exact
+    # Every factor is scored over the same image pairs, picked once at the fits as given (a sweep whose pairs
+    # changed from factor to factor put seed 2's room 1 % off, README): its costs are photometric_conflict's
+    # with those pairs, whatever the generator does between factors.
+    import render.recon.prior_align as pa
+
+    calls = []
+    real = pa._partners
+
+    def spy(*args, **kw):
+        calls.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(pa, "_partners", spy)
+    _, factors, costs = photometric_scale(ds, ids, a * 1.025, b * 1.025, span=0.1, steps=5, stride=2,
+                                          generator=torch.Generator().manual_seed(3))
+    assert len(calls) == 1
+    pairs = pa.image_partners(ds, ids, a * 1.025, b * 1.025, generator=torch.Generator().manual_seed(3))
+    for f, cost in zip(factors.tolist(), costs.tolist()):
+        c = pa.photometric_conflict(ds, ids, a * 1.025 * f, b * 1.025 * f, stride=2, pairs=pairs)
+        assert cost == pytest.approx(float(c[torch.isfinite(c)].double().mean()), rel=1e-12)
     # Through the anchor (prior = w z + q): the aligned depths scale by the factor, unseen images keep w.
     anchor = L.DepthFitAnchor(n + 1, freeze_step=1)
     anchor.update(torch.arange(n), 1 / a, -b / a, torch.ones(n, dtype=torch.bool))
