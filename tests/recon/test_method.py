@@ -836,10 +836,14 @@ def test_photometric_scale_finds_the_common_scale_of_the_fits(monkeypatch):
     _, factors, costs = photometric_scale(ds, ids, a * 1.025, b * 1.025, span=0.1, steps=5, stride=2,
                                           generator=torch.Generator().manual_seed(3))
     assert len(calls) == 1
+    # ... averaged with weights (z / the image's median z)^2: the scene surface each pixel covers.
     pairs = pa.image_partners(ds, ids, a * 1.025, b * 1.025, generator=torch.Generator().manual_seed(3))
+    z = (a * 1.025)[:, None, None] * ds.depths.double() + (b * 1.025)[:, None, None]
+    weight = (z / z.reshape(n, -1).median(1).values[:, None, None]) ** 2
     for f, cost in zip(factors.tolist(), costs.tolist()):
-        c = pa.photometric_conflict(ds, ids, a * 1.025 * f, b * 1.025 * f, stride=2, pairs=pairs)
-        assert cost == pytest.approx(float(c[torch.isfinite(c)].double().mean()), rel=1e-12)
+        c = pa.photometric_conflict(ds, ids, a * 1.025 * f, b * 1.025 * f, stride=2, pairs=pairs).double()
+        known = torch.isfinite(c)
+        assert cost == pytest.approx(float((c * weight)[known].sum() / weight[known].sum()), rel=1e-9)
     # Through the anchor (prior = w z + q): the aligned depths scale by the factor, unseen images keep w.
     anchor = L.DepthFitAnchor(n + 1, freeze_step=1)
     anchor.update(torch.arange(n), 1 / a, -b / a, torch.ones(n, dtype=torch.bool))
