@@ -140,7 +140,9 @@ class ReconConfig:
     depth_fit_scale: bool = True        # then rescale all fits by the common factor the colours agree with best
                                         # (prior_align.photometric_scale, a sweep over +-4 %): the fits keep the
                                         # freeze-step geometry's scale, 1.5 % off in some runs, which held the
-                                        # room's walls 3-4 cm off to the end (README, session 10)
+                                        # room's walls 3-4 cm off to the end (README, session 10); with fixed
+                                        # image pairs and surface weights (session 14) the sweep lands within
+                                        # 0.16 % of the walls' scale on six runs' fits (offline), -1.0..+0.2 % before
     depth_outlier: float = 0.08         # with a fixed fit: pixels whose depth residual exceeds this (normalized
                                         # units) leave the depth loss, prior_sdf grows what is missing there
                                         # (room, 7800 steps: F@5cm 0.845 -> 0.928); 0: off
