@@ -204,44 +204,67 @@ void film_splat_cpu(double* acc, int32_t width, int32_t height, int32_t channels
         int64_t lo = std::max<int64_t>(0, r0 - margin - src.y0), hi = std::min<int64_t>(src.h, r1 + margin - src.y0);
         if (lo >= hi) return;
         for (int64_t l = 0; l < layers; ++l) {
-            for (int64_t i = l * n_src + lo * src.w; i < l * n_src + hi * src.w; ++i) {
-                float sx = pos[2 * i], sy = pos[2 * i + 1];
-                int32_t bx = (int32_t)floorf(sx - r + 0.5f), by = (int32_t)floorf(sy - r + 0.5f);
-                if (by + span <= r0 || by >= r1) continue;  // no footprint row in this band
-                // Footprint rows inside the band and columns inside the accumulator with a positive weight: the
-                // filters are unimodal, so each is one run of taps [lo, hi).
-                filter_weights(filter, by, sy, span, wy);
-                int y_lo = max_(0, (int)(r0 - by)), y_hi = min_(span, (int)(r1 - by));
-                while (y_lo < y_hi && !(wy[y_lo] > 0.f)) ++y_lo;
-                while (y_hi > y_lo && !(wy[y_hi - 1] > 0.f)) --y_hi;
-                if (y_lo >= y_hi) continue;
-                filter_weights(filter, bx, sx, span, wx);
-                int x_lo = max_(0, dst.x0 - bx), x_hi = min_(span, dst.x0 + dst.w - bx);
-                while (x_lo < x_hi && !(wx[x_lo] > 0.f)) ++x_lo;
-                while (x_hi > x_lo && !(wx[x_hi - 1] > 0.f)) --x_hi;
-                const float* v = values + channels * i;
-#if RADIANT_SPLAT_ROWS
-                if (channels == 3 && x_hi - x_lo <= 6 && !scalar_splat) {  // the rows below, vectorized
-                    const SplatVals vals = splat_vals(v);
-                    for (int ky = y_lo; ky < y_hi; ++ky)
-                        splat_row_rgb(acc + ((int64_t)(by + ky - dst.y0) * dst.w + (bx + x_lo - dst.x0)) * stride,
-                                      wx + x_lo, wy[ky], x_hi - x_lo, vals);
-                    continue;
+            const int64_t i_end = l * n_src + hi * src.w;
+            for (int64_t g = l * n_src + lo * src.w; g < i_end; g += kLanes) {
+                // The taps of kLanes samples at once, in lanes (filter_weight<LaneF>): sample g + j's tap k in
+                // tx[k][j] and ty[k][j] (a short last group repeats its last sample); tap k of a footprint that
+                // starts at pixel b has its centre at b + k + 0.5.
+                const int n = (int)std::min<int64_t>(kLanes, i_end - g);
+                float gx[kLanes], gy[kLanes], bxs[kLanes], bys[kLanes], tx[16][kLanes], ty[16][kLanes];
+                for (int j = 0; j < kLanes; ++j) {
+                    const int64_t i = g + min_(j, n - 1);
+                    gx[j] = pos[2 * i];
+                    gy[j] = pos[2 * i + 1];
                 }
+                const LaneF sxl = LaneF::load(gx), syl = LaneF::load(gy);
+                const LaneF bxl = floor_(sxl - r + 0.5f), byl = floor_(syl - r + 0.5f);
+                bxl.store(bxs);
+                byl.store(bys);
+                for (int k = 0; k < span; ++k) {
+                    filter_weight(filter, bxl + (float)k + 0.5f - sxl).store(tx[k]);
+                    filter_weight(filter, byl + (float)k + 0.5f - syl).store(ty[k]);
+                }
+                for (int j = 0; j < n; ++j) {
+                    const int64_t i = g + j;
+                    const int32_t bx = (int32_t)bxs[j], by = (int32_t)bys[j];
+                    if (by + span <= r0 || by >= r1) continue;  // no footprint row in this band
+                    for (int k = 0; k < span; ++k) {
+                        wx[k] = tx[k][j];
+                        wy[k] = ty[k][j];
+                    }
+                    // Footprint rows inside the band and columns inside the accumulator with a positive weight: the
+                    // filters are unimodal, so each is one run of taps [lo, hi).
+                    int y_lo = max_(0, (int)(r0 - by)), y_hi = min_(span, (int)(r1 - by));
+                    while (y_lo < y_hi && !(wy[y_lo] > 0.f)) ++y_lo;
+                    while (y_hi > y_lo && !(wy[y_hi - 1] > 0.f)) --y_hi;
+                    if (y_lo >= y_hi) continue;
+                    int x_lo = max_(0, dst.x0 - bx), x_hi = min_(span, dst.x0 + dst.w - bx);
+                    while (x_lo < x_hi && !(wx[x_lo] > 0.f)) ++x_lo;
+                    while (x_hi > x_lo && !(wx[x_hi - 1] > 0.f)) --x_hi;
+                    const float* v = values + channels * i;
+#if RADIANT_SPLAT_ROWS
+                    if (channels == 3 && x_hi - x_lo <= 6 && !scalar_splat) {  // the rows below, vectorized
+                        const SplatVals vals = splat_vals(v);
+                        for (int ky = y_lo; ky < y_hi; ++ky)
+                            splat_row_rgb(acc + ((int64_t)(by + ky - dst.y0) * dst.w + (bx + x_lo - dst.x0)) * stride,
+                                          wx + x_lo, wy[ky], x_hi - x_lo, vals);
+                        continue;
+                    }
 #endif
-                for (int ky = y_lo; ky < y_hi; ++ky) {
-                    double* row = acc + (int64_t)(by + ky - dst.y0) * dst.w * stride;
-                    for (int kx = x_lo; kx < x_hi; ++kx) {
-                        double w = (double)(wy[ky] * wx[kx]);
-                        double* a = row + (int64_t)(bx + kx - dst.x0) * stride;
-                        if (channels == 3) {  // colour: unrolled
-                            a[0] += (double)v[0] * w;
-                            a[1] += (double)v[1] * w;
-                            a[2] += (double)v[2] * w;
-                            a[3] += w;
-                        } else {
-                            for (int c = 0; c < channels; ++c) a[c] += (double)v[c] * w;
-                            a[channels] += w;
+                    for (int ky = y_lo; ky < y_hi; ++ky) {
+                        double* row = acc + (int64_t)(by + ky - dst.y0) * dst.w * stride;
+                        for (int kx = x_lo; kx < x_hi; ++kx) {
+                            double w = (double)(wy[ky] * wx[kx]);
+                            double* a = row + (int64_t)(bx + kx - dst.x0) * stride;
+                            if (channels == 3) {  // colour: unrolled
+                                a[0] += (double)v[0] * w;
+                                a[1] += (double)v[1] * w;
+                                a[2] += (double)v[2] * w;
+                                a[3] += w;
+                            } else {
+                                for (int c = 0; c < channels; ++c) a[c] += (double)v[c] * w;
+                                a[channels] += w;
+                            }
                         }
                     }
                 }

@@ -724,53 +724,22 @@ struct FilmFilter {
     int32_t kind;
     float radius, stddev;
     float floor;  // gaussian: its value at the radius, subtracted (Mitsuba gaussian.cpp); set by make_filter
-    float step;   // gaussian: exp(-1 / s^2), the ratio of successive ratios exp(-(x+1)^2 a) / exp(-x^2 a)
 };
 
 RADIANT_HD FilmFilter make_filter(int32_t kind, float radius, float stddev) {
-    FilmFilter f{kind, radius, stddev, 0.f, 0.f};
-    if (kind == kFilterGaussian) {
-        f.floor = expf(-radius * radius / (2.f * stddev * stddev));
-        f.step = expf(-1.f / (stddev * stddev));
-    }
+    FilmFilter f{kind, radius, stddev, 0.f};
+    if (kind == kFilterGaussian) f.floor = exp_approx(-radius * radius / (2.f * stddev * stddev));
     return f;
 }
 
-RADIANT_HD float filter_weight(const FilmFilter& f, float x) {
-    if (f.kind == kFilterBox) return (x >= -0.5f && x < 0.5f) ? 1.f : 0.f;
-    if (f.kind == kFilterGaussian) {
-        float s = f.stddev;
-        return max_(expf(-x * x / (2.f * s * s)) - f.floor, 0.f);
-    }
-    return max_(1.f - fabsf(x) / f.radius, 0.f);
-}
-
-// filter_weight of `span` consecutive pixels b, b + 1, ... (centres at b + k + 0.5) for a sample at s. The gaussian
-// takes two exps instead of span: from the pixel nearest the sample outwards, exp(-(x+1)^2 a) = exp(-x^2 a)
-// exp(-(2x+1) a), each further step multiplies that ratio by exp(-2a) (a = 1 / 2s^2), and the first ratio
-// downwards is exp(-2a) / exp(-(2x+1) a); a few ulp from exact.
-RADIANT_HD void filter_weights(const FilmFilter& f, int32_t b, float s, int span, float* w) {
-    if (f.kind != kFilterGaussian) {
-        for (int k = 0; k < span; ++k) w[k] = filter_weight(f, (float)(b + k) + 0.5f - s);
-        return;
-    }
-    const float a = 1.f / (2.f * f.stddev * f.stddev);
-    int c = clamp_((int)floorf(s - (float)b), 0, span - 1);  // the pixel the sample lies in
-    float xc = (float)(b + c) + 0.5f - s;
-    float ec = expf(-xc * xc / (2.f * f.stddev * f.stddev));
-    w[c] = max_(ec - f.floor, 0.f);
-    const float up = expf(-(2.f * xc + 1.f) * a);
-    float e = ec, q = up;
-    for (int k = c + 1; k < span; ++k, q *= f.step) {
-        e *= q;
-        w[k] = max_(e - f.floor, 0.f);
-    }
-    e = ec;
-    q = f.step / up;  // exp((2x - 1) a)
-    for (int k = c - 1; k >= 0; --k, q *= f.step) {
-        e *= q;
-        w[k] = max_(e - f.floor, 0.f);
-    }
+// The filter's weight at offset x from the sample (pixel centre minus sample position). Templated on the float type
+// (common.h): the CPU's splat computes a lane group's taps in SIMD registers (LaneF), the CUDA one each tap (float),
+// with the same result per tap; the gaussian's exp is approx.h's.
+template <typename F>
+RADIANT_HD F filter_weight(const FilmFilter& f, F x) {
+    if (f.kind == kFilterBox) return select_((x >= -0.5f) & (x < 0.5f), F(1.f), F(0.f));
+    if (f.kind == kFilterGaussian) return max_(exp_approx(-x * x / (2.f * f.stddev * f.stddev)) - f.floor, F(0.f));
+    return max_(1.f - abs_(x) / f.radius, F(0.f));
 }
 
 // ---------------------------------------------------------------------------------------------------------
