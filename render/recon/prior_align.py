@@ -288,7 +288,7 @@ def photometric_scale(dataset, image_ids: list[int], scale: torch.Tensor, shift:
     from the random probe pixels of a generator that moved on between factors, the pairs changed along the sweep,
     and their differences in cost, as large as the cost's change over 1 %, put the minimum 1 % off the one with
     fixed pairs on the bundled room (seed 2; fits of six 8800-step runs: error of the common scale against ray-cast
-    walls, rms 0.44 % -> 0.24 %, worst -1.00 % -> -0.35 %, README).
+    walls, rms 0.44 % -> 0.23 %, worst -1.00 % -> -0.37 %, README).
 
     The weights count scene surface, not pixels: a pixel at depth z covers ~z^2 of it. Per pixel, the near
     furniture outweighs the walls, and its fits are the ones the prior bends: a mono prior (and the bundled
