@@ -468,22 +468,35 @@ struct AreaMeshTriangle {  // plain floats: v and n are three points each (no ze
     float choose_area;
 };
 
+// The probability density of choosing area-mesh emitter prm (uniformly among the emitters) and a point of it by area.
+RADIANT_HD float area_mesh_choose_area(const PackedScene& sc, const float* prm) {
+    return (1.f / (float)sc.num_emitters) / prm[kEmArea];
+}
+
+// The vertices of the triangle at entry `k` of the scene's area CDFs into v (3 x 3 floats) and, where `normals`, its
+// vertex normals into n (else n is not written).
+RADIANT_HD void area_mesh_vertices(const PackedScene& sc, int32_t k, bool normals, float* v, float* n) {
+    const int32_t* f = sc.faces + 3 * (int64_t)sc.tri_faces[k];
+    for (int j = 0; j < 3; ++j) {
+        for (int c = 0; c < 3; ++c) {
+            v[3 * j + c] = sc.vertices[3 * (int64_t)f[j] + c];
+            if (normals) n[3 * j + c] = sc.normals[3 * (int64_t)f[j] + c];
+        }
+    }
+}
+
 // The lookups at entry `k` of the scene's area CDFs (info[2] + the mesh's index found by search_cdf; the CPU's lane
-// loop searches its lanes interleaved, lane.h search_cdf_lanes).
+// loop searches its lanes interleaved, lane.h search_cdf_lanes, and looks up per mesh and per lane itself).
 RADIANT_HD AreaMeshTriangle area_mesh_triangle_at(const PackedScene& sc, const int32_t* info, const float* prm,
                                                   int32_t k) {
     AreaMeshTriangle tri;
-    const int32_t* f = sc.faces + 3 * (int64_t)sc.tri_faces[k];
     const int32_t* shape = sc.shape_info + (int64_t)info[1] * kShapeInts;
     tri.has_normals = shape[1] != 0;
     tri.flip = shape[0] != 0;
-    for (int j = 0; j < 3; ++j) {
-        for (int c = 0; c < 3; ++c) {
-            tri.v[3 * j + c] = sc.vertices[3 * (int64_t)f[j] + c];
-            tri.n[3 * j + c] = tri.has_normals ? sc.normals[3 * (int64_t)f[j] + c] : 0.f;
-        }
-    }
-    tri.choose_area = (1.f / (float)sc.num_emitters) / prm[kEmArea];
+    area_mesh_vertices(sc, k, tri.has_normals, tri.v, tri.n);
+    if (!tri.has_normals)
+        for (int j = 0; j < 9; ++j) tri.n[j] = 0.f;
+    tri.choose_area = area_mesh_choose_area(sc, prm);
     return tri;
 }
 
@@ -759,18 +772,31 @@ RADIANT_HD bool trace_ray(const PackedScene& sc, Vec3 o, Vec3 d, float tmin, flo
                                     hit);
 }
 
-// The camera ray of sample `sample` of `pixel` (its RNG stream seeded, the film position drawn from it).
-RADIANT_HD void start_path(const PathCamera& cam, const PathSettings& st, int64_t pixel, int64_t sample, PCG32& rng,
-                           float& px, float& py, Vec3& o, Vec3& d, float& tmin, float& tmax) {
+// A camera sample's RNG stream and film position (the pixel's corner plus the stream's first two numbers).
+RADIANT_HD void start_sample(const PathCamera& cam, const PathSettings& st, int64_t pixel, int64_t sample, PCG32& rng,
+                             float& px, float& py) {
     rng = sample_rng(st.seed, pixel, sample);
     px = (float)(pixel % cam.width) + rng.next_float();
     py = (float)(pixel / cam.width) + rng.next_float();
-    // Mitsuba's perspective sensor; the ray starts at the near clip plane.
-    float fx = px / (float)cam.width, fy = py / (float)cam.height;
-    Vec3 dl = normalize(Vec3((1.f - 2.f * fx) * cam.tan_x, (1.f - 2.f * fy) * cam.tan_y, 1.f));
+}
+
+// Mitsuba's perspective sensor: the ray's direction through film position (px, py) and its interval, from the near
+// to the far clip plane (the ray starts at cam.pos). Templated on the float type (the CPU's lane loop makes the
+// camera rays of a packet at once).
+template <typename F>
+RADIANT_HD void camera_ray(const PathCamera& cam, F px, F py, Vec3T<F>& d, F& tmin, F& tmax) {
+    F fx = px / (float)cam.width, fy = py / (float)cam.height;
+    Vec3T<F> dl = normalize(Vec3T<F>((1.f - 2.f * fx) * cam.tan_x, (1.f - 2.f * fy) * cam.tan_y, F(1.f)));
     tmin = cam.near_clip / dl.z;
     tmax = cam.far_clip / dl.z;
     d = mat_vec(cam.to_world, dl);
+}
+
+// The camera ray of sample `sample` of `pixel` (its RNG stream seeded, the film position drawn from it).
+RADIANT_HD void start_path(const PathCamera& cam, const PathSettings& st, int64_t pixel, int64_t sample, PCG32& rng,
+                           float& px, float& py, Vec3& o, Vec3& d, float& tmin, float& tmax) {
+    start_sample(cam, st, pixel, sample, rng, px, py);
+    camera_ray(cam, px, py, d, tmin, tmax);
     o = Vec3::load(cam.pos);
 }
 
