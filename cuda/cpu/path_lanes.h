@@ -23,8 +23,9 @@
 //     dielectric, roughconductor, roughplastic eval / pdf / sample) run once over the lanes of their type, MIS
 //     weights, the throughput / radiance updates, offset origins, depth, the emitter choice, Russian roulette. BSDF
 //     types without a lane form go lane by lane through bsdf.h's scalar bsdf_eval / bsdf_pdf / bsdf_sample. exp,
-//     log and erf are approx.h's polynomials, in lanes; the libm calls left (common.h / lane.h acos_, sincos_, ...)
-//     are made lane by lane, on the lanes that use their result only.
+//     log, erf, acos and sincos are approx.h's polynomials, in lanes; the libm calls left (lane.h sin_ / cos_ / tan_
+//     of anisotropic microfacet sampling, sample_emitter's sphere lights) are made lane by lane, on the lanes that
+//     use their result only.
 #pragma once
 #include <memory>
 #include <new>
@@ -617,7 +618,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         if (any(sph)) {
             LVec3 n, dpdu;
             LaneF u, v;
-            sphere_surface(P, s_c, s_r, s_m[0], s_m[1], s_m[2], n, u, v, dpdu, sph);
+            sphere_surface(P, s_c, s_r, s_m[0], s_m[1], s_m[2], n, u, v, dpdu);
             NG = select_(sph, n, NG);
             NS = select_(sph, n, NS);
             U = select_(sph, u, U);
