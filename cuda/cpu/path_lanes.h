@@ -1,29 +1,33 @@
 // Radiant kernels (CPU only): the fused path loop over kLanes paths at once (lane.h: 16 with AVX-512, else 8), the
 // lane form of path.h's trace_sample with the same result for every path, bit for bit.
 //
-// Each path keeps its own PCG32 stream (drawn lane by lane, in the scalar loop's order), so the image is the scalar
-// loop's. A lane whose path ends takes the next camera sample of the range at the top of the next bounce. Rays:
+// Each path keeps its own PCG32 stream (seeded lane by lane; drawn in lanes, LaneRNG, each lane's numbers in the
+// scalar loop's order), so the image is the scalar loop's. A lane whose path ends takes the next camera sample of the
+// range at the top of the next bounce. Rays:
 //   - with AVX2 / AVX-512 (bvh_wide.h packet_traverse, kLanes rays a packet; path_cpu.cpp picks the mode): the
-//     camera rays of kLanes consecutive samples traced ahead as one packet (neighbouring pixels), the lanes taking
-//     them later use those hits; the
-//     group's other closest-hit rays and its shadow rays as one packet each on small trees, one ray at a time
-//     (the 8-/4-wide tree) on larger ones; the same hits as the single-ray traversal (t bit for bit).
+//     camera rays of kLanes consecutive samples made in lanes (camera_ray) and traced ahead as one packet
+//     (neighbouring pixels), the lanes taking them later use those hits; the group's other closest-hit rays and its
+//     shadow rays as one packet each on small trees, one ray at a time (the 8-/4-wide tree) on larger ones; the same
+//     hits as the single-ray traversal (t bit for bit).
 // Per bounce:
 //   - per lane, through path.h's scalar code: closest hit and shadow rays where not in packets, the table lookups
-//     (surface_refs: a hit triangle's vertices / normals / uvs or a sphere's center and frame; an area mesh's
-//     triangle and the envmap's cells, texels and cell pdfs, their CDF searches run with the lanes interleaved,
-//     lane.h search_cdf_lanes), hit area-light emission and its MIS weight, the deferred seam, and the emitter
-//     sampling of kinds other than area meshes, point / spot lights and the envmap;
-//   - per material: the BSDF row (bsdf_at once per untextured row, once per lane for a textured one);
+//     (surface_refs: a hit triangle's vertices / normals / uvs or a sphere's center and frame, its shape's BSDF row
+//     and emitter; an area mesh's triangle vertices and the envmap's cells, texels and cell pdfs, their CDF
+//     searches run with the lanes interleaved, lane.h search_cdf_lanes), the pdf of a hit area light, and the
+//     emitter sampling of kinds other than area meshes, point / spot / directional lights and the envmap;
+//   - per material: the BSDF row (bsdf_at once per call for an untextured row, once per lane for a textured one);
+//     per emitter chosen: its kind and fields;
 //   - in lanes, from the shared templated headers: surface attributes (triangle_surface, sphere_surface), the
 //     environment seen and its MIS weight (env_eval), area-mesh and envmap emitter samples (area_mesh_sample,
 //     envmap_sample), the shading frame, wi, the BSDF lobes that have a lane form (bsdf.h: diffuse, plastic,
 //     dielectric, roughconductor, roughplastic eval / pdf / sample) run once over the lanes of their type, MIS
-//     weights, the throughput / radiance updates, offset origins, Russian roulette. BSDF types without a lane form
-//     go lane by lane through bsdf.h's scalar bsdf_eval / bsdf_pdf / bsdf_sample. exp, log and erf are approx.h's
-//     polynomials, in lanes; the libm calls left (common.h / lane.h acos_, sincos_, ...) are made lane by lane, on
-//     the lanes that use their result only.
+//     weights, the throughput / radiance updates, offset origins, depth, the emitter choice, Russian roulette. BSDF
+//     types without a lane form go lane by lane through bsdf.h's scalar bsdf_eval / bsdf_pdf / bsdf_sample. exp,
+//     log, erf, acos and sincos are approx.h's polynomials, in lanes; the libm calls left (lane.h sin_ / cos_ / tan_
+//     of anisotropic microfacet sampling, sample_emitter's sphere lights) are made lane by lane, on the lanes that
+//     use their result only.
 #pragma once
+#include <memory>
 #include <new>
 
 #include "radiant/lane.h"
@@ -40,7 +44,6 @@ inline void lane_set(LVec3& v, int i, Vec3 a) {
     v.z.set(i, a.z);
 }
 
-// Calls f(i) for each set bit i of m, lowest first.
 // The lanes `m` of an emitter sample take those of `from` (one emitter kind's lanes merged into the group's).
 inline void take_sample(EmitterSampleT<LaneF>& es, const EmitterSampleT<LaneF>& from, LaneM m) {
     es.d = select_(m, from.d, es.d);
@@ -51,6 +54,19 @@ inline void take_sample(EmitterSampleT<LaneF>& es, const EmitterSampleT<LaneF>& 
     es.target = select_(m, from.target, es.target);
 }
 
+// One emitter sample in every lane.
+inline EmitterSampleT<LaneF> broadcast(const EmitterSample& e) {
+    EmitterSampleT<LaneF> r;
+    r.d = LVec3(e.d.x, e.d.y, e.d.z);
+    r.dist = LaneF(e.dist);
+    r.weight = LVec3(e.weight.x, e.weight.y, e.weight.z);
+    r.pdf = LaneF(e.pdf);
+    r.delta = LaneM(e.delta);
+    r.target = LVec3(e.target.x, e.target.y, e.target.z);
+    return r;
+}
+
+// Calls f(i) for each set bit i of m, lowest first.
 template <typename Fn>
 inline void for_lanes(uint32_t m, const Fn& f) {
     while (m) {
@@ -68,6 +84,33 @@ inline uint32_t same_key(uint32_t lanes, const int32_t* key) {
     for_lanes(lanes, [&](int i) { same |= (uint32_t)(key[i] == k) << i; });
     return same;
 }
+
+// The lanes' PCG32 streams (path.h PCG32) as vectors of their states and increments: a draw of every lane is a few
+// vector operations (the 64-bit multiply too) instead of kLanes scalar steps; lane i's numbers are its own stream's,
+// bit for bit.
+typedef uint64_t lane_vu64 __attribute__((vector_size(8 * kLanes)));
+typedef int64_t lane_vi64 __attribute__((vector_size(8 * kLanes)));
+typedef uint32_t lane_vu32 __attribute__((vector_size(4 * kLanes)));
+
+struct LaneRNG {
+    lane_vu64 state = {}, inc = {};
+    void set(int i, const PCG32& r) {
+        state[i] = r.state;
+        inc[i] = r.inc;
+    }
+    // PCG32::next_float of the lanes of m, whose streams move one step (the others' stay; they get 0).
+    LaneF next_float(LaneM m) {
+        const lane_vu64 old = state;
+        const lane_vu64 on = (lane_vu64)__builtin_convertvector(m.v, lane_vi64);
+        state = ((old * 6364136223846793005ull + inc) & on) | (old & ~on);
+        const lane_vu32 x = __builtin_convertvector(((old >> 18) ^ old) >> 27, lane_vu32);
+        const lane_vu32 rot = __builtin_convertvector(old >> 59, lane_vu32);
+        const lane_vu32 r = (x >> rot) | (x << ((-rot) & 31u));
+        // r >> 8 < 2^24: its int32 conversion is the scalar code's exact uint32 one.
+        const LaneF f(__builtin_convertvector((lane_vi)(r >> 8), lane_vf) * (1.f / 16777216.f));
+        return select_(m, f, LaneF(0.f));
+    }
+};
 
 #if RADIANT_PACKET_BVH
 static_assert(kLanes == kPacketRays, "a lane group is one ray packet");
@@ -115,13 +158,40 @@ inline bool row_textured(const PackedScene& sc, int32_t row) {
     return false;
 }
 
+// The untextured BSDF rows' parameters, each looked up (bsdf_at, which then does not depend on the uv) once per
+// trace_lanes call, at its first hit.
+class UntexturedRows {
+  public:
+    explicit UntexturedRows(const PackedScene& sc)
+        : sc_(sc),
+          state_(new uint8_t[sc.num_bsdf_rows]()),
+          rows_(new unsigned char[(size_t)sc.num_bsdf_rows * sizeof(BSDFParams)]) {}
+    // Row r's parameters, or nullptr where it is textured.
+    const BSDFParams* get(int32_t r) {
+        BSDFParams* p = reinterpret_cast<BSDFParams*>(rows_.get()) + r;
+        if (state_[r] == 0) {
+            const bool textured = row_textured(sc_, r);
+            if (!textured) ::new (p) BSDFParams(bsdf_at(sc_, r, 0.f, 0.f));
+            state_[r] = textured ? 1 : 2;
+        }
+        return state_[r] == 2 ? p : nullptr;
+    }
+
+  private:
+    const PackedScene& sc_;
+    std::unique_ptr<uint8_t[]> state_;  // per row: 0 not met yet, 1 textured, 2 looked up
+    std::unique_ptr<unsigned char[]> rows_;
+};
+
 // The BSDFs of the lanes being shaded at one bounce (lane i: BSDF row row[i] at uv (u[i], v[i])). The lanes of an
-// untextured row share one bsdf_at (a textured row's lanes one each), whose fields go into their lanes at once.
+// untextured row share its parameters (UntexturedRows), a textured row's lanes have a bsdf_at each; the fields go
+// into their lanes at once.
 // Lanes of a type with a lane form (bsdf.h: diffuse, plastic, dielectric; roughconductor and roughplastic for the
 // microfacet kind of the first such lane) run each such lobe once over its lanes; the rest go lane by lane through
 // the scalar bsdf_eval / bsdf_pdf / bsdf_sample.
 struct LaneBSDFs {
-    BSDFParams rows[kLanes];              // the rows gathered (one per untextured row, one per textured lane)
+    // the textured lanes' rows, constructed in place (no zero-initialized Vec3s for rows never used)
+    alignas(BSDFParams) unsigned char rows[kLanes * sizeof(BSDFParams)];
     const BSDFParams* params[kLanes];     // each lane's
     LaneM diffuse, roughconductor, plastic, roughplastic, dielectric, twosided, nonlinear;
     LVec3 diffuse_r, specular_r, specular_t, cond_eta, cond_k;
@@ -129,17 +199,24 @@ struct LaneBSDFs {
     int distribution = -1;  // the microfacet lanes' kind (one per bounce; lanes of another go lane by lane)
     bool visible = false;
     uint32_t scalar = 0;  // lanes without a lane form
+    uint32_t delta = 0;   // lanes of a delta BSDF (path.h is_delta_type: no emitter sampling)
 
     LaneBSDFs(const LaneBSDFs&) = delete;  // params point into rows
-    LaneBSDFs(const PackedScene& sc, const int32_t* row, LaneF u, LaneF v, uint32_t lanes) {
+    LaneBSDFs(const PackedScene& sc, UntexturedRows& untextured, const int32_t* row, LaneF u, LaneF v,
+              uint32_t lanes) {
         int n = 0;
-        for (uint32_t left = lanes; left; ++n) {
+        for (uint32_t left = lanes; left;) {
             const int i0 = __builtin_ctz(left);
             const int32_t r = row[i0];
-            const uint32_t same = row_textured(sc, r) ? 1u << i0 : same_key(left, row);
+            const BSDFParams* b = untextured.get(r);
+            uint32_t same = 1u << i0;
+            if (b != nullptr)
+                same = same_key(left, row);
+            else
+                b = ::new (rows + n++ * sizeof(BSDFParams)) BSDFParams(bsdf_at(sc, r, u[i0], v[i0]));
             left &= ~same;
-            const BSDFParams* b = ::new (&rows[n]) BSDFParams(bsdf_at(sc, r, u[i0], v[i0]));
             for_lanes(same, [&](int i) { params[i] = b; });
+            if (is_delta_type(b->type)) delta |= same;
             add(*b, same);
         }
     }
@@ -333,10 +410,10 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                  const DeferredQueue* queue, int packet_camera, int packet) {
     const int64_t n_pix = (int64_t)win.w * win.h;
     const int32_t max_depth = st.max_depth >= 0 ? st.max_depth : (1 << 30);
-    PCG32 rng[kLanes];
+    LaneRNG rng;
+    UntexturedRows untextured(sc);
     int64_t item[kLanes], pixel[kLanes], sample[kLanes];
-    int32_t depth[kLanes];
-    int32_t shape_of[kLanes];
+    lane_vi depth{};
     int32_t row_of[kLanes];  // the shaded lanes' BSDF rows
     LVec3 o, d, beta, L, prev_p;
     LaneF eta, prev_pdf, tmin, tmax;
@@ -350,43 +427,50 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         float tmin, tmax;
         Hit hit;  // with packets: its closest hit, traced ahead
     };
-    auto camera_sample = [&](CameraSample& cs) {
+    // Its RNG stream and film position (path.h start_sample), then (camera_sample) its ray (camera_ray).
+    auto camera_position = [&](CameraSample& cs, float& px, float& py) {
         cs.pixel = window_pixel(win, cam.width, cs.item % n_pix);
         cs.sample = first_sample + cs.item / n_pix;
-        float px, py;
-        start_path(cam, st, cs.pixel, cs.sample, cs.rng, px, py, cs.o, cs.d, cs.tmin, cs.tmax);
+        start_sample(cam, st, cs.pixel, cs.sample, cs.rng, px, py);
         pos_out[2 * cs.item] = px;
         pos_out[2 * cs.item + 1] = py;
+    };
+    auto camera_sample = [&](CameraSample& cs) {
+        float px, py;
+        camera_position(cs, px, py);
+        camera_ray(cam, px, py, cs.d, cs.tmin, cs.tmax);
+        cs.o = Vec3::load(cam.pos);
     };
     int cam_i = 0, cam_n = 0;  // the camera samples traced ahead, cams[cam_i, cam_n) not yet taken
     [[maybe_unused]] uint32_t fresh = 0;  // lanes whose closest hit (fresh_hit) was traced ahead
 #if RADIANT_PACKET_BVH
     CameraSample cams[kLanes];
     Hit fresh_hit[kLanes];
-    // The next (up to) kLanes items' camera rays as one packet.
+    // The next (up to) kLanes items' camera rays (made in lanes; the lanes past the range's end get empty rays)
+    // as one packet.
     auto trace_camera_packet = [&]() {
-        PacketRays pr;
         cam_n = (int)std::min<int64_t>(kLanes, end - next);
         cam_i = 0;
-        for (int k = 0; k < kLanes; ++k) {
-            CameraSample& cs = cams[k];
-            if (k < cam_n) {
-                cs.item = next++;
-                camera_sample(cs);
-            } else {
-                cs.o = cs.d = Vec3(0.f);
-                cs.tmin = cs.tmax = 0.f;
-            }
-            pr.ox[k] = cs.o.x; pr.oy[k] = cs.o.y; pr.oz[k] = cs.o.z;
-            pr.dx[k] = cs.d.x; pr.dy[k] = cs.d.y; pr.dz[k] = cs.d.z;
-            pr.tmin[k] = cs.tmin;
-            pr.t[k] = cs.tmax;
-            pr.u[k] = pr.v[k] = 0.f;
-            pr.best[k] = -1;
+        alignas(64) float px[kLanes] = {}, py[kLanes] = {};
+        for (int k = 0; k < cam_n; ++k) {
+            cams[k].item = next++;
+            camera_position(cams[k], px[k], py[k]);
         }
+        const LaneM on = lanes_of((1u << cam_n) - 1u);
+        LVec3 cd;
+        LaneF cmin, cmax;
+        camera_ray(cam, LaneF::load(px), LaneF::load(py), cd, cmin, cmax);
+        const Vec3 pos = Vec3::load(cam.pos);
+        PacketRays pr;
+        packet_rays(pr, select_(on, LVec3(pos.x, pos.y, pos.z), LVec3(0.f)), select_(on, cd, LVec3(0.f)),
+                    select_(on, cmin, LaneF(0.f)), select_(on, cmax, LaneF(0.f)));
         if (max_depth > 0) packet_traverse<false>(*sc.wide, sc.prims, pr, (1u << cam_n) - 1u, packet_camera);
         for (int k = 0; k < cam_n; ++k) {
             CameraSample& cs = cams[k];
+            cs.o = pos;
+            cs.d = lane_get(cd, k);
+            cs.tmin = cmin[k];
+            cs.tmax = cmax[k];
             finish_hit(pr.best[k], true, cs.o, cs.d, pr.t[k], pr.u[k], pr.v[k], sc.prims, sc.prim_ids,
                        sc.num_triangles, cs.hit);
         }
@@ -405,34 +489,35 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         uint32_t started = 0;
         for_lanes(~bits(active) & ((1u << kLanes) - 1u), [&](int i) {
             while (cam_i < cam_n || next < end) {
-                CameraSample cs;
+                CameraSample own;
+                const CameraSample* cs = &own;
 #if RADIANT_PACKET_BVH
                 if (packet_camera >= 0) {
                     if (cam_i == cam_n) trace_camera_packet();
-                    cs = cams[cam_i++];
+                    cs = &cams[cam_i++];
                     if (max_depth > 0) {
                         fresh |= 1u << i;
-                        fresh_hit[i] = cs.hit;
+                        fresh_hit[i] = cs->hit;
                     }
                 } else
 #endif
                 {
-                    cs.item = next++;
-                    camera_sample(cs);
+                    own.item = next++;
+                    camera_sample(own);
                 }
                 if (max_depth <= 0) {
-                    Vec3(0.f).store(L_out + 3 * cs.item);
+                    Vec3(0.f).store(L_out + 3 * cs->item);
                     continue;
                 }
-                rng[i] = cs.rng;
-                item[i] = cs.item;
-                pixel[i] = cs.pixel;
-                sample[i] = cs.sample;
+                rng.set(i, cs->rng);
+                item[i] = cs->item;
+                pixel[i] = cs->pixel;
+                sample[i] = cs->sample;
                 depth[i] = 0;
-                lane_set(o, i, cs.o);
-                lane_set(d, i, cs.d);
-                tmin.set(i, cs.tmin);
-                tmax.set(i, cs.tmax);
+                lane_set(o, i, cs->o);
+                lane_set(d, i, cs->d);
+                tmin.set(i, cs->tmin);
+                tmax.set(i, cs->tmax);
                 started |= 1u << i;
                 return;
             }
@@ -449,48 +534,64 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         }
         if (none(active)) break;
 
-        // Closest hits lane by lane, with the lookups of the surface attributes at each hit (path.h surface_refs:
-        // a triangle's vertices, normals and uvs or a sphere's center, radius and frame).
-        LaneM hit_m(false), tri(false), sph(false), tri_normals(false), flip(false), escaped(false);
+        // Closest hits: the hit records (t, barycentrics, primitive; traced ahead, as a packet or lane by lane) into
+        // arrays, then for each hit lane the lookups of its surface attributes (path.h surface_refs: a triangle's
+        // vertices, normals where its shape has them and uvs, or a sphere's center, radius and frame) and of its
+        // shape's BSDF row and emitter.
+        LaneM tri(false), sph(false), tri_normals(false), flip(false), deferred_row(false);
         LVec3 tv[3], tn[3], s_c, s_m[3];
-        LaneF tuv[6], b1(0.f), b2(0.f), s_r(1.f), t_hit(0.f);
+        LaneF tuv[6], s_r(1.f);
+        alignas(64) float h_t[kLanes] = {}, h_u[kLanes] = {}, h_v[kLanes] = {};
+        lane_vi prim = lane_vi{} - 1, em_of = lane_vi{} - 1;
+        const uint32_t traced = bits(active) & ~fresh;
 #if RADIANT_PACKET_BVH
-        PacketRays pr;
         if (packet >= 0) {  // the group's other rays as one packet
+            PacketRays pr;
             packet_rays(pr, o, d, tmin, tmax);
-            packet_traverse<false>(*sc.wide, sc.prims, pr, bits(active) & ~fresh, packet);
-        }
+            packet_traverse<false>(*sc.wide, sc.prims, pr, traced, packet);
+            std::memcpy(h_t, pr.t, sizeof(h_t));
+            std::memcpy(h_u, pr.u, sizeof(h_u));
+            std::memcpy(h_v, pr.v, sizeof(h_v));
+            for_lanes(traced, [&](int i) { prim[i] = pr.best[i] < 0 ? -1 : sc.prim_ids[pr.best[i]]; });
+        } else
 #endif
-        for_lanes(bits(active), [&](int i) {
+        for_lanes(traced, [&](int i) {
             Hit hit;
+            trace_ray<WIDE, false>(sc, lane_get(o, i), lane_get(d, i), tmin[i], tmax[i], hit);
+            h_t[i] = hit.t;
+            h_u[i] = hit.u;
+            h_v[i] = hit.v;
+            prim[i] = hit.prim;
+        });
 #if RADIANT_PACKET_BVH
-            if (fresh >> i & 1u)
-                hit = fresh_hit[i];
-            else if (packet >= 0)
-                finish_hit(pr.best[i], true, lane_get(o, i), lane_get(d, i), pr.t[i], pr.u[i], pr.v[i], sc.prims,
-                           sc.prim_ids, sc.num_triangles, hit);
-            else
+        for_lanes(fresh, [&](int i) {
+            h_t[i] = fresh_hit[i].t;
+            h_u[i] = fresh_hit[i].u;
+            h_v[i] = fresh_hit[i].v;
+            prim[i] = fresh_hit[i].prim;
+        });
 #endif
-                trace_ray<WIDE, false>(sc, lane_get(o, i), lane_get(d, i), tmin[i], tmax[i], hit);
-            if (hit.prim < 0) {
-                if (sc.env >= 0 && !(depth[i] == 0 && st.hide_emitters)) escaped.set(i, true);  // in lanes below
-                return;
-            }
-            const SurfaceRefs r = surface_refs(sc, hit.prim);
-            shape_of[i] = r.shape;
-            t_hit.set(i, hit.t);
+        const LaneM hit_m(prim >= 0);  // inactive lanes: -1
+        const LaneF t_hit = select_(hit_m, LaneF::load(h_t), LaneF(0.f));
+        const LaneM seen = !(LaneM(depth == 0) & LaneM(st.hide_emitters));  // emitters seen at this depth
+        const LaneM escaped = sc.env >= 0 ? andnot(active, hit_m) & seen : LaneM(false);  // env_eval in lanes below
+        for_lanes(bits(hit_m), [&](int i) {
+            const SurfaceRefs r = surface_refs(sc, prim[i]);
+            const int32_t* shape = sc.shape_info + (int64_t)r.shape * kShapeInts;
+            const int32_t row = shape[2];
+            row_of[i] = row;
+            em_of[i] = shape[3];
+            if ((int32_t)sc.bsdf_rows[(int64_t)row * kBSDFParamCount + kParam_type] >= kDeferredBSDFType)
+                deferred_row.set(i, true);
             flip.set(i, r.flip);
-            hit_m.set(i, true);
             if (r.triangle) {
                 tri.set(i, true);
-                tri_normals.set(i, r.has_normals);
-                for (int j = 0; j < 3; ++j) {
-                    lane_set(tv[j], i, Vec3::load(r.v + 3 * j));
-                    lane_set(tn[j], i, Vec3::load(r.n + 3 * j));
+                for (int j = 0; j < 3; ++j) lane_set(tv[j], i, Vec3::load(r.v + 3 * j));
+                if (r.has_normals) {  // else 0, as surface_refs'
+                    tri_normals.set(i, true);
+                    for (int j = 0; j < 3; ++j) lane_set(tn[j], i, Vec3::load(r.n + 3 * j));
                 }
                 for (int j = 0; j < 6; ++j) tuv[j].set(i, r.uv[j]);
-                b1.set(i, hit.u);
-                b2.set(i, hit.v);
             } else {
                 sph.set(i, true);
                 lane_set(s_c, i, Vec3::load(r.center));
@@ -498,6 +599,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 for (int j = 0; j < 3; ++j) lane_set(s_m[j], i, Vec3::load(r.m + 3 * j));
             }
         });
+        const LaneF b1 = select_(tri, LaneF::load(h_u), LaneF(0.f)), b2 = select_(tri, LaneF::load(h_v), LaneF(0.f));
         fresh = 0;
         // Surface attributes in lanes (path.h surface_at's math: triangle_surface, sphere_surface).
         LVec3 P = o + d * t_hit, NG(0.f, 0.f, 1.f), NS(0.f, 0.f, 1.f), DPDU(0.f);
@@ -516,7 +618,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         if (any(sph)) {
             LVec3 n, dpdu;
             LaneF u, v;
-            sphere_surface(P, s_c, s_r, s_m[0], s_m[1], s_m[2], n, u, v, dpdu, sph);
+            sphere_surface(P, s_c, s_r, s_m[0], s_m[1], s_m[2], n, u, v, dpdu);
             NG = select_(sph, n, NG);
             NS = select_(sph, n, NS);
             U = select_(sph, u, U);
@@ -526,36 +628,24 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         NG = select_(flip, -NG, NG);
         NS = select_(flip, -NS, NS);
 
-        // Emission seen (environment or area light, MIS-weighted against NEE), depth, the deferred seam and the
-        // BSDF rows (with their textures) lane by lane.
+        // Emission seen (environment or area light, MIS-weighted against NEE; the area light's pdf lane by lane on
+        // the lanes that see one), depth, the deferred seam.
         LVec3 Le(0.f);
         LaneF Le_w(0.f);
-        LaneM add(false), ended = andnot(active, hit_m), deferred(false), shade(false);
-        for_lanes(bits(hit_m), [&](int i) {
-            const Vec3 di = lane_get(d, i), ns = lane_get(NS, i);
-            const bool seen = !(depth[i] == 0 && st.hide_emitters);
-            const int32_t* shape = sc.shape_info + (int64_t)shape_of[i] * kShapeInts;
-            const int32_t em = shape[3];
-            if (em >= 0 && seen && dot(ns, -di) > 0.f) {
-                float pdf_l = area_emitter_pdf(sc, em, lane_get(prev_p, i), lane_get(P, i), ns, normalize(di));
-                lane_set(Le, i, Vec3::load(sc.emitter_params + (int64_t)em * kEmitterFloats + kEmColor));
-                Le_w.set(i, prev_delta[i] ? 1.f : mis_weight(prev_pdf[i], pdf_l));
-                add.set(i, true);
-            }
-            ++depth[i];
-            if (depth[i] >= max_depth) {
-                ended.set(i, true);
-                return;
-            }
-            const int32_t row = shape[2];
-            if ((int32_t)sc.bsdf_rows[(int64_t)row * kBSDFParamCount + kParam_type] >= kDeferredBSDFType) {
-                deferred.set(i, true);
-                ended.set(i, true);
-                return;
-            }
-            row_of[i] = row;
-            shade.set(i, true);
+        const LaneM sees_light = hit_m & LaneM(em_of >= 0) & seen & (dot(NS, -d) > 0.f);
+        for_lanes(bits(sees_light), [&](int i) {
+            const Vec3 di = lane_get(d, i);
+            const int32_t em = em_of[i];
+            float pdf_l = area_emitter_pdf(sc, em, lane_get(prev_p, i), lane_get(P, i), lane_get(NS, i), normalize(di));
+            lane_set(Le, i, Vec3::load(sc.emitter_params + (int64_t)em * kEmitterFloats + kEmColor));
+            Le_w.set(i, prev_delta[i] ? 1.f : mis_weight(prev_pdf[i], pdf_l));
         });
+        LaneM add = sees_light;
+        depth -= hit_m.v;  // + 1 on the hit lanes
+        const LaneM deep = hit_m & LaneM(depth >= max_depth);
+        const LaneM deferred = andnot(hit_m & deferred_row, deep);
+        const LaneM ended = andnot(active, hit_m) | deep | deferred;
+        const LaneM shade = andnot(andnot(hit_m, deep), deferred);
         if (any(escaped)) {
             LaneF pdf_env;
             Le = select_(escaped, env_eval(sc, d, &pdf_env, escaped), Le);
@@ -581,98 +671,102 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         frame.s = select_(has_tangent, ts, frame.s);
         frame.t = select_(has_tangent, cross(NS, ts), frame.t);
         LVec3 wi = frame.to_local(-normalize(d));
-        const LaneBSDFs bsdfs(sc, row_of, U, V, shade_bits);
+        const LaneBSDFs bsdfs(sc, untextured, row_of, U, V, shade_bits);
 
-        // Next-event estimation (smooth BSDFs only). The emitter is chosen lane by lane; area-mesh and envmap lanes
-        // look up their triangle / cell lane by lane (path.h area_mesh_triangle, envmap_cell) and sample it in lanes
-        // (area_mesh_sample, envmap_sample); other kinds go lane by lane through sample_emitter; shadow rays lane by
-        // lane.
+        // Next-event estimation (smooth BSDFs only). The emitter is chosen in lanes and its kind handled once per
+        // emitter chosen (the lanes that chose it at once): area-mesh lanes search their triangles interleaved
+        // (lane.h search_cdf_lanes) and look up its vertices lane by lane, envmap lanes their cells, and sample them
+        // in lanes (area_mesh_sample, envmap_sample), as point and spot lights (point_sample); other kinds go lane
+        // by lane through sample_emitter. Shadow rays as a packet or lane by lane.
         EmitterSampleT<LaneF> es;
         es.d = LVec3(0.f, 0.f, 1.f);
         es.dist = LaneF(kInf);
         es.pdf = LaneF(0.f);
         es.delta = LaneM(false);
-        uint32_t mesh_bits = 0;  // area-mesh lanes
-        int32_t mesh_of[kLanes];  // their emitters
-        LaneF m_utri(0.f);
-        LaneM mesh_normals(false), mesh_flip(false), env(false), point(false), spot(false);
+        LaneM mesh(false), mesh_normals(false), mesh_flip(false), env(false), point(false), spot(false);
         LVec3 p_pos, p_color, p_axis;
         LaneF p_cutoff(0.f), p_beam(0.f);
         LVec3 mv[3], mn[3], m_color;
-        LaneF m_choose_area(0.f), m_u0(0.f), m_u1(0.f);
+        LaneF m_choose_area(0.f);
         LaneF c_row(0.f), c_col(0.f), c_row_lo(0.f), c_row_p(0.f), c_col_lo(0.f), c_col_p(0.f), c_pdf(0.f);
         int32_t env_e = -1;  // the envmap's emitter index
         const int32_t ne = sc.num_emitters;
-        for_lanes(shade_bits, [&](int i) {
-            float u0 = rng[i].next_float(), u1 = rng[i].next_float(), u2 = rng[i].next_float(),
-                  u3 = rng[i].next_float();
-            if (is_delta_type(bsdfs.params[i]->type) || ne <= 0) return;
-            const int32_t e = min_((int32_t)(u0 * (float)ne), ne - 1);
+        const LaneF u0 = rng.next_float(shade), u1 = rng.next_float(shade), u2 = rng.next_float(shade),
+                    u3 = rng.next_float(shade);
+        const uint32_t nee_bits = ne > 0 ? shade_bits & ~bsdfs.delta : 0u;
+        alignas(64) int32_t emitter_of[kLanes];
+        {
+            const lane_vi e = __builtin_convertvector((u0 * (float)ne).v, lane_vi);  // (int32_t) of each lane
+            std::memcpy(emitter_of, &e, sizeof(e));
+            for (int i = 0; i < kLanes; ++i) emitter_of[i] = min_(emitter_of[i], ne - 1);
+        }
+        for (uint32_t left = nee_bits; left;) {
+            const int32_t e = emitter_of[__builtin_ctz(left)];
+            const uint32_t same = same_key(left, emitter_of);
+            left &= ~same;
+            const LaneM m = lanes_of(same);
             const int32_t* info = sc.emitter_info + (int64_t)e * kEmitterInts;
             const float* prm = sc.emitter_params + (int64_t)e * kEmitterFloats;
-            if (info[0] == kAreaMesh) {  // its triangle searched for below
-                mesh_of[i] = e;
-                m_utri.set(i, u1);
-                m_u0.set(i, u2);
-                m_u1.set(i, u3);
-                mesh_bits |= 1u << i;
-                return;
-            }
-            if (info[0] == kPoint || info[0] == kSpot) {  // sampled in lanes below
-                lane_set(p_pos, i, Vec3::load(prm + kEmPos));
-                lane_set(p_color, i, Vec3::load(prm + kEmColor));
-                if (info[0] == kSpot) {
-                    lane_set(p_axis, i, Vec3::load(prm + kEmAxis));
-                    p_cutoff.set(i, prm[kEmCutoff]);
-                    p_beam.set(i, prm[kEmBeam]);
-                    spot.set(i, true);
-                }
-                point.set(i, true);
-                return;
-            }
-            if (info[0] == kEnvmap && (env_e < 0 || env_e == e)) {  // its cell searched for below
-                env_e = e;
-                m_u0.set(i, u2);
-                m_u1.set(i, u3);
-                env.set(i, true);
-                return;
-            }
-            const EmitterSample e1 = sample_emitter(sc, lane_get(P, i), u0, u1, Vec2(u2, u3));
-            lane_set(es.d, i, e1.d);
-            es.dist.set(i, e1.dist);
-            lane_set(es.weight, i, e1.weight);
-            es.pdf.set(i, e1.pdf);
-            es.delta.set(i, e1.delta);
-            lane_set(es.target, i, e1.target);
-        });
-        if (mesh_bits) {
-            // area_mesh_triangle's search with the lanes of each mesh interleaved, then each lane's triangle.
-            for (uint32_t left = mesh_bits; left;) {
-                const int32_t e = mesh_of[__builtin_ctz(left)];
-                const uint32_t same = same_key(left, mesh_of);
-                left &= ~same;
-                const int32_t* info = sc.emitter_info + (int64_t)e * kEmitterInts;
-                const float* prm = sc.emitter_params + (int64_t)e * kEmitterFloats;
-                int64_t offset[kLanes];
+            if (info[0] == kAreaMesh) {
+                // area_mesh_triangle's search with the lanes interleaved, the mesh's fields once, each lane's
+                // triangle's vertices (and normals where the mesh has them; else 0, unused).
                 int32_t k[kLanes];
-                for (int i = 0; i < kLanes; ++i) offset[i] = info[2];
-                search_cdf_lanes(sc.tri_cdf, offset, info[3], m_utri, lanes_of(same), k);
+                if (info[3] >= 1 && info[3] <= 32) {
+                    search_cdf_short(sc.tri_cdf + info[2], info[3], u1, m, k);
+                } else {
+                    int64_t offset[kLanes];
+                    for (int i = 0; i < kLanes; ++i) offset[i] = info[2];
+                    search_cdf_lanes(sc.tri_cdf, offset, info[3], u1, m, k);
+                }
+                const int32_t* shape = sc.shape_info + (int64_t)info[1] * kShapeInts;
+                const bool normals = shape[1] != 0;
+                if (normals) mesh_normals = mesh_normals | m;
+                if (shape[0] != 0) mesh_flip = mesh_flip | m;
+                m_choose_area = select_(m, LaneF(area_mesh_choose_area(sc, prm)), m_choose_area);
                 const Vec3 color = Vec3::load(prm + kEmColor);
+                m_color = select_(m, LVec3(color.x, color.y, color.z), m_color);
                 for_lanes(same, [&](int i) {
-                    const AreaMeshTriangle tri = area_mesh_triangle_at(sc, info, prm, info[2] + k[i]);
-                    for (int j = 0; j < 3; ++j) {
-                        lane_set(mv[j], i, Vec3::load(tri.v + 3 * j));
-                        lane_set(mn[j], i, Vec3::load(tri.n + 3 * j));
-                    }
-                    mesh_normals.set(i, tri.has_normals);
-                    mesh_flip.set(i, tri.flip);
-                    m_choose_area.set(i, tri.choose_area);
-                    lane_set(m_color, i, color);
+                    float v[9], n[9];
+                    area_mesh_vertices(sc, info[2] + k[i], normals, v, n);
+                    for (int j = 0; j < 3; ++j) lane_set(mv[j], i, Vec3::load(v + 3 * j));
+                    if (normals)
+                        for (int j = 0; j < 3; ++j) lane_set(mn[j], i, Vec3::load(n + 3 * j));
+                });
+                mesh = mesh | m;
+            } else if (info[0] == kPoint || info[0] == kSpot) {  // sampled in lanes below
+                const Vec3 pos = Vec3::load(prm + kEmPos), color = Vec3::load(prm + kEmColor);
+                p_pos = select_(m, LVec3(pos.x, pos.y, pos.z), p_pos);
+                p_color = select_(m, LVec3(color.x, color.y, color.z), p_color);
+                if (info[0] == kSpot) {
+                    const Vec3 axis = Vec3::load(prm + kEmAxis);
+                    p_axis = select_(m, LVec3(axis.x, axis.y, axis.z), p_axis);
+                    p_cutoff = select_(m, LaneF(prm[kEmCutoff]), p_cutoff);
+                    p_beam = select_(m, LaneF(prm[kEmBeam]), p_beam);
+                    spot = spot | m;
+                }
+                point = point | m;
+            } else if (info[0] == kEnvmap && (env_e < 0 || env_e == e)) {  // its cells searched for below
+                env_e = e;
+                env = env | m;
+            } else if (info[0] == kDirectional) {  // the same sample for every lane (no ref point, no numbers)
+                const int i0 = __builtin_ctz(same);
+                take_sample(es, broadcast(sample_emitter(sc, lane_get(P, i0), u0[i0], u1[i0], Vec2(u2[i0], u3[i0]))),
+                            m);
+            } else {
+                for_lanes(same, [&](int i) {
+                    const EmitterSample e1 = sample_emitter(sc, lane_get(P, i), u0[i], u1[i], Vec2(u2[i], u3[i]));
+                    lane_set(es.d, i, e1.d);
+                    es.dist.set(i, e1.dist);
+                    lane_set(es.weight, i, e1.weight);
+                    es.pdf.set(i, e1.pdf);
+                    es.delta.set(i, e1.delta);
+                    lane_set(es.target, i, e1.target);
                 });
             }
-            const LaneM mesh = lanes_of(mesh_bits);
+        }
+        if (any(mesh)) {
             const EmitterSampleT<LaneF> m = area_mesh_sample(mv[0], mv[1], mv[2], mn[0], mn[1], mn[2], mesh_normals,
-                                                             mesh_flip, m_choose_area, m_color, P, m_u0, m_u1);
+                                                             mesh_flip, m_choose_area, m_color, P, u2, u3);
             take_sample(es, m, mesh);
         }
         if (any(point))
@@ -683,12 +777,12 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             const int32_t w = sc.env_w, h = sc.env_h;
             int64_t offset[kLanes] = {};
             int32_t row[kLanes], col[kLanes];
-            search_cdf_lanes(sc.env_marginal, offset, h - 1, m_u0, env, row);
+            search_cdf_lanes(sc.env_marginal, offset, h - 1, u2, env, row);
             for (int i = 0; i < kLanes; ++i) {
                 row[i] = min_(row[i], h - 2);
                 offset[i] = (int64_t)row[i] * w;
             }
-            search_cdf_lanes(sc.env_conditional, offset, w, m_u1, env, col);
+            search_cdf_lanes(sc.env_conditional, offset, w, u3, env, col);
             for_lanes(bits(env), [&](int i) {
                 const EnvmapCell c = envmap_cell_at(sc, row[i], col[i]);
                 c_row.set(i, c.row);
@@ -701,7 +795,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             });
             const EmitterSampleT<LaneF> m =
                 envmap_sample(sc, sc.emitter_params + (int64_t)env_e * kEmitterFloats, 1.f / (float)ne, c_row, c_col,
-                              c_row_lo, c_row_p, c_col_lo, c_col_p, c_pdf, m_u0, m_u1, env);
+                              c_row_lo, c_row_p, c_col_lo, c_col_p, c_pdf, u2, u3, env);
             take_sample(es, m, env);
         }
         const LaneM nee = shade & (abs_(es.weight.x) + abs_(es.weight.y) + abs_(es.weight.z) > 0.f);
@@ -736,12 +830,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         }
 
         // BSDF sampling.
-        LaneF ub0, ub1, ub2;
-        for_lanes(shade_bits, [&](int i) {
-            ub0.set(i, rng[i].next_float());
-            ub1.set(i, rng[i].next_float());
-            ub2.set(i, rng[i].next_float());
-        });
+        const LaneF ub0 = rng.next_float(shade), ub1 = rng.next_float(shade), ub2 = rng.next_float(shade);
         LVec3 bs_wo, bs_weight;
         LaneF bs_pdf, bs_eta;
         LaneM bs_delta;
@@ -759,15 +848,9 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         // Russian roulette (Mitsuba: q = min(max(beta) * eta^2, 0.95) from rr_depth on).
         LaneF bmax = max_component(beta);
         LaneM dead = shade & !(bmax > 0.f);
-        LaneM rr(false);
-        LaneF u_rr(0.f);
-        for_lanes(bits(andnot(shade, dead)), [&](int i) {
-            if (depth[i] >= st.rr_depth) {
-                rr.set(i, true);
-                u_rr.set(i, rng[i].next_float());
-            }
-        });
+        const LaneM rr = andnot(shade, dead) & LaneM(depth >= st.rr_depth);
         if (any(rr)) {
+            const LaneF u_rr = rng.next_float(rr);
             LaneF q = min_(bmax * eta * eta, LaneF(0.95f));
             dead = dead | andnot(rr, u_rr < q);
             beta = select_(andnot(rr, dead), beta / max_(q, LaneF(1e-30f)), beta);

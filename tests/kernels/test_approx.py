@@ -1,4 +1,5 @@
-"""Accuracy of the kernels' polynomial libm stand-ins (cuda/include/radiant/approx.h: atan2, sincos, exp, log, erf)
+"""Accuracy of the kernels' polynomial libm stand-ins (cuda/include/radiant/approx.h: atan2, sincos, acos, exp, log,
+erf)
 and of the film splat's gaussian filter weights (path.h filter_weight), compiled straight from the headers with the host
 compiler."""
 
@@ -18,9 +19,9 @@ PROGRAM = r"""
 #include <random>
 using namespace radiant;
 
-static double ulps(float a, double exact) {
+static double ulps(float a, double exact, float min_step = 0.f) {
     float e = (float)exact;
-    float step = nextafterf(fabsf(e), INFINITY) - fabsf(e);
+    float step = fmaxf(nextafterf(fabsf(e), INFINITY) - fabsf(e), min_step);
     return fabs((double)a - exact) / (double)step;
 }
 
@@ -49,6 +50,34 @@ int main() {
         sincos_quarter(x, s, c);
         if (x != 0.f) sin_ulp = fmax(sin_ulp, ulps(s, sin((double)x)));
         cos_ulp = fmax(cos_ulp, ulps(c, cos((double)x)));
+    }
+    // sincos_approx over [-8 pi, 8 pi] (the kernels' angles lie in [-2 pi, 2 pi]; near its zeros the reduction's
+    // absolute error, about 1e-13, counts in steps of 2^-26 at the least), acos_approx over every 61st float of
+    // [-1, 1], both against double libm; their special values.
+    double sin2_ulp = 0, cos2_ulp = 0, acos_ulp = 0;
+    for (int i = 0; i <= 4000000; ++i) {
+        float x = (float)(-8.0 * M_PI + 16.0 * M_PI * i / 4000000);
+        float s, c;
+        sincos_approx(x, s, c);
+        sin2_ulp = fmax(sin2_ulp, ulps(s, sin((double)x), 1.4901161e-8f));
+        cos2_ulp = fmax(cos2_ulp, ulps(c, cos((double)x), 1.4901161e-8f));
+    }
+    for (uint32_t u = 0; u <= 0x3f800000u; u += 61) {
+        for (float sign : {1.f, -1.f}) {
+            float x;
+            memcpy(&x, &u, sizeof(x));
+            x *= sign;
+            acos_ulp = fmax(acos_ulp, ulps(acos_approx(x), acos((double)x)));
+        }
+    }
+    for (float x : {1.f, -1.f, 0.f, -0.f, 0.5f, -0.5f}) acos_ulp = fmax(acos_ulp, ulps(acos_approx(x), acos((double)x)));
+    int trig_special_ok = acos_approx(1.f) == 0.f && acos_approx(-1.f) == acosf(-1.f) && std::isnan(acos_approx(NAN));
+    {
+        float s, c;
+        sincos_approx(0.f, s, c);
+        trig_special_ok &= s == 0.f && c == 1.f;
+        sincos_approx(-0.f, s, c);
+        trig_special_ok &= s == 0.f && c == 1.f;
     }
     double tap_err = 0;
     std::uniform_real_distribution<float> U(-8.f, 8.f);
@@ -83,8 +112,8 @@ int main() {
             special_ok &= (std::isnan(a[k]) && std::isnan(b[k])) || same;
         }
     }
-    printf("%g %d %g %g %g %g %g %g %d\n", atan_ulp, axes_ok, sin_ulp, cos_ulp, tap_err, exp_ulp, log_ulp, erf_ulp,
-           special_ok);
+    printf("%g %d %g %g %g %g %g %g %d %g %g %g %d\n", atan_ulp, axes_ok, sin_ulp, cos_ulp, tap_err, exp_ulp, log_ulp,
+           erf_ulp, special_ok, sin2_ulp, cos2_ulp, acos_ulp, trig_special_ok);
     return 0;
 }
 """
@@ -109,3 +138,7 @@ def test_polynomial_functions_and_filter_taps(tmp_path):
     assert tap_err <= 4e-7, f"gaussian filter_weight: {tap_err} from exact"
     assert max(exp_ulp, log_ulp, erf_ulp) <= 2.0, f"exp / log / erf_approx: {exp_ulp} / {log_ulp} / {erf_ulp} ulp"
     assert special_ok == 1, "exp / log / erf_approx: special values differ from expf / logf / erff"
+    sin2_ulp, cos2_ulp, acos_ulp, trig_special_ok = float(out[9]), float(out[10]), float(out[11]), int(out[12])
+    assert max(sin2_ulp, cos2_ulp) <= 2.0, f"sincos_approx: {sin2_ulp} / {cos2_ulp} ulp"
+    assert acos_ulp <= 2.0, f"acos_approx: {acos_ulp} ulp"
+    assert trig_special_ok == 1, "acos / sincos_approx: special values differ"

@@ -23,6 +23,38 @@ RADIANT_HD void sincos_quarter(F x, F& s, F& c) {
     c = ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z - 0.5f * z + 1.f;
 }
 
+// sin and cos of x (|x| <= 8192: Cephes' range of its three-part pi / 2), within about 2 ulp: x = q pi/2 + r with
+// |r| <= pi/4, sincos_quarter(r), then the quadrant q mod 4 (in floats, so the same code serves lanes).
+template <typename F>
+RADIANT_HD void sincos_approx(F x, F& s, F& c) {
+    const F q = floor_(x * 0.636619772367581343f + 0.5f);
+    const F r = ((x - q * 1.5703125f) - q * 4.837512969970703125e-4f) - q * 7.54978995489188216e-8f;
+    F sr, cr;
+    sincos_quarter(r, sr, cr);
+    const F quadrant = q - 4.f * floor_(q * 0.25f);  // 0, 1, 2 or 3
+    const mask_t<F> swap = (quadrant == 1.f) | (quadrant == 3.f);
+    s = select_(swap, cr, sr);
+    c = select_(swap, sr, cr);
+    s = select_(quadrant >= 2.f, -s, s);
+    c = select_((quadrant == 1.f) | (quadrant == 2.f), -c, c);
+}
+
+// acos(x) for |x| <= 1 within about 2 ulp, Cephes' acosf: asin(a) = a + a z P(z) (z = a^2, degree-4 minimax P) for
+// |a| <= 1/2; beyond, acos(|x|) = 2 asin(sqrt((1 - |x|) / 2)) and acos(-|x|) = pi - acos(|x|). NaN in, NaN out.
+template <typename F>
+RADIANT_HD F acos_approx(F x) {
+    const F a = abs_(x);
+    const mask_t<F> big = a > 0.5f;
+    const F z = select_(big, 0.5f * (1.f - a), a * a);
+    const F s = select_(big, sqrt_(z), a);
+    const F p = horner_(z, F(4.2163199048e-2f), 2.4181311049e-2f, 4.5470025998e-2f, 7.4953002686e-2f,
+                        1.6666752422e-1f);
+    const F asin_s = p * z * s + s;
+    const F far = 2.f * asin_s;
+    return select_(big, select_(x < 0.f, 3.14159265358979323846f - far, far),
+                   1.57079632679489661923f - copysign_(asin_s, x));
+}
+
 // atan2(y, x) within a few ulp: atan of min / max in [0, 1] by SLEEF's atan2kf polynomial, then the octant.
 // Signed zeros and the axes follow atan2 (atan2(+-0, -x) = +-pi); NaN in, NaN out.
 // Templated on the float type (common.h): float for the kernels, LaneF for the CPU's lanes (same result per lane).

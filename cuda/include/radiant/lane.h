@@ -223,4 +223,14 @@ inline void search_cdf_lanes(const float* cdf, const int64_t* offset, int32_t n,
     }
 }
 
+// search_cdf_lanes for a short cdf common to the lanes (cdf[0, n), n >= 1): on a non-decreasing cdf the first index
+// with cdf[j] > u is the count of the entries <= u, taken in lanes (n compares of all lanes, no per-lane loads; for
+// an area light's few triangles).
+inline void search_cdf_short(const float* cdf, int32_t n, LaneF u, LaneM m, int32_t* out) {
+    lane_vi count{};
+    for (int32_t j = 0; j < n; ++j) count -= (LaneF(cdf[j]) <= u).v;  // + 1 where cdf[j] <= u
+    count = m.v & (count < n - 1 ? count : lane_vi{} + (n - 1));
+    std::memcpy(out, &count, sizeof(count));
+}
+
 }  // namespace radiant

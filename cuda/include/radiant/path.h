@@ -279,16 +279,16 @@ RADIANT_HD void triangle_surface(Vec3T<F> v0, Vec3T<F> v1, Vec3T<F> v2, Vec3T<F>
 
 // A sphere's attributes at p (center c, radius r; m0..m2 the rows of its world -> local rotation): normal, Mitsuba's
 // uv from the local frame (u = phi / 2pi, v = theta / pi) and dp_du = 2 pi (-y, x, 0) in the local frame, back to
-// world by the transpose. `active`: the lanes whose results are used (their acos calls only).
+// world by the transpose.
 template <typename F>
 RADIANT_HD void sphere_surface(Vec3T<F> p, Vec3T<F> c, F r, Vec3T<F> m0, Vec3T<F> m1, Vec3T<F> m2, Vec3T<F>& n,
-                               F& u, F& v, Vec3T<F>& dp_du, mask_t<F> active = mask_t<F>(true)) {
+                               F& u, F& v, Vec3T<F>& dp_du) {
     n = normalize((p - c) / r);
     Vec3T<F> loc = normalize(Vec3T<F>(dot(m0, n), dot(m1, n), dot(m2, n)));
     F phi = atan2_approx(loc.y, loc.x);
     phi = select_(phi < 0.f, phi + 2.f * kPi, phi);
     u = phi * (0.5f / kPi);
-    v = acos_(clamp_(loc.z, F(-1.f), F(1.f)), active) * kInvPi;
+    v = acos_approx(clamp_(loc.z, F(-1.f), F(1.f))) * kInvPi;
     Vec3T<F> du(-loc.y, loc.x, F(0.f));
     dp_du = Vec3T<F>(m0.x * du.x + m1.x * du.y + m2.x * du.z, m0.y * du.x + m1.y * du.y + m2.y * du.z,
                      m0.z * du.x + m1.z * du.y + m2.z * du.z);
@@ -373,14 +373,13 @@ RADIANT_HD BSDFParams bsdf_at(const PackedScene& sc, int32_t row, float u, float
 
 // Templated on the float type (common.h): float for the kernels, LaneF for the CPU's lane loop, whose table lookups
 // (env_texels, env_cell_pdf_at) are its own per-lane overloads (cpu/path_lanes.h); `active`: the lanes whose results
-// are used (their libm calls only).
+// are used (their table lookups only).
 template <typename F>
-RADIANT_HD void env_uv(const PackedScene& sc, const float* frame, Vec3T<F> d, F& u, F& v,
-                       mask_t<F> active = mask_t<F>(true)) {
+RADIANT_HD void env_uv(const PackedScene& sc, const float* frame, Vec3T<F> d, F& u, F& v) {
     Vec3T<F> loc = normalize(mat_t_vec(frame, d));
     u = atan2_approx(loc.x, -loc.z) * (0.5f / kPi);
     u = u - floor_(u);
-    v = acos_(clamp_(loc.y, F(-1.f), F(1.f)), active) * kInvPi;
+    v = acos_approx(clamp_(loc.y, F(-1.f), F(1.f))) * kInvPi;
 }
 
 // The four texels around cell (x0, y0) of the envmap image (x0 in [0, w - 1], y0 in [0, h - 2]).
@@ -422,7 +421,8 @@ RADIANT_HD F envmap_pdf_uv(const PackedScene& sc, F u, F v, mask_t<F> active = m
     u = u - 0.5f / (float)w;
     u = u - floor_(u);
     F pdf_uv = env_cell_pdf_at(sc, u * (float)w, v * (float)(h - 1), active) * (float)(w * (h - 1));
-    F sin_t = sin_(v * kPi, active);
+    F sin_t, cos_t;
+    sincos_approx(v * kPi, sin_t, cos_t);
     return select_(sin_t > 0.f, choose * pdf_uv / (2.f * kPi * kPi * max_(sin_t, F(1e-12f))), F(0.f));
 }
 
@@ -440,7 +440,7 @@ RADIANT_HD Vec3T<F> env_eval(const PackedScene& sc, Vec3T<F> d, F* pdf = nullptr
         return Vec3T<F>::load(prm + kEmColor);
     }
     F u, v;
-    env_uv(sc, prm + kEmFrame, d, u, v, active);
+    env_uv(sc, prm + kEmFrame, d, u, v);
     if (pdf != nullptr) *pdf = envmap_pdf_uv(sc, u, v, active);
     return envmap_eval_uv(sc, u, v, active);
 }
@@ -468,22 +468,35 @@ struct AreaMeshTriangle {  // plain floats: v and n are three points each (no ze
     float choose_area;
 };
 
+// The probability density of choosing area-mesh emitter prm (uniformly among the emitters) and a point of it by area.
+RADIANT_HD float area_mesh_choose_area(const PackedScene& sc, const float* prm) {
+    return (1.f / (float)sc.num_emitters) / prm[kEmArea];
+}
+
+// The vertices of the triangle at entry `k` of the scene's area CDFs into v (3 x 3 floats) and, where `normals`, its
+// vertex normals into n (else n is not written).
+RADIANT_HD void area_mesh_vertices(const PackedScene& sc, int32_t k, bool normals, float* v, float* n) {
+    const int32_t* f = sc.faces + 3 * (int64_t)sc.tri_faces[k];
+    for (int j = 0; j < 3; ++j) {
+        for (int c = 0; c < 3; ++c) {
+            v[3 * j + c] = sc.vertices[3 * (int64_t)f[j] + c];
+            if (normals) n[3 * j + c] = sc.normals[3 * (int64_t)f[j] + c];
+        }
+    }
+}
+
 // The lookups at entry `k` of the scene's area CDFs (info[2] + the mesh's index found by search_cdf; the CPU's lane
-// loop searches its lanes interleaved, lane.h search_cdf_lanes).
+// loop searches its lanes interleaved, lane.h search_cdf_lanes, and looks up per mesh and per lane itself).
 RADIANT_HD AreaMeshTriangle area_mesh_triangle_at(const PackedScene& sc, const int32_t* info, const float* prm,
                                                   int32_t k) {
     AreaMeshTriangle tri;
-    const int32_t* f = sc.faces + 3 * (int64_t)sc.tri_faces[k];
     const int32_t* shape = sc.shape_info + (int64_t)info[1] * kShapeInts;
     tri.has_normals = shape[1] != 0;
     tri.flip = shape[0] != 0;
-    for (int j = 0; j < 3; ++j) {
-        for (int c = 0; c < 3; ++c) {
-            tri.v[3 * j + c] = sc.vertices[3 * (int64_t)f[j] + c];
-            tri.n[3 * j + c] = tri.has_normals ? sc.normals[3 * (int64_t)f[j] + c] : 0.f;
-        }
-    }
-    tri.choose_area = (1.f / (float)sc.num_emitters) / prm[kEmArea];
+    area_mesh_vertices(sc, k, tri.has_normals, tri.v, tri.n);
+    if (!tri.has_normals)
+        for (int j = 0; j < 9; ++j) tri.n[j] = 0.f;
+    tri.choose_area = area_mesh_choose_area(sc, prm);
     return tri;
 }
 
@@ -526,7 +539,7 @@ RADIANT_HD EmitterSampleT<F> area_mesh_sample(Vec3T<F> v0, Vec3T<F> v1, Vec3T<F>
 
 // A point light's sample from ref (position pos, intensity color; emitter choice choose), or a spot light's where
 // spot (axis: the third column of to_world; cutoff and beam angles in radians, Mitsuba spot.cpp's falloff: 1 inside
-// beam, linear in angle to 0 at cutoff). Its acos / cos calls on the spot lanes only.
+// beam, linear in angle to 0 at cutoff).
 template <typename F>
 RADIANT_HD EmitterSampleT<F> point_sample(Vec3T<F> pos, Vec3T<F> color, mask_t<F> spot, Vec3T<F> axis, F cutoff,
                                           F beam, float choose, Vec3T<F> ref) {
@@ -536,9 +549,11 @@ RADIANT_HD EmitterSampleT<F> point_sample(Vec3T<F> pos, Vec3T<F> color, mask_t<F
     Vec3T<F> L = color / max_(dist * dist, F(1e-30f));
     if (any(spot)) {
         F cos_t = dot(-dd, axis) / length(axis);
-        F angle = acos_(clamp_(cos_t, F(-1.f), F(1.f)), spot);
-        F fall = select_(cos_t >= cos_(beam, spot), F(1.f), (cutoff - angle) / max_(cutoff - beam, F(1e-12f)));
-        fall = select_(cos_t > cos_(cutoff, spot), fall, F(0.f));
+        F angle = acos_approx(clamp_(cos_t, F(-1.f), F(1.f))), sin_beam, cos_beam, sin_cutoff, cos_cutoff;
+        sincos_approx(beam, sin_beam, cos_beam);
+        sincos_approx(cutoff, sin_cutoff, cos_cutoff);
+        F fall = select_(cos_t >= cos_beam, F(1.f), (cutoff - angle) / max_(cutoff - beam, F(1e-12f)));
+        fall = select_(cos_t > cos_cutoff, fall, F(0.f));
         L = select_(spot, L * fall, L);
     }
     EmitterSampleT<F> es;
@@ -596,8 +611,8 @@ RADIANT_HD EmitterSampleT<F> envmap_sample(const PackedScene& sc, const float* p
     F v = (row + fy) / (float)(h - 1);
     F theta = v * kPi, phi = u * 2.f * kPi;
     F sin_t, cos_t, sin_p, cos_p;
-    sincos_(theta, sin_t, cos_t, active);
-    sincos_(phi, sin_p, cos_p, active);
+    sincos_approx(theta, sin_t, cos_t);
+    sincos_approx(phi, sin_p, cos_p);
     Vec3T<F> loc(sin_t * sin_p, cos_t, -sin_t * cos_p);
     EmitterSampleT<F> es;
     es.d = normalize(mat_vec(prm + kEmFrame, loc));
@@ -759,18 +774,31 @@ RADIANT_HD bool trace_ray(const PackedScene& sc, Vec3 o, Vec3 d, float tmin, flo
                                     hit);
 }
 
-// The camera ray of sample `sample` of `pixel` (its RNG stream seeded, the film position drawn from it).
-RADIANT_HD void start_path(const PathCamera& cam, const PathSettings& st, int64_t pixel, int64_t sample, PCG32& rng,
-                           float& px, float& py, Vec3& o, Vec3& d, float& tmin, float& tmax) {
+// A camera sample's RNG stream and film position (the pixel's corner plus the stream's first two numbers).
+RADIANT_HD void start_sample(const PathCamera& cam, const PathSettings& st, int64_t pixel, int64_t sample, PCG32& rng,
+                             float& px, float& py) {
     rng = sample_rng(st.seed, pixel, sample);
     px = (float)(pixel % cam.width) + rng.next_float();
     py = (float)(pixel / cam.width) + rng.next_float();
-    // Mitsuba's perspective sensor; the ray starts at the near clip plane.
-    float fx = px / (float)cam.width, fy = py / (float)cam.height;
-    Vec3 dl = normalize(Vec3((1.f - 2.f * fx) * cam.tan_x, (1.f - 2.f * fy) * cam.tan_y, 1.f));
+}
+
+// Mitsuba's perspective sensor: the ray's direction through film position (px, py) and its interval, from the near
+// to the far clip plane (the ray starts at cam.pos). Templated on the float type (the CPU's lane loop makes the
+// camera rays of a packet at once).
+template <typename F>
+RADIANT_HD void camera_ray(const PathCamera& cam, F px, F py, Vec3T<F>& d, F& tmin, F& tmax) {
+    F fx = px / (float)cam.width, fy = py / (float)cam.height;
+    Vec3T<F> dl = normalize(Vec3T<F>((1.f - 2.f * fx) * cam.tan_x, (1.f - 2.f * fy) * cam.tan_y, F(1.f)));
     tmin = cam.near_clip / dl.z;
     tmax = cam.far_clip / dl.z;
     d = mat_vec(cam.to_world, dl);
+}
+
+// The camera ray of sample `sample` of `pixel` (its RNG stream seeded, the film position drawn from it).
+RADIANT_HD void start_path(const PathCamera& cam, const PathSettings& st, int64_t pixel, int64_t sample, PCG32& rng,
+                           float& px, float& py, Vec3& o, Vec3& d, float& tmin, float& tmax) {
+    start_sample(cam, st, pixel, sample, rng, px, py);
+    camera_ray(cam, px, py, d, tmin, tmax);
     o = Vec3::load(cam.pos);
 }
 
