@@ -31,15 +31,5 @@ done <<< "$CONFIGS"
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=1; done
 stamp "runs done, rc $rc"
-for f in "$OUT"/*.jsonl; do
-    name=$(basename "$f" .jsonl)
-    python3 - "$f" "$name" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    print(sys.argv[2], r.get("variant"), "seed", r.get("seed"), "steps", r.get("steps"),
-          "F5 %.3f F2 %.3f thin5 %s objects5 %s chamfer %s" % (r.get("f_score_5cm") or 0, r.get("f_score_2cm") or 0,
-          r.get("thin_recall_5cm"), r.get("objects_recall_5cm"), r.get("chamfer")), r.get("error", ""))
-PY
-done
+for f in "$OUT"/*.jsonl; do recon_summary "$f" "$(basename "$f" .jsonl)"; done
 exit $rc

@@ -1,6 +1,6 @@
 # Sourced by the scripts for a lent GPU machine (gpu_check.sh, gpu_ablation.sh), which brings its own CUDA torch and
 # no package registry: environment for the kernel build, the missing pure-Python packages from the wheels carried
-# in .whl/ (trimesh, openexr, flip-evaluator), $R (the CLI) and stamp (elapsed-seconds log lines).
+# in .whl/ (trimesh, openexr, flip-evaluator), $R (the CLI), stamp (elapsed-seconds log lines) and recon_summary.
 export PYTHONUNBUFFERED=1 RADIANT_CACHE=${RADIANT_CACHE:-/tmp/radiant-cache} MAX_JOBS=${MAX_JOBS:-16}
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$(python3 -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")}
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -12,3 +12,14 @@ fi
 R="python3 -m render.cli"
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+# One line per run of a `radiant bench recon` JSON-lines file: recon_summary FILE [LABEL].
+recon_summary() {
+    python3 - "$1" "${2:-}" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print(*[x for x in (sys.argv[2],) if x], r.get("variant"), "seed", r.get("seed"), "steps", r.get("steps"),
+          "F5 %.3f F2 %.3f thin5 %s objects5 %s chamfer %s" % (r.get("f_score_5cm") or 0, r.get("f_score_2cm") or 0,
+          r.get("thin_recall_5cm"), r.get("objects_recall_5cm"), r.get("chamfer")), r.get("error", ""))
+PY
+}

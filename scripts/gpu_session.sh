@@ -66,16 +66,9 @@ stamp "recon: $n runs at once, $MINUTES min each"
 taskset -c 0-11 $R bench recon --data /tmp/room --variants "$VARIANTS" --seeds "$SEEDS" --minutes "$MINUTES" \
     --jobs "$n" --config /tmp/gpu.yaml --work /tmp/abl --out "$OUT/recon.jsonl" > "$OUT/recon.log" 2>&1
 stamp "recon rc $?"
-python3 - "$OUT/recon.jsonl" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    print(r.get("variant"), "seed", r.get("seed"), "steps", r.get("steps"), "F5 %.3f F2 %.3f" % (
-        r.get("f_score_5cm") or 0, r.get("f_score_2cm") or 0), "thin5", r.get("thin_recall_5cm"), "obj5",
-        r.get("objects_recall_5cm"), "chamfer", r.get("chamfer"), r.get("error", ""))
-PY
+recon_summary "$OUT/recon.jsonl"
 wait $cpu
-stamp "CPU side done"; cat "$OUT/lanes.log" | tail -8
+stamp "CPU side done"; tail -8 "$OUT/lanes.log"
 left=$(( ELAPSED_MAX - $(date +%s) + t0 ))
 if [ "$left" -gt 60 ]; then
     stamp "bench render --device cuda (${left} s)"
