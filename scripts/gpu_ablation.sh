@@ -11,10 +11,10 @@ MINUTES=${MINUTES:-6}
 SEEDS=${SEEDS:-0,1}
 mkdir -p "$OUT"
 source "$(dirname "$0")/gpu_env.sh"
-$R make-dataset scenes/room/room.xml --out /tmp/room --force > "$OUT/dataset.log" 2>&1 &
+make_room "$OUT/dataset.log" &
 ds=$!
-python3 -c "from render.kernels.build import load; print('with_cuda', load().with_cuda)" 2>&1 | tail -2
-wait $ds || { stamp "make-dataset failed"; tail -3 "$OUT/dataset.log"; exit 1; }
+build_kernels "$OUT/build.log" || exit 1
+wait $ds || { stamp "make-dataset failed"; exit 1; }
 stamp "dataset and kernels ready"
 # name | variants | extra config lines
 CONFIGS=${CONFIGS:-"base|full,uniform,no_uncertainty|

@@ -16,17 +16,17 @@ source "$(dirname "$0")/gpu_env.sh"
 nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
 
 stamp "build"
-python3 -c "from render.kernels.build import load; print('with_cuda', load().with_cuda)" 2>&1 | tee "$OUT/build.log"
+build_kernels "$OUT/build.log" || exit 1
 
 stamp "make-dataset (CPU, background)"
-$R make-dataset scenes/room/room.xml --out /tmp/room --force > "$OUT/dataset.log" 2>&1 &
+make_room "$OUT/dataset.log" &
 ds_pid=$!
 
 stamp "CUDA tests"
 timeout 240 python3 -m pytest -q -s -p no:cacheprovider -k "cuda" \
     tests/kernels/test_bvh.py tests/kernels/test_grid.py tests/kernels/test_sdf.py tests/kernels/test_hashgrid.py \
     tests/render/test_fused.py 2>&1 | tee "$OUT/tests.log" | tail -25 || rc=1
-wait $ds_pid; stamp "dataset rc $?"; tail -1 "$OUT/dataset.log"
+wait $ds_pid || exit 1; stamp "dataset ready"; tail -1 "$OUT/dataset.log"
 
 stamp "reconstruct on cuda, $RECON_MINUTES min"
 timeout $(( RECON_MINUTES * 60 + 120 )) $R reconstruct /tmp/room --out /tmp/room-run --minutes "$RECON_MINUTES" \
