@@ -94,9 +94,14 @@ typedef uint32_t lane_vu32 __attribute__((vector_size(4 * kLanes)));
 
 struct LaneRNG {
     lane_vu64 state = {}, inc = {};
-    void set(int i, const PCG32& r) {
-        state[i] = r.state;
-        inc[i] = r.inc;
+    // The lanes of m take the streams (state[i], inc[i]).
+    void take(LaneM m, const uint64_t* state_in, const uint64_t* inc_in) {
+        lane_vu64 s, n;
+        std::memcpy(&s, state_in, sizeof(s));
+        std::memcpy(&n, inc_in, sizeof(n));
+        const lane_vu64 on = (lane_vu64)__builtin_convertvector(m.v, lane_vi64);
+        state = (s & on) | (state & ~on);
+        inc = (n & on) | (inc & ~on);
     }
     // PCG32::next_float of the lanes of m, whose streams move one step (the others' stay; they get 0).
     LaneF next_float(LaneM m) {
@@ -476,17 +481,20 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         }
     };
 #endif
-    auto finish = [&](int i) {
-        lane_get(L, i).store(L_out + 3 * item[i]);
-        active.set(i, false);
+    // The lanes of m end their paths: their radiance out, the lanes idle.
+    auto finish = [&](uint32_t m) {
+        for_lanes(m, [&](int i) { lane_get(L, i).store(L_out + 3 * item[i]); });
+        active = andnot(active, lanes_of(m));
     };
 
     for (;;) {
         // Idle lanes take the next camera samples (with packets: their camera rays traced ahead, kLanes consecutive
         // items of the range at a time, so a packet's rays leave neighbouring pixels).
-        // Lanes set up one by one where they take a sample; the path state that starts the same for all is set in
-        // lanes after.
+        // Lanes set up one by one where they take a sample (their ray and RNG stream stored as scalars, read back as
+        // lanes at once); the path state that starts the same for all is set in lanes after.
         uint32_t started = 0;
+        alignas(64) float s_ray[8][kLanes] = {};  // origin, direction, tmin, tmax
+        alignas(64) uint64_t s_state[kLanes] = {}, s_inc[kLanes] = {};
         for_lanes(~bits(active) & ((1u << kLanes) - 1u), [&](int i) {
             while (cam_i < cam_n || next < end) {
                 CameraSample own;
@@ -509,21 +517,29 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                     Vec3(0.f).store(L_out + 3 * cs->item);
                     continue;
                 }
-                rng.set(i, cs->rng);
+                s_state[i] = cs->rng.state;
+                s_inc[i] = cs->rng.inc;
                 item[i] = cs->item;
                 pixel[i] = cs->pixel;
                 sample[i] = cs->sample;
-                depth[i] = 0;
-                lane_set(o, i, cs->o);
-                lane_set(d, i, cs->d);
-                tmin.set(i, cs->tmin);
-                tmax.set(i, cs->tmax);
+                for (int k = 0; k < 3; ++k) {
+                    s_ray[k][i] = cs->o[k];
+                    s_ray[3 + k][i] = cs->d[k];
+                }
+                s_ray[6][i] = cs->tmin;
+                s_ray[7][i] = cs->tmax;
                 started |= 1u << i;
                 return;
             }
         });
         if (started) {
             const LaneM m = lanes_of(started);
+            rng.take(m, s_state, s_inc);
+            depth &= ~m.v;  // 0 on the lanes of m
+            o = select_(m, LVec3(LaneF::load(s_ray[0]), LaneF::load(s_ray[1]), LaneF::load(s_ray[2])), o);
+            d = select_(m, LVec3(LaneF::load(s_ray[3]), LaneF::load(s_ray[4]), LaneF::load(s_ray[5])), d);
+            tmin = select_(m, LaneF::load(s_ray[6]), tmin);
+            tmax = select_(m, LaneF::load(s_ray[7]), tmax);
             L = select_(m, LVec3(0.f), L);
             beta = select_(m, LVec3(1.f), beta);
             eta = select_(m, LaneF(1.f), eta);
@@ -538,11 +554,10 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         // arrays, then for each hit lane the lookups of its surface attributes (path.h surface_refs: a triangle's
         // vertices, normals where its shape has them and uvs, or a sphere's center, radius and frame) and of its
         // shape's BSDF row and emitter.
-        LaneM tri(false), sph(false), tri_normals(false), flip(false), deferred_row(false);
-        LVec3 tv[3], tn[3], s_c, s_m[3];
-        LaneF tuv[6], s_r(1.f);
+        uint32_t tri_bits = 0, normals_bits = 0, flip_bits = 0, deferred_bits = 0;
         alignas(64) float h_t[kLanes] = {}, h_u[kLanes] = {}, h_v[kLanes] = {};
-        lane_vi prim = lane_vi{} - 1, em_of = lane_vi{} - 1;
+        alignas(64) int32_t em_of[kLanes], prim[kLanes];
+        for (int i = 0; i < kLanes; ++i) prim[i] = em_of[i] = -1;
         const uint32_t traced = bits(active) & ~fresh;
 #if RADIANT_PACKET_BVH
         if (packet >= 0) {  // the group's other rays as one packet
@@ -571,10 +586,17 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             prim[i] = fresh_hit[i].prim;
         });
 #endif
-        const LaneM hit_m(prim >= 0);  // inactive lanes: -1
+        lane_vi prim_v;
+        std::memcpy(&prim_v, prim, sizeof(prim_v));
+        const LaneM hit_m(prim_v >= 0);  // inactive lanes: -1
         const LaneF t_hit = select_(hit_m, LaneF::load(h_t), LaneF(0.f));
         const LaneM seen = !(LaneM(depth == 0) & LaneM(st.hide_emitters));  // emitters seen at this depth
         const LaneM escaped = sc.env >= 0 ? andnot(active, hit_m) & seen : LaneM(false);  // env_eval in lanes below
+        // Each hit lane's surface_refs and shape fields go into rows of floats by scalar stores and come back as
+        // lanes at once (vector elements set one at a time cost a store-forwarding stall each). Rows: a triangle's
+        // vertices (0-8), normals (9-17; 0 where its shape has none, as surface_refs') and uvs (18-23), a sphere's
+        // center (24-26), radius (27) and frame (28-36).
+        alignas(64) float ref[37][kLanes] = {};
         for_lanes(bits(hit_m), [&](int i) {
             const SurfaceRefs r = surface_refs(sc, prim[i]);
             const int32_t* shape = sc.shape_info + (int64_t)r.shape * kShapeInts;
@@ -582,23 +604,27 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             row_of[i] = row;
             em_of[i] = shape[3];
             if ((int32_t)sc.bsdf_rows[(int64_t)row * kBSDFParamCount + kParam_type] >= kDeferredBSDFType)
-                deferred_row.set(i, true);
-            flip.set(i, r.flip);
+                deferred_bits |= 1u << i;
+            flip_bits |= (uint32_t)r.flip << i;
             if (r.triangle) {
-                tri.set(i, true);
-                for (int j = 0; j < 3; ++j) lane_set(tv[j], i, Vec3::load(r.v + 3 * j));
-                if (r.has_normals) {  // else 0, as surface_refs'
-                    tri_normals.set(i, true);
-                    for (int j = 0; j < 3; ++j) lane_set(tn[j], i, Vec3::load(r.n + 3 * j));
+                tri_bits |= 1u << i;
+                for (int j = 0; j < 9; ++j) ref[j][i] = r.v[j];
+                if (r.has_normals) {
+                    normals_bits |= 1u << i;
+                    for (int j = 0; j < 9; ++j) ref[9 + j][i] = r.n[j];
                 }
-                for (int j = 0; j < 6; ++j) tuv[j].set(i, r.uv[j]);
+                for (int j = 0; j < 6; ++j) ref[18 + j][i] = r.uv[j];
             } else {
-                sph.set(i, true);
-                lane_set(s_c, i, Vec3::load(r.center));
-                s_r.set(i, r.radius);
-                for (int j = 0; j < 3; ++j) lane_set(s_m[j], i, Vec3::load(r.m + 3 * j));
+                for (int j = 0; j < 3; ++j) ref[24 + j][i] = r.center[j];
+                ref[27][i] = r.radius;
+                for (int j = 0; j < 9; ++j) ref[28 + j][i] = r.m[j];
             }
         });
+        const LaneM tri = lanes_of(tri_bits), sph = andnot(hit_m, tri), tri_normals = lanes_of(normals_bits),
+                    flip = lanes_of(flip_bits), deferred_row = lanes_of(deferred_bits);
+        auto ref3 = [&](int k) {
+            return LVec3(LaneF::load(ref[k]), LaneF::load(ref[k + 1]), LaneF::load(ref[k + 2]));
+        };
         const LaneF b1 = select_(tri, LaneF::load(h_u), LaneF(0.f)), b2 = select_(tri, LaneF::load(h_v), LaneF(0.f));
         fresh = 0;
         // Surface attributes in lanes (path.h surface_at's math: triangle_surface, sphere_surface).
@@ -607,8 +633,9 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         if (any(tri)) {
             LVec3 ng, ns, dpdu;
             LaneF u, v;
-            triangle_surface(tv[0], tv[1], tv[2], tn[0], tn[1], tn[2], tri_normals, tuv[0], tuv[1], tuv[2], tuv[3],
-                             tuv[4], tuv[5], b1, b2, ng, ns, u, v, dpdu);
+            triangle_surface(ref3(0), ref3(3), ref3(6), ref3(9), ref3(12), ref3(15), tri_normals,
+                             LaneF::load(ref[18]), LaneF::load(ref[19]), LaneF::load(ref[20]), LaneF::load(ref[21]),
+                             LaneF::load(ref[22]), LaneF::load(ref[23]), b1, b2, ng, ns, u, v, dpdu);
             NG = select_(tri, ng, NG);
             NS = select_(tri, ns, NS);
             U = select_(tri, u, U);
@@ -618,7 +645,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         if (any(sph)) {
             LVec3 n, dpdu;
             LaneF u, v;
-            sphere_surface(P, s_c, s_r, s_m[0], s_m[1], s_m[2], n, u, v, dpdu);
+            sphere_surface(P, ref3(24), LaneF::load(ref[27]), ref3(28), ref3(31), ref3(34), n, u, v, dpdu);
             NG = select_(sph, n, NG);
             NS = select_(sph, n, NS);
             U = select_(sph, u, U);
@@ -632,7 +659,9 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         // the lanes that see one), depth, the deferred seam.
         LVec3 Le(0.f);
         LaneF Le_w(0.f);
-        const LaneM sees_light = hit_m & LaneM(em_of >= 0) & seen & (dot(NS, -d) > 0.f);
+        lane_vi em_v;
+        std::memcpy(&em_v, em_of, sizeof(em_v));
+        const LaneM sees_light = hit_m & LaneM(em_v >= 0) & seen & (dot(NS, -d) > 0.f);
         for_lanes(bits(sees_light), [&](int i) {
             const Vec3 di = lane_get(d, i);
             const int32_t em = em_of[i];
@@ -658,7 +687,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                             pos_out[2 * item[i]], pos_out[2 * item[i] + 1], eta[i], prev_pdf[i], prev_delta[i],
                             depth[i], pixel[i], sample[i]);
         });
-        for_lanes(bits(ended), finish);
+        finish(bits(ended));
         const uint32_t shade_bits = bits(shade);
         if (!shade_bits) continue;
 
@@ -686,7 +715,10 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         LaneM mesh(false), mesh_normals(false), mesh_flip(false), env(false), point(false), spot(false);
         LVec3 p_pos, p_color, p_axis;
         LaneF p_cutoff(0.f), p_beam(0.f);
-        LVec3 mv[3], mn[3], m_color;
+        // The area-mesh lanes' triangles: vertices (rows 0-8) and normals (9-17; 0 where the mesh has none), stored
+        // lane by lane as floats and read as lanes after (as the closest hits' `ref`).
+        alignas(64) float mesh_ref[18][kLanes] = {};
+        LVec3 m_color;
         LaneF m_choose_area(0.f);
         LaneF c_row(0.f), c_col(0.f), c_row_lo(0.f), c_row_p(0.f), c_col_lo(0.f), c_col_p(0.f), c_pdf(0.f);
         int32_t env_e = -1;  // the envmap's emitter index
@@ -728,9 +760,9 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 for_lanes(same, [&](int i) {
                     float v[9], n[9];
                     area_mesh_vertices(sc, info[2] + k[i], normals, v, n);
-                    for (int j = 0; j < 3; ++j) lane_set(mv[j], i, Vec3::load(v + 3 * j));
+                    for (int j = 0; j < 9; ++j) mesh_ref[j][i] = v[j];
                     if (normals)
-                        for (int j = 0; j < 3; ++j) lane_set(mn[j], i, Vec3::load(n + 3 * j));
+                        for (int j = 0; j < 9; ++j) mesh_ref[9 + j][i] = n[j];
                 });
                 mesh = mesh | m;
             } else if (info[0] == kPoint || info[0] == kSpot) {  // sampled in lanes below
@@ -765,8 +797,12 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             }
         }
         if (any(mesh)) {
-            const EmitterSampleT<LaneF> m = area_mesh_sample(mv[0], mv[1], mv[2], mn[0], mn[1], mn[2], mesh_normals,
-                                                             mesh_flip, m_choose_area, m_color, P, u2, u3);
+            auto row3 = [&](int k) {
+                return LVec3(LaneF::load(mesh_ref[k]), LaneF::load(mesh_ref[k + 1]), LaneF::load(mesh_ref[k + 2]));
+            };
+            const EmitterSampleT<LaneF> m = area_mesh_sample(row3(0), row3(3), row3(6), row3(9), row3(12), row3(15),
+                                                             mesh_normals, mesh_flip, m_choose_area, m_color, P, u2,
+                                                             u3);
             take_sample(es, m, mesh);
         }
         if (any(point))
@@ -855,7 +891,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             dead = dead | andnot(rr, u_rr < q);
             beta = select_(andnot(rr, dead), beta / max_(q, LaneF(1e-30f)), beta);
         }
-        for_lanes(bits(dead), finish);
+        finish(bits(dead));
     }
 }
 
