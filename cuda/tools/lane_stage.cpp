@@ -218,25 +218,27 @@ long check_helpers() {
             m.set(i, ((i * 5 + j) & 2) != 0);
         }
         LaneF sc_s, sc_c;
-        sincos_(a, sc_s, sc_c, m);
+        sincos_approx(a, sc_s, sc_c);
         LaneF r[] = {a + b, a - b, a * b, a / b, -a, min_(a, b), max_(a, b), clamp_(a, b, LaneF(1.f)), abs_(a),
                      sqrt_(a), exp_approx(a), log_approx(a), erf_approx(a), sin_(a), cos_(a), tan_(a),
                      erfinv_approx(a), select_(m, a, b), select_(a < b, a, b), select_(a <= b, a, b),
                      select_(a == b, a, b), select_(a != b, a, b), select_((a > b) & !(a >= 1.f), a, b),
                      select_((a > b) | m, a, b), sin_(a, m), cos_(a, m),
-                     tan_(a, m), select_(m, erfinv_approx(a, m), b), acos_(a), acos_(a, m), floor_(a),
+                     tan_(a, m), select_(m, erfinv_approx(a, m), b), acos_approx(a), floor_(a),
                      copysign_(a, b), select_(signbit_(a), a, b), atan2_approx(a, b), sc_s, sc_c};
         for (int i = 0; i < kLanes; ++i) {
             float x = a[i], y = b[i];
             bool mi = m[i];
+            float sc_x, cc_x;
+            sincos_approx(x, sc_x, cc_x);
             float s[] = {x + y, x - y, x * y, x / y, -x, min_(x, y), max_(x, y), clamp_(x, y, 1.f), abs_(x),
                          sqrt_(x), exp_approx(x), log_approx(x), erf_approx(x), sin_(x), cos_(x), tan_(x),
                          erfinv_approx(x), select_(mi, x, y), select_(x < y, x, y), select_(x <= y, x, y),
                          select_(x == y, x, y), select_(x != y, x, y), select_((x > y) && !(x >= 1.f), x, y),
                          select_((x > y) || mi, x, y),
                          mi ? sin_(x) : 0.f, mi ? cos_(x) : 0.f, mi ? tan_(x) : 0.f, mi ? erfinv_approx(x) : y,
-                         acos_(x), mi ? acos_(x) : 0.f, floor_(x), copysign_(x, y), select_(signbit_(x), x, y),
-                         atan2_approx(x, y), mi ? sinf(x) : 0.f, mi ? cosf(x) : 0.f};
+                         acos_approx(x), floor_(x), copysign_(x, y), select_(signbit_(x), x, y),
+                         atan2_approx(x, y), sc_x, cc_x};
             for (int k = 0; k < (int)(sizeof(s) / sizeof(s[0])); ++k) bad += !same(r[k][i], s[k]);
         }
         uint32_t expect = 0;

@@ -55,11 +55,6 @@ RADIANT_HD float tan_(float x) { return tanf(x); }
 RADIANT_HD float sin_(float x, bool) { return sinf(x); }
 RADIANT_HD float cos_(float x, bool) { return cosf(x); }
 RADIANT_HD float tan_(float x, bool) { return tanf(x); }
-RADIANT_HD float acos_(float x, bool = true) { return acosf(x); }
-RADIANT_HD void sincos_(float x, float& s, float& c, bool = true) {  // one sincosf where the compiler fuses them
-    s = sinf(x);
-    c = cosf(x);
-}
 RADIANT_HD float floor_(float x) { return floorf(x); }
 // The bits of a float and back (approx.h's exponent arithmetic).
 RADIANT_HD int32_t float_bits_(float x) {

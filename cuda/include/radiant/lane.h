@@ -5,7 +5,7 @@
 //
 // Lane for lane the arithmetic is the scalar code's: IEEE +, -, *, / and sqrt (no contraction: the build has
 // -ffp-contract=off), `select_` where the scalar code has `?:`, and the transcendental functions either through the
-// scalar libm call of each lane (sin_, acos_) or as approx.h's polynomials, written once for both (exp_approx), so
+// scalar libm call of each lane (sin_, tan_) or as approx.h's polynomials, written once for both (exp_approx), so
 // LaneF results are bit-identical to float ones.
 #pragma once
 #if defined(__CUDACC__)
@@ -114,7 +114,7 @@ inline LaneM operator>=(LaneF a, LaneF b) { return LaneM(a.v >= b.v); }
 inline LaneM operator==(LaneF a, LaneF b) { return LaneM(a.v == b.v); }
 inline LaneM operator!=(LaneF a, LaneF b) { return LaneM(a.v != b.v); }
 
-// The lane forms of common.h's select_ / min_ / max_ / clamp_ / sqrt_ / abs_ / sin_ / cos_ / tan_ / acos_ (same
+// The lane forms of common.h's select_ / min_ / max_ / clamp_ / sqrt_ / abs_ / sin_ / cos_ / tan_ (same
 // per-lane results; min_ and max_ keep the scalar `a < b ? a : b` order, so NaN arguments pick the same operand).
 inline LaneF select_(LaneM m, LaneF a, LaneF b) { return LaneF(m.v ? a.v : b.v); }
 inline LaneM select_(LaneM m, LaneM a, LaneM b) { return LaneM(m.v ? a.v : b.v); }
@@ -175,21 +175,7 @@ inline LaneF frexp_(LaneF x, LaneF& e) {
 RADIANT_LANE_LIBM(sin_, sinf)
 RADIANT_LANE_LIBM(cos_, cosf)
 RADIANT_LANE_LIBM(tan_, tanf)
-RADIANT_LANE_LIBM(acos_, acosf)
 #undef RADIANT_LANE_LIBM
-// sin and cos of the lanes of m (0 elsewhere), one sincosf each (the scalar code's sinf / cosf pair, which the
-// compiler fuses into sincosf too; same results).
-inline void sincos_(LaneF x, LaneF& s, LaneF& c, LaneM m) {
-    s = LaneF(0.f);
-    c = LaneF(0.f);
-    for (uint32_t b = bits(m); b; b &= b - 1) {
-        const int i = __builtin_ctz(b);
-        float si, ci;
-        sincosf(x.v[i], &si, &ci);
-        s.v[i] = si;
-        c.v[i] = ci;
-    }
-}
 
 // path.h search_cdf for the lanes of m: lane i's first index j in [0, n) with cdf[offset[i] + j] > u[i], clamped
 // to n - 1, into out[i] (the other lanes search cdf[0, n) and get 0). The lanes' searches run interleaved, step by step:
