@@ -38,6 +38,11 @@ namespace radiant {
 using LVec3 = Vec3T<LaneF>;
 
 inline Vec3 lane_get(const LVec3& v, int i) { return Vec3(v.x[i], v.y[i], v.z[i]); }
+// Three rows of kLanes floats (x, y, z; lane i's vector in column i) as lanes: the glue stores per-lane values into
+// such rows with scalar stores and reads them back at once.
+inline LVec3 load_rows3(const float (*rows)[kLanes]) {
+    return LVec3(LaneF::load(rows[0]), LaneF::load(rows[1]), LaneF::load(rows[2]));
+}
 inline void lane_set(LVec3& v, int i, Vec3 a) {
     v.x.set(i, a.x);
     v.y.set(i, a.y);
@@ -536,8 +541,8 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             const LaneM m = lanes_of(started);
             rng.take(m, s_state, s_inc);
             depth &= ~m.v;  // 0 on the lanes of m
-            o = select_(m, LVec3(LaneF::load(s_ray[0]), LaneF::load(s_ray[1]), LaneF::load(s_ray[2])), o);
-            d = select_(m, LVec3(LaneF::load(s_ray[3]), LaneF::load(s_ray[4]), LaneF::load(s_ray[5])), d);
+            o = select_(m, load_rows3(s_ray), o);
+            d = select_(m, load_rows3(s_ray + 3), d);
             tmin = select_(m, LaneF::load(s_ray[6]), tmin);
             tmax = select_(m, LaneF::load(s_ray[7]), tmax);
             L = select_(m, LVec3(0.f), L);
@@ -622,9 +627,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         });
         const LaneM tri = lanes_of(tri_bits), sph = andnot(hit_m, tri), tri_normals = lanes_of(normals_bits),
                     flip = lanes_of(flip_bits), deferred_row = lanes_of(deferred_bits);
-        auto ref3 = [&](int k) {
-            return LVec3(LaneF::load(ref[k]), LaneF::load(ref[k + 1]), LaneF::load(ref[k + 2]));
-        };
+        auto ref3 = [&](int k) { return load_rows3(ref + k); };
         const LaneF b1 = select_(tri, LaneF::load(h_u), LaneF(0.f)), b2 = select_(tri, LaneF::load(h_v), LaneF(0.f));
         fresh = 0;
         // Surface attributes in lanes (path.h surface_at's math: triangle_surface, sphere_surface).
@@ -797,12 +800,10 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             }
         }
         if (any(mesh)) {
-            auto row3 = [&](int k) {
-                return LVec3(LaneF::load(mesh_ref[k]), LaneF::load(mesh_ref[k + 1]), LaneF::load(mesh_ref[k + 2]));
-            };
-            const EmitterSampleT<LaneF> m = area_mesh_sample(row3(0), row3(3), row3(6), row3(9), row3(12), row3(15),
-                                                             mesh_normals, mesh_flip, m_choose_area, m_color, P, u2,
-                                                             u3);
+            const EmitterSampleT<LaneF> m = area_mesh_sample(
+                load_rows3(mesh_ref), load_rows3(mesh_ref + 3), load_rows3(mesh_ref + 6), load_rows3(mesh_ref + 9),
+                load_rows3(mesh_ref + 12), load_rows3(mesh_ref + 15), mesh_normals, mesh_flip, m_choose_area, m_color,
+                P, u2, u3);
             take_sample(es, m, mesh);
         }
         if (any(point))
