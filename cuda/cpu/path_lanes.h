@@ -10,11 +10,13 @@
 //     shadow rays as one packet each on small trees, one ray at a time (the 8-/4-wide tree) on larger ones; the same
 //     hits as the single-ray traversal (t bit for bit).
 // Per bounce:
-//   - per lane, through path.h's scalar code: closest hit and shadow rays where not in packets, the table lookups
-//     (surface_refs: a hit triangle's vertices / normals / uvs or a sphere's center and frame, its shape's BSDF row
-//     and emitter; an area mesh's triangle vertices and the envmap's cells, texels and cell pdfs, their CDF
-//     searches run with the lanes interleaved, lane.h search_cdf_lanes), the pdf of a hit area light, and the
-//     emitter sampling of kinds other than area meshes, point / spot / directional lights and the envmap;
+//   - per lane, through path.h's scalar code: closest hit and shadow rays where not in packets, the envmap's table
+//     lookups (cells, texels and cell pdfs; their CDF searches, like an area mesh's, run with the lanes interleaved,
+//     lane.h search_cdf_lanes), the pdf of a hit area light, and the emitter sampling of kinds other than area
+//     meshes, point / spot / directional lights and the envmap;
+//   - as gathers (lane.h gather_, one per field for all lanes): surface_refs' lookups (a hit triangle's vertices /
+//     normals / uvs or a sphere's center and frame, its shape's flip, BSDF row and emitter) and an area mesh's
+//     triangle vertices;
 //   - per material: the BSDF row (bsdf_at once per call for an untextured row, once per lane for a textured one);
 //     per emitter chosen: its kind and fields;
 //   - in lanes, from the shared templated headers: surface attributes (triangle_surface, sphere_surface), the
@@ -42,6 +44,10 @@ inline Vec3 lane_get(const LVec3& v, int i) { return Vec3(v.x[i], v.y[i], v.z[i]
 // such rows with scalar stores and reads them back at once.
 inline LVec3 load_rows3(const float (*rows)[kLanes]) {
     return LVec3(LaneF::load(rows[0]), LaneF::load(rows[1]), LaneF::load(rows[2]));
+}
+// base[k], base[k + 1], base[k + 2] on the lanes of m (lane.h gather_; 0 on the others): a table's 3-vectors.
+inline LVec3 gather3(const float* base, lane_vi k, LaneM m) {
+    return LVec3(gather_(base, k, m), gather_(base, k + 1, m), gather_(base, k + 2, m));
 }
 inline void lane_set(LVec3& v, int i, Vec3 a) {
     v.x.set(i, a.x);
@@ -556,13 +562,12 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         if (none(active)) break;
 
         // Closest hits: the hit records (t, barycentrics, primitive; traced ahead, as a packet or lane by lane) into
-        // arrays, then for each hit lane the lookups of its surface attributes (path.h surface_refs: a triangle's
-        // vertices, normals where its shape has them and uvs, or a sphere's center, radius and frame) and of its
-        // shape's BSDF row and emitter.
-        uint32_t tri_bits = 0, normals_bits = 0, flip_bits = 0, deferred_bits = 0;
+        // arrays, then in lanes the lookups of the hit surfaces' attributes (path.h surface_refs: a triangle's
+        // vertices, normals where its shape has them and uvs, or a sphere's center, radius and frame) and of their
+        // shapes' BSDF rows and emitters.
         alignas(64) float h_t[kLanes] = {}, h_u[kLanes] = {}, h_v[kLanes] = {};
-        alignas(64) int32_t em_of[kLanes], prim[kLanes];
-        for (int i = 0; i < kLanes; ++i) prim[i] = em_of[i] = -1;
+        alignas(64) int32_t prim[kLanes];
+        for (int i = 0; i < kLanes; ++i) prim[i] = -1;
         const uint32_t traced = bits(active) & ~fresh;
 #if RADIANT_PACKET_BVH
         if (packet >= 0) {  // the group's other rays as one packet
@@ -572,7 +577,11 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             std::memcpy(h_t, pr.t, sizeof(h_t));
             std::memcpy(h_u, pr.u, sizeof(h_u));
             std::memcpy(h_v, pr.v, sizeof(h_v));
-            for_lanes(traced, [&](int i) { prim[i] = pr.best[i] < 0 ? -1 : sc.prim_ids[pr.best[i]]; });
+            lane_vi best;
+            std::memcpy(&best, pr.best, sizeof(best));
+            const LaneM found = lanes_of(traced) & LaneM(best >= 0);
+            const lane_vi p = gather_(sc.prim_ids, best, found) | ~found.v;  // -1 where nothing was hit
+            std::memcpy(prim, &p, sizeof(p));
         } else
 #endif
         for_lanes(traced, [&](int i) {
@@ -597,48 +606,37 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         const LaneF t_hit = select_(hit_m, LaneF::load(h_t), LaneF(0.f));
         const LaneM seen = !(LaneM(depth == 0) & LaneM(st.hide_emitters));  // emitters seen at this depth
         const LaneM escaped = sc.env >= 0 ? andnot(active, hit_m) & seen : LaneM(false);  // env_eval in lanes below
-        // Each hit lane's surface_refs and shape fields go into rows of floats by scalar stores and come back as
-        // lanes at once (vector elements set one at a time cost a store-forwarding stall each). Rows: a triangle's
-        // vertices (0-8), normals (9-17; 0 where its shape has none, as surface_refs') and uvs (18-23), a sphere's
-        // center (24-26), radius (27) and frame (28-36).
-        alignas(64) float ref[37][kLanes] = {};
-        for_lanes(bits(hit_m), [&](int i) {
-            const SurfaceRefs r = surface_refs(sc, prim[i]);
-            const int32_t* shape = sc.shape_info + (int64_t)r.shape * kShapeInts;
-            const int32_t row = shape[2];
-            row_of[i] = row;
-            em_of[i] = shape[3];
-            if ((int32_t)sc.bsdf_rows[(int64_t)row * kBSDFParamCount + kParam_type] >= kDeferredBSDFType)
-                deferred_bits |= 1u << i;
-            flip_bits |= (uint32_t)r.flip << i;
-            if (r.triangle) {
-                tri_bits |= 1u << i;
-                for (int j = 0; j < 9; ++j) ref[j][i] = r.v[j];
-                if (r.has_normals) {
-                    normals_bits |= 1u << i;
-                    for (int j = 0; j < 9; ++j) ref[9 + j][i] = r.n[j];
-                }
-                for (int j = 0; j < 6; ++j) ref[18 + j][i] = r.uv[j];
-            } else {
-                for (int j = 0; j < 3; ++j) ref[24 + j][i] = r.center[j];
-                ref[27][i] = r.radius;
-                for (int j = 0; j < 9; ++j) ref[28 + j][i] = r.m[j];
-            }
-        });
-        const LaneM tri = lanes_of(tri_bits), sph = andnot(hit_m, tri), tri_normals = lanes_of(normals_bits),
-                    flip = lanes_of(flip_bits), deferred_row = lanes_of(deferred_bits);
-        auto ref3 = [&](int k) { return load_rows3(ref + k); };
+        // The hit lanes' lookups as gathers (surface_refs' fields; off lanes read nothing and get 0): the shape's
+        // flip, normals flag, BSDF row (and its type, for the deferred seam) and emitter.
+        const lane_vi shape = gather_(sc.prim_shape, prim_v, hit_m), info = shape * kShapeInts;
+        const LaneM flip = hit_m & LaneM(gather_(sc.shape_info, info, hit_m) != 0);
+        const LaneM tri = hit_m & LaneM(prim_v < sc.num_triangles), sph = andnot(hit_m, tri);
+        const LaneM tri_normals = tri & LaneM(gather_(sc.shape_info, info + 1, tri) != 0);
+        const lane_vi row_v = gather_(sc.shape_info, info + 2, hit_m);
+        std::memcpy(row_of, &row_v, sizeof(row_v));
+        const lane_vi em_v = gather_(sc.shape_info, info + 3, hit_m) | ~hit_m.v;  // -1: none (or no hit)
+        const LaneM deferred_row(
+            gather_(sc.bsdf_rows, row_v * kBSDFParamCount + (int32_t)kParam_type, hit_m).v >= (float)kDeferredBSDFType);
         const LaneF b1 = select_(tri, LaneF::load(h_u), LaneF(0.f)), b2 = select_(tri, LaneF::load(h_v), LaneF(0.f));
         fresh = 0;
         // Surface attributes in lanes (path.h surface_at's math: triangle_surface, sphere_surface).
         LVec3 P = o + d * t_hit, NG(0.f, 0.f, 1.f), NS(0.f, 0.f, 1.f), DPDU(0.f);
         LaneF U(0.f), V(0.f);
         if (any(tri)) {
+            // A triangle's vertices, normals (0 where its shape has none, as surface_refs') and uvs.
+            LVec3 vtx[3], nrm[3];
+            LaneF uv[6];
+            for (int j = 0; j < 3; ++j) {
+                const lane_vi f = gather_(sc.faces, prim_v * 3 + j, tri);
+                vtx[j] = gather3(sc.vertices, f * 3, tri);
+                if (any(tri_normals)) nrm[j] = gather3(sc.normals, f * 3, tri_normals);
+                uv[2 * j] = gather_(sc.uvs, f * 2, tri);
+                uv[2 * j + 1] = gather_(sc.uvs, f * 2 + 1, tri);
+            }
             LVec3 ng, ns, dpdu;
             LaneF u, v;
-            triangle_surface(ref3(0), ref3(3), ref3(6), ref3(9), ref3(12), ref3(15), tri_normals,
-                             LaneF::load(ref[18]), LaneF::load(ref[19]), LaneF::load(ref[20]), LaneF::load(ref[21]),
-                             LaneF::load(ref[22]), LaneF::load(ref[23]), b1, b2, ng, ns, u, v, dpdu);
+            triangle_surface(vtx[0], vtx[1], vtx[2], nrm[0], nrm[1], nrm[2], tri_normals, uv[0], uv[1], uv[2], uv[3],
+                             uv[4], uv[5], b1, b2, ng, ns, u, v, dpdu);
             NG = select_(tri, ng, NG);
             NS = select_(tri, ns, NS);
             U = select_(tri, u, U);
@@ -648,7 +646,11 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         if (any(sph)) {
             LVec3 n, dpdu;
             LaneF u, v;
-            sphere_surface(P, ref3(24), LaneF::load(ref[27]), ref3(28), ref3(31), ref3(34), n, u, v, dpdu);
+            // A sphere's center, radius and to-local rows.
+            const lane_vi c = (prim_v - sc.num_triangles) * 4, m = shape * 9;
+            sphere_surface(P, gather3(sc.spheres, c, sph), gather_(sc.spheres, c + 3, sph),
+                           gather3(sc.shape_to_local, m, sph), gather3(sc.shape_to_local, m + 3, sph),
+                           gather3(sc.shape_to_local, m + 6, sph), n, u, v, dpdu);
             NG = select_(sph, n, NG);
             NS = select_(sph, n, NS);
             U = select_(sph, u, U);
@@ -662,12 +664,10 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         // the lanes that see one), depth, the deferred seam.
         LVec3 Le(0.f);
         LaneF Le_w(0.f);
-        lane_vi em_v;
-        std::memcpy(&em_v, em_of, sizeof(em_v));
         const LaneM sees_light = hit_m & LaneM(em_v >= 0) & seen & (dot(NS, -d) > 0.f);
         for_lanes(bits(sees_light), [&](int i) {
             const Vec3 di = lane_get(d, i);
-            const int32_t em = em_of[i];
+            const int32_t em = em_v[i];
             float pdf_l = area_emitter_pdf(sc, em, lane_get(prev_p, i), lane_get(P, i), lane_get(NS, i), normalize(di));
             lane_set(Le, i, Vec3::load(sc.emitter_params + (int64_t)em * kEmitterFloats + kEmColor));
             Le_w.set(i, prev_delta[i] ? 1.f : mis_weight(prev_pdf[i], pdf_l));
@@ -718,9 +718,8 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         LaneM mesh(false), mesh_normals(false), mesh_flip(false), env(false), point(false), spot(false);
         LVec3 p_pos, p_color, p_axis;
         LaneF p_cutoff(0.f), p_beam(0.f);
-        // The area-mesh lanes' triangles: vertices (rows 0-8) and normals (9-17; 0 where the mesh has none), stored
-        // lane by lane as floats and read as lanes after (as the closest hits' `ref`).
-        alignas(64) float mesh_ref[18][kLanes] = {};
+        // The area-mesh lanes' triangles: vertices and normals (0 where the mesh has none).
+        LVec3 mesh_v[3], mesh_n[3];
         LVec3 m_color;
         LaneF m_choose_area(0.f);
         LaneF c_row(0.f), c_col(0.f), c_row_lo(0.f), c_row_p(0.f), c_col_lo(0.f), c_col_p(0.f), c_pdf(0.f);
@@ -760,13 +759,15 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 m_choose_area = select_(m, LaneF(area_mesh_choose_area(sc, prm)), m_choose_area);
                 const Vec3 color = Vec3::load(prm + kEmColor);
                 m_color = select_(m, LVec3(color.x, color.y, color.z), m_color);
-                for_lanes(same, [&](int i) {
-                    float v[9], n[9];
-                    area_mesh_vertices(sc, info[2] + k[i], normals, v, n);
-                    for (int j = 0; j < 9; ++j) mesh_ref[j][i] = v[j];
-                    if (normals)
-                        for (int j = 0; j < 9; ++j) mesh_ref[9 + j][i] = n[j];
-                });
+                // path.h area_mesh_vertices in lanes.
+                lane_vi kv;
+                std::memcpy(&kv, k, sizeof(kv));
+                const lane_vi face = gather_(sc.tri_faces, kv + info[2], m) * 3;
+                for (int j = 0; j < 3; ++j) {
+                    const lane_vi f = gather_(sc.faces, face + j, m) * 3;
+                    mesh_v[j] = select_(m, gather3(sc.vertices, f, m), mesh_v[j]);
+                    if (normals) mesh_n[j] = select_(m, gather3(sc.normals, f, m), mesh_n[j]);
+                }
                 mesh = mesh | m;
             } else if (info[0] == kPoint || info[0] == kSpot) {  // sampled in lanes below
                 const Vec3 pos = Vec3::load(prm + kEmPos), color = Vec3::load(prm + kEmColor);
@@ -801,9 +802,8 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         }
         if (any(mesh)) {
             const EmitterSampleT<LaneF> m = area_mesh_sample(
-                load_rows3(mesh_ref), load_rows3(mesh_ref + 3), load_rows3(mesh_ref + 6), load_rows3(mesh_ref + 9),
-                load_rows3(mesh_ref + 12), load_rows3(mesh_ref + 15), mesh_normals, mesh_flip, m_choose_area, m_color,
-                P, u2, u3);
+                mesh_v[0], mesh_v[1], mesh_v[2], mesh_n[0], mesh_n[1], mesh_n[2], mesh_normals, mesh_flip, m_choose_area,
+                m_color, P, u2, u3);
             take_sample(es, m, mesh);
         }
         if (any(point))

@@ -85,12 +85,6 @@ struct LaneF {
         return r;
     }
     void store(float* p) const { std::memcpy(p, &v, sizeof(v)); }
-    // Lane i = base[index[i]] (a gather).
-    static LaneF gather(const float* base, const int32_t* index) {
-        LaneF r;
-        for (int i = 0; i < kLanes; ++i) r.v[i] = base[index[i]];
-        return r;
-    }
 };
 
 template <>
@@ -155,6 +149,35 @@ inline LaneF frexp_(LaneF x, LaneF& e) {
     e = LaneF(__builtin_convertvector(((i >> 23) & 0xff) - 126, lane_vf));
     return LaneF((lane_vf)((i & 0x007fffff) | 0x3f000000));
 }
+// Table lookups in lanes: lane i = base[index[i]] on the lanes of m, 0 on the others (whose index is not used and
+// whose memory is not read). One hardware gather (AVX2 / AVX-512) instead of kLanes scalar loads, stores into a row
+// and a vector load back. Indices are int32 element offsets: tables up to 2^31 elements.
+inline LaneF gather_(const float* base, lane_vi index, LaneM m) {
+#if defined(__AVX512F__)
+    return LaneF((lane_vf)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)bits(m), (__m512i)index, base, 4));
+#elif defined(__AVX2__)
+    return LaneF((lane_vf)_mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, (__m256i)index, (__m256)m.v, 4));
+#else
+    LaneF r(0.f);
+    for (int i = 0; i < kLanes; ++i)
+        if (m.v[i]) r.v[i] = base[index[i]];
+    return r;
+#endif
+}
+inline lane_vi gather_(const int32_t* base, lane_vi index, LaneM m) {
+#if defined(__AVX512F__)
+    return (lane_vi)_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), (__mmask16)bits(m), (__m512i)index, base, 4);
+#elif defined(__AVX2__)
+    return (lane_vi)_mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int*)base, (__m256i)index,
+                                                (__m256i)m.v, 4);
+#else
+    lane_vi r{};
+    for (int i = 0; i < kLanes; ++i)
+        if (m.v[i]) r[i] = base[index[i]];
+    return r;
+#endif
+}
+
 // Transcendental functions: each lane's scalar libm call (bit-identical to the float code).
 // With a mask: the call on the lanes of m only, 0 on the others (whose inputs may be anything: no slow libm paths
 // for their NaNs and infinities, no calls for lanes that do not use the result).
