@@ -598,26 +598,32 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
             float key[kWide];
             int order[kWide];
             int nh = 0;
+            // Every valid child's test is written out and kept where some ray enters it, without a branch on the
+            // (unpredictable) outcome; then the children kept in order of their nearest entry (stable).
             for (; valid; valid &= valid - 1) {
                 const int k = __builtin_ctz(valid);
                 PacketF te;
                 const PacketM hm = packet_box(n, k, c, tv, mm, te);
                 const uint32_t hm_bits = pk_bits(hm);
-                if (hm_bits == 0) continue;
                 PacketStackEntry& e = hits[nh];
                 pk_store(e.te, te);
                 e.child = n.child[k];
                 e.count = n.count[k];
                 e.mask = hm_bits;
-                const float kk = pk_min_of(hm, te);
-                int j = nh++;
+                key[nh] = pk_min_of(hm, te);
+                order[nh] = nh;
+                nh += hm_bits != 0;
+            }
+            for (int i = 1; i < nh; ++i) {
+                const float kk = key[i];
+                int j = i;
                 while (j > 0 && key[j - 1] > kk) {
                     key[j] = key[j - 1];
                     order[j] = order[j - 1];
                     --j;
                 }
                 key[j] = kk;
-                order[j] = nh - 1;
+                order[j] = i;
             }
             if (nh > 0) {
                 for (int j = nh - 1; j > 0; --j) stack[sp++] = hits[order[j]];
