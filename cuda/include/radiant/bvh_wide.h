@@ -296,7 +296,8 @@ inline bool wide_traverse(const WideBVHView& w, const float* prims, const int32_
     inline PacketF pk_mul(PacketF a, PacketF b) { return P##_mul_ps(a, b); }             \
     inline PacketF pk_div(PacketF a, PacketF b) { return P##_div_ps(a, b); }             \
     inline PacketF pk_min(PacketF a, PacketF b) { return P##_min_ps(a, b); }             \
-    inline PacketF pk_max(PacketF a, PacketF b) { return P##_max_ps(a, b); }
+    inline PacketF pk_max(PacketF a, PacketF b) { return P##_max_ps(a, b); }            \
+    inline PacketF pk_sqrt(PacketF a) { return P##_sqrt_ps(a); }
 #if defined(__AVX512F__)
 constexpr int kPacketRays = 16;
 using PacketF = __m512;
@@ -304,6 +305,7 @@ using PacketI = __m512i;
 using PacketM = __mmask16;
 RADIANT_PK_FLOAT_OPS(_mm512)
 inline PacketF pk_abs(PacketF a) { return _mm512_abs_ps(a); }
+inline PacketM pk_signbit(PacketF a) { return _mm512_cmplt_epi32_mask(_mm512_castps_si512(a), _mm512_setzero_si512()); }
 inline PacketF pk_blend(PacketM m, PacketF a, PacketF b) { return _mm512_mask_blend_ps(m, a, b); }  // b where m
 template <int OP>
 inline PacketM pk_cmp(PacketF a, PacketF b) { return _mm512_cmp_ps_mask(a, b, OP); }
@@ -331,6 +333,7 @@ struct PacketM {
 };
 RADIANT_PK_FLOAT_OPS(_mm256)
 inline PacketF pk_abs(PacketF a) { return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))); }
+inline PacketM pk_signbit(PacketF a) { return PacketM{_mm256_castsi256_ps(_mm256_srai_epi32(_mm256_castps_si256(a), 31))}; }
 inline PacketF pk_blend(PacketM m, PacketF a, PacketF b) { return _mm256_blendv_ps(a, b, m.v); }  // b where m
 template <int OP>
 inline PacketM pk_cmp(PacketF a, PacketF b) { return PacketM{_mm256_cmp_ps(a, b, OP)}; }
@@ -448,6 +451,35 @@ inline PacketM packet_box(const WideNode& n, int k, const PacketConsts& c, Packe
     return pk_cmp<_CMP_LE_OQ>(m, t0, t1);
 }
 
+// The rays of m against the sphere at p (center, radius): bvh.h intersect_sphere lane for lane (the same operations
+// in the same order, so each ray's t is the single-ray test's bit for bit). Returns the rays hit inside (tmin, t);
+// t_out their t.
+inline PacketM packet_sphere(const float* p, const PacketConsts& c, PacketF dx, PacketF dy, PacketF dz, PacketF t,
+                             PacketM m, PacketF& t_out) {
+    const PacketF zero = pk_set1(0.f), minus = pk_set1(-1.f), rr = pk_set1(p[3] * p[3]);
+    auto dot3 = [](PacketF ax, PacketF ay, PacketF az, PacketF bx, PacketF by, PacketF bz) {
+        return pk_add(pk_add(pk_mul(ax, bx), pk_mul(ay, by)), pk_mul(az, bz));
+    };
+    const PacketF fx = pk_sub(c.ox, pk_set1(p[0])), fy = pk_sub(c.oy, pk_set1(p[1])), fz = pk_sub(c.oz, pk_set1(p[2]));
+    const PacketF a = dot3(dx, dy, dz, dx, dy, dz);
+    const PacketF b = pk_mul(minus, dot3(fx, fy, fz, dx, dy, dz));  // -dot (an exact negation)
+    const PacketF s = pk_div(b, a);
+    const PacketF lx = pk_add(fx, pk_mul(s, dx)), ly = pk_add(fy, pk_mul(s, dy)), lz = pk_add(fz, pk_mul(s, dz));
+    const PacketF disc = pk_mul(a, pk_sub(rr, dot3(lx, ly, lz, lx, ly, lz)));
+    const PacketM in = pk_cmp<_CMP_NLT_UQ>(m, disc, zero);  // not disc < 0 (NaN goes on, as in the scalar test)
+    if (pk_bits(in) == 0) return in;
+    const PacketF cc = pk_sub(dot3(fx, fy, fz, fx, fy, fz), rr);
+    const PacketF root = pk_abs(pk_sqrt(disc));
+    const PacketF q = pk_add(b, pk_blend(pk_signbit(b), root, pk_mul(minus, root)));  // b + copysign(root, b)
+    const PacketF t0 = pk_div(cc, q), t1 = pk_div(q, a);
+    const PacketM swap = pk_cmp<_CMP_GT_OQ>(t0, t1);
+    const PacketF lo = pk_blend(swap, t0, t1), hi = pk_blend(swap, t1, t0);
+    const PacketM ok0 = pk_cmp<_CMP_LT_OQ>(pk_cmp<_CMP_GT_OQ>(in, lo, c.tmin), lo, t);
+    const PacketM ok1 = pk_cmp<_CMP_LT_OQ>(pk_cmp<_CMP_GT_OQ>(pk_andnot(in, ok0), hi, c.tmin), hi, t);
+    t_out = pk_blend(ok0, hi, lo);
+    return pk_or(ok0, ok1);
+}
+
 // Returns the rays of `active` that hit something (ANY_HIT: occluded in (tmin, t)); closest hits in r.t, u, v, best.
 template <bool ANY_HIT>
 inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, PacketRays& r, uint32_t active,
@@ -498,26 +530,23 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
         } else if (cur.count > 0) {
             for (int32_t p = cur.child; p < cur.child + cur.count && m; ++p) {
                 const TriPacket& pk = w.packets[p];
-                if (pk.kind != 0) {  // spheres: per ray, bvh.h intersect_sphere
-                    spill();
-                    for (int k = 0; k < 4 && pk.id[k] >= 0; ++k) {
-                        const float* sp_ = prims + (size_t)pk.id[k] * kPrimStride;
-                        for (uint32_t q = m; q; q &= q - 1) {
-                            const int i = __builtin_ctz(q);
-                            float ti;
-                            if (intersect_sphere(Vec3(r.ox[i], r.oy[i], r.oz[i]), Vec3(r.dx[i], r.dy[i], r.dz[i]), sp_,
-                                                 r.tmin[i], r.t[i], ti)) {
-                                r.t[i] = ti;
-                                r.u[i] = r.v[i] = 0.f;
-                                r.best[i] = pk.id[k];
-                                if (ANY_HIT) {
-                                    found |= 1u << i;
-                                    m &= ~(1u << i);
-                                }
-                            }
+                if (pk.kind != 0) {  // spheres: each tested against all rays at once
+                    const PacketF dx = pk_load(r.dx), dy = pk_load(r.dy), dz = pk_load(r.dz), zero = pk_set1(0.f);
+                    for (int k = 0; k < 4 && pk.id[k] >= 0 && m; ++k) {
+                        PacketF ts;
+                        const PacketM ok = packet_sphere(prims + (size_t)pk.id[k] * kPrimStride, c, dx, dy, dz, tv,
+                                                         pk_mask(m), ts);
+                        const uint32_t ok_bits = pk_bits(ok);
+                        if (ok_bits == 0) continue;
+                        tv = pk_blend(ok, tv, ts);
+                        uv = pk_blend(ok, uv, zero);
+                        vv = pk_blend(ok, vv, zero);
+                        bv = pk_blend_i(ok, bv, pk.id[k]);
+                        if (ANY_HIT) {
+                            found |= ok_bits;
+                            m &= ~ok_bits;
                         }
                     }
-                    reload();
                     continue;
                 }
                 for (int j = 0; j < 4 && pk.id[j] >= 0 && m; ++j) {
