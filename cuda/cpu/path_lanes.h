@@ -10,13 +10,13 @@
 //     shadow rays as one packet each on small trees, one ray at a time (the 8-/4-wide tree) on larger ones; the same
 //     hits as the single-ray traversal (t bit for bit).
 // Per bounce:
-//   - per lane, through path.h's scalar code: closest hit and shadow rays where not in packets, the envmap's table
-//     lookups (cells, texels and cell pdfs; their CDF searches, like an area mesh's, run with the lanes interleaved,
-//     lane.h search_cdf_lanes), the pdf of a hit area light, and the emitter sampling of kinds other than area
-//     meshes, point / spot / directional lights and the envmap;
+//   - per lane, through path.h's scalar code: closest hit and shadow rays where not in packets, the pdf of a hit
+//     area light, and the emitter sampling of kinds other than area meshes, point / spot / directional lights and
+//     the envmap;
 //   - as gathers (lane.h gather_, one per field for all lanes): surface_refs' lookups (a hit triangle's vertices /
-//     normals / uvs or a sphere's center and frame, its shape's flip, BSDF row and emitter) and an area mesh's
-//     triangle vertices;
+//     normals / uvs or a sphere's center and frame, its shape's flip, BSDF row and emitter), an area mesh's
+//     triangle vertices, the envmap's cells, texels and cell pdfs, and the CDF searches of both (lane.h
+//     search_cdf_lanes: all lanes' bisections step by step, one gather a step);
 //   - per material: the BSDF row (bsdf_at once per call for an untextured row, once per lane for a textured one);
 //     per emitter chosen: its kind and fields;
 //   - in lanes, from the shared templated headers: surface attributes (triangle_surface, sphere_surface), the
@@ -146,24 +146,24 @@ inline void packet_rays(PacketRays& r, const LVec3& o, const LVec3& d, LaneF tmi
 }
 #endif
 
-// The envmap's table lookups for path.h's templated envmap code (envmap_eval_uv, envmap_pdf_uv), lane by lane on
-// the lanes of m (the others' coordinates may be anything; they get 0).
+// The envmap's table lookups for path.h's templated envmap code (envmap_eval_uv, envmap_pdf_uv) as gathers on the
+// lanes of m (the others' coordinates may be anything; they get 0): path.h env_texels / env_cell_pdf_at in lanes.
 inline void env_texels(const PackedScene& sc, LaneF x0, LaneF y0, LVec3& c00, LVec3& c01, LVec3& c10, LVec3& c11,
                        LaneM m) {
-    c00 = c01 = c10 = c11 = LVec3(0.f);
-    for_lanes(bits(m), [&](int i) {
-        Vec3 a, b, c, d;
-        env_texels(sc, x0[i], y0[i], a, b, c, d);
-        lane_set(c00, i, a);
-        lane_set(c01, i, b);
-        lane_set(c10, i, c);
-        lane_set(c11, i, d);
-    });
+    const int32_t stride = 3 * (sc.env_w + 1);
+    const lane_vi p = __builtin_convertvector(y0.v, lane_vi) * stride + __builtin_convertvector(x0.v, lane_vi) * 3;
+    c00 = gather3(sc.env_image, p, m);
+    c01 = gather3(sc.env_image, p + 3, m);
+    c10 = gather3(sc.env_image, p + stride, m);
+    c11 = gather3(sc.env_image, p + stride + 3, m);
 }
 inline LaneF env_cell_pdf_at(const PackedScene& sc, LaneF x, LaneF y, LaneM m) {
-    LaneF r(0.f);
-    for_lanes(bits(m), [&](int i) { r.set(i, env_cell_pdf_at(sc, x[i], y[i])); });
-    return r;
+    lane_vi col = __builtin_convertvector(x.v, lane_vi), row = __builtin_convertvector(y.v, lane_vi);
+    col = col < 0 ? lane_vi{} : col;
+    col = col > sc.env_w - 1 ? lane_vi{} + (sc.env_w - 1) : col;
+    row = row < 0 ? lane_vi{} : row;
+    row = row > sc.env_h - 2 ? lane_vi{} + (sc.env_h - 2) : row;
+    return gather_(sc.env_cell_pdf, row * sc.env_w + col, m);
 }
 
 // Whether BSDF row `row` has textured fields (bsdf_at looks them up at each hit's uv).
@@ -707,7 +707,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
 
         // Next-event estimation (smooth BSDFs only). The emitter is chosen in lanes and its kind handled once per
         // emitter chosen (the lanes that chose it at once): area-mesh lanes search their triangles interleaved
-        // (lane.h search_cdf_lanes) and look up its vertices lane by lane, envmap lanes their cells, and sample them
+        // (lane.h search_cdf_lanes) and gather its vertices, envmap lanes their cells, and sample them
         // in lanes (area_mesh_sample, envmap_sample), as point and spot lights (point_sample); other kinds go lane
         // by lane through sample_emitter. Shadow rays as a packet or lane by lane.
         EmitterSampleT<LaneF> es;
@@ -744,14 +744,9 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             if (info[0] == kAreaMesh) {
                 // area_mesh_triangle's search with the lanes interleaved, the mesh's fields once, each lane's
                 // triangle's vertices (and normals where the mesh has them; else 0, unused).
-                int32_t k[kLanes];
-                if (info[3] >= 1 && info[3] <= 32) {
-                    search_cdf_short(sc.tri_cdf + info[2], info[3], u1, m, k);
-                } else {
-                    int64_t offset[kLanes];
-                    for (int i = 0; i < kLanes; ++i) offset[i] = info[2];
-                    search_cdf_lanes(sc.tri_cdf, offset, info[3], u1, m, k);
-                }
+                const lane_vi kv = info[3] >= 1 && info[3] <= 32
+                                       ? search_cdf_short(sc.tri_cdf + info[2], info[3], u1, m)
+                                       : search_cdf_lanes(sc.tri_cdf, lane_vi{} + info[2], info[3], u1, m);
                 const int32_t* shape = sc.shape_info + (int64_t)info[1] * kShapeInts;
                 const bool normals = shape[1] != 0;
                 if (normals) mesh_normals = mesh_normals | m;
@@ -760,8 +755,6 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 const Vec3 color = Vec3::load(prm + kEmColor);
                 m_color = select_(m, LVec3(color.x, color.y, color.z), m_color);
                 // path.h area_mesh_vertices in lanes.
-                lane_vi kv;
-                std::memcpy(&kv, k, sizeof(kv));
                 const lane_vi face = gather_(sc.tri_faces, kv + info[2], m) * 3;
                 for (int j = 0; j < 3; ++j) {
                     const lane_vi f = gather_(sc.faces, face + j, m) * 3;
@@ -809,27 +802,21 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         if (any(point))
             take_sample(es, point_sample(p_pos, p_color, spot, p_axis, p_cutoff, p_beam, 1.f / (float)ne, P), point);
         if (any(env)) {
-            // envmap_cell's two searches (row from the marginal CDF, column from that row's conditional one) with
-            // the lanes' searches interleaved, then each lane's cell values.
+            // envmap_cell's two searches (row from the marginal CDF, column from that row's conditional one) in
+            // lanes, then the cells' values gathered.
             const int32_t w = sc.env_w, h = sc.env_h;
-            int64_t offset[kLanes] = {};
-            int32_t row[kLanes], col[kLanes];
-            search_cdf_lanes(sc.env_marginal, offset, h - 1, u2, env, row);
-            for (int i = 0; i < kLanes; ++i) {
-                row[i] = min_(row[i], h - 2);
-                offset[i] = (int64_t)row[i] * w;
-            }
-            search_cdf_lanes(sc.env_conditional, offset, w, u3, env, col);
-            for_lanes(bits(env), [&](int i) {
-                const EnvmapCell c = envmap_cell_at(sc, row[i], col[i]);
-                c_row.set(i, c.row);
-                c_col.set(i, c.col);
-                c_row_lo.set(i, c.row_lo);
-                c_row_p.set(i, c.row_p);
-                c_col_lo.set(i, c.col_lo);
-                c_col_p.set(i, c.col_p);
-                c_pdf.set(i, c.cell_pdf);
-            });
+            lane_vi row = search_cdf_lanes(sc.env_marginal, lane_vi{}, h - 1, u2, env);
+            row = row < h - 2 ? row : lane_vi{} + (h - 2);
+            const lane_vi col = search_cdf_lanes(sc.env_conditional, row * w, w, u3, env);
+            // path.h envmap_cell_at in lanes.
+            const LaneM row_in = env & LaneM(row > 0), col_in = env & LaneM(col > 0);
+            c_row = LaneF(__builtin_convertvector(row, lane_vf));
+            c_col = LaneF(__builtin_convertvector(col, lane_vf));
+            c_row_lo = gather_(sc.env_marginal, row - 1, row_in);
+            c_row_p = gather_(sc.env_marginal, row, env) - c_row_lo;
+            c_col_lo = gather_(sc.env_conditional, row * w + col - 1, col_in);
+            c_col_p = gather_(sc.env_conditional, row * w + col, env) - c_col_lo;
+            c_pdf = gather_(sc.env_cell_pdf, row * w + col, env);
             const EmitterSampleT<LaneF> m =
                 envmap_sample(sc, sc.emitter_params + (int64_t)env_e * kEmitterFloats, 1.f / (float)ne, c_row, c_col,
                               c_row_lo, c_row_p, c_col_lo, c_col_p, c_pdf, u2, u3, env);

@@ -184,16 +184,15 @@ long check_search_cdf() {
             for (int k = 0; k < rows; ++k)
                 for (int i = 0; i < n; ++i) table[(size_t)k * n + i] = cdf[i] * (float)(k + 1) * 0.25f;
             for (size_t j = 0; j < us.size(); j += kLanes) {
-                int64_t offset[kLanes];
+                lane_vi offset;
                 LaneF u;
                 LaneM m;
                 for (int i = 0; i < kLanes; ++i) {
-                    offset[i] = (int64_t)((i + j) % rows) * n;
+                    offset[i] = (int32_t)((i + j) % rows) * n;
                     u.set(i, us[(j + i) % us.size()]);
                     m.set(i, (i + j + n) % 5 != 0);
                 }
-                int32_t out[kLanes];
-                search_cdf_lanes(table.data(), offset, n, u, m, out);
+                const lane_vi out = search_cdf_lanes(table.data(), offset, n, u, m);
                 for (int i = 0; i < kLanes; ++i)
                     bad += out[i] != (m[i] ? search_cdf(table.data() + offset[i], n, u[i]) : 0);
             }

@@ -201,45 +201,30 @@ RADIANT_LANE_LIBM(tan_, tanf)
 #undef RADIANT_LANE_LIBM
 
 // path.h search_cdf for the lanes of m: lane i's first index j in [0, n) with cdf[offset[i] + j] > u[i], clamped
-// to n - 1, into out[i] (the other lanes search cdf[0, n) and get 0). The lanes' searches run interleaved, step by step:
-// branch-free halving of [base, base + len], the interval that holds the answer, by a conditional move on one load
-// per lane, so the kLanes loads of a step are in flight together and no branch depends on the data (bisection one
-// lane at a time stalls on each load and mispredicts about every other step). The same index as search_cdf's
-// bisection on a non-decreasing cdf.
-inline void search_cdf_lanes(const float* cdf, const int64_t* offset, int32_t n, LaneF u, LaneM m, int32_t* out) {
-    const uint32_t mb = bits(m);
-    int64_t off[kLanes];
-    float uu[kLanes];
-    int32_t base[kLanes];
-    for (int i = 0; i < kLanes; ++i) {
-        const bool on = (mb >> i) & 1u;
-        off[i] = on ? offset[i] : 0;
-        uu[i] = on ? u[i] : 0.f;
-        base[i] = 0;
-    }
-    if (n <= 0) {
-        for (int i = 0; i < kLanes; ++i) out[i] = (mb >> i) & 1u ? n - 1 : 0;
-        return;
-    }
+// to n - 1, into out[i] (the other lanes get 0). The lanes' searches run in lanes, step by step: branch-free halving
+// of [base, base + len], the interval that holds the answer, by one gather of all lanes' probes (no branch depends
+// on the data; bisection one lane at a time stalls on each load and mispredicts about every other step). The same
+// index as search_cdf's bisection on a non-decreasing cdf. Offsets are int32 element offsets (gather_).
+inline lane_vi search_cdf_lanes(const float* cdf, lane_vi offset, int32_t n, LaneF u, LaneM m) {
+    if (n <= 0) return m.v & (n - 1);
+    lane_vi base{};
     for (int32_t len = n; len > 1;) {
         const int32_t half = len >> 1;
-        for (int i = 0; i < kLanes; ++i) base[i] = cdf[off[i] + base[i] + half] > uu[i] ? base[i] : base[i] + half;
+        const LaneM up = !(gather_(cdf, offset + base + half, m) > u);
+        base += up.v & half;
         len -= half;
     }
-    for (int i = 0; i < kLanes; ++i) {
-        const int32_t r = base[i] + (cdf[off[i] + base[i]] > uu[i] ? 0 : 1);
-        out[i] = (mb >> i) & 1u ? min_(r, n - 1) : 0;
-    }
+    const lane_vi r = base + ((!(gather_(cdf, offset + base, m) > u)).v & 1);
+    return m.v & (r < n - 1 ? r : lane_vi{} + (n - 1));
 }
 
 // search_cdf_lanes for a short cdf common to the lanes (cdf[0, n), n >= 1): on a non-decreasing cdf the first index
 // with cdf[j] > u is the count of the entries <= u, taken in lanes (n compares of all lanes, no per-lane loads; for
 // an area light's few triangles).
-inline void search_cdf_short(const float* cdf, int32_t n, LaneF u, LaneM m, int32_t* out) {
+inline lane_vi search_cdf_short(const float* cdf, int32_t n, LaneF u, LaneM m) {
     lane_vi count{};
     for (int32_t j = 0; j < n; ++j) count -= (LaneF(cdf[j]) <= u).v;  // + 1 where cdf[j] <= u
-    count = m.v & (count < n - 1 ? count : lane_vi{} + (n - 1));
-    std::memcpy(out, &count, sizeof(count));
+    return m.v & (count < n - 1 ? count : lane_vi{} + (n - 1));
 }
 
 }  // namespace radiant
