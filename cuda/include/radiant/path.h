@@ -566,11 +566,61 @@ RADIANT_HD EmitterSampleT<F> point_sample(Vec3T<F> pos, Vec3T<F> color, mask_t<F
     return es;
 }
 
-RADIANT_HD float sphere_cone_cos(Vec3 ref, Vec3 center, float radius, float& dc, bool& inside) {
+// The cosine of the half-angle of the cone that the sphere (center, radius) subtends from ref; dc the distance to
+// the center, inside where ref is in the sphere.
+template <typename F>
+RADIANT_HD F sphere_cone_cos(Vec3T<F> ref, Vec3T<F> center, F radius, F& dc, mask_t<F>& inside) {
     dc = length(center - ref);
     inside = dc <= radius;
-    float sin_max = min_(radius / max_(dc, 1e-30f), 1.f);
-    return sqrtf(max_(1.f - sin_max * sin_max, 0.f));
+    F sin_max = min_(radius / max_(dc, F(1e-30f)), F(1.f));
+    return sqrt_(max_(1.f - sin_max * sin_max, F(0.f)));
+}
+
+// A spherical area light's sample from ref (center, radius, radiance color, normal flipped where flip; emitter choice
+// choose): uniform on the surface where ref is inside, else uniform in the subtended cone and its near intersection
+// (the tangent point where rounding misses); the solid-angle pdf and the weight color / pdf where the light faces ref.
+template <typename F>
+RADIANT_HD EmitterSampleT<F> sphere_sample(Vec3T<F> center, F radius, mask_t<F> flip, Vec3T<F> color, float choose,
+                                           Vec3T<F> ref, F ux, F uy) {
+    F dc;
+    mask_t<F> inside;
+    const F cos_max = sphere_cone_cos(ref, center, radius, dc, inside);
+    F sin_phi, cos_phi;
+    sincos_approx(2.f * kPi * uy, sin_phi, cos_phi);
+    Vec3T<F> p(0.f);
+    if (any(inside)) {
+        F z = 1.f - 2.f * ux, rr = sqrt_(max_(1.f - z * z, F(0.f)));
+        p = select_(inside, center + Vec3T<F>(rr * cos_phi, rr * sin_phi, z) * radius, p);
+    }
+    const mask_t<F> outside = !inside;
+    if (any(outside)) {
+        Vec3T<F> axis = (center - ref) / max_(dc, F(1e-30f));
+        FrameT<F> fr(axis);
+        F cos_t = (1.f - ux) + ux * cos_max;
+        F sin_t = sqrt_(max_(1.f - cos_t * cos_t, F(0.f)));
+        Vec3T<F> dirs = fr.s * (sin_t * cos_phi) + fr.t * (sin_t * sin_phi) + axis * cos_t;
+        F b = dot(dirs, center - ref);
+        F disc = max_(radius * radius - (dc * dc - b * b), F(0.f));
+        p = select_(outside, ref + dirs * (b - sqrt_(disc)), p);
+    }
+    Vec3T<F> nrm = (p - center) / radius;
+    nrm = select_(flip, -nrm, nrm);
+    Vec3T<F> dvec = p - ref;
+    F dist = length(dvec);
+    Vec3T<F> dd = dvec / max_(dist, F(1e-30f));
+    F pdf_sa = select_(inside, dist * dist / (max_(abs_(dot(nrm, dd)), F(1e-30f)) * 4.f * kPi * radius * radius),
+                       F(1.f) / (2.f * kPi * max_(1.f - cos_max, F(1e-12f))));
+    F pdf = choose * pdf_sa;
+    EmitterSampleT<F> es;
+    es.d = dd;
+    es.dist = dist;
+    es.target = p;
+    es.pdf = pdf;
+    es.delta = mask_t<F>(false);
+    es.weight = Vec3T<F>(0.f);
+    mask_t<F> valid = (dot(nrm, -dd) > 0.f) & (pdf > 0.f);
+    if (any(valid)) es.weight = select_(valid, color / max_(pdf, F(1e-30f)), es.weight);
+    return es;
 }
 
 // sample_emitter's lookups for the envmap at uu: the cell picked from the marginal (row) and conditional (column)
@@ -650,41 +700,9 @@ RADIANT_HD EmitterSample sample_emitter(const PackedScene& sc, Vec3 ref, float u
                                     Vec3::load(tri.n), Vec3::load(tri.n + 3), Vec3::load(tri.n + 6), tri.has_normals,
                                     tri.flip, tri.choose_area, color, ref, uu.x, uu.y);
         }
-        case kAreaSphere: {
-            Vec3 center = Vec3::load(prm + kEmPos);
-            float radius = prm[kEmRadius], dc;
-            bool inside;
-            float cos_max = sphere_cone_cos(ref, center, radius, dc, inside);
-            float phi = 2.f * kPi * uu.y;
-            Vec3 p;
-            if (inside) {  // uniform on the surface
-                float z = 1.f - 2.f * uu.x, rr = sqrtf(max_(1.f - z * z, 0.f));
-                p = center + Vec3(rr * cosf(phi), rr * sinf(phi), z) * radius;
-            } else {  // uniform in the subtended cone, then the near intersection (tangent point if rounding misses)
-                Vec3 axis = (center - ref) / max_(dc, 1e-30f);
-                Frame fr(axis);
-                float cos_t = (1.f - uu.x) + uu.x * cos_max;
-                float sin_t = sqrtf(max_(1.f - cos_t * cos_t, 0.f));
-                Vec3 dirs = fr.s * (sin_t * cosf(phi)) + fr.t * (sin_t * sinf(phi)) + axis * cos_t;
-                float b = dot(dirs, center - ref);
-                float disc = max_(radius * radius - (dc * dc - b * b), 0.f);
-                p = ref + dirs * (b - sqrtf(disc));
-            }
-            Vec3 nrm = (p - center) / radius;
-            if (sc.shape_info[(int64_t)info[1] * kShapeInts]) nrm = -nrm;
-            Vec3 dvec = p - ref;
-            float dist = length(dvec);
-            Vec3 dd = dvec / max_(dist, 1e-30f);
-            float pdf_sa = inside ? dist * dist / (max_(fabsf(dot(nrm, dd)), 1e-30f) * 4.f * kPi * radius * radius)
-                                  : 1.f / (2.f * kPi * max_(1.f - cos_max, 1e-12f));
-            float pdf = choose * pdf_sa;
-            es.d = dd;
-            es.dist = dist;
-            es.target = p;
-            es.pdf = pdf;
-            if (dot(nrm, -dd) > 0.f && pdf > 0.f) es.weight = color / max_(pdf, 1e-30f);
-            return es;
-        }
+        case kAreaSphere:
+            return sphere_sample(Vec3::load(prm + kEmPos), prm[kEmRadius],
+                                 sc.shape_info[(int64_t)info[1] * kShapeInts] != 0, color, choose, ref, uu.x, uu.y);
         case kPoint:
         case kSpot: {
             const bool spot = info[0] == kSpot;
