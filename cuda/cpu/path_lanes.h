@@ -718,7 +718,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         LaneM mesh(false), mesh_normals(false), mesh_flip(false), env(false), point(false), spot(false),
             sphere(false), sphere_flip(false);
         LVec3 p_pos, p_color, p_axis, s_center, s_color;
-        LaneF p_cutoff(0.f), p_beam(0.f), s_radius(1.f);
+        LaneF p_cutoff(0.f), p_beam(0.f), p_cos_cutoff(0.f), p_cos_beam(0.f), s_radius(1.f);
         // The area-mesh lanes' triangles: vertices (rows 0-8) and normals (9-17; 0 where the mesh has none), stored
         // lane by lane as floats and read as lanes after (as the closest hits' `ref`).
         alignas(64) float mesh_ref[18][kLanes] = {};
@@ -778,6 +778,8 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                     p_axis = select_(m, LVec3(axis.x, axis.y, axis.z), p_axis);
                     p_cutoff = select_(m, LaneF(prm[kEmCutoff]), p_cutoff);
                     p_beam = select_(m, LaneF(prm[kEmBeam]), p_beam);
+                    p_cos_cutoff = select_(m, LaneF(prm[kEmCosCutoff]), p_cos_cutoff);
+                    p_cos_beam = select_(m, LaneF(prm[kEmCosBeam]), p_cos_beam);
                     spot = spot | m;
                 }
                 point = point | m;
@@ -815,7 +817,10 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             take_sample(es, m, mesh);
         }
         if (any(point))
-            take_sample(es, point_sample(p_pos, p_color, spot, p_axis, p_cutoff, p_beam, 1.f / (float)ne, P), point);
+            take_sample(es,
+                        point_sample(p_pos, p_color, spot, p_axis, p_cutoff, p_beam, p_cos_cutoff, p_cos_beam,
+                                     1.f / (float)ne, P),
+                        point);
         if (any(sphere))
             take_sample(es, sphere_sample(s_center, s_radius, sphere_flip, s_color, 1.f / (float)ne, P, u2, u3), sphere);
         if (any(env)) {

@@ -33,14 +33,16 @@ constexpr int kTexFloats = 12;     // to_uv rows 0-1 (6), color0 (3), color1 (3)
 constexpr int kEmitterInts = 4;    // kind, shape, first triangle in tri_cdf / tri_faces, triangle count
 constexpr int kEmitterFloats = 24;
 enum EmitterFloat : int {
-    kEmColor = 0,    // radiance / intensity / irradiance (3)
-    kEmPos = 3,      // point / spot position, sphere center, directional direction (3)
-    kEmRadius = 6,   // sphere radius
-    kEmAxis = 7,     // spot: third column of to_world (3)
-    kEmCutoff = 10,  // spot: cutoff angle (radians)
-    kEmBeam = 11,    // spot: beam width (radians)
-    kEmArea = 12,    // area mesh: total area
-    kEmFrame = 13,   // envmap: to_world rotation, row-major 3x3 (9)
+    kEmColor = 0,       // radiance / intensity / irradiance (3)
+    kEmPos = 3,         // point / spot position, sphere center, directional direction (3)
+    kEmRadius = 6,      // sphere radius
+    kEmAxis = 7,        // spot: third column of to_world (3)
+    kEmCutoff = 10,     // spot: cutoff angle (radians)
+    kEmBeam = 11,       // spot: beam width (radians)
+    kEmArea = 12,       // area mesh: total area
+    kEmFrame = 13,      // envmap: to_world rotation, row-major 3x3 (9)
+    kEmCosCutoff = 22,  // spot: cos(cutoff angle)
+    kEmCosBeam = 23,    // spot: cos(beam width)
 };
 enum FilterKind : int { kFilterBox = 0, kFilterGaussian = 1, kFilterTent = 2 };
 
@@ -505,6 +507,23 @@ RADIANT_HD AreaMeshTriangle area_mesh_triangle(const PackedScene& sc, const int3
     return area_mesh_triangle_at(sc, info, prm, info[2] + search_cdf(sc.tri_cdf + info[2], info[3], u_tri));
 }
 
+// An area light's sample at point p, seen from the reference point along unit direction dd at distance dist with
+// solid-angle pdf pdf: the weight color / pdf where the light faces the reference point (facing) and pdf > 0.
+template <typename F>
+RADIANT_HD EmitterSampleT<F> area_sample_at(Vec3T<F> p, Vec3T<F> dd, F dist, F pdf, mask_t<F> facing,
+                                            Vec3T<F> color) {
+    EmitterSampleT<F> es;
+    es.d = dd;
+    es.dist = dist;
+    es.target = p;
+    es.pdf = pdf;
+    es.delta = mask_t<F>(false);
+    es.weight = Vec3T<F>(0.f);
+    mask_t<F> valid = facing & (pdf > 0.f);
+    if (any(valid)) es.weight = select_(valid, color / max_(pdf, F(1e-30f)), es.weight);
+    return es;
+}
+
 // An area-mesh emitter's sample on the triangle (v0, v1, v2) (vertex normals n0, n1, n2 where has_normals, the
 // normal flipped where flip) from reference point ref: Mitsuba's square_to_uniform_triangle at uu, the solid-angle
 // pdf with choose_area = (emitter choice) / (mesh area), the weight color / pdf where the light faces ref. The
@@ -525,33 +544,22 @@ RADIANT_HD EmitterSampleT<F> area_mesh_sample(Vec3T<F> v0, Vec3T<F> v1, Vec3T<F>
     Vec3T<F> dd = dvec / max_(dist, F(1e-30f));
     F cos_l = dot(nrm, -dd);
     F pdf = choose_area * dist * dist / max_(abs_(cos_l), F(1e-30f));
-    EmitterSampleT<F> es;
-    es.d = dd;
-    es.dist = dist;
-    es.target = p;
-    es.pdf = pdf;
-    es.delta = mask_t<F>(false);
-    es.weight = Vec3T<F>(0.f);
-    mask_t<F> valid = (cos_l > 0.f) & (pdf > 0.f);
-    if (any(valid)) es.weight = select_(valid, color / max_(pdf, F(1e-30f)), es.weight);
-    return es;
+    return area_sample_at(p, dd, dist, pdf, cos_l > 0.f, color);
 }
 
 // A point light's sample from ref (position pos, intensity color; emitter choice choose), or a spot light's where
-// spot (axis: the third column of to_world; cutoff and beam angles in radians, Mitsuba spot.cpp's falloff: 1 inside
-// beam, linear in angle to 0 at cutoff).
+// spot (axis: the third column of to_world; cutoff and beam angles in radians and their cosines, the emitter's
+// constants; Mitsuba spot.cpp's falloff: 1 inside beam, linear in angle to 0 at cutoff).
 template <typename F>
 RADIANT_HD EmitterSampleT<F> point_sample(Vec3T<F> pos, Vec3T<F> color, mask_t<F> spot, Vec3T<F> axis, F cutoff,
-                                          F beam, float choose, Vec3T<F> ref) {
+                                          F beam, F cos_cutoff, F cos_beam, float choose, Vec3T<F> ref) {
     Vec3T<F> dvec = pos - ref;
     F dist = length(dvec);
     Vec3T<F> dd = dvec / max_(dist, F(1e-30f));
     Vec3T<F> L = color / max_(dist * dist, F(1e-30f));
     if (any(spot)) {
         F cos_t = dot(-dd, axis) / length(axis);
-        F angle = acos_approx(clamp_(cos_t, F(-1.f), F(1.f))), sin_beam, cos_beam, sin_cutoff, cos_cutoff;
-        sincos_approx(beam, sin_beam, cos_beam);
-        sincos_approx(cutoff, sin_cutoff, cos_cutoff);
+        F angle = acos_approx(clamp_(cos_t, F(-1.f), F(1.f)));
         F fall = select_(cos_t >= cos_beam, F(1.f), (cutoff - angle) / max_(cutoff - beam, F(1e-12f)));
         fall = select_(cos_t > cos_cutoff, fall, F(0.f));
         L = select_(spot, L * fall, L);
@@ -610,17 +618,7 @@ RADIANT_HD EmitterSampleT<F> sphere_sample(Vec3T<F> center, F radius, mask_t<F> 
     Vec3T<F> dd = dvec / max_(dist, F(1e-30f));
     F pdf_sa = select_(inside, dist * dist / (max_(abs_(dot(nrm, dd)), F(1e-30f)) * 4.f * kPi * radius * radius),
                        F(1.f) / (2.f * kPi * max_(1.f - cos_max, F(1e-12f))));
-    F pdf = choose * pdf_sa;
-    EmitterSampleT<F> es;
-    es.d = dd;
-    es.dist = dist;
-    es.target = p;
-    es.pdf = pdf;
-    es.delta = mask_t<F>(false);
-    es.weight = Vec3T<F>(0.f);
-    mask_t<F> valid = (dot(nrm, -dd) > 0.f) & (pdf > 0.f);
-    if (any(valid)) es.weight = select_(valid, color / max_(pdf, F(1e-30f)), es.weight);
-    return es;
+    return area_sample_at(p, dd, dist, choose * pdf_sa, dot(nrm, -dd) > 0.f, color);
 }
 
 // sample_emitter's lookups for the envmap at uu: the cell picked from the marginal (row) and conditional (column)
@@ -707,7 +705,7 @@ RADIANT_HD EmitterSample sample_emitter(const PackedScene& sc, Vec3 ref, float u
         case kSpot: {
             const bool spot = info[0] == kSpot;
             return point_sample(Vec3::load(prm + kEmPos), color, spot, spot ? Vec3::load(prm + kEmAxis) : Vec3(0.f),
-                                prm[kEmCutoff], prm[kEmBeam], choose, ref);
+                                prm[kEmCutoff], prm[kEmBeam], prm[kEmCosCutoff], prm[kEmCosBeam], choose, ref);
         }
         case kDirectional:
             es.d = -Vec3::load(prm + kEmPos);
