@@ -707,17 +707,18 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
 
         // Next-event estimation (smooth BSDFs only). The emitter is chosen in lanes and its kind handled once per
         // emitter chosen (the lanes that chose it at once): area-mesh lanes search their triangles interleaved
-        // (lane.h search_cdf_lanes) and gather its vertices, envmap lanes their cells, and sample them
-        // in lanes (area_mesh_sample, envmap_sample), as point and spot lights (point_sample); other kinds go lane
-        // by lane through sample_emitter. Shadow rays as a packet or lane by lane.
+        // (lane.h search_cdf_lanes) and gather its vertices, envmap lanes their cells, and sample them in lanes
+        // (area_mesh_sample, envmap_sample), as point, spot and sphere lights (point_sample, sphere_sample); other
+        // kinds go lane by lane through sample_emitter. Shadow rays as a packet or lane by lane.
         EmitterSampleT<LaneF> es;
         es.d = LVec3(0.f, 0.f, 1.f);
         es.dist = LaneF(kInf);
         es.pdf = LaneF(0.f);
         es.delta = LaneM(false);
-        LaneM mesh(false), mesh_normals(false), mesh_flip(false), env(false), point(false), spot(false);
-        LVec3 p_pos, p_color, p_axis;
-        LaneF p_cutoff(0.f), p_beam(0.f);
+        LaneM mesh(false), mesh_normals(false), mesh_flip(false), env(false), point(false), spot(false),
+            sphere(false), sphere_flip(false);
+        LVec3 p_pos, p_color, p_axis, s_center, s_color;
+        LaneF p_cutoff(0.f), p_beam(0.f), p_cos_cutoff(0.f), p_cos_beam(0.f), s_radius(1.f);
         // The area-mesh lanes' triangles: vertices and normals (0 where the mesh has none).
         LVec3 mesh_v[3], mesh_n[3];
         LVec3 m_color;
@@ -771,9 +772,18 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                     p_axis = select_(m, LVec3(axis.x, axis.y, axis.z), p_axis);
                     p_cutoff = select_(m, LaneF(prm[kEmCutoff]), p_cutoff);
                     p_beam = select_(m, LaneF(prm[kEmBeam]), p_beam);
+                    p_cos_cutoff = select_(m, LaneF(prm[kEmCosCutoff]), p_cos_cutoff);
+                    p_cos_beam = select_(m, LaneF(prm[kEmCosBeam]), p_cos_beam);
                     spot = spot | m;
                 }
                 point = point | m;
+            } else if (info[0] == kAreaSphere) {  // sampled in lanes below
+                const Vec3 center = Vec3::load(prm + kEmPos), color = Vec3::load(prm + kEmColor);
+                s_center = select_(m, LVec3(center.x, center.y, center.z), s_center);
+                s_color = select_(m, LVec3(color.x, color.y, color.z), s_color);
+                s_radius = select_(m, LaneF(prm[kEmRadius]), s_radius);
+                if (sc.shape_info[(int64_t)info[1] * kShapeInts] != 0) sphere_flip = sphere_flip | m;
+                sphere = sphere | m;
             } else if (info[0] == kEnvmap && (env_e < 0 || env_e == e)) {  // its cells searched for below
                 env_e = e;
                 env = env | m;
@@ -800,7 +810,12 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             take_sample(es, m, mesh);
         }
         if (any(point))
-            take_sample(es, point_sample(p_pos, p_color, spot, p_axis, p_cutoff, p_beam, 1.f / (float)ne, P), point);
+            take_sample(es,
+                        point_sample(p_pos, p_color, spot, p_axis, p_cutoff, p_beam, p_cos_cutoff, p_cos_beam,
+                                     1.f / (float)ne, P),
+                        point);
+        if (any(sphere))
+            take_sample(es, sphere_sample(s_center, s_radius, sphere_flip, s_color, 1.f / (float)ne, P, u2, u3), sphere);
         if (any(env)) {
             // envmap_cell's two searches (row from the marginal CDF, column from that row's conditional one) in
             // lanes, then the cells' values gathered.

@@ -10,6 +10,7 @@ id >= DEFERRED_TYPE, and paths that reach them are exported by the kernel (see `
 
 from __future__ import annotations
 
+import math
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ PACKED_FIELDS = ("nodes", "prims", "prim_ids", "vertices", "faces", "normals", "
 # Table layouts of path.h (kShapeInts, kRowTextures, kTexInts, kTexFloats, kEmitterInts, kEmitterFloats, EmitterFloat).
 ROW_TEXTURES, TEX_INTS, TEX_FLOATS, EMITTER_FLOATS = 3, 8, 12, 24
 EM_COLOR, EM_POS, EM_RADIUS, EM_AXIS, EM_CUTOFF, EM_BEAM, EM_AREA, EM_FRAME = 0, 3, 6, 7, 10, 11, 12, 13
+EM_COS_CUTOFF, EM_COS_BEAM = 22, 23
 FILTER_KINDS = {"box": 0, "gaussian": 1, "tent": 2}
 WRAP_MODES = {"repeat": 0, "mirror": 1, "clamp": 2}
 
@@ -130,6 +132,7 @@ class PackedScene:
                 if kind == SPOT:
                     prm[e, EM_AXIS:EM_AXIS + 3] = p["frame"][:, 2].cpu().numpy()
                     prm[e, EM_CUTOFF], prm[e, EM_BEAM] = p["cutoff"], p["beam"]
+                    prm[e, EM_COS_CUTOFF], prm[e, EM_COS_BEAM] = math.cos(p["cutoff"]), math.cos(p["beam"])
             elif kind == DIRECTIONAL:
                 prm[e, EM_COLOR:EM_COLOR + 3] = p["irradiance"]
                 prm[e, EM_POS:EM_POS + 3] = p["dir"].cpu().numpy()

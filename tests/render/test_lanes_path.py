@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from render.integrators import RenderSettings, SceneData
-from render.integrators.fused import PACKED_FIELDS, FusedIntegrator, PackedScene
+from render.integrators.fused import EM_RADIUS, PACKED_FIELDS, FusedIntegrator, PackedScene
+from render.integrators.scene_data import AREA_SPHERE
 from render.scene import load_scene
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,3 +109,30 @@ def test_lane_loop_mesh_emitters_with_normals_and_flip(monkeypatch, flip):
     scalar, lanes = _both(monkeypatch, integ, 0, 2)
     _assert_same(scalar, lanes)
     assert float(scalar[1].sum()) > 0
+
+
+@pytest.mark.parametrize("packet", PACKETS[:2])
+def test_lane_loop_sphere_light_inside_and_outside(monkeypatch, packet):
+    # The spherical area light sampled in lanes (path.h sphere_sample): its radius for emitter sampling and the hit
+    # pdf grown to 2 (the floor and back wall cut it) so that shading points inside it (uniform on the surface) and
+    # outside it (in the cone) mix in one lane group, flipped normals too.
+    if packet is not None:
+        monkeypatch.setenv("RADIANT_PACKET_RAYS", packet)
+    sd = SceneData(load_scene(ROOT / SCENES["lights"][0], params={"width": "40", "height": "30"}))
+    packed = PackedScene(sd)
+    emitter_info = packed.tensors[PACKED_FIELDS.index("emitter_info")]
+    sphere = int((emitter_info[:, 0] == AREA_SPHERE).nonzero()[0])
+    i = PACKED_FIELDS.index("emitter_params")
+    prm = packed.tensors[i].clone()
+    prm[sphere, EM_RADIUS] = 2.0
+    packed.tensors[i] = prm
+    for flip in (False, True):
+        if flip:
+            j = PACKED_FIELDS.index("shape_info")
+            info = packed.tensors[j].clone()
+            info[emitter_info[sphere, 1], 0] = 1 - info[emitter_info[sphere, 1], 0]
+            packed.tensors[j] = info
+        integ = FusedIntegrator(sd, RenderSettings(spp=2, seed=7), packed=packed)
+        scalar, lanes = _both(monkeypatch, integ, 0, 2)
+        _assert_same(scalar, lanes)
+        assert float(scalar[1].sum()) > 0

@@ -33,14 +33,16 @@ constexpr int kTexFloats = 12;     // to_uv rows 0-1 (6), color0 (3), color1 (3)
 constexpr int kEmitterInts = 4;    // kind, shape, first triangle in tri_cdf / tri_faces, triangle count
 constexpr int kEmitterFloats = 24;
 enum EmitterFloat : int {
-    kEmColor = 0,    // radiance / intensity / irradiance (3)
-    kEmPos = 3,      // point / spot position, sphere center, directional direction (3)
-    kEmRadius = 6,   // sphere radius
-    kEmAxis = 7,     // spot: third column of to_world (3)
-    kEmCutoff = 10,  // spot: cutoff angle (radians)
-    kEmBeam = 11,    // spot: beam width (radians)
-    kEmArea = 12,    // area mesh: total area
-    kEmFrame = 13,   // envmap: to_world rotation, row-major 3x3 (9)
+    kEmColor = 0,       // radiance / intensity / irradiance (3)
+    kEmPos = 3,         // point / spot position, sphere center, directional direction (3)
+    kEmRadius = 6,      // sphere radius
+    kEmAxis = 7,        // spot: third column of to_world (3)
+    kEmCutoff = 10,     // spot: cutoff angle (radians)
+    kEmBeam = 11,       // spot: beam width (radians)
+    kEmArea = 12,       // area mesh: total area
+    kEmFrame = 13,      // envmap: to_world rotation, row-major 3x3 (9)
+    kEmCosCutoff = 22,  // spot: cos(cutoff angle)
+    kEmCosBeam = 23,    // spot: cos(beam width)
 };
 enum FilterKind : int { kFilterBox = 0, kFilterGaussian = 1, kFilterTent = 2 };
 
@@ -505,6 +507,23 @@ RADIANT_HD AreaMeshTriangle area_mesh_triangle(const PackedScene& sc, const int3
     return area_mesh_triangle_at(sc, info, prm, info[2] + search_cdf(sc.tri_cdf + info[2], info[3], u_tri));
 }
 
+// An area light's sample at point p, seen from the reference point along unit direction dd at distance dist with
+// solid-angle pdf pdf: the weight color / pdf where the light faces the reference point (facing) and pdf > 0.
+template <typename F>
+RADIANT_HD EmitterSampleT<F> area_sample_at(Vec3T<F> p, Vec3T<F> dd, F dist, F pdf, mask_t<F> facing,
+                                            Vec3T<F> color) {
+    EmitterSampleT<F> es;
+    es.d = dd;
+    es.dist = dist;
+    es.target = p;
+    es.pdf = pdf;
+    es.delta = mask_t<F>(false);
+    es.weight = Vec3T<F>(0.f);
+    mask_t<F> valid = facing & (pdf > 0.f);
+    if (any(valid)) es.weight = select_(valid, color / max_(pdf, F(1e-30f)), es.weight);
+    return es;
+}
+
 // An area-mesh emitter's sample on the triangle (v0, v1, v2) (vertex normals n0, n1, n2 where has_normals, the
 // normal flipped where flip) from reference point ref: Mitsuba's square_to_uniform_triangle at uu, the solid-angle
 // pdf with choose_area = (emitter choice) / (mesh area), the weight color / pdf where the light faces ref. The
@@ -525,33 +544,22 @@ RADIANT_HD EmitterSampleT<F> area_mesh_sample(Vec3T<F> v0, Vec3T<F> v1, Vec3T<F>
     Vec3T<F> dd = dvec / max_(dist, F(1e-30f));
     F cos_l = dot(nrm, -dd);
     F pdf = choose_area * dist * dist / max_(abs_(cos_l), F(1e-30f));
-    EmitterSampleT<F> es;
-    es.d = dd;
-    es.dist = dist;
-    es.target = p;
-    es.pdf = pdf;
-    es.delta = mask_t<F>(false);
-    es.weight = Vec3T<F>(0.f);
-    mask_t<F> valid = (cos_l > 0.f) & (pdf > 0.f);
-    if (any(valid)) es.weight = select_(valid, color / max_(pdf, F(1e-30f)), es.weight);
-    return es;
+    return area_sample_at(p, dd, dist, pdf, cos_l > 0.f, color);
 }
 
 // A point light's sample from ref (position pos, intensity color; emitter choice choose), or a spot light's where
-// spot (axis: the third column of to_world; cutoff and beam angles in radians, Mitsuba spot.cpp's falloff: 1 inside
-// beam, linear in angle to 0 at cutoff).
+// spot (axis: the third column of to_world; cutoff and beam angles in radians and their cosines, the emitter's
+// constants; Mitsuba spot.cpp's falloff: 1 inside beam, linear in angle to 0 at cutoff).
 template <typename F>
 RADIANT_HD EmitterSampleT<F> point_sample(Vec3T<F> pos, Vec3T<F> color, mask_t<F> spot, Vec3T<F> axis, F cutoff,
-                                          F beam, float choose, Vec3T<F> ref) {
+                                          F beam, F cos_cutoff, F cos_beam, float choose, Vec3T<F> ref) {
     Vec3T<F> dvec = pos - ref;
     F dist = length(dvec);
     Vec3T<F> dd = dvec / max_(dist, F(1e-30f));
     Vec3T<F> L = color / max_(dist * dist, F(1e-30f));
     if (any(spot)) {
         F cos_t = dot(-dd, axis) / length(axis);
-        F angle = acos_approx(clamp_(cos_t, F(-1.f), F(1.f))), sin_beam, cos_beam, sin_cutoff, cos_cutoff;
-        sincos_approx(beam, sin_beam, cos_beam);
-        sincos_approx(cutoff, sin_cutoff, cos_cutoff);
+        F angle = acos_approx(clamp_(cos_t, F(-1.f), F(1.f)));
         F fall = select_(cos_t >= cos_beam, F(1.f), (cutoff - angle) / max_(cutoff - beam, F(1e-12f)));
         fall = select_(cos_t > cos_cutoff, fall, F(0.f));
         L = select_(spot, L * fall, L);
@@ -566,11 +574,51 @@ RADIANT_HD EmitterSampleT<F> point_sample(Vec3T<F> pos, Vec3T<F> color, mask_t<F
     return es;
 }
 
-RADIANT_HD float sphere_cone_cos(Vec3 ref, Vec3 center, float radius, float& dc, bool& inside) {
+// The cosine of the half-angle of the cone that the sphere (center, radius) subtends from ref; dc the distance to
+// the center, inside where ref is in the sphere.
+template <typename F>
+RADIANT_HD F sphere_cone_cos(Vec3T<F> ref, Vec3T<F> center, F radius, F& dc, mask_t<F>& inside) {
     dc = length(center - ref);
     inside = dc <= radius;
-    float sin_max = min_(radius / max_(dc, 1e-30f), 1.f);
-    return sqrtf(max_(1.f - sin_max * sin_max, 0.f));
+    F sin_max = min_(radius / max_(dc, F(1e-30f)), F(1.f));
+    return sqrt_(max_(1.f - sin_max * sin_max, F(0.f)));
+}
+
+// A spherical area light's sample from ref (center, radius, radiance color, normal flipped where flip; emitter choice
+// choose): uniform on the surface where ref is inside, else uniform in the subtended cone and its near intersection
+// (the tangent point where rounding misses); the solid-angle pdf and the weight color / pdf where the light faces ref.
+template <typename F>
+RADIANT_HD EmitterSampleT<F> sphere_sample(Vec3T<F> center, F radius, mask_t<F> flip, Vec3T<F> color, float choose,
+                                           Vec3T<F> ref, F ux, F uy) {
+    F dc;
+    mask_t<F> inside;
+    const F cos_max = sphere_cone_cos(ref, center, radius, dc, inside);
+    F sin_phi, cos_phi;
+    sincos_approx(2.f * kPi * uy, sin_phi, cos_phi);
+    Vec3T<F> p(0.f);
+    if (any(inside)) {
+        F z = 1.f - 2.f * ux, rr = sqrt_(max_(1.f - z * z, F(0.f)));
+        p = select_(inside, center + Vec3T<F>(rr * cos_phi, rr * sin_phi, z) * radius, p);
+    }
+    const mask_t<F> outside = !inside;
+    if (any(outside)) {
+        Vec3T<F> axis = (center - ref) / max_(dc, F(1e-30f));
+        FrameT<F> fr(axis);
+        F cos_t = (1.f - ux) + ux * cos_max;
+        F sin_t = sqrt_(max_(1.f - cos_t * cos_t, F(0.f)));
+        Vec3T<F> dirs = fr.s * (sin_t * cos_phi) + fr.t * (sin_t * sin_phi) + axis * cos_t;
+        F b = dot(dirs, center - ref);
+        F disc = max_(radius * radius - (dc * dc - b * b), F(0.f));
+        p = select_(outside, ref + dirs * (b - sqrt_(disc)), p);
+    }
+    Vec3T<F> nrm = (p - center) / radius;
+    nrm = select_(flip, -nrm, nrm);
+    Vec3T<F> dvec = p - ref;
+    F dist = length(dvec);
+    Vec3T<F> dd = dvec / max_(dist, F(1e-30f));
+    F pdf_sa = select_(inside, dist * dist / (max_(abs_(dot(nrm, dd)), F(1e-30f)) * 4.f * kPi * radius * radius),
+                       F(1.f) / (2.f * kPi * max_(1.f - cos_max, F(1e-12f))));
+    return area_sample_at(p, dd, dist, choose * pdf_sa, dot(nrm, -dd) > 0.f, color);
 }
 
 // sample_emitter's lookups for the envmap at uu: the cell picked from the marginal (row) and conditional (column)
@@ -650,46 +698,14 @@ RADIANT_HD EmitterSample sample_emitter(const PackedScene& sc, Vec3 ref, float u
                                     Vec3::load(tri.n), Vec3::load(tri.n + 3), Vec3::load(tri.n + 6), tri.has_normals,
                                     tri.flip, tri.choose_area, color, ref, uu.x, uu.y);
         }
-        case kAreaSphere: {
-            Vec3 center = Vec3::load(prm + kEmPos);
-            float radius = prm[kEmRadius], dc;
-            bool inside;
-            float cos_max = sphere_cone_cos(ref, center, radius, dc, inside);
-            float phi = 2.f * kPi * uu.y;
-            Vec3 p;
-            if (inside) {  // uniform on the surface
-                float z = 1.f - 2.f * uu.x, rr = sqrtf(max_(1.f - z * z, 0.f));
-                p = center + Vec3(rr * cosf(phi), rr * sinf(phi), z) * radius;
-            } else {  // uniform in the subtended cone, then the near intersection (tangent point if rounding misses)
-                Vec3 axis = (center - ref) / max_(dc, 1e-30f);
-                Frame fr(axis);
-                float cos_t = (1.f - uu.x) + uu.x * cos_max;
-                float sin_t = sqrtf(max_(1.f - cos_t * cos_t, 0.f));
-                Vec3 dirs = fr.s * (sin_t * cosf(phi)) + fr.t * (sin_t * sinf(phi)) + axis * cos_t;
-                float b = dot(dirs, center - ref);
-                float disc = max_(radius * radius - (dc * dc - b * b), 0.f);
-                p = ref + dirs * (b - sqrtf(disc));
-            }
-            Vec3 nrm = (p - center) / radius;
-            if (sc.shape_info[(int64_t)info[1] * kShapeInts]) nrm = -nrm;
-            Vec3 dvec = p - ref;
-            float dist = length(dvec);
-            Vec3 dd = dvec / max_(dist, 1e-30f);
-            float pdf_sa = inside ? dist * dist / (max_(fabsf(dot(nrm, dd)), 1e-30f) * 4.f * kPi * radius * radius)
-                                  : 1.f / (2.f * kPi * max_(1.f - cos_max, 1e-12f));
-            float pdf = choose * pdf_sa;
-            es.d = dd;
-            es.dist = dist;
-            es.target = p;
-            es.pdf = pdf;
-            if (dot(nrm, -dd) > 0.f && pdf > 0.f) es.weight = color / max_(pdf, 1e-30f);
-            return es;
-        }
+        case kAreaSphere:
+            return sphere_sample(Vec3::load(prm + kEmPos), prm[kEmRadius],
+                                 sc.shape_info[(int64_t)info[1] * kShapeInts] != 0, color, choose, ref, uu.x, uu.y);
         case kPoint:
         case kSpot: {
             const bool spot = info[0] == kSpot;
             return point_sample(Vec3::load(prm + kEmPos), color, spot, spot ? Vec3::load(prm + kEmAxis) : Vec3(0.f),
-                                prm[kEmCutoff], prm[kEmBeam], choose, ref);
+                                prm[kEmCutoff], prm[kEmBeam], prm[kEmCosCutoff], prm[kEmCosBeam], choose, ref);
         }
         case kDirectional:
             es.d = -Vec3::load(prm + kEmPos);
