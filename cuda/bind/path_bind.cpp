@@ -158,6 +158,7 @@ PackedScene pack_scene(const std::vector<at::Tensor>& t, int64_t num_triangles, 
     s.prims = t[fPrims].data_ptr<float>();
     s.prim_ids = t[fPrimIds].data_ptr<int32_t>();
     s.num_triangles = (int32_t)F;
+    s.num_vertices = V;
     s.vertices = t[fVertices].data_ptr<float>();
     s.faces = t[fFaces].data_ptr<int32_t>();
     s.normals = t[fNormals].data_ptr<float>();

@@ -92,6 +92,11 @@ void path_trace_cpu(const PackedScene& scene, const PathCamera& cam, const PathS
         lanes = lanes && (type == kBSDF_diffuse || type == kBSDF_plastic || type == kBSDF_dielectric ||
                           type == kBSDF_roughconductor || type == kBSDF_roughplastic);
     }
+    // The lane loop's gathers index their tables with int32 element offsets (lane.h gather_): 3 x the faces and the
+    // vertices, 3 x (w + 1) x h for the envmap image.
+    const int64_t kGatherMax = (int64_t)1 << 31;
+    lanes = lanes && 3 * (int64_t)scene.num_triangles < kGatherMax && 3 * scene.num_vertices < kGatherMax &&
+            3 * (int64_t)(scene.env_w + 1) * scene.env_h < kGatherMax;
     const char* force = std::getenv("RADIANT_SCALAR_PATHS");
     if (force != nullptr && (force[0] == '0' || force[0] == '1')) lanes = force[0] == '0';
     if (lanes) {

@@ -53,6 +53,7 @@ struct PackedScene {
     const float* prims;
     const int32_t* prim_ids;
     int32_t num_triangles;
+    int64_t num_vertices;       // V
     const float* vertices;      // (V,3)
     const int32_t* faces;       // (F,3)
     const float* normals;       // (V,3)
