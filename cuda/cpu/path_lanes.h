@@ -706,7 +706,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         const LaneBSDFs bsdfs(sc, untextured, row_of, U, V, shade_bits);
 
         // Next-event estimation (smooth BSDFs only). The emitter is chosen in lanes and its kind handled once per
-        // emitter chosen (the lanes that chose it at once): area-mesh lanes search their triangles interleaved
+        // emitter chosen (the lanes that chose it at once): area-mesh lanes search their triangles in lanes
         // (lane.h search_cdf_lanes) and gather its vertices, envmap lanes their cells, and sample them in lanes
         // (area_mesh_sample, envmap_sample), as point, spot and sphere lights (point_sample, sphere_sample); other
         // kinds go lane by lane through sample_emitter. Shadow rays as a packet or lane by lane.
@@ -743,8 +743,8 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             const int32_t* info = sc.emitter_info + (int64_t)e * kEmitterInts;
             const float* prm = sc.emitter_params + (int64_t)e * kEmitterFloats;
             if (info[0] == kAreaMesh) {
-                // area_mesh_triangle's search with the lanes interleaved, the mesh's fields once, each lane's
-                // triangle's vertices (and normals where the mesh has them; else 0, unused).
+                // area_mesh_triangle's search in lanes, the mesh's fields once, each lane's triangle's vertices
+                // (and normals where the mesh has them; else 0, unused) gathered.
                 const lane_vi kv = info[3] >= 1 && info[3] <= 32
                                        ? search_cdf_short(sc.tri_cdf + info[2], info[3], u1, m)
                                        : search_cdf_lanes(sc.tri_cdf, lane_vi{} + info[2], info[3], u1, m);

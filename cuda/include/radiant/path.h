@@ -193,7 +193,7 @@ RADIANT_HD Vec3T<F> mat_t_vec(const float* m, Vec3T<F> v) {  // transpose(m) tim
 }
 
 // First index i in [0, n) with cdf[i] > u (torch.searchsorted(..., right=True)), clamped to n - 1. (The CPU's lane
-// loop runs its lanes' searches interleaved: lane.h search_cdf_lanes, the same index on a non-decreasing cdf.)
+// loop runs its lanes' searches in lanes: lane.h search_cdf_lanes, the same index on a non-decreasing cdf.)
 RADIANT_HD int32_t search_cdf(const float* cdf, int32_t n, float u) {
     int32_t lo = 0, hi = n;
     while (lo < hi) {
@@ -489,7 +489,7 @@ RADIANT_HD void area_mesh_vertices(const PackedScene& sc, int32_t k, bool normal
 }
 
 // The lookups at entry `k` of the scene's area CDFs (info[2] + the mesh's index found by search_cdf; the CPU's lane
-// loop searches its lanes interleaved, lane.h search_cdf_lanes, and looks up per mesh and per lane itself).
+// loop searches in lanes, lane.h search_cdf_lanes, and looks up per mesh and gathers per lane itself).
 RADIANT_HD AreaMeshTriangle area_mesh_triangle_at(const PackedScene& sc, const int32_t* info, const float* prm,
                                                   int32_t k) {
     AreaMeshTriangle tri;
