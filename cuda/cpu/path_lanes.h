@@ -755,7 +755,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 m_choose_area = select_(m, LaneF(area_mesh_choose_area(sc, prm)), m_choose_area);
                 const Vec3 color = Vec3::load(prm + kEmColor);
                 m_color = select_(m, LVec3(color.x, color.y, color.z), m_color);
-                // path.h area_mesh_vertices in lanes.
+                // path.h area_mesh_triangle's lookups in lanes.
                 const lane_vi face = gather_(sc.tri_faces, kv + info[2], m) * 3;
                 for (int j = 0; j < 3; ++j) {
                     const lane_vi f = gather_(sc.faces, face + j, m) * 3;
@@ -823,7 +823,7 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             lane_vi row = search_cdf_lanes(sc.env_marginal, lane_vi{}, h - 1, u2, env);
             row = row < h - 2 ? row : lane_vi{} + (h - 2);
             const lane_vi col = search_cdf_lanes(sc.env_conditional, row * w, w, u3, env);
-            // path.h envmap_cell_at in lanes.
+            // path.h envmap_cell's values in lanes.
             const LaneM row_in = env & LaneM(row > 0), col_in = env & LaneM(col > 0);
             c_row = LaneF(__builtin_convertvector(row, lane_vf));
             c_col = LaneF(__builtin_convertvector(col, lane_vf));

@@ -476,36 +476,24 @@ RADIANT_HD float area_mesh_choose_area(const PackedScene& sc, const float* prm) 
     return (1.f / (float)sc.num_emitters) / prm[kEmArea];
 }
 
-// The vertices of the triangle at entry `k` of the scene's area CDFs into v (3 x 3 floats) and, where `normals`, its
-// vertex normals into n (else n is not written).
-RADIANT_HD void area_mesh_vertices(const PackedScene& sc, int32_t k, bool normals, float* v, float* n) {
-    const int32_t* f = sc.faces + 3 * (int64_t)sc.tri_faces[k];
-    for (int j = 0; j < 3; ++j) {
-        for (int c = 0; c < 3; ++c) {
-            v[3 * j + c] = sc.vertices[3 * (int64_t)f[j] + c];
-            if (normals) n[3 * j + c] = sc.normals[3 * (int64_t)f[j] + c];
-        }
-    }
-}
-
-// The lookups at entry `k` of the scene's area CDFs (info[2] + the mesh's index found by search_cdf; the CPU's lane
-// loop searches in lanes, lane.h search_cdf_lanes, and looks up per mesh and gathers per lane itself).
-RADIANT_HD AreaMeshTriangle area_mesh_triangle_at(const PackedScene& sc, const int32_t* info, const float* prm,
-                                                  int32_t k) {
+// The triangle picked at u_tri from area-mesh emitter (info, prm)'s CDF (entries info[2] .. + info[3] of the scene's
+// area CDFs) and its lookups (the CPU's lane loop searches in lanes, lane.h search_cdf_lanes, and gathers them).
+RADIANT_HD AreaMeshTriangle area_mesh_triangle(const PackedScene& sc, const int32_t* info, const float* prm,
+                                               float u_tri) {
     AreaMeshTriangle tri;
     const int32_t* shape = sc.shape_info + (int64_t)info[1] * kShapeInts;
     tri.has_normals = shape[1] != 0;
     tri.flip = shape[0] != 0;
-    area_mesh_vertices(sc, k, tri.has_normals, tri.v, tri.n);
-    if (!tri.has_normals)
-        for (int j = 0; j < 9; ++j) tri.n[j] = 0.f;
+    const int32_t k = info[2] + search_cdf(sc.tri_cdf + info[2], info[3], u_tri);
+    const int32_t* f = sc.faces + 3 * (int64_t)sc.tri_faces[k];
+    for (int j = 0; j < 3; ++j) {
+        for (int c = 0; c < 3; ++c) {
+            tri.v[3 * j + c] = sc.vertices[3 * (int64_t)f[j] + c];
+            tri.n[3 * j + c] = tri.has_normals ? sc.normals[3 * (int64_t)f[j] + c] : 0.f;
+        }
+    }
     tri.choose_area = area_mesh_choose_area(sc, prm);
     return tri;
-}
-
-RADIANT_HD AreaMeshTriangle area_mesh_triangle(const PackedScene& sc, const int32_t* info, const float* prm,
-                                               float u_tri) {
-    return area_mesh_triangle_at(sc, info, prm, info[2] + search_cdf(sc.tri_cdf + info[2], info[3], u_tri));
 }
 
 // An area light's sample at point p, seen from the reference point along unit direction dd at distance dist with
@@ -629,21 +617,16 @@ struct EnvmapCell {
     float row, col, row_lo, row_p, col_lo, col_p, cell_pdf;
 };
 
-// The values of cell (row, col).
-RADIANT_HD EnvmapCell envmap_cell_at(const PackedScene& sc, int32_t row, int32_t col) {
-    const int32_t w = sc.env_w;
+// The cell at uu and its values (the CPU's lane loop searches in lanes and gathers them).
+RADIANT_HD EnvmapCell envmap_cell(const PackedScene& sc, float ux, float uy) {
+    int32_t w = sc.env_w, h = sc.env_h;
+    int32_t row = min_(search_cdf(sc.env_marginal, h - 1, ux), h - 2);
+    int32_t col = search_cdf(sc.env_conditional + (int64_t)row * w, w, uy);
     float row_lo = row > 0 ? sc.env_marginal[row - 1] : 0.f;
     const float* cond = sc.env_conditional + (int64_t)row * w;
     float col_lo = col > 0 ? cond[col - 1] : 0.f;
     return EnvmapCell{(float)row, (float)col, row_lo, sc.env_marginal[row] - row_lo, col_lo, cond[col] - col_lo,
                       sc.env_cell_pdf[(int64_t)row * w + col]};
-}
-
-RADIANT_HD EnvmapCell envmap_cell(const PackedScene& sc, float ux, float uy) {
-    int32_t w = sc.env_w, h = sc.env_h;
-    int32_t row = min_(search_cdf(sc.env_marginal, h - 1, ux), h - 2);
-    int32_t col = search_cdf(sc.env_conditional + (int64_t)row * w, w, uy);
-    return envmap_cell_at(sc, row, col);
 }
 
 // The envmap sample in the cell (envmap_cell's values) at uu: the direction, its solid-angle pdf with choice
