@@ -640,9 +640,9 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
                 e.count = n.count[k];
                 e.mask = hm_bits;
                 key[nh] = pk_min_of(hm, te);
-                order[nh] = nh;
                 nh += hm_bits != 0;
             }
+            order[0] = 0;
             for (int i = 1; i < nh; ++i) {
                 const float kk = key[i];
                 int j = i;
