@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine for issue 4's open target: the path tracer's speed against Mitsuba 3 llvm_ad_rgb per
 # CPU-second on that machine's CPU (an AVX-512 Xeon so far, where both renderers run 16 lanes):
-#   1. builds: the main one (CUDA + the CPU's widest lanes) and, on an AVX-512 CPU, the 8-lane AVX2 code
-#      (RADIANT_EXTRA_CFLAGS=-mno-avx512f, CPU only) to see which lane width that CPU prefers;
+#   1. builds: the main one (CUDA + the CPU's widest lanes) and, on an AVX-512 CPU, two more (CPU only) to see which
+#      widths that CPU prefers: "pk8", 16 lanes traced as two 8-ray packets (-DRADIANT_PACKET_WIDTH=8), and "avx2",
+#      the 8-lane AVX2 code (-mno-avx512f);
 #   2. the CUDA-vs-CPU kernel tests and the lane tests (16-wide on AVX-512);
 #   3. `radiant bench render --threads 1 --scene S` for every scene x build at once, each pinned to its own physical
-#      core (the machine has 16 vCPUs; each process times ours and Mitsuba interleaved, so a ratio compares the two
-#      under the same load), JSON lines in OUT/render{16,8}.jsonl, and a table of the ratios;
+#      core (or vCPU, where there are more processes than cores; each process times ours and Mitsuba interleaved, so
+#      a ratio compares the two under the same load), JSON lines in OUT/render-{main,pk8,avx2}.jsonl, a table of the
+#      ratios; beside them, per build, scripts/lane_path_bench.py's sweep of RADIANT_PACKET_RAYS (when a packet hands
+#      its rays to single-ray traversal) in OUT/packet-rays-{build}.log;
 #   4. if time is left (ELAPSED_MAX), `radiant bench render --device cuda` (CUDA Msamples/s);
 #   5. RECON=1 adds issue 6's reconstruction ablation on the GPU (VARIANTS x SEEDS for MINUTES each, all at once,
 #      beside the CPU benches, on the cores they leave).
@@ -31,33 +34,50 @@ fi
 nvidia-smi -L 2>/dev/null; lscpu | grep -E "^(Model name|Thread|Core|Socket|Hypervisor)"
 cores=($(physical_cores)); echo "physical cores (first vCPU of each): ${cores[*]}"
 avx512=$(grep -o 'avx512[a-z0-9_]*' /proc/cpuinfo | sort -u | tr '\n' ' '); echo "avx512: $avx512"
-widths="main"; [ -n "$avx512" ] && widths="main avx2"
-stamp "build"
-if [ -n "$avx512" ]; then
-    RADIANT_EXTRA_CFLAGS=-mno-avx512f RADIANT_NO_CUDA=1 build_kernels /tmp/build8.log &
-    b8=$!
-fi
+widths="main"; [ -n "$avx512" ] && widths="main pk8 avx2"
+# The environment of build W (its flags are part of the kernels' cache key).
+build_env() {
+    case $1 in
+        pk8) echo RADIANT_EXTRA_CFLAGS=-DRADIANT_PACKET_WIDTH=8 RADIANT_NO_CUDA=1 ;;
+        avx2) echo RADIANT_EXTRA_CFLAGS=-mno-avx512f RADIANT_NO_CUDA=1 ;;
+    esac
+}
+stamp "build: $widths"
+bpids=()
+for w in $widths; do
+    [ "$w" = main ] && continue
+    ( export $(build_env "$w"); build_kernels "/tmp/build-$w.log" ) &
+    bpids+=($!)
+done
 build_kernels "$OUT/build.log" || exit 1
-[ -n "${b8:-}" ] && { wait "$b8" || exit 1; }
+for p in "${bpids[@]}"; do wait "$p" || exit 1; done
 stamp "tests: CUDA vs CPU, lanes"
 timeout 180 python3 -m pytest -q -p no:cacheprovider -k cuda tests/kernels/test_bvh.py tests/kernels/test_grid.py \
     tests/kernels/test_sdf.py tests/kernels/test_hashgrid.py tests/render/test_fused.py > "$OUT/tests.log" 2>&1 &
 tc=$!
-timeout 150 python3 -m pytest -q -p no:cacheprovider tests/kernels/test_lanes.py tests/render/test_lanes_path.py \
+timeout 240 python3 -m pytest -q -p no:cacheprovider tests/kernels/test_lanes.py tests/render/test_lanes_path.py \
+    tests/render/test_lane_widths.py \
     > "$OUT/lanes.log" 2>&1
 stamp "lane tests rc $?: $(tail -1 "$OUT/lanes.log")"
 wait $tc; stamp "CUDA tests rc $?: $(tail -1 "$OUT/tests.log")"
 
 stamp "render benches: ${SCENES} x ${widths}, one core each"
 i=0; pids=()
+njobs=$(( $(echo $widths | wc -w) * ($(echo $SCENES | wc -w) + 1) ))
+if [ "$njobs" -gt "${#cores[@]}" ]; then
+    cores=($(seq 0 $(( $(nproc) - 1 )))); echo "$njobs processes: on vCPUs ${cores[*]}"
+fi
 for w in $widths; do
     for s in $SCENES; do
         core=${cores[$(( i % ${#cores[@]} ))]}; i=$(( i + 1 ))
-        env $([ "$w" = avx2 ] && echo RADIANT_EXTRA_CFLAGS=-mno-avx512f RADIANT_NO_CUDA=1) \
-            taskset -c "$core" timeout "$BENCH_TIMEOUT" $R bench render $BENCH --scene "$s" \
+        env $(build_env "$w") taskset -c "$core" timeout "$BENCH_TIMEOUT" $R bench render $BENCH --scene "$s" \
             --out "$OUT/render-$w.jsonl" > "/tmp/render-$w-$s.log" 2>&1 &
         pids+=($!)
     done
+    core=${cores[$(( i % ${#cores[@]} ))]}; i=$(( i + 1 ))
+    env $(build_env "$w") taskset -c "$core" timeout "$BENCH_TIMEOUT" python3 scripts/lane_path_bench.py 3 1 \
+        RADIANT_PACKET_RAYS=default,-1,1,3,7 > "$OUT/packet-rays-$w.log" 2>&1 &
+    pids+=($!)
 done
 if [ "$RECON" = 1 ]; then
     rest=$(echo "${cores[@]:$i}" | tr ' ' ','); rest=${rest:-0}

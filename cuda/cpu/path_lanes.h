@@ -129,20 +129,57 @@ struct LaneRNG {
 };
 
 #if RADIANT_PACKET_BVH
-static_assert(kLanes == kPacketRays, "a lane group is one ray packet");
-// A lane group's rays as a ray packet (bvh_wide.h packet_traverse): t starts at tmax, no hit yet.
-inline void packet_rays(PacketRays& r, const LVec3& o, const LVec3& d, LaneF tmin, LaneF tmax) {
-    o.x.store(r.ox);
-    o.y.store(r.oy);
-    o.z.store(r.oz);
-    d.x.store(r.dx);
-    d.y.store(r.dy);
-    d.z.store(r.dz);
-    tmin.store(r.tmin);
-    tmax.store(r.t);
-    LaneF(0.f).store(r.u);
-    LaneF(0.f).store(r.v);
-    for (int i = 0; i < kLanes; ++i) r.best[i] = -1;
+// A lane group's rays as kLanePackets ray packets (bvh_wide.h packet_traverse): lanes [k P, (k + 1) P) are packet
+// k's rays, P = kPacketRays (one packet where the widths agree: the default builds).
+static_assert(kLanes % kPacketRays == 0, "a lane group is whole ray packets");
+constexpr int kLanePackets = kLanes / kPacketRays;
+struct LaneRays {
+    PacketRays p[kLanePackets];
+};
+// Lanes [k P, (k + 1) P) of x into packet k's row (a row of each packet: a member pointer of PacketRays).
+template <typename T>
+inline void to_packets(LaneRays& r, T (PacketRays::*row)[kPacketRays], const T* x) {
+    for (int k = 0; k < kLanePackets; ++k) std::memcpy(r.p[k].*row, x + k * kPacketRays, sizeof(r.p[k].*row));
+}
+template <typename T>
+inline void from_packets(const LaneRays& r, T (PacketRays::*row)[kPacketRays], T* x) {
+    for (int k = 0; k < kLanePackets; ++k) std::memcpy(x + k * kPacketRays, r.p[k].*row, sizeof(r.p[k].*row));
+}
+inline void to_packets(LaneRays& r, float (PacketRays::*row)[kPacketRays], LaneF x) {
+    if constexpr (kLanePackets == 1) {
+        x.store(r.p[0].*row);
+    } else {
+        alignas(64) float xs[kLanes];
+        x.store(xs);
+        to_packets(r, row, xs);
+    }
+}
+// t starts at tmax, no hit yet.
+inline void packet_rays(LaneRays& r, const LVec3& o, const LVec3& d, LaneF tmin, LaneF tmax) {
+    to_packets(r, &PacketRays::ox, o.x);
+    to_packets(r, &PacketRays::oy, o.y);
+    to_packets(r, &PacketRays::oz, o.z);
+    to_packets(r, &PacketRays::dx, d.x);
+    to_packets(r, &PacketRays::dy, d.y);
+    to_packets(r, &PacketRays::dz, d.z);
+    to_packets(r, &PacketRays::tmin, tmin);
+    to_packets(r, &PacketRays::t, tmax);
+    for (PacketRays& q : r.p) {
+        for (int i = 0; i < kPacketRays; ++i) {
+            q.u[i] = q.v[i] = 0.f;
+            q.best[i] = -1;
+        }
+    }
+}
+// packet_traverse over the group's packets: the lanes of `active`; returns lane bits as packet_traverse's.
+template <bool ANY_HIT>
+inline uint32_t lane_traverse(const PackedScene& sc, LaneRays& r, uint32_t active, int single_max) {
+    uint32_t out = 0;
+    for (int k = 0; k < kLanePackets; ++k) {
+        const uint32_t m = (active >> (k * kPacketRays)) & ((1u << kPacketRays) - 1u);
+        if (m) out |= packet_traverse<ANY_HIT>(*sc.wide, sc.prims, r.p[k], m, single_max) << (k * kPacketRays);
+    }
+    return out;
 }
 #endif
 
@@ -477,18 +514,24 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         LaneF cmin, cmax;
         camera_ray(cam, LaneF::load(px), LaneF::load(py), cd, cmin, cmax);
         const Vec3 pos = Vec3::load(cam.pos);
-        PacketRays pr;
+        LaneRays pr;
         packet_rays(pr, select_(on, LVec3(pos.x, pos.y, pos.z), LVec3(0.f)), select_(on, cd, LVec3(0.f)),
                     select_(on, cmin, LaneF(0.f)), select_(on, cmax, LaneF(0.f)));
-        if (max_depth > 0) packet_traverse<false>(*sc.wide, sc.prims, pr, (1u << cam_n) - 1u, packet_camera);
+        if (max_depth > 0) lane_traverse<false>(sc, pr, (1u << cam_n) - 1u, packet_camera);
+        alignas(64) float h_t[kLanes], h_u[kLanes], h_v[kLanes];
+        alignas(64) int32_t h_best[kLanes];
+        from_packets(pr, &PacketRays::t, h_t);
+        from_packets(pr, &PacketRays::u, h_u);
+        from_packets(pr, &PacketRays::v, h_v);
+        from_packets(pr, &PacketRays::best, h_best);
         for (int k = 0; k < cam_n; ++k) {
             CameraSample& cs = cams[k];
             cs.o = pos;
             cs.d = lane_get(cd, k);
             cs.tmin = cmin[k];
             cs.tmax = cmax[k];
-            finish_hit(pr.best[k], true, cs.o, cs.d, pr.t[k], pr.u[k], pr.v[k], sc.prims, sc.prim_ids,
-                       sc.num_triangles, cs.hit);
+            finish_hit(h_best[k], true, cs.o, cs.d, h_t[k], h_u[k], h_v[k], sc.prims, sc.prim_ids, sc.num_triangles,
+                       cs.hit);
         }
     };
 #endif
@@ -571,14 +614,16 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         const uint32_t traced = bits(active) & ~fresh;
 #if RADIANT_PACKET_BVH
         if (packet >= 0) {  // the group's other rays as one packet
-            PacketRays pr;
+            LaneRays pr;
             packet_rays(pr, o, d, tmin, tmax);
-            packet_traverse<false>(*sc.wide, sc.prims, pr, traced, packet);
-            std::memcpy(h_t, pr.t, sizeof(h_t));
-            std::memcpy(h_u, pr.u, sizeof(h_u));
-            std::memcpy(h_v, pr.v, sizeof(h_v));
+            lane_traverse<false>(sc, pr, traced, packet);
+            from_packets(pr, &PacketRays::t, h_t);
+            from_packets(pr, &PacketRays::u, h_u);
+            from_packets(pr, &PacketRays::v, h_v);
+            alignas(64) int32_t h_best[kLanes];
+            from_packets(pr, &PacketRays::best, h_best);
             lane_vi best;
-            std::memcpy(&best, pr.best, sizeof(best));
+            std::memcpy(&best, h_best, sizeof(best));
             const LaneM found = lanes_of(traced) & LaneM(best >= 0);
             const lane_vi p = gather_(sc.prim_ids, best, found) | ~found.v;  // -1 where nothing was hit
             std::memcpy(prim, &p, sizeof(p));
@@ -851,9 +896,9 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
             const LaneF smax = select_(finite, LaneF(1.f - kShadowEps), LaneF(kInf));
 #if RADIANT_PACKET_BVH
             if (packet >= 0) {  // as one packet
-                PacketRays sr;
+                LaneRays sr;
                 packet_rays(sr, so, sdir, LaneF(0.f), smax);
-                const uint32_t occluded = packet_traverse<true>(*sc.wide, sc.prims, sr, bits(lit), packet);
+                const uint32_t occluded = lane_traverse<true>(sc, sr, bits(lit), packet);
                 visible = lanes_of(bits(lit) & ~occluded);
             } else
 #endif

@@ -4,7 +4,8 @@ path loop (cuda/tools/lane_stage.cpp: frame, cosine sampling, microfacet D, G, p
 all normals, both distributions), dielectric and conductor
 Fresnel, reflection and refraction, per-path parameters; edge cases among a million random paths, a tail that is not
 a whole lane group) and on lane.h's helpers with special values.
-Built straight from the headers with the kernels' flags, for this CPU and for plain x86-64 (the portable build)."""
+Built straight from the headers with the kernels' flags, for this CPU, for this CPU at the other lane width (lane.h
+RADIANT_LANES) and for plain x86-64 (the portable build)."""
 
 import platform
 import shutil
@@ -16,22 +17,35 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "cuda" / "tools" / "lane_stage.cpp"
 
-MARCHES = ["native"] + (["x86-64"] if platform.machine() in ("x86_64", "AMD64") else [])
+X86 = platform.machine() in ("x86_64", "AMD64")
 
 
-@pytest.mark.parametrize("march", MARCHES)
-def test_lanes_match_scalar_bitwise(tmp_path, march):
+def _other_width() -> str:
+    """lane.h's width this CPU's build does not pick (RADIANT_LANES): 8 on AVX-512, else 16 (generic vectors)."""
+    try:
+        avx512 = " avx512f" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        avx512 = False
+    return "-DRADIANT_LANES=8" if avx512 else "-DRADIANT_LANES=16"
+
+
+# (-march, extra flags): this CPU's lanes, the other width on this CPU, the portable build.
+BUILDS = [("native", "")] + ([("native", _other_width()), ("x86-64", "")] if X86 else [])
+
+
+@pytest.mark.parametrize("march,extra", BUILDS)
+def test_lanes_match_scalar_bitwise(tmp_path, march, extra):
     cxx = shutil.which("g++")
     if cxx is None:
         pytest.skip("no g++ (lane.h uses GCC vector extensions)")
     exe = tmp_path / "lane_stage"
     # The kernels' flags (render/kernels/build.py): no FMA contraction, so both forms round the same way.
-    subprocess.run([cxx, "-O3", "-std=c++17", f"-march={march}", "-ffp-contract=off", "-fno-math-errno", "-Wno-psabi",
-                    f"-I{ROOT / 'cuda' / 'include'}", str(SOURCE), "-o", str(exe)], check=True)
+    subprocess.run([cxx, "-O3", "-std=c++17", f"-march={march}", *extra.split(), "-ffp-contract=off", "-fno-math-errno",
+                    "-Wno-psabi", f"-I{ROOT / 'cuda' / 'include'}", str(SOURCE), "-o", str(exe)], check=True)
     out = subprocess.run([str(exe), "check"], check=True, capture_output=True, text=True).stdout.split()
     assert out[0] == "mismatches" and out[4] == "helper_mismatches"
     stage_bad, values, helper_bad, lanes = int(out[1]), int(out[3]), int(out[5]), int(out[7])
     assert values == 2 * 28 * ((1 << 20) + 5)
-    assert lanes in (8, 16)
+    assert lanes in (8, 16) and (not extra or lanes == int(extra.rpartition("=")[2]))
     assert stage_bad == 0, f"{stage_bad} of {values} stage values differ between lanes and scalar"
     assert helper_bad == 0, f"{helper_bad} lane helper results differ from the scalar ones"

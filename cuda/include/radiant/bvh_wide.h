@@ -18,9 +18,20 @@
 #else
 #define RADIANT_WIDE_BVH 0
 #endif
-// Ray packets through the 8-wide tree (packet_traverse): 16 rays with AVX-512, 8 with AVX2.
+// Ray packets through the 8-wide tree (packet_traverse): 16 rays with AVX-512, 8 with AVX2; a build may set 8 on
+// AVX-512 (-DRADIANT_PACKET_WIDTH=8: AVX2 registers, e.g. a 16-lane group traced as two packets).
 #if RADIANT_WIDE_BVH
 #define RADIANT_PACKET_BVH 1
+#if !defined(RADIANT_PACKET_WIDTH)
+#if defined(__AVX512F__) && !(defined(RADIANT_LANES) && RADIANT_LANES == 8)  // lane.h's width, 8 if set so
+#define RADIANT_PACKET_WIDTH 16
+#else
+#define RADIANT_PACKET_WIDTH 8
+#endif
+#endif
+#if !(RADIANT_PACKET_WIDTH == 8 || (RADIANT_PACKET_WIDTH == 16 && defined(__AVX512F__)))
+#error "RADIANT_PACKET_WIDTH: 8, or 16 with AVX-512"
+#endif
 #else
 #define RADIANT_PACKET_BVH 0
 #endif
@@ -298,7 +309,7 @@ inline bool wide_traverse(const WideBVHView& w, const float* prims, const int32_
     inline PacketF pk_min(PacketF a, PacketF b) { return P##_min_ps(a, b); }             \
     inline PacketF pk_max(PacketF a, PacketF b) { return P##_max_ps(a, b); }            \
     inline PacketF pk_sqrt(PacketF a) { return P##_sqrt_ps(a); }
-#if defined(__AVX512F__)
+#if RADIANT_PACKET_WIDTH == 16
 constexpr int kPacketRays = 16;
 using PacketF = __m512;
 using PacketI = __m512i;
@@ -571,9 +582,20 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
                     PacketF V = pk_sub(pk_mul(ax, cy), pk_mul(ay, cx));
                     PacketF W = pk_sub(pk_mul(bx, ay), pk_mul(by, ax));
                     const PacketF zero = pk_set1(0.f);
-                    const uint32_t on_edge = pk_bits(pk_or(pk_or(pk_cmp<_CMP_EQ_OQ>(mm, U, zero),
-                                                                 pk_cmp<_CMP_EQ_OQ>(mm, V, zero)),
-                                                           pk_cmp<_CMP_EQ_OQ>(mm, W, zero)));
+                    // Rays outside the triangle: some of U, V, W negative and some positive (on an edge, all
+                    // rays' signs again after the double test below). One branch for the common case, every
+                    // ray outside and none on an edge.
+                    auto outside = [&]() {
+                        return pk_and(pk_or(pk_or(pk_cmp<_CMP_LT_OQ>(U, zero), pk_cmp<_CMP_LT_OQ>(V, zero)),
+                                            pk_cmp<_CMP_LT_OQ>(W, zero)),
+                                      pk_or(pk_or(pk_cmp<_CMP_GT_OQ>(U, zero), pk_cmp<_CMP_GT_OQ>(V, zero)),
+                                            pk_cmp<_CMP_GT_OQ>(W, zero)));
+                    };
+                    const PacketM edge = pk_or(pk_or(pk_cmp<_CMP_EQ_OQ>(mm, U, zero), pk_cmp<_CMP_EQ_OQ>(mm, V, zero)),
+                                               pk_cmp<_CMP_EQ_OQ>(mm, W, zero));
+                    PacketM cand = pk_andnot(mm, outside());
+                    if (pk_bits(pk_or(cand, edge)) == 0) continue;
+                    const uint32_t on_edge = pk_bits(edge);
                     if (on_edge) {
                         // Exactly on an edge in float: those rays in double, as the scalar test.
                         alignas(64) float fax[kPacketRays], fay[kPacketRays], fbx[kPacketRays], fby[kPacketRays],
@@ -591,13 +613,9 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
                         U = pk_load(fU);
                         V = pk_load(fV);
                         W = pk_load(fW);
+                        cand = pk_andnot(mm, outside());
+                        if (pk_bits(cand) == 0) continue;
                     }
-                    const PacketM neg = pk_or(pk_or(pk_cmp<_CMP_LT_OQ>(U, zero), pk_cmp<_CMP_LT_OQ>(V, zero)),
-                                              pk_cmp<_CMP_LT_OQ>(W, zero));
-                    const PacketM pos = pk_or(pk_or(pk_cmp<_CMP_GT_OQ>(U, zero), pk_cmp<_CMP_GT_OQ>(V, zero)),
-                                              pk_cmp<_CMP_GT_OQ>(W, zero));
-                    const PacketM cand = pk_andnot(mm, pk_and(neg, pos));
-                    if (pk_bits(cand) == 0) continue;  // every ray outside the triangle (the common case)
                     const PacketF det = pk_add(pk_add(U, V), W);
                     const PacketF T = pk_add(pk_add(pk_mul(U, pk_mul(c.sz, az)), pk_mul(V, pk_mul(c.sz, bz))),
                                              pk_mul(W, pk_mul(c.sz, cz)));

@@ -23,11 +23,27 @@
 namespace radiant {
 
 // 16 lanes where AVX-512 holds them in one register; 8 (one AVX2 register) elsewhere: wider lanes split over AVX2
-// registers measured slower than the scalar code (tools/lane_stage.cpp).
+// registers measured slower than the scalar code (tools/lane_stage.cpp). A build may set the width
+// (-DRADIANT_LANES=8 or 16): 8 lanes on an AVX-512 CPU take the AVX2 forms below; 16 on an AVX2 CPU, the pair of
+// AVX2 registers' (GCC splits the vectors) and the plain loops. RADIANT_LANE_ISA: whose intrinsics lane.h uses,
+// 512 (AVX-512, 16 lanes), 256 (AVX, 8 lanes) or 0 (none: generic vector code and loops).
+#if !defined(RADIANT_LANES)
 #if defined(__AVX512F__)
-constexpr int kLanes = 16;
+#define RADIANT_LANES 16
 #else
-constexpr int kLanes = 8;
+#define RADIANT_LANES 8
+#endif
+#endif
+#if RADIANT_LANES != 8 && RADIANT_LANES != 16
+#error "RADIANT_LANES: 8 or 16"
+#endif
+constexpr int kLanes = RADIANT_LANES;
+#if defined(__AVX512F__) && RADIANT_LANES == 16
+#define RADIANT_LANE_ISA 512
+#elif defined(__AVX__) && RADIANT_LANES == 8
+#define RADIANT_LANE_ISA 256
+#else
+#define RADIANT_LANE_ISA 0
 #endif
 
 typedef float lane_vf __attribute__((vector_size(4 * kLanes)));
@@ -51,9 +67,9 @@ inline LaneM andnot(LaneM a, LaneM b) { return LaneM(a.v & ~b.v); }  // a and no
 
 // Lane i's bit at bit i.
 inline uint32_t bits(LaneM m) {
-#if defined(__AVX512F__)
+#if RADIANT_LANE_ISA == 512
     return (uint32_t)_mm512_movepi32_mask((__m512i)m.v);
-#elif defined(__AVX__)
+#elif RADIANT_LANE_ISA == 256
     return (uint32_t)_mm256_movemask_ps((__m256)m.v);  // the sign bits (GCC made the loop below 8 extracts)
 #else
     uint32_t r = 0;
@@ -117,9 +133,9 @@ inline LaneF max_(LaneF a, LaneF b) { return select_(a > b, a, b); }
 inline LaneF clamp_(LaneF x, LaneF lo, LaneF hi) { return select_(x < lo, lo, select_(x > hi, hi, x)); }
 inline LaneF abs_(LaneF x) { return LaneF((lane_vf)((lane_vi)x.v & 0x7fffffff)); }
 inline LaneF sqrt_(LaneF x) {
-#if defined(__AVX512F__)
+#if RADIANT_LANE_ISA == 512
     return LaneF((lane_vf)_mm512_sqrt_ps((__m512)x.v));
-#elif defined(__AVX__)
+#elif RADIANT_LANE_ISA == 256
     return LaneF((lane_vf)_mm256_sqrt_ps((__m256)x.v));
 #else
     LaneF r;
@@ -128,9 +144,9 @@ inline LaneF sqrt_(LaneF x) {
 #endif
 }
 inline LaneF floor_(LaneF x) {
-#if defined(__AVX512F__)
+#if RADIANT_LANE_ISA == 512
     return LaneF((lane_vf)_mm512_roundscale_ps((__m512)x.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
-#elif defined(__AVX__)
+#elif RADIANT_LANE_ISA == 256
     return LaneF((lane_vf)_mm256_round_ps((__m256)x.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
 #else
     LaneF r;
@@ -153,9 +169,9 @@ inline LaneF frexp_(LaneF x, LaneF& e) {
 // whose memory is not read). One hardware gather (AVX2 / AVX-512) instead of kLanes scalar loads, stores into a row
 // and a vector load back. Indices are int32 element offsets: tables up to 2^31 elements.
 inline LaneF gather_(const float* base, lane_vi index, LaneM m) {
-#if defined(__AVX512F__)
+#if RADIANT_LANE_ISA == 512
     return LaneF((lane_vf)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)bits(m), (__m512i)index, base, 4));
-#elif defined(__AVX2__)
+#elif RADIANT_LANE_ISA == 256 && defined(__AVX2__)
     return LaneF((lane_vf)_mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, (__m256i)index, (__m256)m.v, 4));
 #else
     LaneF r(0.f);
@@ -165,9 +181,9 @@ inline LaneF gather_(const float* base, lane_vi index, LaneM m) {
 #endif
 }
 inline lane_vi gather_(const int32_t* base, lane_vi index, LaneM m) {
-#if defined(__AVX512F__)
+#if RADIANT_LANE_ISA == 512
     return (lane_vi)_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), (__mmask16)bits(m), (__m512i)index, base, 4);
-#elif defined(__AVX2__)
+#elif RADIANT_LANE_ISA == 256 && defined(__AVX2__)
     return (lane_vi)_mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int*)base, (__m256i)index,
                                                 (__m256i)m.v, 4);
 #else
