@@ -65,7 +65,9 @@ stamp "render benches: ${SCENES} x ${widths}, one core each"
 i=0; pids=()
 njobs=$(( $(echo $widths | wc -w) * ($(echo $SCENES | wc -w) + 1) ))
 if [ "$njobs" -gt "${#cores[@]}" ]; then
-    cores=($(seq 0 $(( $(nproc) - 1 )))); echo "$njobs processes: on vCPUs ${cores[*]}"
+    # every physical core's first vCPU, then the second threads
+    cores=(${cores[*]} $(seq 0 $(( $(nproc) - 1 )) | grep -vxF -f <(printf '%s\n' "${cores[@]}")))
+    echo "$njobs processes: on vCPUs ${cores[*]}"
 fi
 for w in $widths; do
     for s in $SCENES; do
