@@ -5,7 +5,8 @@
 // scalar loop's order), so the image is the scalar loop's. A lane whose path ends takes the next camera sample of the
 // range at the top of the next bounce. Rays:
 //   - with AVX2 / AVX-512 (bvh_wide.h packet_traverse, kLanes rays a packet; path_cpu.cpp picks the mode): the
-//     camera rays of kLanes consecutive samples made in lanes (camera_ray) and traced ahead as one packet
+//     camera rays of kLanes consecutive samples made in lanes (their streams seeded and film positions drawn too,
+//     LaneRNG::seed_samples; camera_ray) and traced ahead as one packet
 //     (neighbouring pixels), the lanes taking them later use those hits; the group's other closest-hit rays and its
 //     shadow rays as one packet each on small trees, one ray at a time (the 8-/4-wide tree) on larger ones; the same
 //     hits as the single-ray traversal (t bit for bit).
@@ -114,11 +115,17 @@ struct LaneRNG {
         state = (s & on) | (state & ~on);
         inc = (n & on) | (inc & ~on);
     }
+    // Every lane's stream becomes path.h sample_rng(seed, pixel[i], sample[i])'s.
+    void seed_samples(uint64_t seed, lane_vu64 pixel, lane_vu64 sample) {
+        lane_vu64 initstate, initseq;
+        sample_stream(seed, pixel, sample, initstate, initseq);
+        PCG32::seeded(initstate, initseq, state, inc);
+    }
     // PCG32::next_float of the lanes of m, whose streams move one step (the others' stay; they get 0).
     LaneF next_float(LaneM m) {
         const lane_vu64 old = state;
         const lane_vu64 on = (lane_vu64)__builtin_convertvector(m.v, lane_vi64);
-        state = ((old * 6364136223846793005ull + inc) & on) | (old & ~on);
+        state = ((old * PCG32::kMultiplier + inc) & on) | (old & ~on);
         const lane_vu32 x = __builtin_convertvector(((old >> 18) ^ old) >> 27, lane_vu32);
         const lane_vu32 rot = __builtin_convertvector(old >> 59, lane_vu32);
         const lane_vu32 r = (x >> rot) | (x << ((-rot) & 31u));
@@ -480,39 +487,71 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         float tmin, tmax;
         Hit hit;  // with packets: its closest hit, traced ahead
     };
-    // Its RNG stream and film position (path.h start_sample), then (camera_sample) its ray (camera_ray).
-    auto camera_position = [&](CameraSample& cs, float& px, float& py) {
+    // Its RNG stream and film position (path.h start_sample), then its ray (camera_ray).
+    auto camera_sample = [&](CameraSample& cs) {
         cs.pixel = window_pixel(win, cam.width, cs.item % n_pix);
         cs.sample = first_sample + cs.item / n_pix;
+        float px, py;
         start_sample(cam, st, cs.pixel, cs.sample, cs.rng, px, py);
         pos_out[2 * cs.item] = px;
         pos_out[2 * cs.item + 1] = py;
-    };
-    auto camera_sample = [&](CameraSample& cs) {
-        float px, py;
-        camera_position(cs, px, py);
         camera_ray(cam, px, py, cs.d, cs.tmin, cs.tmax);
         cs.o = Vec3::load(cam.pos);
     };
     int cam_i = 0, cam_n = 0;  // the camera samples traced ahead, cams[cam_i, cam_n) not yet taken
     [[maybe_unused]] uint32_t fresh = 0;  // lanes whose closest hit (fresh_hit) was traced ahead
 #if RADIANT_PACKET_BVH
-    CameraSample cams[kLanes];
+    CameraSample cams[kLanes];  // their streams in cam_state / cam_inc (cams[k].rng unused)
+    alignas(64) uint64_t cam_state[kLanes], cam_inc[kLanes];
     Hit fresh_hit[kLanes];
     // The next (up to) kLanes items' camera rays (made in lanes; the lanes past the range's end get empty rays)
     // as one packet.
     auto trace_camera_packet = [&]() {
         cam_n = (int)std::min<int64_t>(kLanes, end - next);
         cam_i = 0;
-        alignas(64) float px[kLanes] = {}, py[kLanes] = {};
+        // Their pixels and sample indices (window_pixel's): the first item's by division, then a step through the
+        // window each (the window lies inside the film, so (pixel % width, pixel / width) is (x, y)).
+        alignas(64) int64_t pixels[kLanes] = {}, samples[kLanes] = {};
+        alignas(64) int32_t film_x[kLanes] = {}, film_y[kLanes] = {};
+        const int64_t first = next, j = first % n_pix;
+        int64_t sample_k = first_sample + first / n_pix;
+        int32_t x = (int32_t)(j % win.w), y = (int32_t)(j / win.w);
         for (int k = 0; k < cam_n; ++k) {
             cams[k].item = next++;
-            camera_position(cams[k], px[k], py[k]);
+            film_x[k] = win.x0 + x;
+            film_y[k] = win.y0 + y;
+            pixels[k] = cams[k].pixel = (int64_t)film_y[k] * cam.width + film_x[k];
+            samples[k] = cams[k].sample = sample_k;
+            if (++x == win.w) {
+                x = 0;
+                if (++y == win.h) {
+                    y = 0;
+                    ++sample_k;
+                }
+            }
         }
+        // Their streams and film positions in lanes (path.h start_sample's, bit for bit).
         const LaneM on = lanes_of((1u << cam_n) - 1u);
+        LaneRNG streams;
+        lane_vu64 pixel_v, sample_v;
+        std::memcpy(&pixel_v, pixels, sizeof(pixel_v));
+        std::memcpy(&sample_v, samples, sizeof(sample_v));
+        streams.seed_samples(st.seed, pixel_v, sample_v);
+        lane_vi fx, fy;
+        std::memcpy(&fx, film_x, sizeof(fx));
+        std::memcpy(&fy, film_y, sizeof(fy));
+        const LaneF px = LaneF(__builtin_convertvector(fx, lane_vf)) + streams.next_float(on);
+        const LaneF py = LaneF(__builtin_convertvector(fy, lane_vf)) + streams.next_float(on);
+        std::memcpy(cam_state, &streams.state, sizeof(cam_state));
+        std::memcpy(cam_inc, &streams.inc, sizeof(cam_inc));
+        float* film_pos = pos_out + 2 * first;
+        for (int k = 0; k < cam_n; ++k) {
+            film_pos[2 * k] = px.v[k];
+            film_pos[2 * k + 1] = py.v[k];
+        }
         LVec3 cd;
         LaneF cmin, cmax;
-        camera_ray(cam, LaneF::load(px), LaneF::load(py), cd, cmin, cmax);
+        camera_ray(cam, px, py, cd, cmin, cmax);
         const Vec3 pos = Vec3::load(cam.pos);
         LaneRays pr;
         packet_rays(pr, select_(on, LVec3(pos.x, pos.y, pos.z), LVec3(0.f)), select_(on, cd, LVec3(0.f)),
@@ -556,6 +595,8 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
 #if RADIANT_PACKET_BVH
                 if (packet_camera >= 0) {
                     if (cam_i == cam_n) trace_camera_packet();
+                    s_state[i] = cam_state[cam_i];
+                    s_inc[i] = cam_inc[cam_i];
                     cs = &cams[cam_i++];
                     if (max_depth > 0) {
                         fresh |= 1u << i;
@@ -566,13 +607,13 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
                 {
                     own.item = next++;
                     camera_sample(own);
+                    s_state[i] = own.rng.state;
+                    s_inc[i] = own.rng.inc;
                 }
                 if (max_depth <= 0) {
                     Vec3(0.f).store(L_out + 3 * cs->item);
                     continue;
                 }
-                s_state[i] = cs->rng.state;
-                s_inc[i] = cs->rng.inc;
                 item[i] = cs->item;
                 pixel[i] = cs->pixel;
                 sample[i] = cs->sample;

@@ -11,7 +11,8 @@
 // eval / pdf work the fused path loop does at every bounce.
 //
 // Usage: lane_stage [check|bench] [n] [repeats]. check prints "mismatches <count> of <values>" and the same for
-// lane.h's helpers against the scalar ones and of path.h's search_cdf against a linear scan ("helper_mismatches
+// lane.h's helpers against the scalar ones, of path.h's search_cdf against a linear scan and of path_lanes.h's
+// camera-sample streams against path.h sample_rng ("helper_mismatches
 // <count> lanes <kLanes>"); bench prints
 // "scalar_ns <ns per path> lanes_ns <ns per path>" (best of the repeats, the two interleaved, one thread).
 #include <chrono>
@@ -28,6 +29,7 @@
 #include "radiant/lane.h"
 #include "radiant/microfacet.h"
 #include "radiant/path.h"
+#include "../cpu/path_lanes.h"
 
 using namespace radiant;
 
@@ -230,6 +232,33 @@ long check_gather() {
     return bad;
 }
 
+// path_lanes.h LaneRNG::seed_samples and next_float against path.h sample_rng and PCG32::next_float (the camera
+// packet's streams and film positions): random pixels and sample indices (those past 2^32 too, whose high bits the
+// key drops), the first draws and the streams after them. Returns mismatches.
+long check_sample_streams() {
+    std::mt19937_64 g(13);
+    long bad = 0;
+    for (int k = 0; k < 1000; ++k) {
+        const uint64_t seed = k % 7 == 0 ? 0 : g();
+        lane_vu64 pixel, sample;
+        for (int i = 0; i < kLanes; ++i) {
+            pixel[i] = g() >> (g() % 64);
+            sample[i] = g() >> (g() % 64);
+        }
+        LaneRNG lanes;
+        lanes.seed_samples(seed, pixel, sample);
+        const LaneM all(true);
+        const LaneF u1 = lanes.next_float(all), u2 = lanes.next_float(all);
+        for (int i = 0; i < kLanes; ++i) {
+            PCG32 r = sample_rng(seed, (int64_t)pixel[i], (int64_t)sample[i]);
+            bad += !same(u1[i], r.next_float());
+            bad += !same(u2[i], r.next_float());
+            bad += lanes.state[i] != r.state || lanes.inc[i] != r.inc;
+        }
+    }
+    return bad;
+}
+
 // lane.h's helpers and approx.h's polynomials against common.h's scalar ones on all pairs of special and ordinary
 // values (the masked libm calls: the scalar call on the lanes of the mask, 0 elsewhere); returns mismatches.
 long check_helpers() {
@@ -297,7 +326,8 @@ int main(int argc, char** argv) {
             values += kOut * n;
         }
         std::printf("mismatches %ld of %ld\n", mismatches, values);
-        std::printf("helper_mismatches %ld lanes %d\n", check_helpers() + check_search_cdf() + check_gather(), kLanes);
+        std::printf("helper_mismatches %ld lanes %d\n", check_helpers() + check_search_cdf() + check_gather() + check_sample_streams(),
+                    kLanes);
         return 0;
     }
     Outputs a(padded), b(padded);

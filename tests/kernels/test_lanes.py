@@ -3,7 +3,8 @@ gives bit for bit what the scalar instantiation (the one the kernels and CUDA us
 path loop (cuda/tools/lane_stage.cpp: frame, cosine sampling, microfacet D, G, pdf and normal sampling (visible and
 all normals, both distributions), dielectric and conductor
 Fresnel, reflection and refraction, per-path parameters; edge cases among a million random paths, a tail that is not
-a whole lane group) and on lane.h's helpers with special values.
+a whole lane group), on lane.h's helpers with special values and on the lane loop's camera-sample streams
+(path_lanes.h LaneRNG::seed_samples against path.h sample_rng).
 Built straight from the headers with the kernels' flags, for this CPU, for this CPU at the other lane width (lane.h
 RADIANT_LANES) and for plain x86-64 (the portable build)."""
 

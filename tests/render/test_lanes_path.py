@@ -61,6 +61,9 @@ def test_lane_loop_matches_scalar_loop_bitwise(monkeypatch, name, max_depth, hid
     assert float(scalar[1].sum()) > 0 or max_depth == 0
     # A window whose item count is no multiple of the lane width.
     _assert_same(*_both(monkeypatch, integ, 0, 1, window=(3, 2, 7, 5)))
+    # A window smaller than a lane group, several layers: a camera packet's items wrap around it (to the next sample
+    # index) more than once.
+    _assert_same(*_both(monkeypatch, integ, 1, 3, window=(5, 3, 3, 2)))
 
 
 @pytest.mark.parametrize("packet", PACKETS[:2])

@@ -122,7 +122,9 @@ struct DeferredQueue {
 // ---------------------------------------------------------------------------------------------------------
 // RNG: PCG32 (O'Neill 2014), seeded per (seed, pixel, sample index) so batching never changes the image.
 
-RADIANT_HD uint64_t splitmix64(uint64_t x) {
+// Templated on the word: uint64_t, or a vector of them (the CPU lane loop seeds a camera packet's streams at once).
+template <typename U>
+RADIANT_HD U splitmix64(U x) {
     x += 0x9E3779B97F4A7C15ull;
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
     x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
@@ -130,17 +132,19 @@ RADIANT_HD uint64_t splitmix64(uint64_t x) {
 }
 
 struct PCG32 {
+    static constexpr uint64_t kMultiplier = 6364136223846793005ull;
     uint64_t state, inc;
-    RADIANT_HD void seed(uint64_t initstate, uint64_t initseq) {
-        state = 0;
+    // pcg32_srandom_r: state 0, a step, += initstate, a step (the steps' outputs unused). Templated like splitmix64.
+    template <typename U>
+    static RADIANT_HD void seeded(U initstate, U initseq, U& state, U& inc) {
         inc = (initseq << 1) | 1u;
-        next_uint();
-        state += initstate;
-        next_uint();
+        state = inc + initstate;  // 0 * kMultiplier + inc, then += initstate
+        state = state * kMultiplier + inc;
     }
+    RADIANT_HD void seed(uint64_t initstate, uint64_t initseq) { seeded(initstate, initseq, state, inc); }
     RADIANT_HD uint32_t next_uint() {
         uint64_t old = state;
-        state = old * 6364136223846793005ull + inc;
+        state = old * kMultiplier + inc;
         uint32_t xorshifted = (uint32_t)(((old >> 18) ^ old) >> 27);
         uint32_t rot = (uint32_t)(old >> 59);
         return (xorshifted >> rot) | (xorshifted << ((-rot) & 31u));
@@ -148,10 +152,18 @@ struct PCG32 {
     RADIANT_HD float next_float() { return (float)(next_uint() >> 8) * (1.f / 16777216.f); }  // [0, 1)
 };
 
+// PCG32::seed's arguments for sample `sample` of `pixel` (both as uint64_t; templated like splitmix64).
+template <typename U>
+RADIANT_HD void sample_stream(uint64_t seed, U pixel, U sample, U& initstate, U& initseq) {
+    initstate = splitmix64(splitmix64(seed) ^ ((pixel << 32) | (sample & 0xFFFFFFFFull)));
+    initseq = splitmix64(initstate ^ 0xDA3E39CB94B95BDBull);
+}
+
 RADIANT_HD PCG32 sample_rng(uint64_t seed, int64_t pixel, int64_t sample) {
-    uint64_t key = splitmix64(splitmix64(seed) ^ (((uint64_t)pixel << 32) | (uint64_t)(uint32_t)sample));
+    uint64_t key, seq;
+    sample_stream(seed, (uint64_t)pixel, (uint64_t)sample, key, seq);
     PCG32 r;
-    r.seed(key, splitmix64(key ^ 0xDA3E39CB94B95BDBull));
+    r.seed(key, seq);
     return r;
 }
 
