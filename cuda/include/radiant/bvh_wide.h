@@ -15,11 +15,15 @@
 #if !defined(__CUDACC__) && defined(__AVX2__)
 #define RADIANT_WIDE_BVH 1
 #include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
 #else
 #define RADIANT_WIDE_BVH 0
 #endif
 // Ray packets through the 8-wide tree (packet_traverse): 16 rays with AVX-512, 8 with AVX2; a build may set 8 on
-// AVX-512 (-DRADIANT_PACKET_WIDTH=8: AVX2 registers, e.g. a 16-lane group traced as two packets).
+// AVX-512 (-DRADIANT_PACKET_WIDTH=8: AVX2 registers, e.g. a 16-lane group traced as two packets) or 16 without it
+// (generic vector code: the AVX-512 build's traversal, slowly, for tests on AVX2 CPUs).
 #if RADIANT_WIDE_BVH
 #define RADIANT_PACKET_BVH 1
 #if !defined(RADIANT_PACKET_WIDTH)
@@ -29,8 +33,8 @@
 #define RADIANT_PACKET_WIDTH 8
 #endif
 #endif
-#if !(RADIANT_PACKET_WIDTH == 8 || (RADIANT_PACKET_WIDTH == 16 && defined(__AVX512F__)))
-#error "RADIANT_PACKET_WIDTH: 8, or 16 with AVX-512"
+#if !(RADIANT_PACKET_WIDTH == 8 || RADIANT_PACKET_WIDTH == 16)
+#error "RADIANT_PACKET_WIDTH: 8 or 16"
 #endif
 #else
 #define RADIANT_PACKET_BVH 0
@@ -309,7 +313,7 @@ inline bool wide_traverse(const WideBVHView& w, const float* prims, const int32_
     inline PacketF pk_min(PacketF a, PacketF b) { return P##_min_ps(a, b); }             \
     inline PacketF pk_max(PacketF a, PacketF b) { return P##_max_ps(a, b); }            \
     inline PacketF pk_sqrt(PacketF a) { return P##_sqrt_ps(a); }
-#if RADIANT_PACKET_WIDTH == 16
+#if RADIANT_PACKET_WIDTH == 16 && defined(__AVX512F__)
 constexpr int kPacketRays = 16;
 using PacketF = __m512;
 using PacketI = __m512i;
@@ -335,6 +339,77 @@ inline PacketI pk_blend_i(PacketM m, PacketI a, int32_t b) { return _mm512_mask_
 inline uint32_t pk_nonneg_bits(PacketI a) {
     return _mm512_cmp_epi32_mask(a, _mm512_setzero_si512(), _MM_CMPINT_NLT);
 }
+#elif RADIANT_PACKET_WIDTH == 16
+// 16 rays without AVX-512: GCC vectors and loops, the AVX-512 forms' per-lane results (min / max keep the
+// intrinsics' `a < b ? a : b`; comparisons their ordered / unordered NaN rules).
+constexpr int kPacketRays = 16;
+typedef float PacketF __attribute__((vector_size(64)));
+typedef int32_t PacketI __attribute__((vector_size(64)));
+struct PacketM {
+    PacketI v;  // all ones where true
+};
+inline PacketF pk_load(const float* p) {
+    PacketF r;
+    std::memcpy(&r, p, sizeof(r));
+    return r;
+}
+inline void pk_store(float* p, PacketF a) { std::memcpy(p, &a, sizeof(a)); }
+inline PacketF pk_set1(float x) { return PacketF{} + x; }
+inline PacketF pk_add(PacketF a, PacketF b) { return a + b; }
+inline PacketF pk_sub(PacketF a, PacketF b) { return a - b; }
+inline PacketF pk_mul(PacketF a, PacketF b) { return a * b; }
+inline PacketF pk_div(PacketF a, PacketF b) { return a / b; }
+inline PacketF pk_min(PacketF a, PacketF b) { return a < b ? a : b; }
+inline PacketF pk_max(PacketF a, PacketF b) { return a > b ? a : b; }
+inline PacketF pk_sqrt(PacketF a) {
+    for (int i = 0; i < kPacketRays; ++i) a[i] = sqrtf(a[i]);
+    return a;
+}
+inline PacketF pk_abs(PacketF a) { return (PacketF)((PacketI)a & 0x7fffffff); }
+inline PacketM pk_signbit(PacketF a) { return PacketM{(PacketI)a < 0}; }
+inline PacketF pk_blend(PacketM m, PacketF a, PacketF b) { return m.v != 0 ? b : a; }  // b where m
+template <int OP>
+inline PacketM pk_cmp(PacketF a, PacketF b) {
+    static_assert(OP == _CMP_EQ_OQ || OP == _CMP_LT_OQ || OP == _CMP_GT_OQ || OP == _CMP_LE_OQ || OP == _CMP_NEQ_UQ ||
+                      OP == _CMP_NLT_UQ,
+                  "a comparison packet_traverse uses");
+    if constexpr (OP == _CMP_EQ_OQ) return PacketM{a == b};
+    if constexpr (OP == _CMP_LT_OQ) return PacketM{a < b};
+    if constexpr (OP == _CMP_GT_OQ) return PacketM{a > b};
+    if constexpr (OP == _CMP_LE_OQ) return PacketM{a <= b};
+    if constexpr (OP == _CMP_NEQ_UQ) return PacketM{~(a == b)};  // unordered: true where either is NaN
+    return PacketM{~(a < b)};                                     // _CMP_NLT_UQ
+}
+template <int OP>
+inline PacketM pk_cmp(PacketM in, PacketF a, PacketF b) { return PacketM{in.v & pk_cmp<OP>(a, b).v}; }
+inline uint32_t pk_bits(PacketM m) {
+    uint32_t r = 0;
+    for (int i = 0; i < kPacketRays; ++i) r |= (uint32_t)(m.v[i] != 0) << i;
+    return r;
+}
+inline PacketM pk_mask(uint32_t b) {
+    PacketI bit;
+    for (int i = 0; i < kPacketRays; ++i) bit[i] = 1 << i;
+    return PacketM{((PacketI{} + (int32_t)b) & bit) != 0};
+}
+inline PacketM pk_and(PacketM a, PacketM b) { return PacketM{a.v & b.v}; }
+inline PacketM pk_or(PacketM a, PacketM b) { return PacketM{a.v | b.v}; }
+inline PacketM pk_andnot(PacketM a, PacketM b) { return PacketM{a.v & ~b.v}; }  // a and not b
+inline PacketM pk_not(PacketM a) { return PacketM{~a.v}; }
+inline float pk_min_of(PacketM m, PacketF a) {  // over the lanes of m
+    float r = kInf;
+    for (int i = 0; i < kPacketRays; ++i)
+        if (m.v[i] && a[i] < r) r = a[i];
+    return r;
+}
+inline PacketI pk_load_i(const int32_t* p) {
+    PacketI r;
+    std::memcpy(&r, p, sizeof(r));
+    return r;
+}
+inline void pk_store_i(int32_t* p, PacketI a) { std::memcpy(p, &a, sizeof(a)); }
+inline PacketI pk_blend_i(PacketM m, PacketI a, int32_t b) { return m.v != 0 ? PacketI{} + b : a; }
+inline uint32_t pk_nonneg_bits(PacketI a) { return pk_bits(PacketM{a >= 0}); }
 #else
 constexpr int kPacketRays = 8;
 using PacketF = __m256;
