@@ -4,7 +4,8 @@
 // Each path keeps its own PCG32 stream (seeded lane by lane; drawn in lanes, LaneRNG, each lane's numbers in the
 // scalar loop's order), so the image is the scalar loop's. A lane whose path ends takes the next camera sample of the
 // range at the top of the next bounce. Rays:
-//   - with AVX2 / AVX-512 (bvh_wide.h packet_traverse, kLanes rays a packet; path_cpu.cpp picks the mode): the
+//   - with AVX2 / AVX-512 (bvh_wide.h packet_traverse; path_cpu.cpp picks the mode; "one packet" below is a lane
+//     group's kLanePackets packets of kPacketRays rays, one packet in the default builds): the
 //     camera rays of kLanes consecutive samples made in lanes (their streams seeded and film positions drawn too,
 //     LaneRNG::seed_samples; camera_ray) and traced ahead as one packet
 //     (neighbouring pixels), the lanes taking them later use those hits; the group's other closest-hit rays and its
