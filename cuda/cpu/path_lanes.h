@@ -558,19 +558,15 @@ void trace_lanes(const PackedScene& sc, const PathCamera& cam, const PathSetting
         packet_rays(pr, select_(on, LVec3(pos.x, pos.y, pos.z), LVec3(0.f)), select_(on, cd, LVec3(0.f)),
                     select_(on, cmin, LaneF(0.f)), select_(on, cmax, LaneF(0.f)));
         if (max_depth > 0) lane_traverse<false>(sc, pr, (1u << cam_n) - 1u, packet_camera);
-        alignas(64) float h_t[kLanes], h_u[kLanes], h_v[kLanes];
-        alignas(64) int32_t h_best[kLanes];
-        from_packets(pr, &PacketRays::t, h_t);
-        from_packets(pr, &PacketRays::u, h_u);
-        from_packets(pr, &PacketRays::v, h_v);
-        from_packets(pr, &PacketRays::best, h_best);
         for (int k = 0; k < cam_n; ++k) {
             CameraSample& cs = cams[k];
             cs.o = pos;
             cs.d = lane_get(cd, k);
             cs.tmin = cmin[k];
             cs.tmax = cmax[k];
-            finish_hit(h_best[k], true, cs.o, cs.d, h_t[k], h_u[k], h_v[k], sc.prims, sc.prim_ids, sc.num_triangles,
+            const PacketRays& q = pr.p[k / kPacketRays];  // lane k's packet and its ray there
+            const int i = k % kPacketRays;
+            finish_hit(q.best[i], true, cs.o, cs.d, q.t[i], q.u[i], q.v[i], sc.prims, sc.prim_ids, sc.num_triangles,
                        cs.hit);
         }
     };

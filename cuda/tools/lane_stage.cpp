@@ -326,8 +326,8 @@ int main(int argc, char** argv) {
             values += kOut * n;
         }
         std::printf("mismatches %ld of %ld\n", mismatches, values);
-        std::printf("helper_mismatches %ld lanes %d\n", check_helpers() + check_search_cdf() + check_gather() + check_sample_streams(),
-                    kLanes);
+        const long helpers = check_helpers() + check_search_cdf() + check_gather() + check_sample_streams();
+        std::printf("helper_mismatches %ld lanes %d\n", helpers, kLanes);
         return 0;
     }
     Outputs a(padded), b(padded);

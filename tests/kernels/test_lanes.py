@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from render.kernels.build import _cpu_flags
+
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "cuda" / "tools" / "lane_stage.cpp"
 
@@ -23,11 +25,7 @@ X86 = platform.machine() in ("x86_64", "AMD64")
 
 def _other_width() -> str:
     """lane.h's width this CPU's build does not pick (RADIANT_LANES): 8 on AVX-512, else 16 (generic vectors)."""
-    try:
-        avx512 = " avx512f" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        avx512 = False
-    return "-DRADIANT_LANES=8" if avx512 else "-DRADIANT_LANES=16"
+    return "-DRADIANT_LANES=8" if " avx512f" in _cpu_flags() else "-DRADIANT_LANES=16"
 
 
 # (-march, extra flags): this CPU's lanes, the other width on this CPU, the portable build.

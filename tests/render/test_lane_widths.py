@@ -15,18 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from render.kernels.build import _cpu_flags
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _cpu_flags() -> str:
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-
-
-X86_AVX2 = platform.machine() in ("x86_64", "AMD64") and " avx2" in _cpu_flags()
-if " avx512f" in _cpu_flags():
+CPU = _cpu_flags()  # the kernels' build's view of the CPU (its model and feature flags)
+X86_AVX2 = platform.machine() in ("x86_64", "AMD64") and " avx2" in CPU
+if " avx512f" in CPU:
     BUILDS = [pytest.param("-DRADIANT_PACKET_WIDTH=8", id="16-lanes-2x8-packets"),
               pytest.param("-DRADIANT_LANES=8", id="8-lanes")]
 else:

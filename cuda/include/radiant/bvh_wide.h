@@ -657,20 +657,9 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
                     PacketF V = pk_sub(pk_mul(ax, cy), pk_mul(ay, cx));
                     PacketF W = pk_sub(pk_mul(bx, ay), pk_mul(by, ax));
                     const PacketF zero = pk_set1(0.f);
-                    // Rays outside the triangle: some of U, V, W negative and some positive (on an edge, all
-                    // rays' signs again after the double test below). One branch for the common case, every
-                    // ray outside and none on an edge.
-                    auto outside = [&]() {
-                        return pk_and(pk_or(pk_or(pk_cmp<_CMP_LT_OQ>(U, zero), pk_cmp<_CMP_LT_OQ>(V, zero)),
-                                            pk_cmp<_CMP_LT_OQ>(W, zero)),
-                                      pk_or(pk_or(pk_cmp<_CMP_GT_OQ>(U, zero), pk_cmp<_CMP_GT_OQ>(V, zero)),
-                                            pk_cmp<_CMP_GT_OQ>(W, zero)));
-                    };
-                    const PacketM edge = pk_or(pk_or(pk_cmp<_CMP_EQ_OQ>(mm, U, zero), pk_cmp<_CMP_EQ_OQ>(mm, V, zero)),
-                                               pk_cmp<_CMP_EQ_OQ>(mm, W, zero));
-                    PacketM cand = pk_andnot(mm, outside());
-                    if (pk_bits(pk_or(cand, edge)) == 0) continue;
-                    const uint32_t on_edge = pk_bits(edge);
+                    const uint32_t on_edge = pk_bits(pk_or(pk_or(pk_cmp<_CMP_EQ_OQ>(mm, U, zero),
+                                                                 pk_cmp<_CMP_EQ_OQ>(mm, V, zero)),
+                                                           pk_cmp<_CMP_EQ_OQ>(mm, W, zero)));
                     if (on_edge) {
                         // Exactly on an edge in float: those rays in double, as the scalar test.
                         alignas(64) float fax[kPacketRays], fay[kPacketRays], fbx[kPacketRays], fby[kPacketRays],
@@ -688,9 +677,13 @@ inline uint32_t packet_traverse(const WideBVHView& w, const float* prims, Packet
                         U = pk_load(fU);
                         V = pk_load(fV);
                         W = pk_load(fW);
-                        cand = pk_andnot(mm, outside());
-                        if (pk_bits(cand) == 0) continue;
                     }
+                    const PacketM neg = pk_or(pk_or(pk_cmp<_CMP_LT_OQ>(U, zero), pk_cmp<_CMP_LT_OQ>(V, zero)),
+                                              pk_cmp<_CMP_LT_OQ>(W, zero));
+                    const PacketM pos = pk_or(pk_or(pk_cmp<_CMP_GT_OQ>(U, zero), pk_cmp<_CMP_GT_OQ>(V, zero)),
+                                              pk_cmp<_CMP_GT_OQ>(W, zero));
+                    const PacketM cand = pk_andnot(mm, pk_and(neg, pos));
+                    if (pk_bits(cand) == 0) continue;  // every ray outside the triangle (the common case)
                     const PacketF det = pk_add(pk_add(U, V), W);
                     const PacketF T = pk_add(pk_add(pk_mul(U, pk_mul(c.sz, az)), pk_mul(V, pk_mul(c.sz, bz))),
                                              pk_mul(W, pk_mul(c.sz, cz)));
